@@ -1,0 +1,39 @@
+//! Generated protobuf/gRPC code for rds-csi.
+//!
+//! - [`csi::v1`]: the Container Storage Interface spec, vendored unmodified
+//!   from `container-storage-interface/spec` (v1.12.0).
+//! - [`rds::agent::v1`], [`rds::attachment::v1`], [`rds::event::v1`]: the
+//!   internal bus (DESIGN.md §4).
+
+#![allow(clippy::all, clippy::pedantic, missing_docs)]
+
+pub mod csi {
+    pub mod v1 {
+        tonic::include_proto!("csi.v1");
+    }
+}
+
+pub mod rds {
+    pub mod agent {
+        pub mod v1 {
+            tonic::include_proto!("rds.agent.v1");
+        }
+    }
+    pub mod attachment {
+        pub mod v1 {
+            tonic::include_proto!("rds.attachment.v1");
+        }
+    }
+    pub mod event {
+        pub mod v1 {
+            tonic::include_proto!("rds.event.v1");
+        }
+    }
+}
+
+/// Encoded `FileDescriptorSet` of every proto above (for reflection and tests).
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("rds_descriptor");
+
+pub use rds::agent::v1 as agent;
+pub use rds::attachment::v1 as attachment;
+pub use rds::event::v1 as event;

@@ -1,0 +1,291 @@
+//! Id newtypes that validate once, at the edge (DESIGN.md §8a). Everything
+//! past the edge takes these types, so an unchecked string can never reach a
+//! RouterOS command, a path or a log line as an id.
+
+use std::fmt;
+
+/// NQN prefix of every volume the driver manages (Go-driver compatible).
+pub const MANAGED_NQN_PREFIX: &str = "nqn.2000-02.com.mikrotik:";
+
+/// Longest volume/snapshot id (CSI names are at most 128 bytes).
+const MAX_ID_LEN: usize = 128;
+/// Longest node id (a Kubernetes node name is a DNS subdomain, ≤ 253).
+const MAX_NODE_LEN: usize = 253;
+/// Longest NQN the NVMe spec allows.
+const MAX_NQN_LEN: usize = 223;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {kind} {value:?}: {why}")]
+pub struct IdError {
+    pub kind: &'static str,
+    /// The offending value, truncated so a hostile input cannot flood logs.
+    pub value: String,
+    pub why: &'static str,
+}
+
+impl IdError {
+    fn new(kind: &'static str, value: &str, why: &'static str) -> Self {
+        let value: String = value.chars().take(64).collect();
+        IdError { kind, value, why }
+    }
+}
+
+/// `^[A-Za-z0-9][A-Za-z0-9-]{0,127}$` — the grammar shared by volume ids,
+/// snapshot ids and RouterOS slots.
+fn check_slot_grammar(kind: &'static str, s: &str) -> Result<(), IdError> {
+    if s.is_empty() {
+        return Err(IdError::new(kind, s, "must not be empty"));
+    }
+    if s.len() > MAX_ID_LEN {
+        return Err(IdError::new(kind, s, "longer than 128 bytes"));
+    }
+    let mut chars = s.chars();
+    if !chars.next().is_some_and(|c| c.is_ascii_alphanumeric()) {
+        return Err(IdError::new(kind, s, "must start with a letter or digit"));
+    }
+    if !chars.all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(IdError::new(
+            kind,
+            s,
+            "only letters, digits and '-' are allowed",
+        ));
+    }
+    Ok(())
+}
+
+macro_rules! string_newtype {
+    ($name:ident) => {
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+        impl std::str::FromStr for $name {
+            type Err = IdError;
+            fn from_str(s: &str) -> Result<Self, IdError> {
+                Self::parse(s)
+            }
+        }
+        impl TryFrom<String> for $name {
+            type Error = IdError;
+            fn try_from(s: String) -> Result<Self, IdError> {
+                Self::parse(&s)
+            }
+        }
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                v.0
+            }
+        }
+    };
+}
+
+/// A volume id = the CSI CreateVolume name = the RouterOS disk slot
+/// (e.g. `pvc-<uuid>`, or `sanity-…` names from conformance suites).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VolumeId(String);
+string_newtype!(VolumeId);
+
+impl VolumeId {
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        check_slot_grammar("volume id", s)?;
+        Ok(VolumeId(s.to_owned()))
+    }
+
+    /// `nqn.2000-02.com.mikrotik:` + the id lowercased (as the Go driver).
+    pub fn nqn(&self) -> Nqn {
+        Nqn(format!(
+            "{MANAGED_NQN_PREFIX}{}",
+            self.0.to_ascii_lowercase()
+        ))
+    }
+
+    /// Backing file of this volume under `base` (`<base>/<id>.img`).
+    pub fn file_name(&self) -> String {
+        format!("{}.img", self.0)
+    }
+}
+
+/// A snapshot id = the RouterOS slot of the snapshot disk.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SnapshotId(String);
+string_newtype!(SnapshotId);
+
+impl SnapshotId {
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        check_slot_grammar("snapshot id", s)?;
+        Ok(SnapshotId(s.to_owned()))
+    }
+
+    /// The Go driver's deterministic id for a CSI snapshot name:
+    /// `snap-<uuidv5(DNS, name)>-at-<first 10 hex of that uuid>`, so snapshots
+    /// it created are found again by name.
+    pub fn from_name(name: &str) -> Self {
+        let u = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_DNS, name.as_bytes());
+        let simple = u.simple().to_string();
+        SnapshotId(format!("snap-{}-at-{}", u.hyphenated(), &simple[..10]))
+    }
+}
+
+/// A node id (Kubernetes node name or, in local mode, a host name).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(String);
+string_newtype!(NodeId);
+
+impl NodeId {
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        if s.is_empty() {
+            return Err(IdError::new("node id", s, "must not be empty"));
+        }
+        if s.len() > MAX_NODE_LEN {
+            return Err(IdError::new("node id", s, "longer than 253 bytes"));
+        }
+        let mut chars = s.chars();
+        if !chars.next().is_some_and(|c| c.is_ascii_alphanumeric()) {
+            return Err(IdError::new(
+                "node id",
+                s,
+                "must start with a letter or digit",
+            ));
+        }
+        if !chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')) {
+            return Err(IdError::new(
+                "node id",
+                s,
+                "only letters, digits, '-', '.' and '_' are allowed",
+            ));
+        }
+        Ok(NodeId(s.to_owned()))
+    }
+}
+
+/// An NVMe qualified name, `^nqn\.[0-9]{4}-[0-9]{2}\.[a-z0-9.-]+:[a-z0-9._-]+$`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Nqn(String);
+string_newtype!(Nqn);
+
+impl Nqn {
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        let bad = |why| Err(IdError::new("nqn", s, why));
+        if s.len() > MAX_NQN_LEN {
+            return bad("longer than 223 bytes");
+        }
+        let Some(rest) = s.strip_prefix("nqn.") else {
+            return bad("must start with 'nqn.'");
+        };
+        let date_ok = rest.len() > 8
+            && rest.as_bytes()[..4].iter().all(u8::is_ascii_digit)
+            && rest.as_bytes()[4] == b'-'
+            && rest.as_bytes()[5..7].iter().all(u8::is_ascii_digit)
+            && rest.as_bytes()[7] == b'.';
+        if !date_ok {
+            return bad("expected nqn.yyyy-mm.<domain>:<name>");
+        }
+        let Some((domain, name)) = rest[8..].split_once(':') else {
+            return bad("missing ':' between domain and name");
+        };
+        let lower = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+        if domain.is_empty() || !domain.chars().all(|c| lower(c) || c == '.' || c == '-') {
+            return bad("domain must be [a-z0-9.-]+");
+        }
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| lower(c) || matches!(c, '.' | '_' | '-'))
+        {
+            return bad("name must be [a-z0-9._-]+");
+        }
+        Ok(Nqn(s.to_owned()))
+    }
+
+    /// True when the driver may touch this subsystem (nodes may boot from the
+    /// same RDS with other NQNs: never disconnect those).
+    pub fn is_managed(&self) -> bool {
+        self.0.starts_with(MANAGED_NQN_PREFIX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn volume_ids_follow_the_grammar() {
+        for ok in [
+            "pvc-0f923194-922a-5dd8-b376-c2c6ccb56dd8",
+            "a",
+            "sanity-node-full-1A",
+        ] {
+            assert!(VolumeId::parse(ok).is_ok(), "{ok}");
+        }
+        let long = "a".repeat(129);
+        for bad in [
+            "",
+            "-x",
+            "a b",
+            "a;b",
+            "a\"b",
+            "a$b",
+            "a\\b",
+            "a[b",
+            "a\nb",
+            "/system reboot",
+            long.as_str(),
+            "ä",
+        ] {
+            assert!(VolumeId::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(VolumeId::parse(&"a".repeat(128)).is_ok());
+    }
+
+    #[test]
+    fn nqn_is_lowercased_id_with_managed_prefix() {
+        let v = VolumeId::parse("PVC-ABC").unwrap();
+        assert_eq!(v.nqn().as_str(), "nqn.2000-02.com.mikrotik:pvc-abc");
+        assert!(v.nqn().is_managed());
+        assert!(Nqn::parse(v.nqn().as_str()).is_ok());
+        let other = Nqn::parse("nqn.2014-08.org.nvmexpress:uuid-1").unwrap();
+        assert!(!other.is_managed());
+        for bad in [
+            "nqn.2000-02.com.mikrotik:PVC",
+            "nqn.20x0-02.a:b",
+            "nqn.2000-02.a",
+            "nqn.2000-02.a:b;c",
+            "x",
+        ] {
+            assert!(Nqn::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn snapshot_id_matches_the_go_driver_formula() {
+        let id = SnapshotId::from_name("snapshot-1");
+        let s = id.as_str();
+        assert!(s.starts_with("snap-") && s.contains("-at-"), "{s}");
+        let (uuid_part, hex) = s["snap-".len()..].split_once("-at-").unwrap();
+        let u = uuid::Uuid::parse_str(uuid_part).unwrap();
+        assert_eq!(u.get_version_num(), 5);
+        assert_eq!(hex, &u.simple().to_string()[..10]);
+        assert_eq!(id, SnapshotId::from_name("snapshot-1"), "deterministic");
+        assert_ne!(id, SnapshotId::from_name("snapshot-2"));
+        assert!(SnapshotId::parse(s).is_ok());
+    }
+
+    #[test]
+    fn node_ids() {
+        assert!(NodeId::parse("worker-1.example.com").is_ok());
+        assert!(NodeId::parse("").is_err());
+        assert!(NodeId::parse("a/b").is_err());
+    }
+}

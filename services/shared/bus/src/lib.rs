@@ -1,0 +1,47 @@
+//! The internal gRPC bus shared by every rds-csi service.
+//!
+//! - [`server`]: [`Bus`] builds a tonic server with the health service and the
+//!   trace-context layer, on TCP or a unix socket, with graceful shutdown.
+//! - [`client`]: [`connect`] gives a lazily connected channel with deadlines
+//!   and the trace-context interceptor.
+//! - [`trace`]: W3C `traceparent` injection/extraction in gRPC metadata.
+//! - [`telemetry`]: tracing + OpenTelemetry init (OTLP only when
+//!   `OTEL_EXPORTER_OTLP_ENDPOINT` is set).
+//! - [`error`]: the error vocabulary (gRPC code + `ErrorInfo` reason), one table.
+//! - [`ids`]: validated id newtypes (DESIGN.md §8a).
+//! - [`config`]: the shared `--check-config` convention.
+//! - [`shutdown`]: a cloneable shutdown token and the signal future.
+
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod ids;
+pub mod server;
+pub mod shutdown;
+pub mod telemetry;
+pub mod trace;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use client::{BusChannel, ClientOptions, connect};
+pub use error::{Reason, reason_of, status};
+pub use ids::{IdError, NodeId, Nqn, SnapshotId, VolumeId};
+pub use server::{Bus, Listener};
+pub use shutdown::Shutdown;
+
+/// Errors of the bus plumbing itself (binding, connecting, telemetry setup).
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("invalid address {0:?}: expected host:port, tcp://host:port or unix:///path")]
+    BadAddress(String),
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("transport error: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("telemetry setup failed: {0}")]
+    Telemetry(String),
+}

@@ -1,0 +1,110 @@
+//! Tracing + OpenTelemetry setup shared by every binary.
+//!
+//! - Logs: `tracing-subscriber` fmt layer on stderr, filtered by `RUST_LOG`
+//!   (default `info`); `LOG_FORMAT=json` switches to JSON lines.
+//! - Traces: exported with OTLP/gRPC only when `OTEL_EXPORTER_OTLP_ENDPOINT`
+//!   is set (Jaeger ingests OTLP on 4317); otherwise nothing is exported and
+//!   nothing is slowed down. `service.name` = `OTEL_SERVICE_NAME` or the
+//!   service's own name. The OTel layer has its own INFO filter so h2/hyper
+//!   trace spans are never exported (pitfall 2).
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::BusError;
+
+pub const OTLP_ENDPOINT_ENV: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+
+/// Keeps the tracer provider alive; call [`Telemetry::shutdown`] on exit so
+/// buffered spans are flushed.
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+/// The service name used in traces: `OTEL_SERVICE_NAME` wins over `default`.
+pub fn service_name(default: &str) -> String {
+    std::env::var("OTEL_SERVICE_NAME")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+/// Installs the global subscriber. Must run inside a tokio runtime (the OTLP
+/// exporter spawns its channel task there).
+pub fn init(default_service_name: &str) -> Result<Telemetry, BusError> {
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    let name = service_name(default_service_name);
+    let env_filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v == "json");
+    let fmt_layer = if json {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .with_filter(env_filter)
+            .boxed()
+    } else {
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .with_filter(env_filter)
+            .boxed()
+    };
+
+    let endpoint = std::env::var(OTLP_ENDPOINT_ENV)
+        .ok()
+        .filter(|s| !s.is_empty());
+    let (otel_layer, provider) = match endpoint {
+        Some(endpoint) => {
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint)
+                .with_timeout(std::time::Duration::from_secs(5))
+                .build()
+                .map_err(|e| BusError::Telemetry(e.to_string()))?;
+            let provider = SdkTracerProvider::builder()
+                .with_resource(Resource::builder().with_service_name(name.clone()).build())
+                .with_batch_exporter(exporter)
+                .build();
+            let tracer = provider.tracer(name.clone());
+            let layer = tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                .with_filter(LevelFilter::INFO)
+                .boxed();
+            (Some(layer), Some(provider))
+        }
+        None => (None, None),
+    };
+
+    tracing_subscriber::registry()
+        .with(fmt_layer)
+        .with(otel_layer)
+        .try_init()
+        .map_err(|e| BusError::Telemetry(e.to_string()))?;
+    Ok(Telemetry { provider })
+}
+
+impl Telemetry {
+    /// Whether spans are exported.
+    pub fn exporting(&self) -> bool {
+        self.provider.is_some()
+    }
+
+    /// Flushes and stops the exporter. `shutdown()` blocks while the export
+    /// runs on a tonic task, so it runs on a blocking thread (pitfall 8).
+    pub async fn shutdown(self) {
+        if let Some(provider) = self.provider {
+            let _ = tokio::task::spawn_blocking(move || {
+                let _ = provider.force_flush();
+                let _ = provider.shutdown();
+            })
+            .await;
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! RouterOS language layer: typed commands and print-detail parsers/renderers.
