@@ -163,10 +163,7 @@ pub(crate) fn unescape_body(body: &str, strict: bool) -> Result<String, RouterOs
                 i += 2;
                 continue;
             }
-            if let (Some(h), Some(l)) = (
-                hex_val(n),
-                bytes.get(i + 2).copied().and_then(hex_val),
-            ) {
+            if let (Some(h), Some(l)) = (hex_val(n), bytes.get(i + 2).copied().and_then(hex_val)) {
                 out.push(h * 16 + l);
                 i += 3;
                 continue;

@@ -1,0 +1,229 @@
+//! Typed RouterOS commands (every command the driver sends, routeros.md §6) rendered to exact
+//! command text.
+//!
+//! All parts are validated newtypes whose character sets are legal bare tokens; the few values
+//! that are always quoted (`where name="..."`, `where slot~"..."`, `mount-point="..."`) go
+//! through [`crate::quote_string`]'s escaper, which has nothing to escape for validated input.
+
+use std::fmt;
+
+use crate::quote::quote_output;
+use crate::types::{DiskPath, FileSize, Nqn, PoolName, Port, RegexPattern, Slot};
+
+/// The NVMe/TCP export arguments of `/disk add` (`nvme-tcp-export=yes` + port + NQN).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NvmeExport {
+    /// `nvme-tcp-server-port=`
+    pub port: Port,
+    /// `nvme-tcp-server-nqn=`
+    pub nqn: Nqn,
+}
+
+/// Which disks `/disk print detail where ...` selects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiskSelector {
+    /// `where slot=<slot>` (exact).
+    Slot(Slot),
+    /// `where slot~"<regex>"` (unanchored POSIX regex).
+    SlotMatches(RegexPattern),
+    /// `where mount-point="<pool>"` (the pool record, GetCapacity).
+    MountPoint(PoolName),
+}
+
+/// Which files `/file print detail where ...` selects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileSelector {
+    /// `where name="<path without leading slash>"`.
+    Name(DiskPath),
+    /// `where name~"<regex>"`.
+    NameMatches(RegexPattern),
+}
+
+/// A RouterOS command the driver sends. Build it from validated parts; `to_string()` gives the
+/// exact command line (no trailing newline).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// `/disk add type=file file-path=<path> file-size=<bytes> slot=<slot>
+    /// [nvme-tcp-export=yes nvme-tcp-server-port=<port> nvme-tcp-server-nqn=<nqn>]`
+    DiskAddFile {
+        /// Backing file.
+        file_path: DiskPath,
+        /// Size in bytes (plain digits).
+        file_size: FileSize,
+        /// New slot.
+        slot: Slot,
+        /// Export arguments, if the disk is exported.
+        export: Option<NvmeExport>,
+    },
+    /// `/disk add type=file copy-from=[find slot=<source>] file-path=<path> [file-size=<bytes>]
+    /// slot=<slot> [nvme export args]` (snapshot create / restore, routeros.md §6.9).
+    DiskAddCopy {
+        /// Slot to copy from.
+        source: Slot,
+        /// Backing file of the new disk.
+        file_path: DiskPath,
+        /// Optional new size.
+        file_size: Option<FileSize>,
+        /// New slot.
+        slot: Slot,
+        /// Export arguments, if the new disk is exported.
+        export: Option<NvmeExport>,
+    },
+    /// `/disk print detail where ...`
+    DiskPrint(DiskSelector),
+    /// `/disk set [find slot=<slot>] file-size=<bytes>`
+    DiskSetFileSize {
+        /// Disk to resize.
+        slot: Slot,
+        /// New size in bytes.
+        file_size: FileSize,
+    },
+    /// `/disk remove [find slot=<slot>]` (does NOT delete the backing file, fact 6).
+    DiskRemove {
+        /// Disk to remove.
+        slot: Slot,
+    },
+    /// `/file print detail where ...`
+    FilePrint(FileSelector),
+    /// `/file remove [find name="<path without leading slash>"]`
+    FileRemove {
+        /// File to remove (rendered in `/file` form, without the leading slash).
+        path: DiskPath,
+    },
+    /// `/disk monitor-traffic <slot> once`
+    DiskMonitorTraffic {
+        /// Disk (or pool) slot.
+        slot: Slot,
+    },
+    /// `/system resource print` (probe).
+    SystemResourcePrint,
+}
+
+impl Command {
+    /// Menu + action, for tracing spans: `"disk add"`, `"disk print"`, `"disk set"`,
+    /// `"disk remove"`, `"disk monitor-traffic"`, `"file print"`, `"file remove"`,
+    /// `"system resource print"`.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Command::DiskAddFile { .. } | Command::DiskAddCopy { .. } => "disk add",
+            Command::DiskPrint(_) => "disk print",
+            Command::DiskSetFileSize { .. } => "disk set",
+            Command::DiskRemove { .. } => "disk remove",
+            Command::FilePrint(_) => "file print",
+            Command::FileRemove { .. } => "file remove",
+            Command::DiskMonitorTraffic { .. } => "disk monitor-traffic",
+            Command::SystemResourcePrint => "system resource print",
+        }
+    }
+
+    /// The slot the command is about, for tracing spans (`None` for file, regex and system
+    /// commands). For `DiskAddCopy` it is the *new* slot.
+    pub fn slot(&self) -> Option<&Slot> {
+        match self {
+            Command::DiskAddFile { slot, .. }
+            | Command::DiskAddCopy { slot, .. }
+            | Command::DiskSetFileSize { slot, .. }
+            | Command::DiskRemove { slot }
+            | Command::DiskMonitorTraffic { slot }
+            | Command::DiskPrint(DiskSelector::Slot(slot)) => Some(slot),
+            _ => None,
+        }
+    }
+
+    /// True for commands that change state (`add`, `set`, `remove`).
+    pub fn is_mutating(&self) -> bool {
+        matches!(
+            self,
+            Command::DiskAddFile { .. }
+                | Command::DiskAddCopy { .. }
+                | Command::DiskSetFileSize { .. }
+                | Command::DiskRemove { .. }
+                | Command::FileRemove { .. }
+        )
+    }
+}
+
+fn write_export(f: &mut fmt::Formatter<'_>, export: &Option<NvmeExport>) -> fmt::Result {
+    if let Some(e) = export {
+        write!(
+            f,
+            " nvme-tcp-export=yes nvme-tcp-server-port={} nvme-tcp-server-nqn={}",
+            e.port, e.nqn
+        )?;
+    }
+    Ok(())
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Command::DiskAddFile {
+                file_path,
+                file_size,
+                slot,
+                export,
+            } => {
+                write!(
+                    f,
+                    "/disk add type=file file-path={file_path} file-size={file_size} slot={slot}"
+                )?;
+                write_export(f, export)
+            }
+            Command::DiskAddCopy {
+                source,
+                file_path,
+                file_size,
+                slot,
+                export,
+            } => {
+                write!(
+                    f,
+                    "/disk add type=file copy-from=[find slot={source}] file-path={file_path}"
+                )?;
+                if let Some(size) = file_size {
+                    write!(f, " file-size={size}")?;
+                }
+                write!(f, " slot={slot}")?;
+                write_export(f, export)
+            }
+            Command::DiskPrint(sel) => match sel {
+                DiskSelector::Slot(slot) => write!(f, "/disk print detail where slot={slot}"),
+                DiskSelector::SlotMatches(re) => write!(
+                    f,
+                    "/disk print detail where slot~{}",
+                    quote_output(re.as_str())
+                ),
+                DiskSelector::MountPoint(pool) => write!(
+                    f,
+                    "/disk print detail where mount-point={}",
+                    quote_output(pool.as_str())
+                ),
+            },
+            Command::DiskSetFileSize { slot, file_size } => {
+                write!(f, "/disk set [find slot={slot}] file-size={file_size}")
+            }
+            Command::DiskRemove { slot } => write!(f, "/disk remove [find slot={slot}]"),
+            Command::FilePrint(sel) => match sel {
+                FileSelector::Name(path) => write!(
+                    f,
+                    "/file print detail where name={}",
+                    quote_output(path.file_name())
+                ),
+                FileSelector::NameMatches(re) => write!(
+                    f,
+                    "/file print detail where name~{}",
+                    quote_output(re.as_str())
+                ),
+            },
+            Command::FileRemove { path } => write!(
+                f,
+                "/file remove [find name={}]",
+                quote_output(path.file_name())
+            ),
+            Command::DiskMonitorTraffic { slot } => {
+                write!(f, "/disk monitor-traffic {slot} once")
+            }
+            Command::SystemResourcePrint => f.write_str("/system resource print"),
+        }
+    }
+}

@@ -1,0 +1,415 @@
+//! Generic `print detail` parsing and rendering: legend, numbered records, flags block,
+//! `key=value` properties, wrapped and cut lines (routeros.md §4.1).
+//!
+//! ## Re-joining wrapped lines
+//! A record is turned into one *logical line* before it is tokenised. A continuation line
+//! (indented to the property column) is appended
+//! * **without** a separator when the text so far ends inside an open quoted value, or when the
+//!   line (after removing exactly the indent) does not begin with a plausible `key=`: both mean
+//!   the previous token was cut (fact 10). This re-joins `...922a` + `-5dd8...` and
+//!   `.../pvc-...-c` + `2c6ccb56dd8.img` exactly;
+//! * otherwise with one space (a new token).
+//!
+//! Only the indent is stripped and trailing spaces are kept, so a cut that lands on a space
+//! inside a value is re-joined exactly too. A plausible key is `[a-z.][a-z0-9._-]*=`; validated
+//! paths, slots and NQNs never contain `=`, so a cut remainder cannot look like a key.
+//!
+//! ## Values
+//! A value is either a quoted string (escapes decoded) or bare text that runs up to the next
+//! ` <key>=` — so grouped numbers (`size=53 687 091 200`), `type=.img file` and
+//! `last-modified=2025-11-11 14:32:41` are single values. Trailing spaces are trimmed.
+
+use crate::classify::classify_error_line;
+use crate::error::{RouterOsError, shorten};
+use crate::quote::{quote_output, unescape_lenient};
+use crate::wrap::{RenderOptions, join_lines, pack_tokens};
+
+/// One `key=value` property as printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prop {
+    /// Property name, e.g. `file-path`.
+    pub key: String,
+    /// Value with quotes removed and escapes decoded (bare values verbatim, trimmed).
+    pub value: String,
+    /// Whether it was printed in double quotes.
+    pub quoted: bool,
+}
+
+impl Prop {
+    /// A bare property (`key=value`).
+    pub fn bare(key: impl Into<String>, value: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            value: value.into(),
+            quoted: false,
+        }
+    }
+
+    /// A quoted property (`key="value"`).
+    pub fn quoted(key: impl Into<String>, value: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            value: value.into(),
+            quoted: true,
+        }
+    }
+
+    /// The token as RouterOS prints it.
+    pub fn render(&self) -> String {
+        if self.quoted {
+            format!("{}={}", self.key, quote_output(&self.value))
+        } else {
+            format!("{}={}", self.key, self.value)
+        }
+    }
+}
+
+/// One record of a `print detail` output, untyped.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RawRecord {
+    /// Print number (`None` when the capture has no number prefix).
+    pub number: Option<u32>,
+    /// The flags block as printed, trailing spaces removed, inner spaces kept (positions
+    /// matter): `" BM"`, `"B   t"`, `""`.
+    pub flags: String,
+    /// Properties in printed order.
+    pub props: Vec<Prop>,
+}
+
+/// A parsed `print detail` output.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PrintDetail {
+    /// The flags legend, its lines joined with one space (`None` if there was none).
+    pub legend: Option<String>,
+    /// Records in order.
+    pub records: Vec<RawRecord>,
+}
+
+/// Longest property name accepted (keeps scanning linear on hostile input).
+const MAX_KEY_LEN: usize = 64;
+
+/// Length of a plausible `key` at `i` if `bytes[i..]` starts with `key=`
+/// (`[a-z.][a-z0-9._-]*=`, at most 64 characters); returns the key length (without `=`).
+pub(crate) fn key_len_at(bytes: &[u8], i: usize) -> Option<usize> {
+    let first = *bytes.get(i)?;
+    if !(first.is_ascii_lowercase() || first == b'.') {
+        return None;
+    }
+    let mut j = i + 1;
+    while let Some(&b) = bytes.get(j) {
+        if j - i > MAX_KEY_LEN {
+            return None;
+        }
+        if b == b'=' {
+            return Some(j - i);
+        }
+        if !(b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')) {
+            return None;
+        }
+        j += 1;
+    }
+    None
+}
+
+/// Position of the first plausible key that starts the text or follows whitespace.
+fn first_key_pos(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    (0..b.len())
+        .find(|&i| (i == 0 || b[i - 1] == b' ' || b[i - 1] == b'\t') && key_len_at(b, i).is_some())
+}
+
+/// Split `key=value ...` text into properties.
+pub(crate) fn tokenize(s: &str) -> Vec<Prop> {
+    let b = s.as_bytes();
+    let mut props = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b' ' || b[i] == b'\t' {
+            i += 1;
+            continue;
+        }
+        let Some(klen) = key_len_at(b, i) else {
+            // Stray word: skip it.
+            while i < b.len() && b[i] != b' ' && b[i] != b'\t' {
+                i += 1;
+            }
+            continue;
+        };
+        let key = &s[i..i + klen];
+        i += klen + 1;
+        if b.get(i) == Some(&b'"') {
+            let start = i + 1;
+            let mut j = start;
+            while j < b.len() && b[j] != b'"' {
+                j += if b[j] == b'\\' { 2 } else { 1 };
+            }
+            let end = j.min(b.len());
+            let body = s.get(start..end).unwrap_or("");
+            props.push(Prop::quoted(key, unescape_lenient(body)));
+            i = (end + 1).min(b.len());
+            // Junk glued to the closing quote is skipped up to the next space.
+            while i < b.len() && b[i] != b' ' && b[i] != b'\t' {
+                i += 1;
+            }
+        } else {
+            let start = i;
+            let mut j = i;
+            loop {
+                if j >= b.len() {
+                    break;
+                }
+                if (b[j] == b' ' || b[j] == b'\t') && j + 1 < b.len() {
+                    let mut k = j;
+                    while k < b.len() && (b[k] == b' ' || b[k] == b'\t') {
+                        k += 1;
+                    }
+                    if key_len_at(b, k).is_some() {
+                        break;
+                    }
+                    j = k;
+                    continue;
+                }
+                j += 1;
+            }
+            let value = s.get(start..j).unwrap_or("").trim_end();
+            props.push(Prop::bare(key, value));
+            i = j;
+        }
+    }
+    props
+}
+
+/// Tracks quote state of a growing logical line so cut quoted values are recognised.
+#[derive(Default)]
+struct QuoteScan {
+    in_value_start: bool,
+    in_quote: bool,
+    escape: bool,
+}
+
+impl QuoteScan {
+    fn feed(&mut self, s: &str) {
+        for &c in s.as_bytes() {
+            if self.in_quote {
+                if self.escape {
+                    self.escape = false;
+                } else if c == b'\\' {
+                    self.escape = true;
+                } else if c == b'"' {
+                    self.in_quote = false;
+                }
+                self.in_value_start = false;
+            } else {
+                if c == b'"' && self.in_value_start {
+                    self.in_quote = true;
+                }
+                self.in_value_start = c == b'=';
+            }
+        }
+    }
+}
+
+struct Building {
+    number: Option<u32>,
+    flags: String,
+    logical: String,
+    indent: Option<usize>,
+    scan: QuoteScan,
+}
+
+impl Building {
+    fn new(number: Option<u32>, flags: String, first: &str, indent: Option<usize>) -> Self {
+        let mut scan = QuoteScan::default();
+        scan.feed(first);
+        Self {
+            number,
+            flags,
+            logical: first.to_owned(),
+            indent,
+            scan,
+        }
+    }
+
+    fn continuation(&mut self, line: &str) {
+        let lead = line.len() - line.trim_start_matches(' ').len();
+        let indent = *self.indent.get_or_insert(lead);
+        let stripped = &line[lead.min(indent)..];
+        let joined_raw = self.scan.in_quote || key_len_at(stripped.as_bytes(), 0).is_none();
+        if !joined_raw && !self.logical.is_empty() {
+            self.logical.push(' ');
+            self.scan.feed(" ");
+        }
+        self.logical.push_str(stripped);
+        self.scan.feed(stripped);
+    }
+
+    fn finish(self) -> RawRecord {
+        RawRecord {
+            number: self.number,
+            flags: self.flags,
+            props: tokenize(&self.logical),
+        }
+    }
+}
+
+/// `(number, end of number)` if the line starts a numbered record: optional spaces, 1–9
+/// digits, then a space or end of line.
+fn record_start(line: &str) -> Option<(u32, usize)> {
+    let b = line.as_bytes();
+    let lead = b.iter().take_while(|&&c| c == b' ').count();
+    let digits = b[lead..].iter().take_while(|c| c.is_ascii_digit()).count();
+    if digits == 0 || digits > 9 {
+        return None;
+    }
+    let end = lead + digits;
+    if end < b.len() && b[end] != b' ' {
+        return None;
+    }
+    Some((line[lead..end].parse().ok()?, end))
+}
+
+/// Parse any `print detail` output (`/disk`, `/file`, ...): legend, records, wrapped and cut
+/// lines, LF or CRLF, with or without print numbers. Never panics.
+///
+/// Errors: [`RouterOsError::Device`] if a line is a RouterOS error message,
+/// [`RouterOsError::Parse`] for a line that belongs to neither the legend nor a record.
+pub fn parse_print_detail(text: &str) -> Result<PrintDetail, RouterOsError> {
+    let mut out = PrintDetail::default();
+    let mut cur: Option<Building> = None;
+    let mut in_legend = false;
+    for (idx, raw_line) in text.split('\n').enumerate() {
+        let line = raw_line.strip_suffix('\r').unwrap_or(raw_line);
+        let lead = line.len() - line.trim_start_matches(' ').len();
+        if line.trim().is_empty() {
+            if let Some(b) = cur.take() {
+                out.records.push(b.finish());
+            }
+            in_legend = false;
+            continue;
+        }
+        // 1. Continuation of the open record (indent known and reached).
+        if let Some(b) = cur.as_mut()
+            && b.indent.is_some_and(|ind| lead >= ind && ind > 0)
+        {
+            b.continuation(line);
+            continue;
+        }
+        // 2. A numbered record.
+        if let Some((number, end)) = record_start(line) {
+            if let Some(b) = cur.take() {
+                out.records.push(b.finish());
+            }
+            in_legend = false;
+            let rest = &line[end..];
+            let (flags, first, indent) = match first_key_pos(rest) {
+                Some(p) => {
+                    let flags = rest.get(1..p).unwrap_or("").trim_end().to_owned();
+                    (flags, &rest[p..], Some(end + p))
+                }
+                None => (rest.get(1..).unwrap_or("").trim_end().to_owned(), "", None),
+            };
+            cur = Some(Building::new(Some(number), flags, first, indent));
+            continue;
+        }
+        // 3. The legend.
+        if line.starts_with("Flags:") {
+            if let Some(b) = cur.take() {
+                out.records.push(b.finish());
+            }
+            out.legend = Some(line.trim_end().to_owned());
+            in_legend = true;
+            continue;
+        }
+        // 4. Indented line of a record whose indent is not known yet.
+        if lead > 0
+            && let Some(b) = cur.as_mut()
+        {
+            b.continuation(line);
+            continue;
+        }
+        // 5. A record without number/flags prefix (capture cut at the property column).
+        if let Some(p) = first_key_pos(line)
+            && p == lead
+        {
+            if let Some(b) = cur.take() {
+                out.records.push(b.finish());
+            }
+            in_legend = false;
+            let indent = if lead > 0 { Some(lead) } else { None };
+            cur = Some(Building::new(None, String::new(), &line[lead..], indent));
+            continue;
+        }
+        if let Some(e) = classify_error_line(line) {
+            return Err(RouterOsError::Device(e));
+        }
+        // 6. Legend continuation line (not indented, not a record).
+        if in_legend && lead == 0 && cur.is_none() {
+            if let Some(l) = out.legend.as_mut() {
+                l.push(' ');
+                l.push_str(line.trim());
+            }
+            continue;
+        }
+        return Err(RouterOsError::Parse {
+            line: idx + 1,
+            reason: format!("unexpected line {}", shorten(line)),
+        });
+    }
+    if let Some(b) = cur.take() {
+        out.records.push(b.finish());
+    }
+    Ok(out)
+}
+
+/// Render one record: number right-aligned to `number_width`, one space, the flags block,
+/// padding to the property column `number_width + 1 + flags_width`, then packed properties.
+/// With `number == None` properties start in column 0 (continuations still use the column).
+pub(crate) fn render_record_lines(
+    number: Option<u32>,
+    flags: &str,
+    number_width: usize,
+    flags_width: usize,
+    tokens: &[String],
+    opts: &RenderOptions,
+) -> Vec<String> {
+    let col = number_width + 1 + flags_width;
+    let prefix = match number {
+        Some(n) => {
+            let mut p = format!("{n:>number_width$} {flags}");
+            if p.len() < col {
+                p.push_str(&" ".repeat(col - p.len()));
+            } else if flags_width > 0 || !flags.is_empty() {
+                p.push(' ');
+            }
+            p
+        }
+        None => String::new(),
+    };
+    pack_tokens(&prefix, col, tokens, opts)
+}
+
+/// Render records with an optional legend (one `print detail` output). Each record is
+/// followed by a blank line if `opts.blank_line_after_record`.
+pub(crate) fn render_records(
+    legend_lines: &[String],
+    records: &[(Option<u32>, &str, Vec<String>)],
+    flags_width: usize,
+    opts: &RenderOptions,
+) -> String {
+    let number_width = records
+        .iter()
+        .filter_map(|r| r.0)
+        .map(|n| n.to_string().len())
+        .max()
+        .unwrap_or(2)
+        .max(2);
+    let mut out = join_lines(legend_lines, opts.line_ending);
+    for (number, flags, tokens) in records {
+        let lines = render_record_lines(*number, flags, number_width, flags_width, tokens, opts);
+        out.push_str(&join_lines(&lines, opts.line_ending));
+        if opts.blank_line_after_record {
+            out.push_str(opts.line_ending.as_str());
+        }
+    }
+    out
+}
