@@ -3,8 +3,8 @@
 //! - Logs: `tracing-subscriber` fmt layer on stderr, filtered by `RUST_LOG`
 //!   (default `info`); `LOG_FORMAT=json` switches to JSON lines.
 //! - Traces: exported with OTLP/gRPC only when `OTEL_EXPORTER_OTLP_ENDPOINT`
-//!   is set (Jaeger ingests OTLP on 4317); otherwise nothing is exported and
-//!   nothing is slowed down. `service.name` = `OTEL_SERVICE_NAME` or the
+//!   is set (Jaeger ingests OTLP on 4317); otherwise spans still carry trace
+//!   ids (for events and logs) but nothing is exported. `service.name` = `OTEL_SERVICE_NAME` or the
 //!   service's own name. The OTel layer has its own INFO filter so h2/hyper
 //!   trace spans are never exported (pitfall 2).
 
@@ -26,6 +26,7 @@ pub const OTLP_ENDPOINT_ENV: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 /// buffered spans are flushed.
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
+    exporting: bool,
 }
 
 /// The service name used in traces: `OTEL_SERVICE_NAME` wins over `default`.
@@ -57,10 +58,15 @@ pub fn init(default_service_name: &str) -> Result<Telemetry, BusError> {
             .boxed()
     };
 
+    // Spans always get real trace ids (events.jsonl and `rdsctl demo` print
+    // them, and bus hops propagate them); they are only *exported* when an
+    // OTLP endpoint is set. Without an exporter the provider just drops
+    // finished spans, which costs next to nothing.
     let endpoint = std::env::var(OTLP_ENDPOINT_ENV)
         .ok()
         .filter(|s| !s.is_empty());
-    let (otel_layer, provider) = match endpoint {
+    let resource = Resource::builder().with_service_name(name.clone()).build();
+    let (provider, exporting) = match endpoint {
         Some(endpoint) => {
             let exporter = opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()
@@ -69,31 +75,36 @@ pub fn init(default_service_name: &str) -> Result<Telemetry, BusError> {
                 .build()
                 .map_err(|e| BusError::Telemetry(e.to_string()))?;
             let provider = SdkTracerProvider::builder()
-                .with_resource(Resource::builder().with_service_name(name.clone()).build())
+                .with_resource(resource)
                 .with_batch_exporter(exporter)
                 .build();
-            let tracer = provider.tracer(name.clone());
-            let layer = tracing_opentelemetry::layer()
-                .with_tracer(tracer)
-                .with_filter(LevelFilter::INFO)
-                .boxed();
-            (Some(layer), Some(provider))
+            (provider, true)
         }
-        None => (None, None),
+        None => (
+            SdkTracerProvider::builder().with_resource(resource).build(),
+            false,
+        ),
     };
+    let tracer = provider.tracer(name.clone());
+    let otel_layer = tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_filter(LevelFilter::INFO);
 
     tracing_subscriber::registry()
         .with(fmt_layer)
         .with(otel_layer)
         .try_init()
         .map_err(|e| BusError::Telemetry(e.to_string()))?;
-    Ok(Telemetry { provider })
+    Ok(Telemetry {
+        provider: Some(provider),
+        exporting,
+    })
 }
 
 impl Telemetry {
     /// Whether spans are exported.
     pub fn exporting(&self) -> bool {
-        self.provider.is_some()
+        self.exporting
     }
 
     /// Flushes and stops the exporter. `shutdown()` blocks while the export

@@ -1,0 +1,270 @@
+//! Kubernetes mode sink: resolves the object an event is about and posts it
+//! through kube's events `Recorder` (events.k8s.io/v1, deduplicated into a
+//! series by reason + action + regarding + related).
+//!
+//! Resolution, without one API GET per event:
+//! 1. the PVC named in the request (csi-frontend copies
+//!    `csi.storage.k8s.io/pvc/{namespace,name}` into volume_context);
+//! 2. else the `claimRef` of the PV whose `spec.csi.volumeHandle` is the
+//!    volume id and whose `spec.csi.driver` is ours, from a WATCHED cache of
+//!    PVs (kube::runtime reflector);
+//! 3. else that PV itself; 4. else nothing (the worker logs and counts it).
+//!
+//! The PV cache also supplies the PVC's uid when the request named the PVC:
+//! `kubectl describe pvc` selects events by `involvedObject.uid`, so an event
+//! without it would not show there.
+//!
+//! Namespaces: kube's Recorder posts to the regarding object's namespace, and
+//! for a cluster-scoped object (a PV) to `default` (the URL namespace; the
+//! body's `metadata.namespace` stays empty and the API server fills it from
+//! the URL — events.k8s.io validation allows `default` or `kube-system` for a
+//! cluster-scoped regarding object). So every event has a namespace: the
+//! PVC's, or `default` for PV events.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+
+use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolume};
+use kube::runtime::events::{Event, EventType as KubeEventType, Recorder, Reporter};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+use tracing::Instrument;
+
+use super::{Delivered, Sink};
+use crate::catalogue::EventType;
+use crate::error::Error;
+use crate::validate::{Pending, PvcKey};
+
+/// events.k8s.io `note` limit (the API server rejects longer notes).
+pub const NOTE_LIMIT: usize = 1024;
+
+pub struct KubeSink {
+    /// ONE recorder per process (the Go driver leaked a broadcaster per event).
+    recorder: Recorder,
+    pvs: Store<PersistentVolume>,
+    driver_name: String,
+    attempt_timeout: Duration,
+    watch: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for KubeSink {
+    fn drop(&mut self) {
+        self.watch.abort();
+    }
+}
+
+impl KubeSink {
+    /// Starts the PV watch and builds the recorder. Must run in a runtime.
+    pub fn new(
+        client: Client,
+        driver_name: String,
+        instance: String,
+        attempt_timeout: Duration,
+    ) -> KubeSink {
+        let (reader, writer) = reflector::store::<PersistentVolume>();
+        let api: Api<PersistentVolume> = Api::all(client.clone());
+        let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+            .default_backoff();
+        let watch = tokio::spawn(async move {
+            let mut stream = std::pin::pin!(stream);
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(watcher::Event::InitDone) => {
+                        tracing::info!("PersistentVolume cache synced")
+                    }
+                    Ok(_) => {}
+                    // The stream retries with backoff; each failure is logged.
+                    Err(e) => tracing::warn!(error = %e, "PersistentVolume watch failed; retrying"),
+                }
+            }
+        });
+        let recorder = Recorder::new(
+            client,
+            Reporter {
+                controller: driver_name.clone(),
+                instance: Some(instance),
+            },
+        );
+        KubeSink {
+            recorder,
+            pvs: reader,
+            driver_name,
+            attempt_timeout,
+            watch,
+        }
+    }
+
+    /// The PV of `volume_id` from the cache. Until the first list has been
+    /// applied it waits up to the attempt timeout; if the cache is still not
+    /// synced, `Ok(None)` when the request named the PVC itself (the event can
+    /// go out, only without the PVC's uid), else [`Error::CacheNotReady`].
+    async fn find_pv(
+        &self,
+        volume_id: &str,
+        have_pvc: bool,
+    ) -> Result<Option<Arc<PersistentVolume>>, Error> {
+        let ready = tokio::time::timeout(self.attempt_timeout, self.pvs.wait_until_ready()).await;
+        if !matches!(ready, Ok(Ok(()))) {
+            return if have_pvc {
+                Ok(None)
+            } else {
+                Err(Error::CacheNotReady)
+            };
+        }
+        let driver = self.driver_name.as_str();
+        Ok(self.pvs.find(|pv| {
+            pv.spec
+                .as_ref()
+                .and_then(|s| s.csi.as_ref())
+                .is_some_and(|csi| csi.driver == driver && csi.volume_handle == volume_id)
+        }))
+    }
+
+    /// The object to post on, or `None` when there is none.
+    async fn resolve(&self, ev: &Pending) -> Result<Option<ObjectReference>, Error> {
+        let pv = self
+            .find_pv(ev.volume_id.as_str(), ev.pvc.is_some())
+            .await?;
+        let claim = pv
+            .as_ref()
+            .and_then(|pv| pv.spec.as_ref())
+            .and_then(|s| s.claim_ref.as_ref())
+            .filter(|c| c.namespace.is_some() && c.name.is_some());
+        if let Some(pvc) = &ev.pvc {
+            let uid = claim
+                .filter(|c| {
+                    c.namespace.as_deref() == Some(pvc.namespace.as_str())
+                        && c.name.as_deref() == Some(pvc.name.as_str())
+                })
+                .and_then(|c| c.uid.clone());
+            return Ok(Some(pvc_ref(pvc, uid)));
+        }
+        if let Some(c) = claim {
+            let key = PvcKey {
+                namespace: c.namespace.clone().unwrap_or_default(),
+                name: c.name.clone().unwrap_or_default(),
+            };
+            return Ok(Some(pvc_ref(&key, c.uid.clone())));
+        }
+        Ok(pv.map(|pv| ObjectReference {
+            api_version: Some("v1".to_owned()),
+            kind: Some("PersistentVolume".to_owned()),
+            name: pv.metadata.name.clone(),
+            uid: pv.metadata.uid.clone(),
+            ..Default::default()
+        }))
+    }
+
+    async fn post(&self, ev: &Pending) -> Result<Delivered, Error> {
+        let Some(regarding) = self.resolve(ev).await? else {
+            return Ok(Delivered::NoObject);
+        };
+        let r = &ev.rendered;
+        let event = Event {
+            type_: match r.type_ {
+                EventType::Normal => KubeEventType::Normal,
+                EventType::Warning => KubeEventType::Warning,
+            },
+            reason: r.reason.to_owned(),
+            note: Some(truncate(&r.message, NOTE_LIMIT).to_owned()),
+            action: r.action.to_owned(),
+            secondary: r.related_node.as_ref().map(|n| ObjectReference {
+                api_version: Some("v1".to_owned()),
+                kind: Some("Node".to_owned()),
+                name: Some(n.clone()),
+                ..Default::default()
+            }),
+        };
+        let namespace = regarding
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_owned());
+        let kind = regarding.kind.clone().unwrap_or_default();
+        let name = regarding.name.clone().unwrap_or_default();
+        let span = tracing::info_span!(
+            "kube.events.publish",
+            otel.kind = "client",
+            k8s.namespace = %namespace,
+            k8s.regarding.kind = %kind,
+            k8s.regarding.name = %name,
+            event.reason = r.reason,
+            otel.status_code = tracing::field::Empty,
+        );
+        let publish = self.recorder.publish(&event, &regarding);
+        let res = match tokio::time::timeout(self.attempt_timeout, publish)
+            .instrument(span.clone())
+            .await
+        {
+            Ok(Ok(())) => Ok(Delivered::Posted {
+                on: format!("{kind} {namespace}/{name}"),
+            }),
+            Ok(Err(e)) => Err(Error::Kube(e)),
+            Err(_) => Err(Error::AttemptTimeout(self.attempt_timeout)),
+        };
+        if let Err(e) = &res {
+            rds_bus::trace::mark_error(&span, &e.to_string());
+        }
+        res
+    }
+}
+
+impl Sink for KubeSink {
+    fn deliver<'a>(&'a self, ev: &'a Pending) -> BoxFuture<'a, Result<Delivered, Error>> {
+        self.post(ev).boxed()
+    }
+}
+
+fn pvc_ref(pvc: &PvcKey, uid: Option<String>) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("v1".to_owned()),
+        kind: Some("PersistentVolumeClaim".to_owned()),
+        namespace: Some(pvc.namespace.clone()),
+        name: Some(pvc.name.clone()),
+        uid,
+        ..Default::default()
+    }
+}
+
+/// The longest prefix of `s` of at most `max` bytes on a char boundary.
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// A kube client from a kubeconfig file, or inferred (in-cluster service
+/// account, $KUBECONFIG, ~/.kube/config) when none is given.
+pub async fn client(kubeconfig: Option<&std::path::Path>) -> Result<Client, Error> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| Error::Kubeconfig(format!("{}: {e}", path.display())))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|e| Error::Kubeconfig(format!("{}: {e}", path.display())))?
+        }
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| Error::Kubeconfig(e.to_string()))?,
+    };
+    Client::try_from(config).map_err(Error::Kube)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn truncates_on_char_boundaries() {
+        assert_eq!(super::truncate("abc", 5), "abc");
+        assert_eq!(super::truncate("aµb", 2), "a");
+        assert_eq!(super::truncate("aµb", 3), "aµ");
+    }
+}
