@@ -37,11 +37,31 @@ pub fn service_name(default: &str) -> String {
         .unwrap_or_else(|| default.to_owned())
 }
 
-/// Installs the global subscriber. Must run inside a tokio runtime (the OTLP
-/// exporter spawns its channel task there).
+/// What [`init_with`] sets up; [`init`] fills it from the environment.
+#[derive(Clone, Debug, Default)]
+pub struct TelemetryOptions {
+    pub service_name: String,
+    /// OTLP/gRPC collector, e.g. `http://jaeger:4317`; `None` = no export.
+    pub otlp_endpoint: Option<String>,
+}
+
+/// Installs the global subscriber from the environment
+/// (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_SERVICE_NAME`, `RUST_LOG`,
+/// `LOG_FORMAT`). Must run inside a tokio runtime (the OTLP exporter spawns
+/// its channel task there).
 pub fn init(default_service_name: &str) -> Result<Telemetry, BusError> {
+    init_with(TelemetryOptions {
+        service_name: service_name(default_service_name),
+        otlp_endpoint: std::env::var(OTLP_ENDPOINT_ENV)
+            .ok()
+            .filter(|s| !s.is_empty()),
+    })
+}
+
+/// Installs the global subscriber with explicit options.
+pub fn init_with(opts: TelemetryOptions) -> Result<Telemetry, BusError> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    let name = service_name(default_service_name);
+    let name = opts.service_name;
     let env_filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v == "json");
     let fmt_layer = if json {
@@ -62,9 +82,7 @@ pub fn init(default_service_name: &str) -> Result<Telemetry, BusError> {
     // them, and bus hops propagate them); they are only *exported* when an
     // OTLP endpoint is set. Without an exporter the provider just drops
     // finished spans, which costs next to nothing.
-    let endpoint = std::env::var(OTLP_ENDPOINT_ENV)
-        .ok()
-        .filter(|s| !s.is_empty());
+    let endpoint = opts.otlp_endpoint;
     let resource = Resource::builder().with_service_name(name.clone()).build();
     let (provider, exporting) = match endpoint {
         Some(endpoint) => {
