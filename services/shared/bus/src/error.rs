@@ -49,6 +49,10 @@ pub enum Reason {
     NodePrecondition,
     /// A dependency service of the bus is unavailable.
     ServiceUnavailable,
+    /// A circuit breaker is open after repeated failures; retry later.
+    CircuitOpen,
+    /// Already staged/published at the target with an incompatible capability.
+    IncompatibleCapability,
     Internal,
 }
 
@@ -59,11 +63,11 @@ impl Reason {
         match self {
             InvalidArgument | AccessModeUnsupported => Code::InvalidArgument,
             VolumeNotFound | SnapshotNotFound | NodeNotFound | AttachmentNotFound => Code::NotFound,
-            SlotExists => Code::AlreadyExists,
+            SlotExists | IncompatibleCapability => Code::AlreadyExists,
             CapacityExhausted => Code::ResourceExhausted,
             OutOfRange => Code::OutOfRange,
             RdsUnreachable | RdsAuthFailed | RdsHostKeyMismatch | StoreNotReady
-            | ServiceUnavailable => Code::Unavailable,
+            | ServiceUnavailable | CircuitOpen => Code::Unavailable,
             RdsTimeout => Code::DeadlineExceeded,
             AttachedElsewhere | VolumeInUse | MigrationLimit | NodePrecondition => {
                 Code::FailedPrecondition
@@ -99,11 +103,13 @@ impl Reason {
             StoreNotReady => "STORE_NOT_READY",
             NodePrecondition => "NODE_PRECONDITION",
             ServiceUnavailable => "SERVICE_UNAVAILABLE",
+            CircuitOpen => "CIRCUIT_OPEN",
+            IncompatibleCapability => "INCOMPATIBLE_CAPABILITY",
             Internal => "INTERNAL",
         }
     }
 
-    pub const ALL: [Reason; 23] = {
+    pub const ALL: [Reason; 25] = {
         use Reason::*;
         [
             InvalidArgument,
@@ -128,6 +134,8 @@ impl Reason {
             StoreNotReady,
             NodePrecondition,
             ServiceUnavailable,
+            CircuitOpen,
+            IncompatibleCapability,
             Internal,
         ]
     };

@@ -1,0 +1,240 @@
+//! Filesystems: the "is there one?" decision (the most important safety rule
+//! of the Go driver, incident 17.5), mkfs, and online grow.
+//!
+//! Only a *definitive* "nothing here" allows a format: `blkid -p` exit 2
+//! **and** our own proof that the device is readable and not empty — blkid
+//! also exits 2 when it cannot open the device (checked: util-linux 2.38
+//! prints nothing and exits 2 for a missing or detached device). Everything
+//! else (exit 1, 4, 8, a timeout, an unreadable device) is retried a bounded
+//! number of times and then the stage fails. mkfs never gets `-F`/`-f`.
+
+use std::collections::HashMap;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::command::{Cmd, CommandRunner};
+use crate::device::Device;
+use crate::error::{DataPlaneError, Result};
+
+/// Filesystems a volume may be formatted with (DESIGN.md §8a).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FsType {
+    Ext4,
+    Ext3,
+    Xfs,
+}
+
+impl FsType {
+    /// `""` → ext4 (the CSI default); anything but ext4/ext3/xfs is refused.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "" | "ext4" => Ok(FsType::Ext4),
+            "ext3" => Ok(FsType::Ext3),
+            "xfs" => Ok(FsType::Xfs),
+            other => {
+                let shown: String = other.chars().take(32).collect();
+                Err(DataPlaneError::InvalidArgument(format!(
+                    "fsType {shown:?} is not supported (ext4, ext3, xfs)"
+                )))
+            }
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FsType::Ext4 => "ext4",
+            FsType::Ext3 => "ext3",
+            FsType::Xfs => "xfs",
+        }
+    }
+
+    /// mkfs without force flags: mkfs.xfs then refuses an existing filesystem
+    /// on its own, a second net under the blkid decision.
+    pub(crate) fn mkfs(self, device: &Path, timeout: Duration) -> Cmd {
+        let prog = match self {
+            FsType::Ext4 => "mkfs.ext4",
+            FsType::Ext3 => "mkfs.ext3",
+            FsType::Xfs => "mkfs.xfs",
+        };
+        Cmd::new(prog, timeout)
+            .arg("-q")
+            .arg(device.display().to_string())
+    }
+}
+
+impl std::fmt::Display for FsType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What is on a device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// Definitively nothing: blkid exit 2 and the device reads fine.
+    Empty,
+    /// A filesystem (ours or foreign): mount it as it is.
+    Filesystem {
+        fs_type: String,
+        uuid: Option<String>,
+    },
+    /// Something that is not a filesystem (partition table, LUKS, LVM, …):
+    /// neither format nor mount.
+    Other(String),
+}
+
+/// Bounded retry policy for undetermined probes.
+#[derive(Debug, Clone, Copy)]
+pub struct ProbePolicy {
+    pub attempts: u32,
+    pub delay: Duration,
+    pub timeout: Duration,
+}
+
+/// Probes `device`, retrying undetermined answers; fails with
+/// [`DataPlaneError::FsUndetermined`] when no attempt was definitive.
+pub(crate) async fn probe(
+    runner: &dyn CommandRunner,
+    device: &Device,
+    policy: ProbePolicy,
+) -> Result<Probe> {
+    let attempts = policy.attempts.max(1);
+    let mut last = String::new();
+    for attempt in 1..=attempts {
+        match probe_once(runner, device, policy.timeout).await {
+            Ok(p) => {
+                tracing::info!(device = %device, attempt, result = ?p, "filesystem probe");
+                return Ok(p);
+            }
+            Err(why) => {
+                tracing::warn!(device = %device, attempt, attempts, %why, "filesystem state undetermined; not formatting");
+                last = why;
+            }
+        }
+        if attempt < attempts {
+            tokio::time::sleep(policy.delay).await;
+        }
+    }
+    Err(DataPlaneError::FsUndetermined {
+        device: device.path.display().to_string(),
+        attempts,
+        last,
+    })
+}
+
+/// One probe; `Err` = not definitive (retry).
+async fn probe_once(
+    runner: &dyn CommandRunner,
+    device: &Device,
+    timeout: Duration,
+) -> std::result::Result<Probe, String> {
+    let path = device.path.display().to_string();
+    let cmd = Cmd::new("blkid", timeout)
+        .args(["-p", "-o", "export"])
+        .arg(path.clone());
+    let out = runner.run(&cmd).await.map_err(|e| e.to_string())?;
+    match out.code {
+        Some(0) => {
+            let kv = parse_export(&out.stdout);
+            let usage = kv.get("USAGE").map(String::as_str).unwrap_or("filesystem");
+            match kv.get("TYPE") {
+                Some(t) if usage == "filesystem" => Ok(Probe::Filesystem {
+                    fs_type: t.clone(),
+                    uuid: kv.get("UUID").cloned(),
+                }),
+                Some(t) => Ok(Probe::Other(format!("a {t} signature (usage {usage})"))),
+                None => match kv.get("PTTYPE") {
+                    Some(pt) => Ok(Probe::Other(format!("a {pt} partition table"))),
+                    None => Err(format!(
+                        "blkid exit 0 without TYPE: {:?}",
+                        out.stdout.trim()
+                    )),
+                },
+            }
+        }
+        Some(2) => {
+            // blkid says nothing found. Prove we can actually read the device;
+            // otherwise "nothing found" may just mean "could not look".
+            let p = device.path.clone();
+            let check = tokio::task::spawn_blocking(move || verify_readable(&p));
+            match tokio::time::timeout(timeout, check).await {
+                Ok(Ok(Ok(()))) => Ok(Probe::Empty),
+                Ok(Ok(Err(why))) => Err(format!("blkid found nothing but {why}")),
+                Ok(Err(e)) => Err(format!("readability check failed: {e}")),
+                Err(_) => Err("readability check timed out".to_owned()),
+            }
+        }
+        _ => Err(format!("blkid {}", out.message())),
+    }
+}
+
+/// The device opens, has a non-zero size and its first 4 KiB read back.
+fn verify_readable(path: &Path) -> std::result::Result<(), String> {
+    let mut f =
+        std::fs::File::open(path).map_err(|e| format!("the device cannot be opened: {e}"))?;
+    let size = f
+        .seek(SeekFrom::End(0))
+        .map_err(|e| format!("the device size cannot be read: {e}"))?;
+    if size == 0 {
+        return Err("the device has size 0 (detached or not ready)".to_owned());
+    }
+    f.seek(SeekFrom::Start(0))
+        .map_err(|e| format!("seek failed: {e}"))?;
+    let mut buf = vec![0u8; 4096.min(size as usize)];
+    f.read_exact(&mut buf)
+        .map_err(|e| format!("the device cannot be read: {e}"))
+}
+
+/// `KEY=value` lines of `blkid -o export`.
+pub(crate) fn parse_export(s: &str) -> HashMap<String, String> {
+    s.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+/// The command that grows a mounted filesystem to its device's size.
+pub(crate) fn grow_cmd(
+    fs_type: &str,
+    device: &Path,
+    mount_point: &Path,
+    timeout: Duration,
+) -> Result<Cmd> {
+    match fs_type {
+        "ext2" | "ext3" | "ext4" => {
+            Ok(Cmd::new("resize2fs", timeout).arg(device.display().to_string()))
+        }
+        "xfs" => Ok(Cmd::new("xfs_growfs", timeout).arg(mount_point.display().to_string())),
+        other => Err(DataPlaneError::Precondition(format!(
+            "cannot grow a {other} filesystem (only ext2/3/4 and xfs)"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn fs_types() {
+        assert_eq!(FsType::parse("").unwrap(), FsType::Ext4);
+        assert_eq!(FsType::parse("xfs").unwrap(), FsType::Xfs);
+        assert!(FsType::parse("btrfs").is_err());
+        assert!(FsType::parse("ext4;rm").is_err());
+        let c = FsType::Xfs.mkfs(Path::new("/dev/nvme1n1"), Duration::from_secs(1));
+        assert_eq!(c.display(), "mkfs.xfs -q /dev/nvme1n1");
+        assert!(!c.args.iter().any(|a| a == "-f" || a == "-F"));
+    }
+
+    #[test]
+    fn export_parsing() {
+        let kv = parse_export("DEVNAME=/dev/loop0\nUUID=abc\nTYPE=ext4\nUSAGE=filesystem\n");
+        assert_eq!(kv["TYPE"], "ext4");
+        assert_eq!(kv["UUID"], "abc");
+    }
+}
