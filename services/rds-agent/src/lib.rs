@@ -1,1 +1,184 @@
-//! rds-agent
+//! rds-agent: the one service that talks to the RDS (DESIGN.md §4).
+//!
+//! Layers, bottom up:
+//! - [`ssh`]: one SSH connection (host key pinned, key auth, exec with a deadline);
+//! - [`pool`]: bounded connections and sessions, circuit breaker ([`breaker`]),
+//!   reconnect with backoff ([`backoff`]) — behind the [`pool::Transport`] trait;
+//! - [`executor`]: typed RouterOS commands, one span each, errors read from the
+//!   output text, safe retries;
+//! - [`rds`] + [`layout`]: typed RDS state and what counts as our volume/snapshot;
+//! - [`volumes`] and [`snapshots`] (the [`snapshots::SnapshotBackend`] seam);
+//! - [`service`]: the `rds.agent.v1.Agent` gRPC service; errors → status in
+//!   [`error::AgentError::to_status`] only;
+//! - [`metrics`]: Prometheus `/metrics`; [`config`]: flags/env.
+//!
+//! [`start`] runs everything in-process (tests, `rdsctl`); `main.rs` is thin.
+
+pub mod backoff;
+pub mod breaker;
+pub mod config;
+pub mod error;
+pub mod executor;
+pub mod layout;
+pub mod metrics;
+pub mod pool;
+pub mod rds;
+pub mod service;
+pub mod snapshots;
+pub mod ssh;
+#[cfg(test)]
+mod testing;
+pub mod volumes;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rds_bus::{Bus, Listener, Shutdown};
+use rds_proto::agent::agent_server::AgentServer;
+
+pub use config::{Args, Settings};
+pub use error::AgentError;
+
+use crate::executor::Executor;
+use crate::metrics::Metrics;
+use crate::pool::{Pool, PoolConfig, Transport};
+use crate::rds::Rds;
+use crate::service::AgentService;
+use crate::snapshots::CopyFromBackend;
+use crate::ssh::SshTarget;
+use crate::volumes::{Defaults, Volumes};
+
+/// The assembled service and the handles around it.
+pub struct Parts {
+    pub service: AgentService,
+    pub pool: Arc<Pool>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Wires SSH target → pool → executor → volume/snapshot logic → service.
+pub fn assemble(s: &Settings) -> Parts {
+    let target = SshTarget {
+        host: s.rds_host.clone(),
+        port: s.rds_port,
+        user: s.rds_user.clone(),
+        key: s.key.clone(),
+        host_key: s.host_key.clone(),
+        connect_timeout: s.connect_timeout,
+    };
+    let metrics = Metrics::new(&target.address());
+    let pool = Arc::new(Pool::new(
+        target,
+        PoolConfig {
+            max_connections: s.max_connections,
+            max_sessions: s.max_sessions,
+            command_timeout: s.command_timeout,
+            queue_timeout: s.queue_timeout,
+            breaker_threshold: s.breaker_threshold,
+            backoff_initial: s.backoff_initial,
+            backoff_max: s.backoff_max,
+        },
+        metrics.clone(),
+    ));
+    let transport: Arc<dyn Transport> = pool.clone();
+    let exec = Arc::new(Executor::new(transport, metrics.clone()));
+    let rds = Arc::new(Rds::new(exec.clone(), s.pool.clone()));
+    let backend = Arc::new(CopyFromBackend::new(rds.clone()));
+    let volumes = Arc::new(Volumes::new(
+        rds,
+        backend,
+        Defaults {
+            base_path: s.base_path.clone(),
+            nvme_port: s.nvme_port,
+        },
+    ));
+    Parts {
+        service: AgentService::new(volumes, exec, s.command_timeout),
+        pool,
+        metrics,
+    }
+}
+
+/// A running agent (bus server + metrics server).
+pub struct RunningAgent {
+    /// Bus endpoint for `rds_bus::connect`.
+    pub endpoint: String,
+    pub metrics_addr: Option<SocketAddr>,
+    pub metrics: Arc<Metrics>,
+    shutdown: Shutdown,
+    server: tokio::task::JoinHandle<Result<(), rds_bus::BusError>>,
+    pool: Arc<Pool>,
+}
+
+/// Binds the listeners and serves in background tasks. The RDS connection
+/// is made lazily (a down RDS does not stop the agent from answering Probe).
+pub async fn start(s: Settings) -> Result<RunningAgent, AgentError> {
+    let parts = assemble(&s);
+    let shutdown = Shutdown::new();
+    let listener = Listener::bind(&s.listen)
+        .await
+        .map_err(|e| AgentError::Config(e.to_string()))?;
+    let endpoint = listener.endpoint();
+    let metrics_addr = match s.metrics_address {
+        Some(addr) => {
+            let l = metrics::bind(addr)
+                .await
+                .map_err(|e| AgentError::Config(format!("cannot bind metrics on {addr}: {e}")))?;
+            let local = l.local_addr().ok();
+            let m = parts.metrics.clone();
+            let sd = shutdown.clone();
+            tokio::spawn(async move {
+                if let Err(e) = metrics::serve(l, m, async move { sd.wait().await }).await {
+                    tracing::error!(error = %e, "metrics server failed");
+                }
+            });
+            local
+        }
+        None => None,
+    };
+    let pool = parts.pool.clone();
+    let warm = pool.clone();
+    tokio::spawn(async move {
+        if let Err(e) = warm.warm_up().await {
+            tracing::warn!(error = %e, "RDS not reachable at start; will retry");
+        }
+    });
+    let sd = shutdown.clone();
+    let server = tokio::spawn(async move {
+        Bus::new()
+            .add_service(AgentServer::new(parts.service))
+            .serve(listener, async move { sd.wait().await })
+            .await
+    });
+    tracing::info!(endpoint = %endpoint, config = %s.summary(), "rds-agent serving");
+    Ok(RunningAgent {
+        endpoint,
+        metrics_addr,
+        metrics: parts.metrics,
+        shutdown,
+        server,
+        pool,
+    })
+}
+
+impl RunningAgent {
+    pub fn shutdown_handle(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
+    /// Resolves when the server stopped (after [`Shutdown::trigger`]).
+    pub async fn wait(self) -> Result<(), AgentError> {
+        let res = self.server.await;
+        self.pool.close().await;
+        match res {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(AgentError::Internal(e.to_string())),
+            Err(e) => Err(AgentError::Internal(format!("server task: {e}"))),
+        }
+    }
+
+    /// Stops serving and waits for in-flight calls to drain.
+    pub async fn stop(self) -> Result<(), AgentError> {
+        self.shutdown.trigger();
+        self.wait().await
+    }
+}

@@ -1,0 +1,164 @@
+//! Where volumes and snapshots live on the RDS and how a disk entry is
+//! recognised as one of ours.
+//!
+//! - Volume: disk slot = volume id, backing file `<base>/<id>.img` (the Go
+//!   driver's layout, DESIGN.md §3), NVMe/TCP export with
+//!   `nqn.2000-02.com.mikrotik:<id lowercased>`.
+//! - Snapshot (copy-from backend): slot = snapshot id, backing file
+//!   `<base>/<snapshot-id>.from-<source-volume-id>.img`.
+//!
+//! **Why the source is in the snapshot's file name.** Real RouterOS has no
+//! `source-volume` field (the Go mock invented it, anchor §5.9), and the
+//! snapshot id is fixed by the caller (`snap-<uuid5(name)>-at-<10 hex>`), so
+//! the slot cannot carry it either. The file path is the one free, durable
+//! field we choose at creation that RouterOS keeps verbatim (`file-path`,
+//! echoed in `model`), that `/file` shows too, that nobody edits (it *is* the
+//! data), and that copy-from never copies (a restore passes its own path).
+//! A per-disk property such as `nvme-tcp-server-allow-host-name` was rejected:
+//! it has a meaning (NVMe host ACL), an operator may edit it, and copy-from
+//! would copy it onto restored volumes, locking them to a bogus host. Ids are
+//! `[A-Za-z0-9-]`, so `.from-` cannot occur inside one and the split is
+//! unambiguous. Go compatibility: the Go driver reads `file-path` and deletes
+//! whatever file a snapshot entry names, so it handles these snapshots; its
+//! own snapshots (`<base>/<snap-id>.img`) are read here as snapshots with an
+//! unknown source.
+
+use rds_routeros::{DiskPath, DiskRecord, PoolName, Slot};
+
+use crate::error::AgentError;
+
+/// Prefix of snapshot slots (Go driver, `SnapshotId::from_name`). Volume ids
+/// may not use it, so a legacy snapshot is never mistaken for a volume.
+pub const SNAPSHOT_PREFIX: &str = "snap-";
+const SOURCE_MARKER: &str = ".from-";
+
+/// `<base>/<id>.img`
+pub fn volume_file(base: &DiskPath, id: &Slot) -> Result<DiskPath, AgentError> {
+    DiskPath::new(&format!("{base}/{id}.img"))
+        .map_err(|e| AgentError::InvalidArgument(format!("volume file path: {e}")))
+}
+
+/// `<base>/<snapshot>.from-<source>.img`
+pub fn snapshot_file(base: &DiskPath, id: &Slot, source: &Slot) -> Result<DiskPath, AgentError> {
+    DiskPath::new(&format!("{base}/{id}{SOURCE_MARKER}{source}.img")).map_err(|e| {
+        AgentError::InvalidArgument(format!(
+            "snapshot file path for {id} from {source} is not usable: {e}"
+        ))
+    })
+}
+
+/// What a disk entry is to rds-agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiskKind {
+    Volume,
+    /// `source` is `None` for Go-driver snapshots (`<base>/<snap-id>.img`).
+    Snapshot {
+        source: Option<Slot>,
+    },
+    /// Not created by this driver (other file disks, pools, hardware).
+    Foreign,
+}
+
+/// Classifies a disk entry. Only `type=file` disks whose backing file lies
+/// under `/<pool>/` and is named after the slot are ours.
+pub fn kind_of(d: &DiskRecord, pool: &PoolName) -> DiskKind {
+    let (Some("file"), Some(slot), Some(path)) = (
+        d.disk_type.as_deref(),
+        d.slot.as_deref(),
+        d.file_path.as_deref(),
+    ) else {
+        return DiskKind::Foreign;
+    };
+    let Ok(path) = DiskPath::new(path) else {
+        return DiskKind::Foreign;
+    };
+    let Ok(pool_root) = DiskPath::new(&format!("/{pool}")) else {
+        return DiskKind::Foreign;
+    };
+    if !path.is_under(&pool_root) || path == pool_root {
+        return DiskKind::Foreign;
+    }
+    let name = path.as_str().rsplit('/').next().unwrap_or("");
+    let Some(stem) = name.strip_suffix(".img") else {
+        return DiskKind::Foreign;
+    };
+    if let Some((snap, source)) = stem.split_once(SOURCE_MARKER) {
+        return match (snap == slot, Slot::new(source)) {
+            (true, Ok(source)) => DiskKind::Snapshot {
+                source: Some(source),
+            },
+            _ => DiskKind::Foreign,
+        };
+    }
+    if stem != slot {
+        return DiskKind::Foreign;
+    }
+    if slot.starts_with(SNAPSHOT_PREFIX) {
+        DiskKind::Snapshot { source: None }
+    } else {
+        DiskKind::Volume
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use rds_routeros::Legend;
+
+    fn disk(slot: &str, path: &str) -> DiskRecord {
+        DiskRecord::file_disk(&Legend::rose_storage(), slot, path, 1 << 30, None)
+    }
+
+    #[test]
+    fn snapshot_source_round_trips_through_the_file_name() {
+        let base = DiskPath::new("/storage-pool/metal-csi").unwrap();
+        let snap = Slot::new("snap-0f923194-922a-5dd8-b376-c2c6ccb56dd8-at-0f923194922").unwrap();
+        let src = Slot::new("pvc-11111111-2222-3333-4444-555555555555").unwrap();
+        let f = snapshot_file(&base, &snap, &src).unwrap();
+        let pool = PoolName::default();
+        assert_eq!(
+            kind_of(&disk(snap.as_str(), f.as_str()), &pool),
+            DiskKind::Snapshot { source: Some(src) }
+        );
+    }
+
+    #[test]
+    fn go_layouts_and_foreign_disks() {
+        let pool = PoolName::default();
+        assert_eq!(
+            kind_of(&disk("pvc-1", "/storage-pool/metal-csi/pvc-1.img"), &pool),
+            DiskKind::Volume
+        );
+        assert_eq!(
+            kind_of(&disk("snap-1", "/storage-pool/metal-csi/snap-1.img"), &pool),
+            DiskKind::Snapshot { source: None }
+        );
+        for (slot, path) in [
+            ("nixos-root", "/storage-pool/nixos/root.img"),
+            ("pvc-1", "/other-pool/pvc-1.img"),
+            ("pvc-1", "/storage-pool/metal-csi/pvc-2.img"),
+            ("snap-1", "/storage-pool/snap-2.from-pvc-1.img"),
+            ("snap-1", "/storage-pool/snap-1.from-.img"),
+        ] {
+            assert_eq!(
+                kind_of(&disk(slot, path), &pool),
+                DiskKind::Foreign,
+                "{path}"
+            );
+        }
+        let mut pool_rec =
+            DiskRecord::raid_pool(&Legend::rose_storage(), "storage-pool", 10, 5, 50);
+        assert_eq!(kind_of(&pool_rec, &pool), DiskKind::Foreign);
+        pool_rec.disk_type = None;
+        assert_eq!(kind_of(&pool_rec, &pool), DiskKind::Foreign);
+    }
+
+    #[test]
+    fn overlong_snapshot_paths_are_invalid_arguments() {
+        let base = DiskPath::new("/storage-pool/metal-csi").unwrap();
+        let long = Slot::new(&"a".repeat(128)).unwrap();
+        let err = snapshot_file(&base, &long, &long).unwrap_err();
+        assert_eq!(err.reason(), rds_bus::Reason::InvalidArgument);
+    }
+}

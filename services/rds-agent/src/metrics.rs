@@ -1,0 +1,259 @@
+//! Prometheus metrics (OpenMetrics text on `/metrics`).
+//!
+//! Kept from the Go driver (same name, same meaning; anchor §12.1):
+//! `rds_csi_rds_connection_state{address}`, `rds_csi_rds_reconnect_total{status}`,
+//! `rds_csi_rds_reconnect_duration_seconds`. New here (the Go driver had no
+//! per-command view): `rds_csi_rds_command_duration_seconds{verb}`,
+//! `rds_csi_rds_commands_total{verb,outcome}`, `rds_csi_rds_errors_total{reason}`
+//! (one per failed RPC, by bus reason), `rds_csi_rds_circuit_open`,
+//! `rds_csi_rds_sessions_active`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AddressLabel {
+    pub address: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabel {
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VerbLabel {
+    pub verb: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VerbOutcomeLabel {
+    pub verb: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
+fn command_histogram() -> Histogram {
+    Histogram::new([
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    ])
+}
+
+pub struct Metrics {
+    registry: Registry,
+    address: String,
+    connection_state: Family<AddressLabel, Gauge>,
+    reconnects: Family<StatusLabel, Counter>,
+    reconnect_duration: Histogram,
+    command_duration: Family<VerbLabel, Histogram, fn() -> Histogram>,
+    commands: Family<VerbOutcomeLabel, Counter>,
+    errors: Family<ReasonLabel, Counter>,
+    circuit_open: Gauge,
+    sessions_active: Gauge,
+}
+
+impl Metrics {
+    /// `address` is the RDS `host:port` (label of the connection gauge).
+    pub fn new(address: &str) -> Arc<Metrics> {
+        let mut registry = Registry::with_prefix("rds_csi");
+        let connection_state = Family::<AddressLabel, Gauge>::default();
+        registry.register(
+            "rds_connection_state",
+            "RDS SSH connection state (1 = connected, 0 = disconnected)",
+            connection_state.clone(),
+        );
+        let reconnects = Family::<StatusLabel, Counter>::default();
+        registry.register(
+            "rds_reconnect",
+            "RDS reconnect attempts by status (success/failure)",
+            reconnects.clone(),
+        );
+        let reconnect_duration = Histogram::new([0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0]);
+        registry.register(
+            "rds_reconnect_duration_seconds",
+            "Time from losing the RDS to a successful reconnect",
+            reconnect_duration.clone(),
+        );
+        let command_duration =
+            Family::<VerbLabel, Histogram, fn() -> Histogram>::new_with_constructor(
+                command_histogram,
+            );
+        registry.register(
+            "rds_command_duration_seconds",
+            "Latency of RouterOS commands by verb (including session setup)",
+            command_duration.clone(),
+        );
+        let commands = Family::<VerbOutcomeLabel, Counter>::default();
+        registry.register(
+            "rds_commands",
+            "RouterOS commands by verb and outcome",
+            commands.clone(),
+        );
+        let errors = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "rds_errors",
+            "Failed rds-agent calls by error reason",
+            errors.clone(),
+        );
+        let circuit_open = Gauge::default();
+        registry.register(
+            "rds_circuit_open",
+            "1 while the circuit breaker towards the RDS is open",
+            circuit_open.clone(),
+        );
+        let sessions_active = Gauge::default();
+        registry.register(
+            "rds_sessions_active",
+            "RouterOS commands currently running (bounded by --max-sessions)",
+            sessions_active.clone(),
+        );
+        let m = Metrics {
+            registry,
+            address: address.to_owned(),
+            connection_state,
+            reconnects,
+            reconnect_duration,
+            command_duration,
+            commands,
+            errors,
+            circuit_open,
+            sessions_active,
+        };
+        m.set_connected(false);
+        Arc::new(m)
+    }
+
+    pub fn set_connected(&self, up: bool) {
+        self.connection_state
+            .get_or_create(&AddressLabel {
+                address: self.address.clone(),
+            })
+            .set(i64::from(up));
+    }
+
+    pub fn set_circuit_open(&self, open: bool) {
+        self.circuit_open.set(i64::from(open));
+    }
+
+    pub fn reconnect(&self, success: bool, seconds: Option<f64>) {
+        let status = if success { "success" } else { "failure" };
+        self.reconnects
+            .get_or_create(&StatusLabel {
+                status: status.to_owned(),
+            })
+            .inc();
+        if let Some(s) = seconds {
+            self.reconnect_duration.observe(s);
+        }
+    }
+
+    pub fn command(&self, verb: &str, outcome: &str, seconds: f64) {
+        self.command_duration
+            .get_or_create(&VerbLabel {
+                verb: verb.to_owned(),
+            })
+            .observe(seconds);
+        self.commands
+            .get_or_create(&VerbOutcomeLabel {
+                verb: verb.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn error(&self, reason: rds_bus::Reason) {
+        self.errors
+            .get_or_create(&ReasonLabel {
+                reason: reason.as_str().to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn session_started(&self) {
+        self.sessions_active.inc();
+    }
+
+    pub fn session_ended(&self) {
+        self.sessions_active.dec();
+    }
+
+    /// OpenMetrics text of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+/// Serves `GET /metrics` until `shutdown` resolves. Scrapes only read
+/// in-memory counters: they never touch the RDS (the Go driver's scrapes
+/// opened SSH sessions and timed out, anchor §12.2).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::http::header;
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let m = metrics.clone();
+            async move {
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    m.encode(),
+                )
+            }
+        }),
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Binds the metrics listener (separate so callers learn the port first).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_driver_names_are_kept() {
+        let m = Metrics::new("10.0.0.1:22");
+        m.set_connected(true);
+        m.reconnect(true, Some(0.3));
+        m.command("disk add", "ok", 0.01);
+        m.error(rds_bus::Reason::RdsUnreachable);
+        let text = m.encode();
+        for needle in [
+            "rds_csi_rds_connection_state{address=\"10.0.0.1:22\"} 1",
+            "rds_csi_rds_reconnect_total{status=\"success\"} 1",
+            "rds_csi_rds_reconnect_duration_seconds_count 1",
+            "rds_csi_rds_command_duration_seconds_count{verb=\"disk add\"} 1",
+            "rds_csi_rds_commands_total{verb=\"disk add\",outcome=\"ok\"} 1",
+            "rds_csi_rds_errors_total{reason=\"RDS_UNREACHABLE\"} 1",
+            "rds_csi_rds_circuit_open 0",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! Typed access to RDS state through the [`Executor`]: read a disk, a file,
+//! the pool; remove a disk or a file with the "re-read after an ambiguous
+//! failure" rule. Shared by the volume logic and the snapshot backends.
+
+use std::sync::Arc;
+
+use rds_routeros::{
+    Command, DiskPath, DiskRecord, DiskSelector, FileRecord, FileSelector, PoolName, RegexPattern,
+    RouterOsErrorKind, Slot, parse_disk_print_detail, parse_file_print_detail,
+};
+
+use rds_routeros::RouterOsError;
+
+use crate::error::AgentError;
+use crate::executor::Executor;
+use crate::layout::{DiskKind, kind_of};
+
+pub struct Rds {
+    exec: Arc<Executor>,
+    pool: PoolName,
+}
+
+impl Rds {
+    pub fn new(exec: Arc<Executor>, pool: PoolName) -> Rds {
+        Rds { exec, pool }
+    }
+
+    pub fn exec(&self) -> &Arc<Executor> {
+        &self.exec
+    }
+
+    pub fn pool(&self) -> &PoolName {
+        &self.pool
+    }
+
+    pub fn kind(&self, d: &DiskRecord) -> DiskKind {
+        kind_of(d, &self.pool)
+    }
+
+    /// The disk entry of `slot`, if any (`where slot=` is an exact match).
+    pub async fn disk(&self, slot: &Slot) -> Result<Option<DiskRecord>, AgentError> {
+        let cmd = Command::DiskPrint(DiskSelector::Slot(slot.clone()));
+        let disks = self.exec.read(&cmd, parse_disks_strict).await?;
+        Ok(disks
+            .into_iter()
+            .find(|d| d.slot.as_deref() == Some(slot.as_str())))
+    }
+
+    /// Every disk entry that could be ours (filtered by [`kind_of`] later).
+    ///
+    /// rds-routeros offers no unfiltered selector, so this matches slots
+    /// containing `-`: every `pvc-…`/`snap-…` id does; an id without a dash
+    /// would be missed by listings (never by Get/Create/Delete, which use the
+    /// exact slot).
+    pub async fn file_disks(&self) -> Result<Vec<DiskRecord>, AgentError> {
+        let cmd = Command::DiskPrint(DiskSelector::SlotMatches(RegexPattern::contains("-")?));
+        let disks = self.exec.read(&cmd, parse_disks_strict).await?;
+        Ok(disks
+            .into_iter()
+            .filter(|d| d.disk_type.as_deref() == Some("file"))
+            .collect())
+    }
+
+    /// The pool record (`where mount-point="<pool>"`), with raw `size` and
+    /// `free` (a record lacking them is damaged output and is re-read).
+    pub async fn pool_record(&self, pool: &PoolName) -> Result<Option<DiskRecord>, AgentError> {
+        let cmd = Command::DiskPrint(DiskSelector::MountPoint(pool.clone()));
+        let parse = |text: &str| {
+            let disks = parse_disks_strict(text)?;
+            match disks.into_iter().next() {
+                Some(d) if d.size.is_none() || d.free.is_none() || d.mount_point.is_none() => {
+                    Err(RouterOsError::Parse {
+                        line: 0,
+                        reason: "pool record without size/free/mount-point".into(),
+                    })
+                }
+                other => Ok(other),
+            }
+        };
+        self.exec.read(&cmd, parse).await
+    }
+
+    pub async fn file(&self, path: &DiskPath) -> Result<Option<FileRecord>, AgentError> {
+        let cmd = Command::FilePrint(FileSelector::Name(path.clone()));
+        let files = self.exec.read(&cmd, parse_files_strict).await?;
+        Ok(files.into_iter().find(|f| f.name == path.file_name()))
+    }
+
+    /// Files directly or indirectly under `dir` (one command for a listing).
+    pub async fn files_under(&self, dir: &DiskPath) -> Result<Vec<FileRecord>, AgentError> {
+        let pattern = RegexPattern::starts_with(&format!("{}/", dir.file_name()))?;
+        let cmd = Command::FilePrint(FileSelector::NameMatches(pattern));
+        self.exec.read(&cmd, parse_files_strict).await
+    }
+
+    /// Removes the disk entry of `slot`. Missing is fine (`[find]` matching
+    /// nothing is a no-op, or `no such item` on some versions). After an
+    /// ambiguous failure, re-reads: gone → done.
+    pub async fn remove_disk(&self, slot: &Slot) -> Result<(), AgentError> {
+        let cmd = Command::DiskRemove { slot: slot.clone() };
+        match self.exec.mutate(&cmd).await {
+            Ok(()) => Ok(()),
+            Err(AgentError::RouterOs { error, .. }) if error.is_not_found() => Ok(()),
+            Err(e) if e.outcome_unknown() => match self.disk(slot).await {
+                Ok(None) => Ok(()),
+                Ok(Some(_)) => Err(e),
+                Err(reread) => {
+                    tracing::warn!(error = %reread, "re-read after ambiguous remove failed");
+                    Err(e)
+                }
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes a file (`/disk remove` never does, routeros.md fact 6).
+    pub async fn remove_file(&self, path: &DiskPath) -> Result<(), AgentError> {
+        let cmd = Command::FileRemove { path: path.clone() };
+        match self.exec.mutate(&cmd).await {
+            Ok(()) => Ok(()),
+            Err(AgentError::RouterOs { error, .. })
+                if matches!(
+                    error.kind,
+                    RouterOsErrorKind::NoSuchItem | RouterOsErrorKind::ExpectedItemId
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) if e.outcome_unknown() => match self.file(path).await {
+                Ok(None) => Ok(()),
+                Ok(Some(_)) => Err(e),
+                Err(reread) => {
+                    tracing::warn!(error = %reread, "re-read after ambiguous file remove failed");
+                    Err(e)
+                }
+            },
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// `/disk print detail` parsed with two checks that turn damaged output into
+/// a (retried) parse error instead of a wrong answer:
+/// - RouterOS always prints the Flags legend, even when nothing matches
+///   (routeros.md fact 7), so output without it is not an answer — an empty
+///   reply must never read as "no such disk" (Delete would report nothing
+///   existed and leak the disk; Create would try again);
+/// - a file disk record must carry `slot`, `size`, `file-path` and the later
+///   `file-size` (field order §4.2), so output cut short mid-record is caught.
+pub fn parse_disks_strict(text: &str) -> Result<Vec<DiskRecord>, RouterOsError> {
+    let incomplete = |reason: String| RouterOsError::Parse { line: 0, reason };
+    if !text.lines().any(|l| l.trim_start().starts_with("Flags:")) {
+        return Err(incomplete(
+            "no Flags legend: not a complete /disk print".into(),
+        ));
+    }
+    // Output cut mid-line (a dropped or truncated reply) ends without a newline.
+    if !text.ends_with('\n') {
+        return Err(incomplete("output ends mid-line (truncated?)".into()));
+    }
+    let disks = parse_disk_print_detail(text)?;
+    for d in &disks {
+        let complete = d.slot.is_some()
+            && match d.disk_type.as_deref() {
+                Some("file") => d.size.is_some() && d.file_path.is_some() && d.file_size.is_some(),
+                Some(_) => true,
+                None => false,
+            };
+        if !complete {
+            return Err(incomplete(format!(
+                "incomplete disk record {:?} (truncated output?)",
+                d.slot
+            )));
+        }
+    }
+    Ok(disks)
+}
+
+/// `/file print detail` with the same truncation guard: no legend exists
+/// here (an empty reply is "no such file"), but a non-empty reply must end
+/// with a complete line and every record needs `name`, `type` and, for
+/// regular files, `last-modified` (the last field, §4.4).
+pub fn parse_files_strict(text: &str) -> Result<Vec<FileRecord>, RouterOsError> {
+    let incomplete = |reason: String| RouterOsError::Parse { line: 0, reason };
+    if !text.trim().is_empty() && !text.ends_with('\n') {
+        return Err(incomplete("output ends mid-line (truncated?)".into()));
+    }
+    let files = parse_file_print_detail(text)?;
+    for f in &files {
+        let is_file = f.file_type.as_deref().is_some_and(|t| t.ends_with(" file"));
+        if f.name.is_empty() || f.file_type.is_none() || (is_file && f.last_modified.is_none()) {
+            return Err(incomplete(format!("incomplete file record {:?}", f.name)));
+        }
+    }
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use rds_routeros::{Legend, RenderOptions, render_disk_print};
+
+    #[test]
+    fn empty_or_truncated_disk_prints_are_not_answers() {
+        assert!(parse_disks_strict("").is_err());
+        assert!(parse_disks_strict("\r\n").is_err());
+        let legend = Legend::rose_storage();
+        let d = DiskRecord::file_disk(
+            &legend,
+            "pvc-0f923194-922a-5dd8-b376-c2c6ccb56dd8",
+            "/storage-pool/metal-csi/pvc-0f923194-922a-5dd8-b376-c2c6ccb56dd8.img",
+            5 << 30,
+            Some((
+                4420,
+                "nqn.2000-02.com.mikrotik:pvc-0f923194-922a-5dd8-b376-c2c6ccb56dd8",
+            )),
+        );
+        let want = d.clone();
+        let full = render_disk_print(&legend, &[d], &RenderOptions::default());
+        assert_eq!(parse_disks_strict(&full).unwrap().len(), 1);
+        let none = render_disk_print(&legend, &[], &RenderOptions::default());
+        assert!(parse_disks_strict(&none).unwrap().is_empty());
+        let pool = DiskRecord::raid_pool(
+            &legend,
+            "storage-pool",
+            7_681_574_174_720,
+            7_301_927_047_168,
+            5,
+        );
+        let full_pool = render_disk_print(&legend, &[pool], &RenderOptions::default());
+        for cut in full_pool.find("type=").unwrap()..full_pool.len() {
+            if let Ok(v) = parse_disks_strict(&full_pool[..cut]) {
+                let usable = v.first().is_some_and(|d| {
+                    d.size.is_some() && d.free.is_some() && d.mount_point.is_some()
+                });
+                if usable {
+                    assert!(
+                        v[0].size == Some(7_681_574_174_720)
+                            && v[0].free == Some(7_301_927_047_168),
+                        "pool cut at {cut} gave {v:?}"
+                    );
+                }
+            }
+        }
+        // Every cut inside the record is either refused or yields the full record.
+        let start = full.find("type=file").unwrap();
+        for cut in start..full.len() {
+            let text = &full[..cut];
+            if let Ok(v) = parse_disks_strict(text) {
+                assert!(
+                    v.is_empty()
+                        || (v[0].size == want.size
+                            && v[0].slot == want.slot
+                            && v[0].file_path == want.file_path
+                            && v[0].nvme_tcp_server_nqn == want.nvme_tcp_server_nqn),
+                    "cut at {cut} gave {v:?}"
+                );
+            }
+        }
+    }
+}

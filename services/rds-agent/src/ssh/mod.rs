@@ -1,0 +1,7 @@
+//! SSH towards the RDS: host-key pinning and one connection's exec.
+
+pub mod connection;
+pub mod hostkey;
+
+pub use connection::{RawOutput, SshConnection, SshTarget};
+pub use hostkey::{HostKeyPolicy, fingerprint};

@@ -1,0 +1,331 @@
+//! An in-memory RDS behind [`Transport`] for unit tests of the volume and
+//! snapshot logic. It acts on the typed [`Command`] (no second parser) and
+//! answers with text rendered by rds-routeros, so the agent's parsing and
+//! classification run exactly as against SSH. Scripted faults reproduce the
+//! ambiguous cases (dropped before/after the effect, garbled, odd exit status).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use futures::future::BoxFuture;
+use rds_routeros::{
+    CivilDateTime, Command, DiskRecord, DiskSelector, FileRecord, FileSelector, LastModified,
+    Legend, RenderOptions, SingletonStyle, render_disk_print, render_file_print, render_singleton,
+};
+
+use crate::error::AgentError;
+use crate::executor::Executor;
+use crate::metrics::Metrics;
+use crate::pool::Transport;
+use crate::ssh::RawOutput;
+
+#[derive(Debug, Clone)]
+pub enum FakeFault {
+    /// The connection drops before the command runs.
+    DropBeforeEffect,
+    /// The command runs, then the connection drops.
+    DropAfterEffect,
+    /// Error text instead of running (exit status 1).
+    Text(String),
+    /// Runs, then answers with garbage and exit 0.
+    GarbleAfterEffect,
+    /// Runs, answers normally but with this exit status.
+    ExitStatus(u32),
+}
+
+#[derive(Default)]
+struct State {
+    disks: BTreeMap<String, DiskRecord>,
+    files: BTreeMap<String, (u64, LastModified)>,
+    log: Vec<String>,
+    clock: i64,
+}
+
+pub struct FakeRds {
+    state: Mutex<State>,
+    faults: Mutex<VecDeque<(&'static str, FakeFault)>>,
+    pub pool_size: u64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn ok(stdout: String) -> Result<RawOutput, AgentError> {
+    Ok(RawOutput {
+        stdout,
+        stderr: String::new(),
+        exit_status: Some(0),
+    })
+}
+
+fn failure(text: &str) -> Result<RawOutput, AgentError> {
+    Ok(RawOutput {
+        stdout: format!("{text}\r\n"),
+        stderr: String::new(),
+        exit_status: Some(1),
+    })
+}
+
+impl FakeRds {
+    pub fn new() -> Arc<FakeRds> {
+        Arc::new(FakeRds {
+            state: Mutex::new(State {
+                clock: 1_760_000_000,
+                ..State::default()
+            }),
+            faults: Mutex::new(VecDeque::new()),
+            pool_size: 100 << 30,
+        })
+    }
+
+    /// The next command whose verb is `verb` gets `fault` (FIFO).
+    pub fn fault(&self, verb: &'static str, fault: FakeFault) {
+        lock(&self.faults).push_back((verb, fault));
+    }
+
+    pub fn slots(&self) -> Vec<String> {
+        lock(&self.state).disks.keys().cloned().collect()
+    }
+
+    pub fn disk(&self, slot: &str) -> Option<DiskRecord> {
+        lock(&self.state).disks.get(slot).cloned()
+    }
+
+    /// `/file` names (no leading slash).
+    pub fn files(&self) -> Vec<String> {
+        lock(&self.state).files.keys().cloned().collect()
+    }
+
+    pub fn log(&self) -> Vec<String> {
+        lock(&self.state).log.clone()
+    }
+
+    /// Seeds a disk as another driver (e.g. the Go driver) would have made it.
+    pub fn seed_disk(&self, slot: &str, path: &str, size: u64, export: Option<(u16, &str)>) {
+        let mut s = lock(&self.state);
+        let d = DiskRecord::file_disk(&Legend::rose_storage(), slot, path, size, export);
+        s.disks.insert(slot.to_owned(), d);
+        let lm = Self::tick(&mut s);
+        s.files
+            .insert(path.trim_start_matches('/').to_owned(), (size, lm));
+    }
+
+    pub fn seed_file(&self, name: &str, size: u64) {
+        let mut s = lock(&self.state);
+        let lm = Self::tick(&mut s);
+        s.files
+            .insert(name.trim_start_matches('/').to_owned(), (size, lm));
+    }
+
+    fn tick(s: &mut State) -> LastModified {
+        s.clock += 1;
+        LastModified::from_civil(CivilDateTime::from_unix_seconds(s.clock).unwrap_or(
+            CivilDateTime {
+                year: 2025,
+                month: 1,
+                day: 1,
+                hour: 0,
+                minute: 0,
+                second: 0,
+            },
+        ))
+    }
+
+    /// Applies a command; returns its normal output.
+    fn apply(&self, cmd: &Command) -> Result<RawOutput, AgentError> {
+        let mut s = lock(&self.state);
+        let legend = Legend::rose_storage();
+        let opts = RenderOptions::default();
+        match cmd {
+            Command::DiskAddFile {
+                file_path,
+                file_size,
+                slot,
+                export,
+            } => {
+                if s.disks.contains_key(slot.as_str()) {
+                    return failure("failure: item with such name already exists");
+                }
+                let nqn = export.as_ref().map(|e| e.nqn.to_string());
+                let exp = export
+                    .as_ref()
+                    .zip(nqn.as_deref())
+                    .map(|(e, n)| (e.port.get(), n));
+                let d = DiskRecord::file_disk(
+                    &legend,
+                    slot.as_str(),
+                    file_path.as_str(),
+                    file_size.bytes(),
+                    exp,
+                );
+                s.disks.insert(slot.to_string(), d);
+                let lm = Self::tick(&mut s);
+                s.files
+                    .insert(file_path.file_name().to_owned(), (file_size.bytes(), lm));
+                ok(String::new())
+            }
+            Command::DiskAddCopy {
+                source,
+                file_path,
+                file_size,
+                slot,
+                export,
+            } => {
+                if s.disks.contains_key(slot.as_str()) {
+                    return failure("failure: item with such name already exists");
+                }
+                let Some(src) = s.disks.get(source.as_str()).cloned() else {
+                    return failure("no such item");
+                };
+                let size = file_size
+                    .map(|f| f.bytes())
+                    .unwrap_or(src.size.unwrap_or(0));
+                let nqn = export.as_ref().map(|e| e.nqn.to_string());
+                let exp = export
+                    .as_ref()
+                    .zip(nqn.as_deref())
+                    .map(|(e, n)| (e.port.get(), n));
+                let d =
+                    DiskRecord::file_disk(&legend, slot.as_str(), file_path.as_str(), size, exp);
+                s.disks.insert(slot.to_string(), d);
+                let lm = Self::tick(&mut s);
+                s.files.insert(file_path.file_name().to_owned(), (size, lm));
+                ok(String::new())
+            }
+            Command::DiskPrint(sel) => {
+                let recs: Vec<DiskRecord> = match sel {
+                    DiskSelector::Slot(slot) => {
+                        s.disks.get(slot.as_str()).cloned().into_iter().collect()
+                    }
+                    DiskSelector::SlotMatches(re) => {
+                        let lit = re.as_str().trim_start_matches('^').replace("[.]", ".");
+                        s.disks
+                            .values()
+                            .filter(|d| d.slot.as_deref().is_some_and(|x| x.contains(&lit)))
+                            .cloned()
+                            .collect()
+                    }
+                    DiskSelector::MountPoint(pool) => {
+                        let used: u64 = s.disks.values().filter_map(|d| d.size).sum();
+                        let free = self.pool_size.saturating_sub(used);
+                        vec![DiskRecord::raid_pool(
+                            &legend,
+                            pool.as_str(),
+                            self.pool_size,
+                            free,
+                            5,
+                        )]
+                    }
+                };
+                let recs: Vec<DiskRecord> = recs
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, mut d)| {
+                        d.number = u32::try_from(i).ok();
+                        d
+                    })
+                    .collect();
+                ok(render_disk_print(&legend, &recs, &opts))
+            }
+            Command::DiskSetFileSize { slot, file_size } => {
+                let Some(d) = s.disks.get_mut(slot.as_str()) else {
+                    return ok(String::new());
+                };
+                d.size = Some(file_size.bytes());
+                d.file_size = Some(rds_routeros::HumanSize::from_bytes(file_size.bytes()));
+                ok(String::new())
+            }
+            Command::DiskRemove { slot } => {
+                s.disks.remove(slot.as_str());
+                ok(String::new())
+            }
+            Command::FilePrint(sel) => {
+                let names: Vec<String> = match sel {
+                    FileSelector::Name(p) => vec![p.file_name().to_owned()],
+                    FileSelector::NameMatches(re) => {
+                        let prefix = re.as_str().trim_start_matches('^').replace("[.]", ".");
+                        s.files
+                            .keys()
+                            .filter(|n| n.starts_with(&prefix))
+                            .cloned()
+                            .collect()
+                    }
+                };
+                let recs: Vec<FileRecord> = names
+                    .iter()
+                    .filter_map(|n| {
+                        s.files
+                            .get(n)
+                            .map(|(size, lm)| FileRecord::regular(n, *size, lm.clone()))
+                    })
+                    .collect();
+                ok(render_file_print(&recs, &opts))
+            }
+            Command::FileRemove { path } => {
+                s.files.remove(path.file_name());
+                ok(String::new())
+            }
+            Command::DiskMonitorTraffic { .. } => failure("bad command name monitor-traffic"),
+            Command::SystemResourcePrint => ok(render_singleton(
+                &[("version".to_owned(), "7.16 (stable)".to_owned())],
+                &SingletonStyle::default(),
+            )),
+        }
+    }
+
+    /// An executor (with metrics) over this fake.
+    pub fn executor(self: &Arc<Self>) -> Arc<Executor> {
+        let t: Arc<dyn Transport> = self.clone();
+        Arc::new(Executor::new(t, Metrics::new("fake:22")))
+    }
+}
+
+impl Transport for FakeRds {
+    fn exec<'a>(
+        &'a self,
+        cmd: &'a Command,
+        text: &'a str,
+    ) -> BoxFuture<'a, Result<RawOutput, AgentError>> {
+        lock(&self.state).log.push(text.to_owned());
+        let fault = {
+            let mut f = lock(&self.faults);
+            match f.iter().position(|(v, _)| *v == cmd.verb()) {
+                Some(i) => f.remove(i).map(|(_, x)| x),
+                None => None,
+            }
+        };
+        let res = match fault {
+            None => self.apply(cmd),
+            Some(FakeFault::DropBeforeEffect) => Err(AgentError::Unreachable {
+                msg: "dropped (fake)".into(),
+                sent: true,
+            }),
+            Some(FakeFault::DropAfterEffect) => {
+                let _ = self.apply(cmd);
+                Err(AgentError::Unreachable {
+                    msg: "dropped (fake)".into(),
+                    sent: true,
+                })
+            }
+            Some(FakeFault::Text(t)) => failure(&t),
+            Some(FakeFault::GarbleAfterEffect) => self.apply(cmd).map(|mut o| {
+                o.stdout = format!("\u{1b}[31m{}#garbage#", o.stdout);
+                o
+            }),
+            Some(FakeFault::ExitStatus(n)) => self.apply(cmd).map(|mut o| {
+                o.exit_status = Some(n);
+                o
+            }),
+        };
+        Box::pin(async move { res })
+    }
+
+    fn describe(&self) -> String {
+        "fake".into()
+    }
+
+    fn is_down(&self) -> bool {
+        false
+    }
+}

@@ -1,0 +1,785 @@
+//! Volume logic: validation first, then RouterOS commands, idempotent by slot,
+//! deciding from the RDS state after anything ambiguous.
+//!
+//! Inputs are validated into rds-routeros newtypes before any command text
+//! exists, so nothing unchecked reaches the RDS (DESIGN.md §9).
+
+use std::sync::Arc;
+
+use rds_bus::VolumeId;
+use rds_proto::agent::{Capacity, Volume};
+use rds_routeros::{
+    Command, DiskPath, DiskRecord, FileSize, Nqn, NvmeExport, PoolName, Port, Slot, round_up_mib,
+};
+
+use crate::error::AgentError;
+use crate::layout::{DiskKind, SNAPSHOT_PREFIX, volume_file};
+use crate::rds::Rds;
+use crate::snapshots::{ContentSource, NewVolume, SnapshotBackend};
+
+/// Defaults applied when a request leaves a field empty.
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    pub base_path: DiskPath,
+    pub nvme_port: Port,
+}
+
+/// A CreateVolume request after validation.
+#[derive(Debug, Clone)]
+pub struct CreateSpec {
+    pub slot: Slot,
+    /// Requested bytes rounded up to 1 MiB (0 = take the source's size).
+    pub size: u64,
+    pub base: DiskPath,
+    pub port: Port,
+    pub source: Option<SourceSpec>,
+}
+
+#[derive(Debug, Clone)]
+pub enum SourceSpec {
+    Snapshot(Slot),
+    Volume(Slot),
+}
+
+pub struct Volumes {
+    rds: Arc<Rds>,
+    snapshots: Arc<dyn SnapshotBackend>,
+    defaults: Defaults,
+}
+
+/// A volume id from the wire: the bus grammar, then the RouterOS slot.
+pub fn parse_volume_id(s: &str) -> Result<Slot, AgentError> {
+    let id = VolumeId::parse(s)?;
+    Ok(Slot::new(id.as_str())?)
+}
+
+/// A snapshot id from the wire.
+pub fn parse_snapshot_id(s: &str) -> Result<Slot, AgentError> {
+    let id = rds_bus::SnapshotId::parse(s)?;
+    Ok(Slot::new(id.as_str())?)
+}
+
+/// Requested bytes → exact bytes rounded up to 1 MiB (DESIGN.md §8a).
+pub fn round_size(bytes: u64) -> Result<u64, AgentError> {
+    round_up_mib(bytes).ok_or_else(|| {
+        AgentError::OutOfRange(format!("size {bytes} bytes cannot be rounded up to 1 MiB"))
+    })
+}
+
+impl Volumes {
+    pub fn new(rds: Arc<Rds>, snapshots: Arc<dyn SnapshotBackend>, defaults: Defaults) -> Self {
+        Volumes {
+            rds,
+            snapshots,
+            defaults,
+        }
+    }
+
+    pub fn rds(&self) -> &Arc<Rds> {
+        &self.rds
+    }
+
+    pub fn snapshots(&self) -> &Arc<dyn SnapshotBackend> {
+        &self.snapshots
+    }
+
+    pub fn defaults(&self) -> &Defaults {
+        &self.defaults
+    }
+
+    /// A base path from a request (empty = default): absolute, clean,
+    /// `[A-Za-z0-9._/-]` only, and inside the pool.
+    pub fn base_path(&self, requested: &str) -> Result<DiskPath, AgentError> {
+        if requested.is_empty() {
+            return Ok(self.defaults.base_path.clone());
+        }
+        let p = DiskPath::new(requested)
+            .map_err(|e| AgentError::InvalidArgument(format!("base_path: {e}")))?;
+        let pool_root = DiskPath::new(&format!("/{}", self.rds.pool()))?;
+        if !p.is_under(&pool_root) {
+            return Err(AgentError::InvalidArgument(format!(
+                "base_path {p} is not inside the pool {pool_root}"
+            )));
+        }
+        Ok(p)
+    }
+
+    pub fn port(&self, requested: u32) -> Result<Port, AgentError> {
+        if requested == 0 {
+            return Ok(self.defaults.nvme_port);
+        }
+        Port::new(requested).map_err(|e| AgentError::InvalidArgument(format!("nvme_port: {e}")))
+    }
+
+    fn to_volume(d: &DiskRecord) -> Volume {
+        Volume {
+            volume_id: d.slot.clone().unwrap_or_default(),
+            size_bytes: d.size.unwrap_or(0),
+            file_path: d.file_path.clone().unwrap_or_default(),
+            nvme_export: d.nvme_tcp_export.unwrap_or(false),
+            nvme_port: d.nvme_tcp_server_port.map(u32::from).unwrap_or(0),
+            nqn: d.nvme_tcp_server_nqn.clone().unwrap_or_default(),
+            source_snapshot_id: String::new(),
+            source_volume_id: String::new(),
+        }
+    }
+
+    /// The disk of volume `slot` if it exists and is a volume.
+    async fn volume_disk(&self, slot: &Slot) -> Result<Option<DiskRecord>, AgentError> {
+        Ok(self
+            .rds
+            .disk(slot)
+            .await?
+            .filter(|d| self.rds.kind(d) == DiskKind::Volume))
+    }
+
+    /// An existing slot seen by CreateVolume: the same volume (big enough) is
+    /// success, anything else is ALREADY_EXISTS.
+    fn existing_for_create(&self, d: &DiskRecord, size: u64) -> Result<Volume, AgentError> {
+        let slot = d.slot.as_deref().unwrap_or("?");
+        match self.rds.kind(d) {
+            DiskKind::Volume => {}
+            DiskKind::Snapshot { .. } => {
+                return Err(AgentError::SlotExists(format!(
+                    "slot {slot} is used by a snapshot"
+                )));
+            }
+            DiskKind::Foreign => {
+                return Err(AgentError::SlotExists(format!(
+                    "slot {slot} is used by a disk this driver did not create ({})",
+                    d.file_path.as_deref().unwrap_or("no file")
+                )));
+            }
+        }
+        let have = d.size.unwrap_or(0);
+        if have < size {
+            return Err(AgentError::SlotExists(format!(
+                "volume {slot} already exists with {have} bytes, {size} requested"
+            )));
+        }
+        Ok(Self::to_volume(d))
+    }
+
+    pub fn validate_create(
+        &self,
+        volume_id: &str,
+        size_bytes: u64,
+        base_path: &str,
+        nvme_port: u32,
+        source: Option<SourceSpec>,
+    ) -> Result<CreateSpec, AgentError> {
+        let slot = parse_volume_id(volume_id)?;
+        if slot.as_str().starts_with(SNAPSHOT_PREFIX) {
+            return Err(AgentError::InvalidArgument(format!(
+                "volume id {slot} uses the snapshot prefix {SNAPSHOT_PREFIX:?}"
+            )));
+        }
+        if size_bytes == 0 && source.is_none() {
+            return Err(AgentError::InvalidArgument(
+                "size_bytes must be greater than 0".into(),
+            ));
+        }
+        Ok(CreateSpec {
+            slot,
+            size: round_size(size_bytes)?,
+            base: self.base_path(base_path)?,
+            port: self.port(nvme_port)?,
+            source,
+        })
+    }
+
+    pub async fn create(&self, spec: CreateSpec) -> Result<Volume, AgentError> {
+        let slot = &spec.slot;
+        if let Some(d) = self.rds.disk(slot).await? {
+            let mut v = self.existing_for_create(&d, spec.size)?;
+            fill_source(&mut v, &spec.source);
+            return Ok(v);
+        }
+        let file_path = volume_file(&spec.base, slot)?;
+        let export = NvmeExport {
+            port: spec.port,
+            nqn: Nqn::for_volume(slot),
+        };
+        let (sent, size) = match &spec.source {
+            None => {
+                let size = spec.size;
+                let cmd = Command::DiskAddFile {
+                    file_path,
+                    file_size: FileSize::new(size)?,
+                    slot: slot.clone(),
+                    export: Some(export),
+                };
+                (self.rds.exec().mutate(&cmd).await, size)
+            }
+            Some(src) => {
+                let snap_info;
+                let (from, from_size) = match src {
+                    SourceSpec::Snapshot(id) => {
+                        snap_info = self
+                            .snapshots
+                            .get(id)
+                            .await?
+                            .ok_or_else(|| AgentError::SnapshotNotFound(id.to_string()))?;
+                        (ContentSource::Snapshot(&snap_info), snap_info.size)
+                    }
+                    SourceSpec::Volume(id) => {
+                        let d = self
+                            .volume_disk(id)
+                            .await?
+                            .ok_or_else(|| AgentError::VolumeNotFound(id.to_string()))?;
+                        (ContentSource::Volume(id), d.size.unwrap_or(0))
+                    }
+                };
+                // A restore is at least as big as its source.
+                let size = round_size(spec.size.max(from_size))?;
+                let new = NewVolume {
+                    slot: slot.clone(),
+                    file_path,
+                    size: FileSize::new(size)?,
+                    export,
+                };
+                (self.snapshots.populate(from, &new).await, size)
+            }
+        };
+        let mut v = self.decide_create(slot, size, sent).await?;
+        fill_source(&mut v, &spec.source);
+        Ok(v)
+    }
+
+    /// After `/disk add`: the state decides. A silent success is verified; an
+    /// ambiguous failure (dropped, timed out, garbled) or a duplicate-slot
+    /// error (a concurrent create won) becomes success exactly when the slot
+    /// now holds a compatible volume — never a second `add`.
+    async fn decide_create(
+        &self,
+        slot: &Slot,
+        size: u64,
+        sent: Result<(), AgentError>,
+    ) -> Result<Volume, AgentError> {
+        let err = match sent {
+            Ok(()) => None,
+            Err(e) if e.outcome_unknown() || e.reason() == rds_bus::Reason::SlotExists => Some(e),
+            Err(e) => return Err(e),
+        };
+        let found = match self.rds.disk(slot).await {
+            Ok(f) => f,
+            Err(reread) => {
+                return Err(match err {
+                    Some(e) => {
+                        tracing::warn!(error = %reread, "re-read after ambiguous create failed");
+                        e
+                    }
+                    None => reread,
+                });
+            }
+        };
+        match (found, err) {
+            (Some(d), _) => self.existing_for_create(&d, size),
+            (None, Some(e)) => Err(e),
+            (None, None) => Err(AgentError::Internal(format!(
+                "the RDS accepted /disk add but slot {slot} does not exist"
+            ))),
+        }
+    }
+
+    /// DeleteVolume: disk entry, then its file; an orphaned file of this id
+    /// (disk entry already gone) is removed too. Missing → `Ok(false)`.
+    pub async fn delete(&self, slot: &Slot, base: &DiskPath) -> Result<bool, AgentError> {
+        match self.rds.disk(slot).await? {
+            Some(d) => match self.rds.kind(&d) {
+                DiskKind::Volume => {
+                    // kind_of guarantees a valid path named <slot>.img.
+                    let file = DiskPath::new(d.file_path.as_deref().unwrap_or_default())?;
+                    self.rds.remove_disk(slot).await?;
+                    self.rds.remove_file(&file).await?;
+                    Ok(true)
+                }
+                other => {
+                    tracing::warn!(slot = %slot, kind = ?other, "DeleteVolume of a slot that is not a volume: left alone");
+                    Ok(false)
+                }
+            },
+            None => {
+                let file = volume_file(base, slot)?;
+                if self.rds.file(&file).await?.is_some() {
+                    tracing::info!(file = %file, "removing orphaned backing file");
+                    self.rds.remove_file(&file).await?;
+                    Ok(true)
+                } else {
+                    Ok(false)
+                }
+            }
+        }
+    }
+
+    pub async fn get(&self, slot: &Slot) -> Result<Volume, AgentError> {
+        self.volume_disk(slot)
+            .await?
+            .map(|d| Self::to_volume(&d))
+            .ok_or_else(|| AgentError::VolumeNotFound(slot.to_string()))
+    }
+
+    pub async fn list(&self) -> Result<Vec<Volume>, AgentError> {
+        let mut v: Vec<Volume> = self
+            .rds
+            .file_disks()
+            .await?
+            .iter()
+            .filter(|d| self.rds.kind(d) == DiskKind::Volume)
+            .map(Self::to_volume)
+            .collect();
+        v.sort_by(|a, b| a.volume_id.cmp(&b.volume_id));
+        Ok(v)
+    }
+
+    /// Grows the backing file; equal is idempotent, smaller is OUT_OF_RANGE.
+    pub async fn expand(&self, slot: &Slot, size_bytes: u64) -> Result<Volume, AgentError> {
+        if size_bytes == 0 {
+            return Err(AgentError::InvalidArgument(
+                "size_bytes must be greater than 0".into(),
+            ));
+        }
+        let size = round_size(size_bytes)?;
+        let d = self
+            .volume_disk(slot)
+            .await?
+            .ok_or_else(|| AgentError::VolumeNotFound(slot.to_string()))?;
+        let have = d.size.unwrap_or(0);
+        if size == have {
+            return Ok(Self::to_volume(&d));
+        }
+        if size < have {
+            return Err(AgentError::OutOfRange(format!(
+                "volume {slot} has {have} bytes; shrinking to {size} is not supported"
+            )));
+        }
+        let cmd = Command::DiskSetFileSize {
+            slot: slot.clone(),
+            file_size: FileSize::new(size)?,
+        };
+        let err = match self.rds.exec().mutate(&cmd).await {
+            Ok(()) => None,
+            Err(e) if e.outcome_unknown() => Some(e),
+            Err(e) => return Err(e),
+        };
+        let now = self.volume_disk(slot).await;
+        match (now, err) {
+            (Ok(Some(d)), _) if d.size.unwrap_or(0) >= size => Ok(Self::to_volume(&d)),
+            (Ok(Some(d)), None) => Err(AgentError::Internal(format!(
+                "the RDS accepted file-size={size} for {slot} but still reports {} bytes",
+                d.size.unwrap_or(0)
+            ))),
+            (Ok(None), None) => Err(AgentError::VolumeNotFound(slot.to_string())),
+            (Ok(_), Some(e)) => Err(e),
+            (Err(reread), Some(e)) => {
+                tracing::warn!(error = %reread, "re-read after ambiguous expand failed");
+                Err(e)
+            }
+            (Err(reread), None) => Err(reread),
+        }
+    }
+
+    /// Capacity of the pool holding `base` (first path component), from raw
+    /// `size=`/`free=`.
+    pub async fn capacity(&self, base_path: &str) -> Result<Capacity, AgentError> {
+        let pool = if base_path.is_empty() {
+            self.rds.pool().clone()
+        } else {
+            let p = self.base_path(base_path)?;
+            let first = p
+                .as_str()
+                .trim_start_matches('/')
+                .split('/')
+                .next()
+                .unwrap_or("");
+            PoolName::new(first)?
+        };
+        let rec = self.rds.pool_record(&pool).await?.ok_or_else(|| {
+            AgentError::Internal(format!("no pool with mount-point {pool:?} on the RDS"))
+        })?;
+        Ok(Capacity {
+            total_bytes: rec.size.unwrap_or(0),
+            free_bytes: rec.free.unwrap_or(0),
+        })
+    }
+}
+
+fn fill_source(v: &mut Volume, source: &Option<SourceSpec>) {
+    // Only known for volumes created in this call or retried with the same
+    // request; RouterOS keeps no record of it (proto: "may be empty").
+    match source {
+        Some(SourceSpec::Snapshot(s)) => v.source_snapshot_id = s.to_string(),
+        Some(SourceSpec::Volume(s)) => v.source_volume_id = s.to_string(),
+        None => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::snapshots::CopyFromBackend;
+    use crate::testing::{FakeFault, FakeRds};
+    use rds_bus::Reason;
+
+    const GIB: u64 = 1 << 30;
+    const MIB: u64 = 1 << 20;
+
+    fn setup() -> (Arc<FakeRds>, Volumes) {
+        let fake = FakeRds::new();
+        let rds = Arc::new(Rds::new(fake.executor(), PoolName::default()));
+        let backend = Arc::new(CopyFromBackend::new(rds.clone()));
+        let v = Volumes::new(
+            rds,
+            backend,
+            Defaults {
+                base_path: DiskPath::new("/storage-pool/metal-csi").unwrap(),
+                nvme_port: Port::NVME_TCP_DEFAULT,
+            },
+        );
+        (fake, v)
+    }
+
+    async fn create(v: &Volumes, id: &str, size: u64) -> Result<Volume, AgentError> {
+        let spec = v.validate_create(id, size, "", 0, None)?;
+        v.create(spec).await
+    }
+
+    fn adds(fake: &FakeRds) -> usize {
+        fake.log()
+            .iter()
+            .filter(|c| c.starts_with("/disk add"))
+            .count()
+    }
+
+    #[tokio::test]
+    async fn sizes_round_up_to_whole_mib_and_report_raw_size() {
+        let (fake, v) = setup();
+        for (id, req, want) in [
+            ("pvc-a", GIB, GIB),
+            ("pvc-b", GIB + GIB / 2, GIB + GIB / 2),
+            ("pvc-c", GIB + 1, GIB + MIB),
+            ("pvc-d", 10 << 40, 10 << 40),
+        ] {
+            let vol = create(&v, id, req).await.unwrap();
+            assert_eq!(vol.size_bytes, want, "{id}");
+            assert_eq!(fake.disk(id).unwrap().size, Some(want));
+            assert_eq!(vol.nqn, format!("nqn.2000-02.com.mikrotik:{id}"));
+            assert_eq!(vol.file_path, format!("/storage-pool/metal-csi/{id}.img"));
+            assert!(vol.nvme_export);
+            assert_eq!(vol.nvme_port, 4420);
+        }
+        for exact in [
+            "file-size=1610612736 ",
+            "file-size=1074790400 ",
+            "file-size=10995116277760 ",
+        ] {
+            assert!(
+                fake.log().iter().any(|c| c.contains(exact)),
+                "exact bytes are sent ({exact}): {:?}",
+                fake.log()
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn create_is_idempotent_by_slot_both_ways() {
+        let (fake, v) = setup();
+        create(&v, "pvc-x", 2 * GIB).await.unwrap();
+        let again = create(&v, "pvc-x", 2 * GIB).await.unwrap();
+        assert_eq!(again.size_bytes, 2 * GIB);
+        let smaller = create(&v, "pvc-x", GIB).await.unwrap();
+        assert_eq!(
+            smaller.size_bytes,
+            2 * GIB,
+            "an existing bigger volume is compatible"
+        );
+        let err = create(&v, "pvc-x", 3 * GIB).await.unwrap_err();
+        assert_eq!(err.reason(), Reason::SlotExists);
+        assert_eq!(adds(&fake), 1);
+    }
+
+    #[tokio::test]
+    async fn dropped_after_effect_is_decided_by_rereading() {
+        let (fake, v) = setup();
+        fake.fault("disk add", FakeFault::DropAfterEffect);
+        let vol = create(&v, "pvc-y", GIB).await.unwrap();
+        assert_eq!(vol.size_bytes, GIB);
+        assert_eq!(adds(&fake), 1, "never re-sent");
+    }
+
+    #[tokio::test]
+    async fn dropped_before_effect_fails_unavailable_then_retry_creates_once() {
+        let (fake, v) = setup();
+        fake.fault("disk add", FakeFault::DropBeforeEffect);
+        let err = create(&v, "pvc-z", GIB).await.unwrap_err();
+        assert_eq!(err.reason(), Reason::RdsUnreachable);
+        assert!(fake.slots().is_empty());
+        create(&v, "pvc-z", GIB).await.unwrap();
+        assert_eq!(fake.slots(), vec!["pvc-z".to_owned()]);
+    }
+
+    #[tokio::test]
+    async fn garbled_or_wrong_exit_status_after_effect_still_succeed() {
+        let (fake, v) = setup();
+        fake.fault("disk add", FakeFault::GarbleAfterEffect);
+        create(&v, "pvc-g", GIB).await.unwrap();
+        fake.fault("disk add", FakeFault::ExitStatus(1));
+        create(&v, "pvc-h", GIB).await.unwrap();
+        assert_eq!(adds(&fake), 2);
+    }
+
+    #[tokio::test]
+    async fn duplicate_slot_error_from_a_concurrent_create_is_success_if_compatible() {
+        let (fake, v) = setup();
+        let dup = || AgentError::RouterOs {
+            verb: "disk add",
+            error: rds_routeros::classify_error("failure: item with such name already exists")
+                .unwrap(),
+        };
+        // Another agent created the slot between our print and our add.
+        let spec = v.validate_create("pvc-c", GIB, "", 0, None).unwrap();
+        fake.seed_disk(
+            "pvc-c",
+            "/storage-pool/metal-csi/pvc-c.img",
+            GIB,
+            Some((4420, "nqn.2000-02.com.mikrotik:pvc-c")),
+        );
+        let res = v
+            .decide_create(&spec.slot, spec.size, Err(dup()))
+            .await
+            .unwrap();
+        assert_eq!(res.volume_id, "pvc-c");
+        // ... with a smaller size: ALREADY_EXISTS.
+        let spec = v.validate_create("pvc-c", 2 * GIB, "", 0, None).unwrap();
+        let err = v
+            .decide_create(&spec.slot, spec.size, Err(dup()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.reason(), Reason::SlotExists);
+    }
+
+    #[tokio::test]
+    async fn disk_full_is_capacity_exhausted_and_creates_nothing() {
+        let (fake, v) = setup();
+        fake.fault(
+            "disk add",
+            FakeFault::Text("failure: not enough space".into()),
+        );
+        let err = create(&v, "pvc-f", GIB).await.unwrap_err();
+        assert_eq!(err.reason(), Reason::CapacityExhausted);
+        assert!(fake.slots().is_empty());
+    }
+
+    #[tokio::test]
+    async fn delete_removes_disk_and_file_and_orphans() {
+        let (fake, v) = setup();
+        let base = DiskPath::new("/storage-pool/metal-csi").unwrap();
+        create(&v, "pvc-d", GIB).await.unwrap();
+        let slot = Slot::new("pvc-d").unwrap();
+        assert!(v.delete(&slot, &base).await.unwrap());
+        assert!(fake.slots().is_empty());
+        assert!(fake.files().is_empty());
+        assert!(
+            !v.delete(&slot, &base).await.unwrap(),
+            "missing = OK, existed=false"
+        );
+        fake.seed_file("storage-pool/metal-csi/pvc-d.img", GIB);
+        assert!(v.delete(&slot, &base).await.unwrap(), "orphan removed");
+        assert!(fake.files().is_empty());
+        // A foreign disk under the same slot grammar is never touched.
+        fake.seed_disk("nixos-root", "/storage-pool/nixos/root.img", GIB, None);
+        let foreign = Slot::new("nixos-root").unwrap();
+        assert!(!v.delete(&foreign, &base).await.unwrap());
+        assert_eq!(fake.slots(), vec!["nixos-root".to_owned()]);
+        assert_eq!(
+            v.get(&foreign).await.unwrap_err().reason(),
+            Reason::VolumeNotFound
+        );
+    }
+
+    #[tokio::test]
+    async fn delete_after_ambiguous_remove_rereads() {
+        let (fake, v) = setup();
+        let base = DiskPath::new("/storage-pool/metal-csi").unwrap();
+        create(&v, "pvc-r", GIB).await.unwrap();
+        fake.fault("disk remove", FakeFault::DropAfterEffect);
+        assert!(v.delete(&Slot::new("pvc-r").unwrap(), &base).await.unwrap());
+        assert!(fake.slots().is_empty() && fake.files().is_empty());
+    }
+
+    #[tokio::test]
+    async fn expand_grows_never_shrinks() {
+        let (_fake, v) = setup();
+        create(&v, "pvc-e", GIB).await.unwrap();
+        let slot = Slot::new("pvc-e").unwrap();
+        let vol = v.expand(&slot, GIB + GIB / 2 + 1).await.unwrap();
+        assert_eq!(vol.size_bytes, GIB + GIB / 2 + MIB);
+        let same = v.expand(&slot, GIB + GIB / 2 + 1).await.unwrap();
+        assert_eq!(same.size_bytes, vol.size_bytes);
+        assert_eq!(
+            v.expand(&slot, GIB).await.unwrap_err().reason(),
+            Reason::OutOfRange
+        );
+        let missing = Slot::new("pvc-missing").unwrap();
+        assert_eq!(
+            v.expand(&missing, GIB).await.unwrap_err().reason(),
+            Reason::VolumeNotFound
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_inputs_never_reach_the_rds() {
+        let (fake, v) = setup();
+        let long = "a".repeat(200);
+        for id in [
+            "",
+            "a\"b",
+            "a;b",
+            "a$b",
+            "a\\b",
+            "a[b",
+            "a\nb",
+            "/system reboot",
+            long.as_str(),
+            "snap-x",
+        ] {
+            let err = create(&v, id, GIB).await.unwrap_err();
+            assert_eq!(err.reason(), Reason::InvalidArgument, "{id:?}");
+        }
+        for base in [
+            "/storage-pool/x;y",
+            "/etc",
+            "relative",
+            "/storage-pool/../etc",
+            "/storage-pool/a b",
+        ] {
+            let err = v.validate_create("pvc-1", GIB, base, 0, None).unwrap_err();
+            assert_eq!(err.reason(), Reason::InvalidArgument, "{base:?}");
+        }
+        assert!(v.validate_create("pvc-1", 0, "", 0, None).is_err());
+        assert!(v.validate_create("pvc-1", GIB, "", 70000, None).is_err());
+        assert_eq!(
+            v.validate_create("pvc-1", u64::MAX, "", 0, None)
+                .unwrap_err()
+                .reason(),
+            Reason::OutOfRange
+        );
+        assert!(fake.log().is_empty(), "nothing was sent: {:?}", fake.log());
+    }
+
+    #[tokio::test]
+    async fn snapshot_lifecycle_keeps_its_source_and_restores() {
+        let (fake, v) = setup();
+        let base = DiskPath::new("/storage-pool/metal-csi").unwrap();
+        create(&v, "pvc-src", 2 * GIB).await.unwrap();
+        let snap = Slot::new("snap-1").unwrap();
+        let src = Slot::new("pvc-src").unwrap();
+        let s = v.snapshots().create(&snap, &src, &base).await.unwrap();
+        assert_eq!(s.source.as_ref(), Some(&src));
+        assert_eq!(s.size, 2 * GIB);
+        assert!(s.created_unix.is_some());
+        // A fresh backend (agent restart) still knows the source.
+        let (rds2, fresh) = (v.rds().clone(), CopyFromBackend::new(v.rds().clone()));
+        let _ = rds2;
+        let again = fresh.get(&snap).await.unwrap().unwrap();
+        assert_eq!(again.source.as_ref(), Some(&src));
+        assert_eq!(again.created_unix, s.created_unix);
+        // Retry with the same source: OK; another source: ALREADY_EXISTS.
+        v.snapshots().create(&snap, &src, &base).await.unwrap();
+        create(&v, "pvc-other", GIB).await.unwrap();
+        let other = Slot::new("pvc-other").unwrap();
+        let err = v
+            .snapshots()
+            .create(&snap, &other, &base)
+            .await
+            .unwrap_err();
+        assert_eq!(err.reason(), Reason::SlotExists);
+        // Missing source.
+        let err = v
+            .snapshots()
+            .create(
+                &Slot::new("snap-2").unwrap(),
+                &Slot::new("pvc-nope").unwrap(),
+                &base,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.reason(), Reason::VolumeNotFound);
+        // Listing does not show snapshots as volumes and vice versa.
+        let vols: Vec<String> = v
+            .list()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|x| x.volume_id)
+            .collect();
+        assert_eq!(vols, vec!["pvc-other", "pvc-src"]);
+        let snaps = v.snapshots().list().await.unwrap();
+        assert_eq!(snaps.len(), 1);
+        assert_eq!(snaps[0].created_unix, s.created_unix);
+        // Restore: at least the snapshot's size, exported with its own NQN.
+        let spec = v
+            .validate_create(
+                "pvc-restored",
+                GIB,
+                "",
+                0,
+                Some(SourceSpec::Snapshot(snap.clone())),
+            )
+            .unwrap();
+        let r = v.create(spec).await.unwrap();
+        assert_eq!(r.size_bytes, 2 * GIB);
+        assert_eq!(r.source_snapshot_id, "snap-1");
+        assert_eq!(r.nqn, "nqn.2000-02.com.mikrotik:pvc-restored");
+        // Volume ops on the snapshot slot are refused / not found.
+        assert_eq!(
+            v.get(&snap).await.unwrap_err().reason(),
+            Reason::VolumeNotFound
+        );
+        assert_eq!(
+            create(&v, "snap-1", GIB).await.unwrap_err().reason(),
+            Reason::InvalidArgument
+        );
+        // Delete snapshot: disk and file gone; again → false.
+        assert!(v.snapshots().delete(&snap).await.unwrap());
+        assert!(!v.snapshots().delete(&snap).await.unwrap());
+        assert!(
+            !fake.files().iter().any(|f| f.contains("snap-1")),
+            "{:?}",
+            fake.files()
+        );
+    }
+
+    #[tokio::test]
+    async fn go_driver_snapshot_has_unknown_source_and_is_accepted_on_retry() {
+        let (fake, v) = setup();
+        let base = DiskPath::new("/storage-pool/metal-csi").unwrap();
+        create(&v, "pvc-src", GIB).await.unwrap();
+        fake.seed_disk("snap-go", "/storage-pool/metal-csi/snap-go.img", GIB, None);
+        let s = v
+            .snapshots()
+            .create(
+                &Slot::new("snap-go").unwrap(),
+                &Slot::new("pvc-src").unwrap(),
+                &base,
+            )
+            .await
+            .unwrap();
+        assert_eq!(s.source, None);
+        assert_eq!(adds(&fake), 1, "no second copy");
+    }
+
+    #[tokio::test]
+    async fn capacity_is_raw_pool_size_and_free() {
+        let (fake, v) = setup();
+        create(&v, "pvc-a", 3 * GIB).await.unwrap();
+        let c = v.capacity("").await.unwrap();
+        assert_eq!(c.total_bytes, fake.pool_size);
+        assert_eq!(c.free_bytes, fake.pool_size - 3 * GIB);
+        assert_eq!(
+            v.capacity("/other/x").await.unwrap_err().reason(),
+            Reason::InvalidArgument
+        );
+    }
+}

@@ -1,0 +1,281 @@
+//! Shared harness: rds-sim in-process (real SSH server) + rds-agent served
+//! over real gRPC on 127.0.0.1:0, configured through its real flags.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use rds_agent::RunningAgent;
+use rds_bus::{BusChannel, ClientOptions};
+use rds_proto::agent::agent_client::AgentClient;
+use rds_proto::agent::{CreateVolumeRequest, DeleteVolumeRequest, ProbeRequest};
+use rds_sim::{Sim, SimConfig, SimHandle};
+use russh::keys::PrivateKey;
+use russh::keys::ssh_key::LineEnding;
+use russh::keys::ssh_key::private::Ed25519Keypair;
+
+pub const GIB: u64 = 1 << 30;
+pub const MIB: u64 = 1 << 20;
+
+pub fn key(seed: u8) -> PrivateKey {
+    PrivateKey::from(Ed25519Keypair::from_seed(&[seed; 32]))
+}
+
+/// How the agent pins the sim's host key.
+#[derive(Clone, Debug)]
+pub enum Pin {
+    Fingerprint,
+    /// A fingerprint of some other key (mismatch).
+    WrongFingerprint,
+    PublicKeyFile,
+    KnownHosts,
+    Insecure,
+}
+
+pub struct Opts {
+    pub pin: Pin,
+    /// Seed of the key the agent logs in with (the sim authorises seed 1).
+    pub client_key_seed: u8,
+    pub sim: Box<dyn FnOnce(&mut SimConfig) + Send>,
+    pub agent_args: Vec<String>,
+}
+
+impl Default for Opts {
+    fn default() -> Self {
+        Opts {
+            pin: Pin::Fingerprint,
+            client_key_seed: 1,
+            sim: Box::new(|_| {}),
+            agent_args: Vec::new(),
+        }
+    }
+}
+
+pub struct Env {
+    pub sim: SimHandle,
+    pub agent: Option<RunningAgent>,
+    pub client: AgentClient<BusChannel>,
+    pub dir: tempfile::TempDir,
+    pub key_path: PathBuf,
+}
+
+pub async fn env(opts: Opts) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = SimConfig::new(dir.path().join("sim"), vec![key(1).public_key().clone()]);
+    cfg.base_dirs = vec!["storage-pool/metal-csi".to_owned()];
+    (opts.sim)(&mut cfg);
+    let sim = Sim::start(cfg).await.unwrap();
+
+    let key_path = dir.path().join("id_ed25519");
+    std::fs::write(
+        &key_path,
+        key(opts.client_key_seed)
+            .to_openssh(LineEnding::LF)
+            .unwrap()
+            .as_bytes(),
+    )
+    .unwrap();
+    let port = sim.addr().port().to_string();
+    let mut args: Vec<String> = [
+        "rds-agent",
+        "--rds-address",
+        "127.0.0.1",
+        "--rds-port",
+        &port,
+        "--rds-user",
+        "admin",
+        "--rds-key-file",
+        key_path.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-address",
+        "127.0.0.1:0",
+        "--command-timeout",
+        "2s",
+        "--connect-timeout",
+        "2s",
+        "--reconnect-backoff-initial",
+        "50ms",
+        "--reconnect-backoff-max",
+        "400ms",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    match opts.pin {
+        Pin::Fingerprint => {
+            args.push("--rds-host-key-fingerprint".into());
+            args.push(sim.host_key_fingerprint());
+        }
+        Pin::WrongFingerprint => {
+            args.push("--rds-host-key-fingerprint".into());
+            args.push(rds_agent::ssh::fingerprint(key(99).public_key()));
+        }
+        Pin::PublicKeyFile => {
+            let p = dir.path().join("rds_host.pub");
+            std::fs::write(&p, sim.host_public_key().to_openssh().unwrap()).unwrap();
+            args.push("--rds-host-key".into());
+            args.push(p.to_str().unwrap().into());
+        }
+        Pin::KnownHosts => {
+            let p = dir.path().join("known_hosts");
+            let line = format!(
+                "[127.0.0.1]:{} {}\n",
+                sim.addr().port(),
+                sim.host_public_key().to_openssh().unwrap()
+            );
+            std::fs::write(&p, line).unwrap();
+            args.push("--rds-known-hosts".into());
+            args.push(p.to_str().unwrap().into());
+        }
+        Pin::Insecure => args.push("--rds-insecure-skip-host-key-verify".into()),
+    }
+    args.extend(opts.agent_args);
+    let settings = <rds_agent::Args as clap::Parser>::try_parse_from(args)
+        .unwrap()
+        .validate()
+        .unwrap();
+    let agent = rds_agent::start(settings).await.unwrap();
+    let channel = rds_bus::connect(
+        &agent.endpoint,
+        ClientOptions {
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(20),
+        },
+    )
+    .unwrap();
+    Env {
+        sim,
+        agent: Some(agent),
+        client: AgentClient::new(channel),
+        dir,
+        key_path,
+    }
+}
+
+impl Env {
+    pub fn client(&self) -> AgentClient<BusChannel> {
+        self.client.clone()
+    }
+
+    /// Every command line the sim received (from its commands.log).
+    pub fn commands(&self) -> Vec<String> {
+        std::fs::read_to_string(self.sim.commands_log())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_once(" cmd=").map(|(_, c)| c.to_owned()))
+            .collect()
+    }
+
+    /// Raw commands.log text.
+    pub fn commands_log(&self) -> String {
+        std::fs::read_to_string(self.sim.commands_log()).unwrap_or_default()
+    }
+
+    /// `/disk add` commands received for `slot`.
+    pub fn adds_for(&self, slot: &str) -> usize {
+        let needle = format!("slot={slot}");
+        self.commands()
+            .iter()
+            .filter(|c| c.starts_with("/disk add") && c.split(' ').any(|t| t == needle))
+            .count()
+    }
+
+    pub fn disks_with_slot(&self, slot: &str) -> usize {
+        self.sim.disks().iter().filter(|d| d.slot == slot).count()
+    }
+
+    pub async fn metrics_text(&self) -> String {
+        let addr = self.agent.as_ref().unwrap().metrics_addr.unwrap();
+        http_get(addr, "/metrics").await
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(a) = self.agent.take() {
+            a.stop().await.unwrap();
+        }
+        self.sim.clone().stop().await;
+    }
+}
+
+pub fn create_req(id: &str, size: u64) -> CreateVolumeRequest {
+    CreateVolumeRequest {
+        volume_id: id.to_owned(),
+        size_bytes: size,
+        base_path: String::new(),
+        nvme_port: 0,
+        source: None,
+    }
+}
+
+pub fn delete_req(id: &str) -> DeleteVolumeRequest {
+    DeleteVolumeRequest {
+        volume_id: id.to_owned(),
+        base_path: String::new(),
+    }
+}
+
+/// Polls Probe until reachable (or `within` passes); returns how long it took.
+pub async fn wait_reachable(
+    client: &mut AgentClient<BusChannel>,
+    within: Duration,
+) -> Option<Duration> {
+    let t = Instant::now();
+    while t.elapsed() < within {
+        if let Ok(r) = client.probe(ProbeRequest {}).await
+            && r.get_ref().reachable
+        {
+            return Some(t.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+/// Like a CSI sidecar: retry CreateVolume on retryable codes until OK.
+pub async fn create_until_ok(
+    client: &mut AgentClient<BusChannel>,
+    id: &str,
+    size: u64,
+    within: Duration,
+) -> (
+    Result<rds_proto::agent::Volume, tonic::Status>,
+    Vec<tonic::Code>,
+) {
+    let t = Instant::now();
+    let mut codes = Vec::new();
+    loop {
+        match client.create_volume(create_req(id, size)).await {
+            Ok(v) => return (Ok(v.into_inner()), codes),
+            Err(s) => {
+                codes.push(s.code());
+                let retryable = matches!(
+                    s.code(),
+                    tonic::Code::Unavailable
+                        | tonic::Code::DeadlineExceeded
+                        | tonic::Code::Internal
+                );
+                if !retryable || t.elapsed() > within {
+                    return (Err(s), codes);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Minimal HTTP/1.1 GET (no client crate needed).
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    String::from_utf8_lossy(&buf).into_owned()
+}
