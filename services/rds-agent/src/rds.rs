@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use rds_routeros::{
-    Command, DiskPath, DiskRecord, DiskSelector, FileRecord, FileSelector, PoolName, RegexPattern,
-    RouterOsErrorKind, Slot, parse_disk_print_detail, parse_file_print_detail,
+    Command, DiskPath, DiskRecord, DiskSelector, FileRecord, FileSelector, Nqn, PoolName,
+    RegexPattern, RouterOsErrorKind, Slot, parse_disk_print_detail, parse_file_print_detail,
 };
 
 use rds_routeros::RouterOsError;
@@ -46,19 +46,24 @@ impl Rds {
             .find(|d| d.slot.as_deref() == Some(slot.as_str())))
     }
 
-    /// Every disk entry that could be ours (filtered by [`kind_of`] later).
-    ///
-    /// rds-routeros offers no unfiltered selector, so this matches slots
-    /// containing `-`: every `pvc-…`/`snap-…` id does; an id without a dash
-    /// would be missed by listings (never by Get/Create/Delete, which use the
-    /// exact slot).
+    /// Every file-backed disk entry (filtered by [`kind_of`] later). The
+    /// print is unfiltered: a `where slot~` regex would miss ids it does not
+    /// anticipate.
     pub async fn file_disks(&self) -> Result<Vec<DiskRecord>, AgentError> {
-        let cmd = Command::DiskPrint(DiskSelector::SlotMatches(RegexPattern::contains("-")?));
+        let cmd = Command::DiskPrint(DiskSelector::All);
         let disks = self.exec.read(&cmd, parse_disks_strict).await?;
         Ok(disks
             .into_iter()
             .filter(|d| d.disk_type.as_deref() == Some("file"))
             .collect())
+    }
+
+    /// Disks exporting `nqn` (at most one on a sane box). Used to refuse a
+    /// new id whose lowercase form collides with an existing volume: both
+    /// would get the same NQN (DESIGN.md §8a).
+    pub async fn disks_with_nqn(&self, nqn: &Nqn) -> Result<Vec<DiskRecord>, AgentError> {
+        let cmd = Command::DiskPrint(DiskSelector::Nqn(nqn.clone()));
+        self.exec.read(&cmd, parse_disks_strict).await
     }
 
     /// The pool record (`where mount-point="<pool>"`), with raw `size` and

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use rds_routeros::{Command, DiskPath, DiskRecord, FileSize, NvmeExport, Slot};
+use rds_routeros::{Command, CopyExport, DiskPath, DiskRecord, FileSize, NvmeExport, Slot};
 
 use crate::error::AgentError;
 use crate::layout::{DiskKind, snapshot_file};
@@ -147,15 +147,15 @@ impl CopyFromBackend {
             _ => return Err(AgentError::VolumeNotFound(source.to_string())),
         }
         let file_path = snapshot_file(base, id, source)?;
-        // No export arguments: the Go driver's command. NOTE: rds-routeros
-        // cannot render `nvme-tcp-export=no` yet, so a properties-copying
-        // copy-from inherits the source's export (routeros.md §6.9).
+        // Export explicitly off: a properties-copying copy-from would
+        // otherwise inherit the source's export and its NQN (routeros.md
+        // §6.9), exporting the snapshot under the live volume's name.
         let cmd = Command::DiskAddCopy {
             source: source.clone(),
             file_path,
             file_size: None,
             slot: id.clone(),
-            export: None,
+            export: CopyExport::Disabled,
         };
         let sent = self.rds.exec().mutate(&cmd).await;
         let decide = |found: Option<SnapshotInfo>, err: Option<AgentError>| match (found, err) {
@@ -246,7 +246,7 @@ impl CopyFromBackend {
             file_path: new.file_path.clone(),
             file_size: Some(new.size),
             slot: new.slot.clone(),
-            export: Some(new.export.clone()),
+            export: CopyExport::Enabled(new.export.clone()),
         };
         self.rds.exec().mutate(&cmd).await
     }

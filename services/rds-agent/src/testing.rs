@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
 use rds_routeros::{
-    CivilDateTime, Command, DiskRecord, DiskSelector, FileRecord, FileSelector, LastModified,
-    Legend, RenderOptions, SingletonStyle, render_disk_print, render_file_print, render_singleton,
+    CivilDateTime, Command, CopyExport, DiskRecord, DiskSelector, FileRecord, FileSelector,
+    LastModified, Legend, RenderOptions, SingletonStyle, render_disk_print, render_file_print,
+    render_singleton,
 };
 
 use crate::error::AgentError;
@@ -181,11 +182,18 @@ impl FakeRds {
                 let size = file_size
                     .map(|f| f.bytes())
                     .unwrap_or(src.size.unwrap_or(0));
-                let nqn = export.as_ref().map(|e| e.nqn.to_string());
-                let exp = export
-                    .as_ref()
-                    .zip(nqn.as_deref())
-                    .map(|(e, n)| (e.port.get(), n));
+                // Copy-from copies properties: Inherit keeps the source's
+                // export (and NQN), like real RouterOS would.
+                let inherited = src.nvme_tcp_export.filter(|on| *on).and(
+                    src.nvme_tcp_server_port
+                        .zip(src.nvme_tcp_server_nqn.clone()),
+                );
+                let exp_owned: Option<(u16, String)> = match export {
+                    CopyExport::Inherit => inherited,
+                    CopyExport::Disabled => None,
+                    CopyExport::Enabled(e) => Some((e.port.get(), e.nqn.to_string())),
+                };
+                let exp = exp_owned.as_ref().map(|(p, n)| (*p, n.as_str()));
                 let d =
                     DiskRecord::file_disk(&legend, slot.as_str(), file_path.as_str(), size, exp);
                 s.disks.insert(slot.to_string(), d);
@@ -198,6 +206,13 @@ impl FakeRds {
                     DiskSelector::Slot(slot) => {
                         s.disks.get(slot.as_str()).cloned().into_iter().collect()
                     }
+                    DiskSelector::All => s.disks.values().cloned().collect(),
+                    DiskSelector::Nqn(nqn) => s
+                        .disks
+                        .values()
+                        .filter(|d| d.nvme_tcp_server_nqn.as_deref() == Some(nqn.as_str()))
+                        .cloned()
+                        .collect(),
                     DiskSelector::SlotMatches(re) => {
                         let lit = re.as_str().trim_start_matches('^').replace("[.]", ".");
                         s.disks

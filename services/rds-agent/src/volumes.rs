@@ -200,6 +200,18 @@ impl Volumes {
             port: spec.port,
             nqn: Nqn::for_volume(slot),
         };
+        if let Some(other) = self
+            .rds
+            .disks_with_nqn(&export.nqn)
+            .await?
+            .into_iter()
+            .find_map(|d| d.slot.filter(|s| s != slot.as_str()))
+        {
+            return Err(AgentError::SlotExists(format!(
+                "volume {slot} would share NQN {} with existing volume {other} (ids differing only in case)",
+                export.nqn
+            )));
+        }
         let (sent, size) = match &spec.source {
             None => {
                 let size = spec.size;

@@ -17,18 +17,17 @@ fn reason(s: &tonic::Status) -> Option<Reason> {
     rds_bus::reason_of(s)
 }
 
-/// Snapshots inherit the source's NVMe export under copy-from (the sim
-/// copies properties, routeros.md §6.9) and rds-routeros cannot yet send
-/// `nvme-tcp-export=no`; let the sim tolerate the duplicate NQN.
-fn allow_dup_nqn(c: &mut rds_sim::SimConfig) {
-    c.behaviour.duplicate_nqn = rds_sim::DuplicateNqnMode::Allow;
+/// Data-clone copy-from (what local mode uses); the sim keeps its default
+/// duplicate-NQN rejection, so a snapshot that inherited the source's export
+/// would fail: snapshots are created with `nvme-tcp-export=no`.
+fn data_clone(c: &mut rds_sim::SimConfig) {
     c.behaviour.copy_from = rds_sim::CopyFromMode::DataClone;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn full_volume_and_snapshot_lifecycle() {
     let env = common::env(Opts {
-        sim: Box::new(allow_dup_nqn),
+        sim: Box::new(data_clone),
         ..Opts::default()
     })
     .await;
@@ -307,6 +306,15 @@ async fn idempotency_both_ways_and_orphan_files() {
         "retries never send a second /disk add"
     );
     assert_eq!(env.disks_with_slot("pvc-idem"), 1);
+
+    // An id differing only in case would share the NQN: refused, not created.
+    let clash = c
+        .create_volume(create_req("PVC-IDEM", GIB))
+        .await
+        .unwrap_err();
+    assert_eq!(clash.code(), Code::AlreadyExists, "{clash:?}");
+    assert!(clash.message().contains("pvc-idem"), "{clash:?}");
+    assert_eq!(env.adds_for("PVC-IDEM"), 0);
 
     // An orphaned .img (disk entry gone, file left, as the Go driver leaked):
     // delete removes it. Make one by deleting the disk entry behind the agent's back.

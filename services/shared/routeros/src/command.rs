@@ -19,6 +19,19 @@ pub struct NvmeExport {
     pub nqn: Nqn,
 }
 
+/// Export arguments of a `copy-from` add. Copy-from copies the source's
+/// properties (routeros.md §6.9), so "say nothing" would inherit the source's
+/// export *and its NQN*; a snapshot therefore says `Disabled` explicitly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CopyExport {
+    /// No export arguments (whatever copy-from copies).
+    Inherit,
+    /// `nvme-tcp-export=no`
+    Disabled,
+    /// `nvme-tcp-export=yes nvme-tcp-server-port=.. nvme-tcp-server-nqn=..`
+    Enabled(NvmeExport),
+}
+
 /// Which disks `/disk print detail where ...` selects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DiskSelector {
@@ -28,6 +41,10 @@ pub enum DiskSelector {
     SlotMatches(RegexPattern),
     /// `where mount-point="<pool>"` (the pool record, GetCapacity).
     MountPoint(PoolName),
+    /// `where nvme-tcp-server-nqn="<nqn>"` (who already exports this NQN).
+    Nqn(Nqn),
+    /// No `where`: every disk (listing; callers filter by layout).
+    All,
 }
 
 /// Which files `/file print detail where ...` selects.
@@ -66,8 +83,8 @@ pub enum Command {
         file_size: Option<FileSize>,
         /// New slot.
         slot: Slot,
-        /// Export arguments, if the new disk is exported.
-        export: Option<NvmeExport>,
+        /// Export arguments of the new disk.
+        export: CopyExport,
     },
     /// `/disk print detail where ...`
     DiskPrint(DiskSelector),
@@ -184,7 +201,11 @@ impl fmt::Display for Command {
                     write!(f, " file-size={size}")?;
                 }
                 write!(f, " slot={slot}")?;
-                write_export(f, export)
+                match export {
+                    CopyExport::Inherit => Ok(()),
+                    CopyExport::Disabled => write!(f, " nvme-tcp-export=no"),
+                    CopyExport::Enabled(e) => write_export(f, &Some(e.clone())),
+                }
             }
             Command::DiskPrint(sel) => match sel {
                 DiskSelector::Slot(slot) => write!(f, "/disk print detail where slot={slot}"),
@@ -198,6 +219,12 @@ impl fmt::Display for Command {
                     "/disk print detail where mount-point={}",
                     quote_output(pool.as_str())
                 ),
+                DiskSelector::Nqn(nqn) => write!(
+                    f,
+                    "/disk print detail where nvme-tcp-server-nqn={}",
+                    quote_output(nqn.as_str())
+                ),
+                DiskSelector::All => write!(f, "/disk print detail"),
             },
             Command::DiskSetFileSize { slot, file_size } => {
                 write!(f, "/disk set [find slot={slot}] file-size={file_size}")

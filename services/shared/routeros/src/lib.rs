@@ -79,7 +79,7 @@ pub mod types;
 pub mod wrap;
 
 pub use classify::{DeviceError, Position, RouterOsErrorKind, classify_error, classify_error_line};
-pub use command::{Command, DiskSelector, FileSelector, NvmeExport};
+pub use command::{Command, CopyExport, DiskSelector, FileSelector, NvmeExport};
 pub use detail::{PrintDetail, Prop, RawRecord, parse_print_detail};
 pub use disk::{DiskRecord, parse_disk_print_detail, render_disk_print, render_disk_record};
 pub use error::RouterOsError;

@@ -57,7 +57,7 @@ fn disk_add_copy() {
         file_path: path(&format!("/storage-pool/metal-csi/{snap}.img")),
         file_size: None,
         slot: slot(snap),
-        export: None,
+        export: CopyExport::Inherit,
     };
     assert_eq!(
         create.to_string(),
@@ -66,12 +66,26 @@ fn disk_add_copy() {
              file-path=/storage-pool/metal-csi/{snap}.img slot={snap}"
         )
     );
+    let unexported = Command::DiskAddCopy {
+        source: slot(ID),
+        file_path: path(&format!("/storage-pool/metal-csi/{snap}.img")),
+        file_size: None,
+        slot: slot(snap),
+        export: CopyExport::Disabled,
+    };
+    assert_eq!(
+        unexported.to_string(),
+        format!(
+            "/disk add type=file copy-from=[find slot={ID}] \
+             file-path=/storage-pool/metal-csi/{snap}.img slot={snap} nvme-tcp-export=no"
+        )
+    );
     let restore = Command::DiskAddCopy {
         source: slot(snap),
         file_path: path("/storage-pool/metal-csi/pvc-new.img"),
         file_size: Some(FileSize::new(5368709120).unwrap()),
         slot: slot("pvc-new"),
-        export: export("pvc-new"),
+        export: CopyExport::Enabled(export("pvc-new").unwrap()),
     };
     assert_eq!(
         restore.to_string(),
@@ -93,6 +107,21 @@ fn prints_set_remove_monitor_probe() {
             format!("/disk print detail where slot={ID}"),
             "disk print",
             Some(ID),
+        ),
+        (
+            Command::DiskPrint(DiskSelector::All),
+            "/disk print detail".into(),
+            "disk print",
+            None,
+        ),
+        (
+            Command::DiskPrint(DiskSelector::Nqn(
+                Nqn::new("nqn.2000-02.com.mikrotik:pvc-a").unwrap(),
+            )),
+            "/disk print detail where nvme-tcp-server-nqn=\"nqn.2000-02.com.mikrotik:pvc-a\""
+                .into(),
+            "disk print",
+            None,
         ),
         (
             Command::DiskPrint(DiskSelector::SlotMatches(

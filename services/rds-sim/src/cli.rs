@@ -1,0 +1,132 @@
+//! The `rds-sim` command line (kept in the library so `main.rs` stays thin and `rdsctl` can
+//! reuse it).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::{Behaviour, FaultRule, Sim, SimConfig};
+
+/// `rds-sim` arguments.
+#[derive(Parser, Debug)]
+#[command(
+    name = "rds-sim",
+    about = "Simulated MikroTik RDS (RouterOS 7 + rose-storage) over SSH"
+)]
+pub struct Args {
+    /// SSH listen address.
+    #[arg(long, env = "RDS_SIM_LISTEN", default_value = "127.0.0.1:2222")]
+    pub listen: SocketAddr,
+    /// State directory (state.json, files/, commands.log, host_key).
+    #[arg(long, env = "RDS_SIM_STATE_DIR")]
+    pub state_dir: PathBuf,
+    /// OpenSSH authorized_keys file; any user name with one of these keys may log in.
+    #[arg(long, env = "RDS_SIM_AUTHORIZED_KEYS")]
+    pub authorized_keys: PathBuf,
+    /// Host private key (OpenSSH format; an RSA key presents ssh-rsa like the real box).
+    /// Default: <state-dir>/host_key, generated (Ed25519) on first start.
+    #[arg(long, env = "RDS_SIM_HOST_KEY")]
+    pub host_key: Option<PathBuf>,
+    /// Pool size in bytes.
+    #[arg(long, env = "RDS_SIM_POOL_SIZE", default_value_t = crate::DEFAULT_POOL_SIZE)]
+    pub pool_size: u64,
+    /// Behaviour switches as a JSON file (fields of `Behaviour`; missing fields = defaults).
+    #[arg(long, env = "RDS_SIM_BEHAVIOUR")]
+    pub behaviour: Option<PathBuf>,
+    /// Local mode (DESIGN §8): pre-create storage-pool/metal-csi, copy-from = data-clone.
+    #[arg(long, env = "RDS_SIM_LOCAL_MODE")]
+    pub local_mode: bool,
+    /// Control endpoint (HTTP/JSON) address, e.g. 127.0.0.1:9222. Off when absent.
+    #[arg(long, env = "RDS_SIM_CONTROL")]
+    pub control: Option<SocketAddr>,
+    /// Fault rule (JSON) active from start; repeatable.
+    #[arg(long = "fault")]
+    pub faults: Vec<String>,
+    /// Validate and print the effective configuration, then exit.
+    #[arg(long)]
+    pub check_config: bool,
+}
+
+/// The effective configuration printed by `--check-config` (no secrets: key counts only).
+#[derive(serde::Serialize)]
+pub struct Effective {
+    pub listen: SocketAddr,
+    pub state_dir: PathBuf,
+    pub authorized_keys: usize,
+    pub host_key: Option<PathBuf>,
+    pub pool_size: u64,
+    pub base_dirs: Vec<String>,
+    pub control: Option<SocketAddr>,
+    pub faults: usize,
+    pub behaviour: Behaviour,
+}
+
+/// Validate the arguments into a [`SimConfig`] and start-up fault rules.
+pub fn build(a: &Args) -> Result<(SimConfig, Vec<FaultRule>), String> {
+    let keys_text = rds_bus::config::read_secret_file(&a.authorized_keys)?;
+    let keys = crate::load_authorized_keys(&keys_text).map_err(|e| e.to_string())?;
+    let mut cfg = SimConfig::new(&a.state_dir, keys);
+    cfg.listen = a.listen;
+    cfg.pool_size = a.pool_size;
+    if a.local_mode {
+        cfg = cfg.local_mode();
+    }
+    if let Some(p) = &a.host_key {
+        cfg.host_key = Some(crate::load_or_generate_host_key(p).map_err(|e| e.to_string())?);
+    }
+    if let Some(p) = &a.behaviour {
+        let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        cfg.behaviour = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    let faults = a
+        .faults
+        .iter()
+        .map(|f| FaultRule::from_json(f).map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
+    Ok((cfg, faults))
+}
+
+/// Start the simulator (and the control endpoint), print the fingerprint, serve until
+/// SIGINT/SIGTERM.
+pub async fn serve(
+    cfg: SimConfig,
+    faults: Vec<FaultRule>,
+    control: Option<SocketAddr>,
+) -> Result<(), crate::SimError> {
+    let sim = Sim::start(cfg).await?;
+    for f in faults {
+        sim.faults().try_add(f)?;
+    }
+    println!(
+        "rds-sim listening on {} host key {}",
+        sim.addr(),
+        sim.host_key_fingerprint()
+    );
+    if let Some(c) = control {
+        let addr = crate::serve_control(sim.clone(), c).await?;
+        println!("rds-sim control on http://{addr}");
+    }
+    let shutdown = rds_bus::Shutdown::new();
+    shutdown.trigger_on_signals();
+    shutdown.wait().await;
+    sim.stop().await;
+    Ok(())
+}
+
+impl Effective {
+    /// What `--check-config` prints.
+    pub fn new(c: &SimConfig, args: &Args, faults: usize) -> Self {
+        Self {
+            listen: c.listen,
+            state_dir: c.state_dir.clone(),
+            authorized_keys: c.authorized_keys.len(),
+            host_key: args.host_key.clone(),
+            pool_size: c.pool_size,
+            base_dirs: c.base_dirs.clone(),
+            control: args.control,
+            faults,
+            behaviour: c.behaviour.clone(),
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! Simulator configuration: where it listens, where it keeps state, and one switch for every
+//! behaviour routeros.md marks [CONFLICT] or [INF] (with the documented default, or — where the
+//! reference gives none — the default chosen here and listed in the README).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use russh::keys::{PrivateKey, PublicKey};
+use serde::{Deserialize, Serialize};
+
+/// 100 GiB, the default pool size (issue 3, DESIGN.md §8).
+pub const DEFAULT_POOL_SIZE: u64 = 100 * 1024 * 1024 * 1024;
+
+/// Everything needed to start a simulator.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// Listen address; `127.0.0.1:0` in tests.
+    pub listen: SocketAddr,
+    /// Holds `state.json`, `files/`, `commands.log` and `host_key`.
+    pub state_dir: PathBuf,
+    /// Public keys that may log in (any user name).
+    pub authorized_keys: Vec<PublicKey>,
+    /// `None` = load or generate `<state_dir>/host_key` (stable across restarts).
+    pub host_key: Option<PrivateKey>,
+    /// Size of the pool `storage-pool` in bytes (its file-system total).
+    pub pool_size: u64,
+    /// Directories (RouterOS `/file` form, e.g. `storage-pool/metal-csi`) created at start if
+    /// missing. DESIGN.md §8 local mode wants `storage-pool/metal-csi`.
+    pub base_dirs: Vec<String>,
+    /// Behaviour switches.
+    pub behaviour: Behaviour,
+}
+
+impl SimConfig {
+    /// Defaults: `127.0.0.1:0`, 100 GiB pool, no extra directories, [`Behaviour::default`].
+    pub fn new(state_dir: impl Into<PathBuf>, authorized_keys: Vec<PublicKey>) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            state_dir: state_dir.into(),
+            authorized_keys,
+            host_key: None,
+            pool_size: DEFAULT_POOL_SIZE,
+            base_dirs: Vec::new(),
+            behaviour: Behaviour::default(),
+        }
+    }
+
+    /// The DESIGN.md §8 local-mode setup: base directory `storage-pool/metal-csi` and
+    /// copy-from in data-clone mode.
+    pub fn local_mode(mut self) -> Self {
+        self.base_dirs = vec!["storage-pool/metal-csi".to_owned()];
+        self.behaviour.copy_from = CopyFromMode::DataClone;
+        self
+    }
+}
+
+/// §6.9: what `/disk add copy-from=` does with the file contents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum CopyFromMode {
+    /// Generic RouterOS semantics: copy the settable properties (including export + NQN), then
+    /// apply the given ones; the new file is a fresh sparse file. routeros.md default.
+    #[default]
+    PropertiesOnly,
+    /// Clone the source file's data (what the Go driver assumes; local mode uses it).
+    DataClone,
+}
+
+/// Fact 4 / §2.2: exit status of an exec.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExitStatusMode {
+    /// 0 on success, 1 on any error (recommended default).
+    #[default]
+    ZeroOrOne,
+    /// Always 0, even with error text.
+    AlwaysZero,
+    /// No `exit-status` message at all.
+    Missing,
+}
+
+/// §3.2: `remove`/`set` whose `[find]` matched nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum EmptyFindMode {
+    /// Silent no-op (default, INF).
+    #[default]
+    NoOp,
+    /// `no such item`.
+    NoSuchItem,
+}
+
+/// §7: parent directory of a new `file-path` missing. routeros.md gives no default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum MissingParentMode {
+    /// Create the missing directories (chosen default: keeps simple setups working).
+    #[default]
+    Create,
+    /// Fail with [`Texts::missing_parent`].
+    Fail,
+}
+
+/// §6.5: `/disk set … file-size=` on an existing file disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum SetFileSizeMode {
+    /// Grow the file and `size` (routeros.md default). Shrinking is refused.
+    #[default]
+    Grow,
+    /// Refuse with [`Texts::set_file_size`].
+    Reject,
+    /// Accept silently without effect.
+    Ignore,
+}
+
+/// §4.3 / §7: the same NQN exported twice on the same port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum DuplicateNqnMode {
+    /// Refuse with [`Texts::duplicate_nqn`] (routeros.md INF default).
+    #[default]
+    Reject,
+    /// Allow.
+    Allow,
+}
+
+/// §7 / §7.1: `file-size` larger than the pool's free space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum SpaceMode {
+    /// Files are sparse; creation always succeeds; space is used as data is written.
+    #[default]
+    Sparse,
+    /// The full `file-size` must fit in free space (counted as allocated on creation).
+    Strict,
+}
+
+/// §7: `/disk add` whose `file-path` already exists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExistingFileMode {
+    /// Attach the existing file, keep contents; resize only if `file-size` is given (INF default).
+    #[default]
+    Attach,
+    /// Fail with [`Texts::file_exists`].
+    Fail,
+}
+
+/// §7: `/file remove` of a file that backs a live disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum LiveFileRemoveMode {
+    /// Delete it (the disk keeps pointing at a missing file). Default.
+    #[default]
+    Delete,
+    /// Refuse with [`Texts::file_in_use`].
+    Refuse,
+}
+
+/// §3.2 / §12.7: print numbers of a filtered print.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum NumberingMode {
+    /// Position in the whole menu (what the §4.2 synthesized record shows: `31`). Default.
+    #[default]
+    Global,
+    /// 0..n-1 over the printed items.
+    Filtered,
+}
+
+/// §4.2: where a token longer than a line is cut.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum CutRule {
+    /// Exactly at the width limit (default).
+    #[default]
+    AtLimit,
+    /// Before the last `-` or `/` that fits.
+    BeforeSeparator,
+}
+
+/// §2.1: what happens when a connection has `session_limit` channels open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum SessionLimitMode {
+    /// Refuse the channel open (default).
+    #[default]
+    Refuse,
+    /// Hold the open until a channel closes.
+    Block,
+}
+
+/// Error texts whose real wording is unknown (routeros.md §5 "unverified"). Defaults keep
+/// the substrings the Go driver classifies on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Texts {
+    /// `/disk add` with an existing slot.
+    pub duplicate_slot: String,
+    /// Not enough space (strict mode, disk-full fault).
+    pub not_enough_space: String,
+    /// Same NQN already exported on the port.
+    pub duplicate_nqn: String,
+    /// Parent directory of `file-path` missing ([`MissingParentMode::Fail`]).
+    pub missing_parent: String,
+    /// `file-path` already exists ([`ExistingFileMode::Fail`]).
+    pub file_exists: String,
+    /// `/file remove` of a live backing file ([`LiveFileRemoveMode::Refuse`]).
+    pub file_in_use: String,
+    /// `/disk set file-size=` refused.
+    pub set_file_size: String,
+    /// Invalid regular expression in `~`.
+    pub bad_regex: String,
+}
+
+impl Default for Texts {
+    fn default() -> Self {
+        Self {
+            duplicate_slot: "failure: item with such name already exists".into(),
+            not_enough_space: "failure: not enough space".into(),
+            duplicate_nqn: "failure: nvme-tcp-server-nqn already used on this port".into(),
+            missing_parent: "failure: parent directory does not exist".into(),
+            file_exists: "failure: file already exists".into(),
+            file_in_use: "failure: file is in use".into(),
+            set_file_size: "failure: file-size can only be set when creating".into(),
+            bad_regex: "failure: invalid regular expression".into(),
+        }
+    }
+}
+
+/// Every behaviour switch. `Behaviour::default()` is the documented default set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Behaviour {
+    /// §6.9.
+    pub copy_from: CopyFromMode,
+    /// Fact 4.
+    pub exit_status: ExitStatusMode,
+    /// Output width in columns when the login has no `+w<n>` suffix (78, fact 9).
+    pub width: usize,
+    /// Cut rule for over-long tokens.
+    pub cut_rule: CutRule,
+    /// Empty `[find]` on set/remove.
+    pub empty_find: EmptyFindMode,
+    /// Missing parent directory on `/disk add`.
+    pub missing_parent: MissingParentMode,
+    /// `/disk set file-size=`.
+    pub set_file_size: SetFileSizeMode,
+    /// Duplicate NQN on the same port.
+    pub duplicate_nqn: DuplicateNqnMode,
+    /// Space accounting.
+    pub space: SpaceMode,
+    /// Existing backing file on `/disk add`.
+    pub existing_file: ExistingFileMode,
+    /// `/file remove` of a live backing file.
+    pub live_file_remove: LiveFileRemoveMode,
+    /// Print numbering of filtered prints.
+    pub numbering: NumberingMode,
+    /// Max open session channels per connection (`None` = unlimited, default).
+    pub session_limit: Option<u32>,
+    /// Reaction at the session limit.
+    pub session_limit_mode: SessionLimitMode,
+    /// RouterOS version string printed by `/system resource print`; ids are lowercase hex
+    /// before 7.20 and uppercase from 7.20 on.
+    pub version: String,
+    /// `/system identity`.
+    pub identity: String,
+    /// `/system resource` board name.
+    pub board_name: String,
+    /// Print a space after the last token of each `/file` line (as the MT-files doc example
+    /// does; the synthesized §4.4 output does not). Default off.
+    pub file_trailing_space: bool,
+    /// Downtime of `/system reboot` (§8.9: "typically 60-120 s"; §11.10 default 90 s).
+    pub reboot_downtime_ms: u64,
+    /// Unverified error texts.
+    pub texts: Texts,
+}
+
+impl Default for Behaviour {
+    fn default() -> Self {
+        Self {
+            copy_from: CopyFromMode::default(),
+            exit_status: ExitStatusMode::default(),
+            width: 78,
+            cut_rule: CutRule::default(),
+            empty_find: EmptyFindMode::default(),
+            missing_parent: MissingParentMode::default(),
+            set_file_size: SetFileSizeMode::default(),
+            duplicate_nqn: DuplicateNqnMode::default(),
+            space: SpaceMode::default(),
+            existing_file: ExistingFileMode::default(),
+            live_file_remove: LiveFileRemoveMode::default(),
+            numbering: NumberingMode::default(),
+            session_limit: None,
+            session_limit_mode: SessionLimitMode::default(),
+            version: "7.16 (stable)".into(),
+            identity: "RDS".into(),
+            board_name: "RDS2216".into(),
+            file_trailing_space: false,
+            reboot_downtime_ms: 90_000,
+            texts: Texts::default(),
+        }
+    }
+}
+
+impl Behaviour {
+    /// Ids print uppercase from 7.20 on (routeros.md §3.2).
+    pub fn uppercase_ids(&self) -> bool {
+        let mut parts = self.version.split(|c: char| !c.is_ascii_digit());
+        let major: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(7);
+        let minor: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        (major, minor) >= (7, 20)
+    }
+
+    /// Reboot downtime as a [`Duration`].
+    pub fn reboot_downtime(&self) -> Duration {
+        Duration::from_millis(self.reboot_downtime_ms)
+    }
+}

@@ -1,0 +1,8 @@
+//! The RouterOS console subset of routeros.md §6: a parser with RouterOS quoting and exact
+//! `(line L column C)` error positions, the `where` evaluator and the command executor.
+
+mod exec;
+mod expr;
+mod parse;
+
+pub(crate) use exec::{Outcome, Session, run_line};

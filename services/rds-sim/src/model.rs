@@ -1,0 +1,643 @@
+//! The device model (routeros.md §10): disks ordered by internal id, the pool, file ids, and
+//! every `/disk` and `/file` mutation with RouterOS semantics. Pure over a [`Store`]; errors
+//! are RouterOS text.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{
+    Behaviour, CopyFromMode, DuplicateNqnMode, ExistingFileMode, LiveFileRemoveMode,
+    MissingParentMode, SetFileSizeMode, SpaceMode,
+};
+use crate::store::{FileKind, Store, normalise};
+
+/// The pool's name (slot, mount point, fs label, `/file` root).
+pub const POOL: &str = "storage-pool";
+
+/// A file disk as a test sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DiskSummary {
+    /// Internal id as printed (`*2`).
+    pub id: String,
+    /// `slot`.
+    pub slot: String,
+    /// `file-path` as given at creation.
+    pub file_path: String,
+    /// `file-size` in bytes.
+    pub size: u64,
+    /// `nvme-tcp-server-nqn` as set (may be empty).
+    pub nqn: String,
+    /// The NQN actually exported (the slot when `nqn` is empty).
+    pub effective_nqn: String,
+    /// `nvme-tcp-export`.
+    pub export: bool,
+    /// `nvme-tcp-server-port`.
+    pub port: u16,
+}
+
+/// Settable properties of a `type=file` disk.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct FileDisk {
+    pub file_path: String,
+    pub file_size: u64,
+    pub file_offset: u64,
+    pub mount_filesystem: bool,
+    pub mount_read_only: bool,
+    pub compress: bool,
+    pub swap: bool,
+    pub nvme_tcp_export: bool,
+    pub nvme_tcp_server_port: u16,
+    pub nvme_tcp_server_nqn: String,
+    pub nvme_tcp_server_allow_host_name: String,
+    pub nvme_tcp_server_password: String,
+    pub iscsi_export: bool,
+    pub nfs_sharing: bool,
+    pub smb_sharing: bool,
+    pub media_sharing: bool,
+    pub media_interface: String,
+}
+
+impl Default for FileDisk {
+    fn default() -> Self {
+        Self {
+            file_path: String::new(),
+            file_size: 0,
+            file_offset: 0,
+            mount_filesystem: true,
+            mount_read_only: false,
+            compress: false,
+            swap: false,
+            nvme_tcp_export: false,
+            nvme_tcp_server_port: 4420,
+            nvme_tcp_server_nqn: String::new(),
+            nvme_tcp_server_allow_host_name: String::new(),
+            nvme_tcp_server_password: String::new(),
+            iscsi_export: false,
+            nfs_sharing: false,
+            smb_sharing: false,
+            media_sharing: false,
+            media_interface: "none".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum DiskKind {
+    /// The Btrfs-on-RAID pool `storage-pool`.
+    Pool,
+    /// A `type=file` disk.
+    File(FileDisk),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Disk {
+    pub id: u64,
+    pub slot: String,
+    #[serde(default)]
+    pub disabled: bool,
+    pub kind: DiskKind,
+}
+
+impl Disk {
+    pub(crate) fn file(&self) -> Option<&FileDisk> {
+        match &self.kind {
+            DiskKind::File(f) => Some(f),
+            DiskKind::Pool => None,
+        }
+    }
+
+    /// The exported NQN (RouterOS: the slot when no NQN is set, MT-rose).
+    pub(crate) fn effective_nqn(&self) -> Option<(u16, String)> {
+        let f = self.file()?;
+        if !f.nvme_tcp_export || self.disabled {
+            return None;
+        }
+        let nqn = if f.nvme_tcp_server_nqn.is_empty() {
+            self.slot.clone()
+        } else {
+            f.nvme_tcp_server_nqn.clone()
+        };
+        Some((f.nvme_tcp_server_port, nqn))
+    }
+}
+
+/// Persisted state (`state.json`). Files themselves live in the store.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct State {
+    pub next_disk_id: u64,
+    pub next_file_id: u64,
+    pub disks: Vec<Disk>,
+    pub file_ids: BTreeMap<String, u64>,
+    pub identity: Option<String>,
+}
+
+impl State {
+    pub(crate) fn fresh() -> Self {
+        Self {
+            next_disk_id: 2,
+            next_file_id: 1,
+            disks: vec![Disk {
+                id: 1,
+                slot: POOL.into(),
+                disabled: false,
+                kind: DiskKind::Pool,
+            }],
+            file_ids: BTreeMap::new(),
+            identity: None,
+        }
+    }
+}
+
+/// Pool usage numbers.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PoolUsage {
+    pub total: u64,
+    pub used: u64,
+}
+
+impl PoolUsage {
+    pub(crate) fn free(&self) -> u64 {
+        self.total.saturating_sub(self.used)
+    }
+    pub(crate) fn use_percent(&self) -> u8 {
+        if self.total == 0 {
+            return 100;
+        }
+        let pct =
+            (u128::from(self.used) * 100 + u128::from(self.total) / 2) / u128::from(self.total);
+        u8::try_from(pct.min(100)).unwrap_or(100)
+    }
+}
+
+/// The `/file` listing with ids.
+#[derive(Clone, Debug)]
+pub(crate) struct FileItem {
+    pub id: u64,
+    pub info: crate::store::FileInfo,
+}
+
+/// A device operation context: state + store + behaviour.
+pub(crate) struct Device<'a> {
+    pub state: &'a mut State,
+    pub store: &'a Store,
+    pub behaviour: &'a Behaviour,
+    pub pool_size: u64,
+    /// Set by every change that must reach `state.json`.
+    pub dirty: bool,
+}
+
+/// Parsed `/disk add|set` arguments (all optional, validated).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct DiskArgs {
+    pub slot: Option<String>,
+    pub file_path: Option<String>,
+    pub file_size: Option<u64>,
+    pub file_offset: Option<u64>,
+    pub disabled: Option<bool>,
+    pub mount_filesystem: Option<bool>,
+    pub mount_read_only: Option<bool>,
+    pub compress: Option<bool>,
+    pub swap: Option<bool>,
+    pub nvme_tcp_export: Option<bool>,
+    pub nvme_tcp_server_port: Option<u16>,
+    pub nvme_tcp_server_nqn: Option<String>,
+    pub nvme_tcp_server_allow_host_name: Option<String>,
+    pub nvme_tcp_server_password: Option<String>,
+    pub iscsi_export: Option<bool>,
+    pub nfs_sharing: Option<bool>,
+    pub smb_sharing: Option<bool>,
+    pub media_sharing: Option<bool>,
+    pub media_interface: Option<String>,
+}
+
+impl DiskArgs {
+    fn apply(&self, slot: &mut String, disabled: &mut bool, f: &mut FileDisk) {
+        macro_rules! set {
+            ($($field:ident),*) => { $( if let Some(v) = &self.$field { f.$field = v.clone(); } )* };
+        }
+        if let Some(s) = &self.slot {
+            slot.clone_from(s);
+        }
+        if let Some(d) = self.disabled {
+            *disabled = d;
+        }
+        set!(
+            file_path,
+            file_offset,
+            mount_filesystem,
+            mount_read_only,
+            compress,
+            swap,
+            nvme_tcp_export,
+            nvme_tcp_server_port,
+            nvme_tcp_server_nqn,
+            nvme_tcp_server_allow_host_name,
+            nvme_tcp_server_password,
+            iscsi_export,
+            nfs_sharing,
+            smb_sharing,
+            media_sharing,
+            media_interface
+        );
+    }
+}
+
+/// Outcome of a mutation that may or may not have touched the state.
+pub(crate) type OpResult<T> = Result<T, String>;
+
+impl Device<'_> {
+    pub(crate) fn usage(&self) -> PoolUsage {
+        let apparent = self.behaviour.space == SpaceMode::Strict;
+        PoolUsage {
+            total: self.pool_size,
+            used: self.store.used_bytes(POOL, apparent),
+        }
+    }
+
+    pub(crate) fn disk_index(&self, id: u64) -> Option<usize> {
+        self.state.disks.iter().position(|d| d.id == id)
+    }
+
+    pub(crate) fn summaries(&self) -> Vec<DiskSummary> {
+        let upper = self.behaviour.uppercase_ids();
+        self.state
+            .disks
+            .iter()
+            .filter_map(|d| {
+                let f = d.file()?;
+                Some(DiskSummary {
+                    id: format_id(d.id, upper),
+                    slot: d.slot.clone(),
+                    file_path: f.file_path.clone(),
+                    size: f.file_size,
+                    nqn: f.nvme_tcp_server_nqn.clone(),
+                    effective_nqn: if f.nvme_tcp_server_nqn.is_empty() {
+                        d.slot.clone()
+                    } else {
+                        f.nvme_tcp_server_nqn.clone()
+                    },
+                    export: f.nvme_tcp_export,
+                    port: f.nvme_tcp_server_port,
+                })
+            })
+            .collect()
+    }
+
+    /// The `/file` listing, assigning ids to new names and forgetting vanished ones.
+    pub(crate) fn files(&mut self) -> Vec<FileItem> {
+        let list = self.store.list();
+        let mut next = self.state.next_file_id;
+        let mut ids = BTreeMap::new();
+        let mut items = Vec::with_capacity(list.len());
+        for info in list {
+            let id = match self.state.file_ids.get(&info.name) {
+                Some(&id) => id,
+                None => {
+                    let id = next;
+                    next += 1;
+                    id
+                }
+            };
+            ids.insert(info.name.clone(), id);
+            items.push(FileItem { id, info });
+        }
+        if next != self.state.next_file_id || ids != self.state.file_ids {
+            self.dirty = true;
+        }
+        self.state.next_file_id = next;
+        self.state.file_ids = ids;
+        items.sort_by_key(|i| i.id);
+        items
+    }
+
+    fn check_nqn(
+        &self,
+        skip_id: Option<u64>,
+        slot: &str,
+        disabled: bool,
+        f: &FileDisk,
+    ) -> OpResult<()> {
+        if self.behaviour.duplicate_nqn == DuplicateNqnMode::Allow || !f.nvme_tcp_export || disabled
+        {
+            return Ok(());
+        }
+        let nqn = if f.nvme_tcp_server_nqn.is_empty() {
+            slot
+        } else {
+            f.nvme_tcp_server_nqn.as_str()
+        };
+        let clash = self
+            .state
+            .disks
+            .iter()
+            .filter(|d| Some(d.id) != skip_id)
+            .filter_map(Disk::effective_nqn)
+            .any(|(port, n)| port == f.nvme_tcp_server_port && n == nqn);
+        if clash {
+            Err(self.behaviour.texts.duplicate_nqn.clone())
+        } else {
+            Ok(())
+        }
+    }
+
+    fn slot_taken(&self, slot: &str, skip_id: Option<u64>) -> bool {
+        self.state
+            .disks
+            .iter()
+            .any(|d| d.slot == slot && Some(d.id) != skip_id)
+    }
+
+    /// `/disk add type=file ...` (with an optional `copy-from` source id).
+    pub(crate) fn disk_add(&mut self, args: &DiskArgs, copy_from: Option<u64>) -> OpResult<u64> {
+        let texts = &self.behaviour.texts;
+        let (mut slot, mut disabled, mut f, source) = match copy_from {
+            Some(src) => {
+                let d = self
+                    .disk_index(src)
+                    .map(|i| self.state.disks[i].clone())
+                    .ok_or_else(|| "no such item".to_owned())?;
+                let f = d
+                    .file()
+                    .cloned()
+                    .ok_or_else(|| "failure: copy-from item is not a file disk".to_owned())?;
+                (String::new(), d.disabled, f, Some(d))
+            }
+            None => (String::new(), false, FileDisk::default(), None),
+        };
+        args.apply(&mut slot, &mut disabled, &mut f);
+        if args.slot.is_none() {
+            // "assigned automatically": file1, file2, ...
+            let mut n = 1;
+            while self.slot_taken(&format!("file{n}"), None) {
+                n += 1;
+            }
+            slot = format!("file{n}");
+        }
+        if self.slot_taken(&slot, None) {
+            return Err(texts.duplicate_slot.clone());
+        }
+        if args.file_path.is_none() && source.is_some() {
+            return Err("failure: file-path not specified".into());
+        }
+        if f.file_path.is_empty() {
+            return Err("failure: file-path not specified".into());
+        }
+        let rel = normalise(&f.file_path).ok_or_else(|| "failure: invalid file-path".to_owned())?;
+        let parent = rel.rsplit_once('/').map(|(p, _)| p.to_owned());
+        let Some(parent) = parent else {
+            return Err("failure: file-path must be on a disk".into());
+        };
+        if rel.split('/').next() != Some(POOL) {
+            return Err("failure: file-path must be on a disk".into());
+        }
+        let existing = self.store.info(&rel);
+        if let Some(info) = &existing {
+            if info.kind != FileKind::File {
+                return Err("failure: file-path is a directory".into());
+            }
+            if self.behaviour.existing_file == ExistingFileMode::Fail {
+                return Err(texts.file_exists.clone());
+            }
+        }
+        // Size: given > copied source size > existing file size.
+        let size = match (args.file_size, &source, &existing) {
+            (Some(s), _, _) => s,
+            (None, Some(_), _) => f.file_size,
+            (None, None, Some(info)) => info.size,
+            (None, None, None) => 0,
+        };
+        if size == 0 {
+            return Err("failure: file-size not specified".into());
+        }
+        f.file_size = size;
+        self.check_nqn(None, &slot, disabled, &f)?;
+        let clone_data = self.behaviour.copy_from == CopyFromMode::DataClone && existing.is_none();
+        // Space needed now: strict counts the apparent size; sparse only cloned data.
+        let needed = match self.behaviour.space {
+            SpaceMode::Strict => {
+                if existing.is_some() {
+                    size.saturating_sub(existing.as_ref().map_or(0, |i| i.size))
+                } else {
+                    size
+                }
+            }
+            SpaceMode::Sparse => match (&source, clone_data) {
+                (Some(s), true) => s
+                    .file()
+                    .and_then(|sf| normalise(&sf.file_path))
+                    .and_then(|r| self.store.info(&r))
+                    .map_or(0, |i| i.allocated),
+                _ => 0,
+            },
+        };
+        if needed > self.usage().free() {
+            return Err(texts.not_enough_space.clone());
+        }
+        if !self.store.is_dir(&parent) {
+            match self.behaviour.missing_parent {
+                MissingParentMode::Create => {
+                    self.store
+                        .mkdir_p(&parent)
+                        .map_err(|e| format!("failure: {e}"))?;
+                }
+                MissingParentMode::Fail => return Err(texts.missing_parent.clone()),
+            }
+        }
+        let io = |e: std::io::Error| format!("failure: {e}");
+        match (&source, clone_data) {
+            (Some(s), true) => {
+                let src_rel = s
+                    .file()
+                    .and_then(|sf| normalise(&sf.file_path))
+                    .unwrap_or_default();
+                if self.store.info(&src_rel).is_some() {
+                    self.store.copy_sparse(&src_rel, &rel, size).map_err(io)?;
+                } else {
+                    self.store.create_sparse(&rel, size).map_err(io)?;
+                }
+            }
+            _ => {
+                if existing.is_some() {
+                    if args.file_size.is_some() {
+                        self.store.set_len(&rel, size).map_err(io)?;
+                    }
+                } else {
+                    self.store.create_sparse(&rel, size).map_err(io)?;
+                }
+            }
+        }
+        let id = self.state.next_disk_id;
+        self.state.next_disk_id += 1;
+        self.state.disks.push(Disk {
+            id,
+            slot,
+            disabled,
+            kind: DiskKind::File(f),
+        });
+        Ok(id)
+    }
+
+    /// `/disk set <ids> ...`.
+    pub(crate) fn disk_set(&mut self, ids: &[u64], args: &DiskArgs) -> OpResult<()> {
+        if args.slot.is_some() && ids.len() > 1 {
+            return Err(self.behaviour.texts.duplicate_slot.clone());
+        }
+        // Validate everything first, then apply (no half-applied multi-item set).
+        let mut updated = Vec::new();
+        for &id in ids {
+            let i = self
+                .disk_index(id)
+                .ok_or_else(|| "no such item".to_owned())?;
+            let d = self.state.disks[i].clone();
+            let DiskKind::File(mut f) = d.kind.clone() else {
+                return Err("failure: can not change pool properties".into());
+            };
+            let (mut slot, mut disabled) = (d.slot.clone(), d.disabled);
+            if args.file_path.is_some() {
+                return Err("failure: file-path can only be set when creating".into());
+            }
+            args.apply(&mut slot, &mut disabled, &mut f);
+            if self.slot_taken(&slot, Some(id)) {
+                return Err(self.behaviour.texts.duplicate_slot.clone());
+            }
+            let mut resize = None;
+            if let Some(size) = args.file_size {
+                match self.behaviour.set_file_size {
+                    SetFileSizeMode::Grow => {
+                        if size < f.file_size {
+                            return Err("failure: can not shrink file".into());
+                        }
+                        if self.behaviour.space == SpaceMode::Strict
+                            && size - f.file_size > self.usage().free()
+                        {
+                            return Err(self.behaviour.texts.not_enough_space.clone());
+                        }
+                        f.file_size = size;
+                        resize = Some(size);
+                    }
+                    SetFileSizeMode::Reject => {
+                        return Err(self.behaviour.texts.set_file_size.clone());
+                    }
+                    SetFileSizeMode::Ignore => {}
+                }
+            }
+            self.check_nqn(Some(id), &slot, disabled, &f)?;
+            updated.push((
+                i,
+                Disk {
+                    id,
+                    slot,
+                    disabled,
+                    kind: DiskKind::File(f.clone()),
+                },
+                resize,
+                f.file_path,
+            ));
+        }
+        for (i, d, resize, path) in updated {
+            if let (Some(size), Some(rel)) = (resize, normalise(&path))
+                && self.store.info(&rel).is_some()
+            {
+                self.store
+                    .set_len(&rel, size)
+                    .map_err(|e| format!("failure: {e}"))?;
+            }
+            self.state.disks[i] = d;
+        }
+        Ok(())
+    }
+
+    /// `/disk remove <ids>`: removes the items and their exports, never the files (fact 6).
+    pub(crate) fn disk_remove(&mut self, ids: &[u64]) -> OpResult<()> {
+        for &id in ids {
+            let i = self
+                .disk_index(id)
+                .ok_or_else(|| "no such item".to_owned())?;
+            if self.state.disks[i].file().is_none() {
+                return Err("failure: can not remove mounted disk".into());
+            }
+        }
+        self.state.disks.retain(|d| !ids.contains(&d.id));
+        Ok(())
+    }
+
+    /// `/file remove <ids>`.
+    pub(crate) fn file_remove(&mut self, ids: &[u64]) -> OpResult<()> {
+        let files = self.files();
+        let mut names = Vec::new();
+        for &id in ids {
+            let item = files
+                .iter()
+                .find(|f| f.id == id)
+                .ok_or_else(|| "no such item".to_owned())?;
+            if item.info.kind == FileKind::Disk {
+                return Err("failure: can not remove disk".into());
+            }
+            if self.behaviour.live_file_remove == LiveFileRemoveMode::Refuse {
+                let live = self.state.disks.iter().filter_map(Disk::file).any(|f| {
+                    normalise(&f.file_path).is_some_and(|p| {
+                        p == item.info.name || p.starts_with(&format!("{}/", item.info.name))
+                    })
+                });
+                if live {
+                    return Err(self.behaviour.texts.file_in_use.clone());
+                }
+            }
+            names.push(item.info.name.clone());
+        }
+        for n in names {
+            match self.store.remove(&n) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(format!("failure: {e}")),
+            }
+            self.state.file_ids.remove(&n);
+        }
+        Ok(())
+    }
+
+    /// `/file add name=<n> type=file|directory`.
+    pub(crate) fn file_add(&mut self, name: &str, directory: bool) -> OpResult<u64> {
+        let rel = normalise(name).ok_or_else(|| "failure: invalid name".to_owned())?;
+        if !rel.contains('/') {
+            return Err("failure: can not create disk".into());
+        }
+        if self.store.info(&rel).is_some() {
+            return Err(self.behaviour.texts.file_exists.clone());
+        }
+        let io = |e: std::io::Error| format!("failure: {e}");
+        if directory {
+            self.store.mkdir_p(&rel).map_err(io)?;
+        } else {
+            if let Some((parent, _)) = rel.rsplit_once('/') {
+                self.store.mkdir_p(parent).map_err(io)?;
+            }
+            self.store.create_sparse(&rel, 0).map_err(io)?;
+        }
+        let files = self.files();
+        files
+            .iter()
+            .find(|f| f.info.name == rel)
+            .map(|f| f.id)
+            .ok_or_else(|| "failure: file vanished".into())
+    }
+}
+
+/// `*1f` / `*1F` (uppercase from 7.20 on, routeros.md §3.2).
+pub(crate) fn format_id(id: u64, upper: bool) -> String {
+    if upper {
+        format!("*{id:X}")
+    } else {
+        format!("*{id:x}")
+    }
+}
+
+/// Parse `*1f` (either case).
+pub(crate) fn parse_id(s: &str) -> Option<u64> {
+    let hex = s.strip_prefix('*')?;
+    if hex.is_empty() || hex.len() > 16 {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok()
+}

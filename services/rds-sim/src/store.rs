@@ -1,0 +1,321 @@
+//! The state directory: `state.json` (written atomically) and the real files behind `/file`
+//! under `files/` (a RouterOS path `/storage-pool/x/y.img` is `files/storage-pool/x/y.img`).
+//! Disk backing files are sparse (`set_len`); sizes shown are apparent sizes.
+
+use std::fs;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::error::SimError;
+
+/// Write `bytes` to `path` via a temporary file + fsync + rename.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<(), SimError> {
+    let tmp = path.with_extension("tmp");
+    let mut f = fs::File::create(&tmp).map_err(|e| SimError::io("creating", &tmp, e))?;
+    if let Some(m) = mode {
+        f.set_permissions(fs::Permissions::from_mode(m))
+            .map_err(|e| SimError::io("chmod", &tmp, e))?;
+    }
+    f.write_all(bytes)
+        .map_err(|e| SimError::io("writing", &tmp, e))?;
+    f.sync_all().map_err(|e| SimError::io("syncing", &tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| SimError::io("renaming to", path, e))
+}
+
+/// What a `/file` entry is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FileKind {
+    /// A mount root (`type=disk`).
+    Disk,
+    /// `type=directory`.
+    Directory,
+    /// A regular file.
+    File,
+}
+
+/// One `/file` entry read from the file system.
+#[derive(Clone, Debug)]
+pub(crate) struct FileInfo {
+    /// RouterOS name, relative (`storage-pool/metal-csi/x.img`).
+    pub name: String,
+    pub kind: FileKind,
+    /// Apparent size.
+    pub size: u64,
+    /// Allocated bytes.
+    pub allocated: u64,
+    /// Modification time (Unix seconds).
+    pub mtime: i64,
+}
+
+#[derive(Debug)]
+pub(crate) struct Store {
+    root: PathBuf,
+    files: PathBuf,
+}
+
+/// Normalise a RouterOS path (`/a/b` or `a/b`) to its relative `/file` name; `None` when it
+/// is empty or has `.`/`..`/empty components.
+pub(crate) fn normalise(routeros_path: &str) -> Option<String> {
+    let rel = routeros_path.strip_prefix('/').unwrap_or(routeros_path);
+    if rel.is_empty() || rel.ends_with('/') {
+        return None;
+    }
+    if rel
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == ".." || c.contains('\0'))
+    {
+        return None;
+    }
+    Some(rel.to_owned())
+}
+
+impl Store {
+    pub(crate) fn open(root: &Path, pool: &str) -> Result<Self, SimError> {
+        let files = root.join("files");
+        fs::create_dir_all(files.join(pool)).map_err(|e| SimError::io("creating", &files, e))?;
+        Ok(Self {
+            root: root.to_path_buf(),
+            files,
+        })
+    }
+
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub(crate) fn state_path(&self) -> PathBuf {
+        self.root.join("state.json")
+    }
+
+    pub(crate) fn host_path(&self, routeros_path: &str) -> Option<PathBuf> {
+        normalise(routeros_path).map(|rel| self.files.join(rel))
+    }
+
+    pub(crate) fn exists(&self, routeros_path: &str) -> bool {
+        self.host_path(routeros_path)
+            .is_some_and(|p| p.symlink_metadata().is_ok())
+    }
+
+    pub(crate) fn is_dir(&self, rel: &str) -> bool {
+        self.host_path(rel).is_some_and(|p| p.is_dir())
+    }
+
+    pub(crate) fn info(&self, rel: &str) -> Option<FileInfo> {
+        let p = self.host_path(rel)?;
+        let md = p.symlink_metadata().ok()?;
+        Some(self.info_from(rel.trim_start_matches('/').to_owned(), &md))
+    }
+
+    fn info_from(&self, name: String, md: &fs::Metadata) -> FileInfo {
+        let kind = if md.is_dir() {
+            if name.contains('/') {
+                FileKind::Directory
+            } else {
+                FileKind::Disk
+            }
+        } else {
+            FileKind::File
+        };
+        FileInfo {
+            name,
+            kind,
+            size: md.len(),
+            allocated: md.blocks() * 512,
+            mtime: md.mtime(),
+        }
+    }
+
+    /// Every entry under every mount, depth first, names sorted within a directory.
+    pub(crate) fn list(&self) -> Vec<FileInfo> {
+        let mut out = Vec::new();
+        self.walk(&self.files, "", &mut out);
+        out
+    }
+
+    fn walk(&self, dir: &Path, prefix: &str, out: &mut Vec<FileInfo>) {
+        let Ok(rd) = fs::read_dir(dir) else { return };
+        let mut entries: Vec<_> = rd.filter_map(Result::ok).collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let Some(n) = e.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if n.ends_with(".tmp") && prefix.is_empty() {
+                continue;
+            }
+            let name = if prefix.is_empty() {
+                n
+            } else {
+                format!("{prefix}/{n}")
+            };
+            let Ok(md) = e.path().symlink_metadata() else {
+                continue;
+            };
+            let is_dir = md.is_dir();
+            out.push(self.info_from(name.clone(), &md));
+            if is_dir {
+                self.walk(&e.path(), &name, out);
+            }
+        }
+    }
+
+    /// Bytes allocated by every file under `mount`.
+    pub(crate) fn used_bytes(&self, mount: &str, apparent: bool) -> u64 {
+        self.list()
+            .iter()
+            .filter(|f| f.kind == FileKind::File && f.name.starts_with(&format!("{mount}/")))
+            .map(|f| if apparent { f.size } else { f.allocated })
+            .sum()
+    }
+
+    pub(crate) fn mkdir_p(&self, rel: &str) -> std::io::Result<()> {
+        let p = self
+            .host_path(rel)
+            .ok_or_else(|| std::io::Error::other("bad path"))?;
+        fs::create_dir_all(p)
+    }
+
+    /// Create (or open) a sparse file and set its apparent size.
+    pub(crate) fn create_sparse(&self, rel: &str, size: u64) -> std::io::Result<()> {
+        let p = self
+            .host_path(rel)
+            .ok_or_else(|| std::io::Error::other("bad path"))?;
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(p)?;
+        f.set_len(size)?;
+        f.sync_all()
+    }
+
+    pub(crate) fn set_len(&self, rel: &str, size: u64) -> std::io::Result<()> {
+        let p = self
+            .host_path(rel)
+            .ok_or_else(|| std::io::Error::other("bad path"))?;
+        let f = fs::OpenOptions::new().write(true).open(p)?;
+        f.set_len(size)
+    }
+
+    /// Copy `src` to `dst` keeping holes: only the data extents (found with `SEEK_DATA` /
+    /// `SEEK_HOLE`) are read, and 64 KiB blocks of zeros inside them are skipped too. The
+    /// result has `size` bytes (the source is truncated or extended).
+    pub(crate) fn copy_sparse(&self, src: &str, dst: &str, size: u64) -> std::io::Result<()> {
+        use nix::unistd::{Whence, lseek};
+        let sp = self
+            .host_path(src)
+            .ok_or_else(|| std::io::Error::other("bad path"))?;
+        let dp = self
+            .host_path(dst)
+            .ok_or_else(|| std::io::Error::other("bad path"))?;
+        let mut input = fs::File::open(sp)?;
+        let mut out = fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(dp)?;
+        let src_len = input.metadata()?.len().min(size);
+        let to_off = |v: u64| i64::try_from(v).map_err(std::io::Error::other);
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut pos = 0u64;
+        while pos < src_len {
+            // Next data extent; ENXIO = only a hole is left.
+            let data = match lseek(&input, to_off(pos)?, Whence::SeekData) {
+                Ok(d) => u64::try_from(d).unwrap_or(src_len),
+                Err(nix::errno::Errno::ENXIO) => break,
+                Err(e) => return Err(e.into()),
+            };
+            if data >= src_len {
+                break;
+            }
+            let hole = match lseek(&input, to_off(data)?, Whence::SeekHole) {
+                Ok(h) => u64::try_from(h).unwrap_or(src_len).min(src_len),
+                Err(e) => return Err(e.into()),
+            };
+            input.seek(SeekFrom::Start(data))?;
+            let mut at = data;
+            while at < hole {
+                let want = usize::try_from((hole - at).min(buf.len() as u64)).unwrap_or(buf.len());
+                let n = input.read(&mut buf[..want])?;
+                if n == 0 {
+                    break;
+                }
+                if buf[..n].iter().any(|&b| b != 0) {
+                    out.seek(SeekFrom::Start(at))?;
+                    out.write_all(&buf[..n])?;
+                }
+                at += n as u64;
+            }
+            pos = hole.max(data + 1);
+        }
+        out.set_len(size)?;
+        out.sync_all()
+    }
+
+    pub(crate) fn remove(&self, rel: &str) -> std::io::Result<()> {
+        let p = self
+            .host_path(rel)
+            .ok_or_else(|| std::io::Error::other("bad path"))?;
+        let md = p.symlink_metadata()?;
+        if md.is_dir() {
+            fs::remove_dir_all(p)
+        } else {
+            fs::remove_file(p)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn normalise_rejects_traversal() {
+        assert_eq!(
+            normalise("/storage-pool/a.img").as_deref(),
+            Some("storage-pool/a.img")
+        );
+        assert_eq!(
+            normalise("storage-pool/a.img").as_deref(),
+            Some("storage-pool/a.img")
+        );
+        assert!(normalise("/storage-pool/../etc").is_none());
+        assert!(normalise("/").is_none());
+        assert!(normalise("a//b").is_none());
+    }
+
+    #[test]
+    fn sparse_create_and_copy_keep_holes() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path(), "storage-pool").unwrap();
+        s.create_sparse("storage-pool/a.img", 64 << 20).unwrap();
+        let p = s.host_path("storage-pool/a.img").unwrap();
+        {
+            let mut f = fs::OpenOptions::new().write(true).open(&p).unwrap();
+            f.seek(SeekFrom::Start(1 << 20)).unwrap();
+            f.write_all(b"hello").unwrap();
+        }
+        s.copy_sparse("storage-pool/a.img", "storage-pool/b.img", 64 << 20)
+            .unwrap();
+        let b = s.info("storage-pool/b.img").unwrap();
+        assert_eq!(b.size, 64 << 20);
+        assert!(
+            b.allocated < 1 << 20,
+            "copy must stay sparse: {}",
+            b.allocated
+        );
+        let data = fs::read(s.host_path("/storage-pool/b.img").unwrap()).unwrap();
+        assert_eq!(&data[1 << 20..(1 << 20) + 5], b"hello");
+        let names: Vec<_> = s.list().into_iter().map(|f| (f.name, f.kind)).collect();
+        assert_eq!(
+            names,
+            vec![
+                ("storage-pool".to_string(), FileKind::Disk),
+                ("storage-pool/a.img".to_string(), FileKind::File),
+                ("storage-pool/b.img".to_string(), FileKind::File)
+            ]
+        );
+    }
+}
