@@ -377,7 +377,6 @@ async fn concurrent_commands_never_exceed_the_session_bound() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "rds-sim bug: its channel_close handler never runs when the sim closed the channel first (russh drops the client's CLOSE for an already-closed channel), so the per-connection session count only grows and a 3rd command on a connection is always refused"]
 async fn sessions_stay_within_the_limit_the_rds_allows() {
     // The sim refuses a 3rd channel per connection; the agent keeps 2 per connection.
     let env = common::env(Opts {

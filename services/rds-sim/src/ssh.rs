@@ -76,10 +76,39 @@ pub(crate) struct Conn {
     conn_id: u64,
     kill: Arc<KillSwitch>,
     width: Option<usize>,
-    channels: HashSet<ChannelId>,
+    channels: Arc<OpenChannels>,
     open: Arc<AtomicU32>,
     closed: Arc<Notify>,
     limit_override: Option<u32>,
+}
+
+/// Channels counted against the session limit. Released when the client
+/// closes a channel *or* when our exec task closes it first: russh does not
+/// call `channel_close` for a channel the server already closed, so counting
+/// only there would leak a slot per command.
+#[derive(Default)]
+pub(crate) struct OpenChannels {
+    set: std::sync::Mutex<HashSet<ChannelId>>,
+}
+
+impl OpenChannels {
+    fn insert(&self, id: ChannelId) {
+        if let Ok(mut set) = self.set.lock() {
+            set.insert(id);
+        }
+    }
+
+    /// True when `id` was open (so the caller decrements exactly once).
+    fn remove(&self, id: &ChannelId) -> bool {
+        self.set.lock().map(|mut s| s.remove(id)).unwrap_or(false)
+    }
+}
+
+fn release_channel(channels: &OpenChannels, open: &AtomicU32, closed: &Notify, channel: ChannelId) {
+    if channels.remove(&channel) {
+        open.fetch_sub(1, Ordering::SeqCst);
+        closed.notify_waiters();
+    }
 }
 
 impl Conn {
@@ -89,7 +118,7 @@ impl Conn {
             conn_id,
             kill,
             width: None,
-            channels: HashSet::new(),
+            channels: Arc::new(OpenChannels::default()),
             open: Arc::new(AtomicU32::new(0)),
             closed: Arc::new(Notify::new()),
             limit_override: None,
@@ -97,10 +126,7 @@ impl Conn {
     }
 
     fn release(&mut self, channel: ChannelId) {
-        if self.channels.remove(&channel) {
-            self.open.fetch_sub(1, Ordering::SeqCst);
-            self.closed.notify_waiters();
-        }
+        release_channel(&self.channels, &self.open, &self.closed, channel);
     }
 }
 
@@ -246,14 +272,25 @@ impl Handler for Conn {
         let kill = self.kill.clone();
         let conn_id = self.conn_id;
         let width = self.width;
+        let (channels, open, closed) = (
+            self.channels.clone(),
+            self.open.clone(),
+            self.closed.clone(),
+        );
         tokio::spawn(async move {
-            run_exec(shared, kill, conn_id, width, handle, channel, line).await;
+            let release = || release_channel(&channels, &open, &closed, channel);
+            run_exec(
+                shared, kill, conn_id, width, handle, channel, line, &release,
+            )
+            .await;
+            release();
         });
         Ok(())
     }
 }
 
 /// One exec: faults, console, garbling, output, exit status, EOF, close, log line.
+#[allow(clippy::too_many_arguments)]
 async fn run_exec(
     shared: Arc<Shared>,
     kill: Arc<KillSwitch>,
@@ -262,6 +299,7 @@ async fn run_exec(
     handle: russh::server::Handle,
     channel: ChannelId,
     line: String,
+    release: &(dyn Fn() + Send + Sync),
 ) {
     let started = Instant::now();
     let faults = shared.faults.check(FaultPoint::Command, &line);
@@ -392,6 +430,9 @@ async fn run_exec(
             handle.exit_status_request(channel, s).await?;
         }
         handle.eof(channel).await?;
+        // Free the session slot before the client can see the close and
+        // open its next channel.
+        release();
         handle.close(channel).await
     }
     .await;

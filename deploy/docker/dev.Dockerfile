@@ -1,0 +1,47 @@
+# syntax=docker/dockerfile:1
+#
+# Development images for the Tilt loop (see the Tiltfile). The binary is
+# compiled outside (`cargo build --target-dir target/tilt`, Debian bookworm
+# glibc; the Tiltfile's `build-in-container` setting compiles inside
+# rust:1-bookworm instead) and only copied in here, so an image build takes
+# seconds; after that, Tilt's live update syncs a new binary into the running
+# container and restarts the process (tilt-extensions restart_process: it
+# needs a shell, so the base is debian:bookworm-slim, never distroless).
+#
+# The binary lives in /opt/rds-csi, owned by uid 65532 (the user the
+# controller pod runs as), so live update can replace it and touch the
+# restart file there. The release images (Dockerfile) keep
+# /usr/local/bin, root-owned.
+#
+#   docker build -f deploy/docker/dev.Dockerfile --target node    --build-arg BIN=csi-frontend target/tilt/debug
+#   docker build -f deploy/docker/dev.Dockerfile --target service --build-arg BIN=rds-agent    target/tilt/debug
+#
+# Context: the directory holding the binary. BIN: the binary's name.
+
+ARG RUNTIME_IMAGE=debian:bookworm-slim
+
+FROM ${RUNTIME_IMAGE} AS base
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && mkdir -p /opt/rds-csi \
+    && chown 65532:65532 /opt/rds-csi
+
+# Same node tools as the release csi-frontend image.
+FROM base AS node-base
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends \
+        nvme-cli e2fsprogs xfsprogs util-linux mount \
+    && rm -rf /var/lib/apt/lists/*
+
+# csi-frontend (its node role needs the tools).
+FROM node-base AS node
+ARG BIN
+COPY --chown=65532:65532 ${BIN} /opt/rds-csi/${BIN}
+USER 65532:65532
+
+# attachment-service, event-service, rds-agent, rds-sim.
+FROM base AS service
+ARG BIN
+COPY --chown=65532:65532 ${BIN} /opt/rds-csi/${BIN}
+USER 65532:65532
