@@ -1,0 +1,244 @@
+//! Prometheus metrics under the Go driver's names (reference
+//! anchor-go-driver.md §12.1), served as OpenMetrics text on `/metrics`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::error::Error;
+
+type Labels = Vec<(&'static str, &'static str)>;
+
+fn op_histogram() -> Histogram {
+    Histogram::new(OP_BUCKETS.iter().copied())
+}
+
+const OP_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+const MIGRATION_BUCKETS: &[f64] = &[15.0, 30.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0];
+
+pub struct Metrics {
+    registry: Registry,
+    attach: Family<Labels, Counter>,
+    detach: Family<Labels, Counter>,
+    conflicts: Counter,
+    reconcile: Family<Labels, Counter>,
+    op_duration: Family<Labels, Histogram, fn() -> Histogram>,
+    stale_cleared: Counter,
+    migrations: Family<Labels, Counter>,
+    migration_duration: Histogram,
+    active_migrations: Gauge,
+    volumes_attached: Gauge,
+    events: Family<Labels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let attach = Family::<Labels, Counter>::default();
+        let detach = Family::<Labels, Counter>::default();
+        let conflicts = Counter::default();
+        let reconcile = Family::<Labels, Counter>::default();
+        let op_duration: Family<Labels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(op_histogram);
+        let stale_cleared = Counter::default();
+        let migrations = Family::<Labels, Counter>::default();
+        let migration_duration = Histogram::new(MIGRATION_BUCKETS.iter().copied());
+        let active_migrations = Gauge::default();
+        let volumes_attached = Gauge::default();
+        let events = Family::<Labels, Counter>::default();
+
+        registry.register(
+            "rds_csi_attachment_attach",
+            "Attach operations by status",
+            attach.clone(),
+        );
+        registry.register(
+            "rds_csi_attachment_detach",
+            "Detach operations by status",
+            detach.clone(),
+        );
+        registry.register(
+            "rds_csi_attachment_conflicts",
+            "Attaches refused because another node holds a single-node volume",
+            conflicts.clone(),
+        );
+        registry.register(
+            "rds_csi_attachment_reconcile",
+            "Reconciler actions (clear_stale, node_watcher_trigger)",
+            reconcile.clone(),
+        );
+        registry.register(
+            "rds_csi_attachment_operation_duration_seconds",
+            "Duration of attach, attach_secondary, detach, detach_partial and reconcile",
+            op_duration.clone(),
+        );
+        registry.register(
+            "rds_csi_attachment_stale_cleared",
+            "Attachments cleared because their node or VolumeAttachment was gone",
+            stale_cleared.clone(),
+        );
+        registry.register(
+            "rds_csi_migration_migrations",
+            "Finished live migrations by result (success, timeout, failed)",
+            migrations.clone(),
+        );
+        registry.register(
+            "rds_csi_migration_duration_seconds",
+            "Duration of finished live migrations",
+            migration_duration.clone(),
+        );
+        registry.register(
+            "rds_csi_migration_active_migrations",
+            "Live-migration windows currently open",
+            active_migrations.clone(),
+        );
+        // The Go controller exported the attachment-table size under this name.
+        registry.register(
+            "rds_csi_nvme_connections_active",
+            "Volumes in the attachment table (a dual-attached volume counts once)",
+            volumes_attached.clone(),
+        );
+        registry.register(
+            "rds_csi_attachment_events",
+            "Event posts to event-service by result (posted, failed, dropped)",
+            events.clone(),
+        );
+        Metrics {
+            registry,
+            attach,
+            detach,
+            conflicts,
+            reconcile,
+            op_duration,
+            stale_cleared,
+            migrations,
+            migration_duration,
+            active_migrations,
+            volumes_attached,
+            events,
+        }
+    }
+
+    pub fn attach(&self, ok: bool) {
+        self.attach.get_or_create(&status(ok)).inc();
+    }
+    pub fn detach(&self, ok: bool) {
+        self.detach.get_or_create(&status(ok)).inc();
+    }
+    pub fn conflict(&self) {
+        self.conflicts.inc();
+    }
+    pub fn reconcile(&self, action: &'static str) {
+        self.reconcile
+            .get_or_create(&vec![("action", action)])
+            .inc();
+    }
+    pub fn op(&self, operation: &'static str, took: Duration) {
+        self.op_duration
+            .get_or_create(&vec![("operation", operation)])
+            .observe(took.as_secs_f64());
+    }
+    pub fn stale_cleared(&self, n: u64) {
+        self.stale_cleared.inc_by(n);
+    }
+    pub fn migration_started(&self) {
+        self.active_migrations.inc();
+    }
+    /// A window closed (success, timeout or failed) after `took`.
+    pub fn migration_finished(&self, result: &'static str, took: Duration) {
+        self.active_migrations.dec();
+        self.migrations
+            .get_or_create(&vec![("result", result)])
+            .inc();
+        self.migration_duration.observe(took.as_secs_f64());
+    }
+    /// A window closed without a result of its own (its node was cleared
+    /// as stale, or it was detached elsewhere).
+    pub fn migration_closed(&self) {
+        self.active_migrations.dec();
+    }
+    /// After a rebuild: the open windows and the table size as found.
+    pub fn set_table(&self, volumes: usize, open_migrations: usize) {
+        self.volumes_attached
+            .set(i64::try_from(volumes).unwrap_or(i64::MAX));
+        self.active_migrations
+            .set(i64::try_from(open_migrations).unwrap_or(i64::MAX));
+    }
+    pub fn set_volumes(&self, volumes: usize) {
+        self.volumes_attached
+            .set(i64::try_from(volumes).unwrap_or(i64::MAX));
+    }
+    pub fn event(&self, result: &'static str) {
+        self.events.get_or_create(&vec![("result", result)]).inc();
+    }
+
+    /// OpenMetrics text.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+fn status(ok: bool) -> Labels {
+    vec![("status", if ok { "success" } else { "failure" })]
+}
+
+/// Serves `/metrics` on `addr` until `shutdown` resolves; returns the bound
+/// address (port 0 allowed).
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<SocketAddr, Error> {
+    use axum::routing::get;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::Config(format!("cannot bind metrics address {addr}: {e}")))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let app = axum::Router::new().route(
+        "/metrics",
+        get(move || {
+            let metrics = metrics.clone();
+            async move {
+                (
+                    [(
+                        http_content_type(),
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    metrics.render(),
+                )
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::warn!(error = %e, "metrics server stopped");
+        }
+    });
+    Ok(bound)
+}
+
+fn http_content_type() -> axum::http::HeaderName {
+    axum::http::header::CONTENT_TYPE
+}

@@ -1,0 +1,589 @@
+//! Kubernetes mode against the in-process fake API server (real Kubernetes
+//! JSON over HTTP, kube's own client and watcher), with the real
+//! event-service (file sink) receiving the events.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use attachment_service::Config;
+use rds_bus::{Reason, reason_of};
+use rds_proto::attachment::{self as pb, AccessMode};
+use serde_json::{Value, json};
+use support::fake_kube::{self, COORD, FakeKube, STORAGE};
+use support::*;
+use tonic::Code;
+
+const DRIVER: &str = "rds.csi.srvlab.io";
+const LEASE_NS: &str = "rds-csi";
+const LEASE: &str = "rds-csi-attachment-service";
+
+fn kube_cfg(fake: &FakeKube, dir: &std::path::Path, events: &Events, identity: &str) -> Config {
+    let mut c = Config::kube(fake.kubeconfig(dir));
+    c.events_endpoint = Some(events.endpoint());
+    c.lease_identity = Some(identity.to_owned());
+    c.lease_namespace = LEASE_NS.to_owned();
+    c.lease_duration = Duration::from_secs(2);
+    c.grace_period = Duration::from_secs(1);
+    c.reconcile_interval = Duration::from_secs(60);
+    c
+}
+
+fn holder(fake: &FakeKube) -> Option<String> {
+    fake.get(COORD, "leases", LEASE_NS, LEASE)
+        .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_owned))
+}
+
+async fn wait_holder(fake: &FakeKube, who: &str, within: Duration) {
+    eventually(within, || async {
+        (holder(fake).as_deref() == Some(who)).then_some(())
+    })
+    .await
+    .unwrap_or_else(|| panic!("{who} never held the Lease; holder {:?}", holder(fake)));
+}
+
+fn seed_nodes(fake: &FakeKube, names: &[&str]) {
+    for n in names {
+        fake.put("", "nodes", "", fake_kube::node(n));
+    }
+}
+
+/// PV `pv-<x>` for volume `pvc-<x>`: the PV name differs from the volume
+/// handle on purpose, so the mapping must go through the PV.
+fn seed_rwo(fake: &FakeKube, x: &str) {
+    let pvc = format!("claim-{x}");
+    fake.put(
+        "",
+        "persistentvolumes",
+        "",
+        fake_kube::pv(
+            &format!("pv-{x}"),
+            &format!("pvc-{x}"),
+            &["ReadWriteOnce"],
+            false,
+            Some(("apps", &pvc)),
+            DRIVER,
+        ),
+    );
+}
+
+fn set_attached(mut va: Value, attached: bool) -> Value {
+    va["status"]["attached"] = json!(attached);
+    va
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rebuild_from_volume_attachments_and_again_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeKube::start().await;
+    let events = Events::start(dir.path()).await;
+    seed_nodes(&fake, &["n1", "n2", "n3"]);
+    seed_rwo(&fake, "a");
+    // RWX block with the PVC only in claimRef.
+    let mut pv_b = fake_kube::pv("pv-b", "pvc-b", &["ReadWriteMany"], true, None, DRIVER);
+    pv_b["spec"]["claimRef"] =
+        json!({"kind": "PersistentVolumeClaim", "namespace": "vms", "name": "disk-b"});
+    pv_b["spec"]["csi"]["volumeAttributes"]["migrationTimeoutSeconds"] = json!("120");
+    fake.put("", "persistentvolumes", "", pv_b);
+    seed_rwo(&fake, "c");
+    fake.put(
+        "",
+        "persistentvolumes",
+        "",
+        fake_kube::pv(
+            "pv-z",
+            "pvc-z",
+            &["ReadWriteOnce"],
+            false,
+            None,
+            "other.csi.io",
+        ),
+    );
+    fake.put(
+        STORAGE,
+        "volumeattachments",
+        "",
+        fake_kube::va("va-a", "pv-a", "n1", true, DRIVER, "2025-01-01T00:00:00Z"),
+    );
+    fake.put(
+        STORAGE,
+        "volumeattachments",
+        "",
+        fake_kube::va("va-b1", "pv-b", "n1", true, DRIVER, "2025-01-01T00:00:00Z"),
+    );
+    fake.put(
+        STORAGE,
+        "volumeattachments",
+        "",
+        fake_kube::va("va-b2", "pv-b", "n2", true, DRIVER, "2025-01-01T00:00:30Z"),
+    );
+    // Refused by us earlier: attachError set, never attached.
+    let mut refused = fake_kube::va("va-c", "pv-c", "n2", false, DRIVER, "2025-01-01T00:00:00Z");
+    refused["status"]["attachError"] =
+        json!({"message": "ATTACHED_ELSEWHERE", "time": "2025-01-01T00:00:01Z"});
+    fake.put(STORAGE, "volumeattachments", "", refused);
+    fake.put(
+        STORAGE,
+        "volumeattachments",
+        "",
+        fake_kube::va(
+            "va-z",
+            "pv-z",
+            "n1",
+            true,
+            "other.csi.io",
+            "2025-01-01T00:00:00Z",
+        ),
+    );
+
+    let svc = Proc::start(kube_cfg(&fake, dir.path(), &events, "r1"));
+    let mut c = svc.client();
+    ready(&mut c).await;
+    let table = list(&mut c).await;
+    assert_eq!(
+        table
+            .iter()
+            .map(|a| a.volume_id.as_str())
+            .collect::<Vec<_>>(),
+        ["pvc-a", "pvc-b"]
+    );
+    let (a, b) = (&table[0], &table[1]);
+    assert_eq!(nodes_of(a), ["n1"]);
+    assert_eq!(a.access_mode, AccessMode::SingleNodeWriter as i32);
+    assert_eq!(
+        a.pvc,
+        Some(pb::PvcRef {
+            namespace: "apps".into(),
+            name: "claim-a".into()
+        })
+    );
+    assert_eq!(nodes_of(b), ["n1", "n2"], "source (older VA) first");
+    assert_eq!(b.access_mode, AccessMode::MultiNodeMultiWriter as i32);
+    assert!(b.block);
+    assert_eq!(
+        b.pvc,
+        Some(pb::PvcRef {
+            namespace: "vms".into(),
+            name: "disk-b".into()
+        })
+    );
+    assert_eq!(b.migration_timeout_seconds, 120);
+    let expect_started = jiff::Timestamp::from_second(1_735_689_630).unwrap();
+    assert_eq!(
+        b.migration_started_at.as_ref().unwrap().seconds,
+        expect_started.as_second()
+    );
+
+    // It fences from the rebuilt table; the holder's own repeat with its real
+    // access mode is accepted (the rebuilt mode was only inferred).
+    let err = c
+        .attach(attach_req(
+            "pvc-a",
+            "n2",
+            AccessMode::SingleNodeWriter,
+            false,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(reason_of(&err), Some(Reason::AttachedElsewhere));
+    assert!(err.message().contains("node n1"), "{}", err.message());
+    let third = c
+        .attach(attach_req(
+            "pvc-b",
+            "n3",
+            AccessMode::MultiNodeMultiWriter,
+            true,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(reason_of(&third), Some(Reason::MigrationLimit));
+    let again = c
+        .attach(attach_req(
+            "pvc-a",
+            "n1",
+            AccessMode::SingleNodeMultiWriter,
+            false,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(again.already_attached);
+    // Nothing but the Lease was written to the API.
+    assert!(
+        fake.writes()
+            .iter()
+            .all(|(_, path)| path.contains("/leases")),
+        "{:?}",
+        fake.writes()
+    );
+    svc.kill().await;
+
+    let svc = Proc::start(kube_cfg(&fake, dir.path(), &events, "r2"));
+    let mut c = svc.client();
+    ready(&mut c).await;
+    assert_eq!(list(&mut c).await, table);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unavailable_until_the_api_answers_then_fast_even_if_it_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeKube::start().await;
+    let events = Events::start(dir.path()).await;
+    seed_nodes(&fake, &["n1"]);
+    seed_rwo(&fake, "a");
+    fake.set_failing(true);
+    let svc = Proc::start(kube_cfg(&fake, dir.path(), &events, "r1"));
+    let mut c = svc.client();
+    for _ in 0..5 {
+        let err = support::eventually(Duration::from_secs(5), || {
+            let mut c = c.clone();
+            async move {
+                c.attach(attach_req(
+                    "pvc-a",
+                    "n1",
+                    AccessMode::SingleNodeWriter,
+                    false,
+                ))
+                .await
+                .err()
+            }
+        })
+        .await
+        .expect("attach must not succeed while the API fails");
+        assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+        assert_eq!(reason_of(&err), Some(Reason::StoreNotReady));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    fake.set_failing(false);
+    let ok = support::eventually(Duration::from_secs(15), || {
+        let mut c = c.clone();
+        async move {
+            c.attach(attach_req(
+                "pvc-a",
+                "n1",
+                AccessMode::SingleNodeWriter,
+                false,
+            ))
+            .await
+            .ok()
+        }
+    })
+    .await;
+    assert!(ok.is_some(), "rebuild is retried until it succeeds");
+
+    // Once rebuilt, the API failing does not slow Attach/Detach down.
+    fake.set_failing(true);
+    let t = Instant::now();
+    c.detach(detach_req("pvc-a", "n1")).await.unwrap();
+    c.attach(attach_req(
+        "pvc-a",
+        "n1",
+        AccessMode::SingleNodeWriter,
+        false,
+    ))
+    .await
+    .unwrap();
+    assert!(
+        t.elapsed() < Duration::from_millis(300),
+        "{:?}",
+        t.elapsed()
+    );
+    let ev = &events.wait("VolumeAttached", "pvc-a", 2).await[1];
+    assert_eq!(ev["pvc_name"], "claim-pvc-a");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_node_is_cleared_after_the_grace_period_with_an_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeKube::start().await;
+    let events = Events::start(dir.path()).await;
+    seed_nodes(&fake, &["n1", "n2"]);
+    seed_rwo(&fake, "a");
+    fake.put(
+        STORAGE,
+        "volumeattachments",
+        "",
+        fake_kube::va("va-a", "pv-a", "n2", true, DRIVER, "2025-01-01T00:00:00Z"),
+    );
+    let svc = Proc::start(kube_cfg(&fake, dir.path(), &events, "r1"));
+    let mut c = svc.client();
+    ready(&mut c).await;
+    wait_holder(&fake, "r1", Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let deleted = Instant::now();
+    fake.delete("", "nodes", "", "n2");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(list(&mut c).await.len(), 1, "kept within the grace period");
+    let ev = &events.wait("StaleAttachmentCleared", "pvc-a", 1).await[0];
+    let after = deleted.elapsed();
+    assert!(
+        after >= Duration::from_secs(1) && after < Duration::from_secs(10),
+        "{after:?}"
+    );
+    assert_eq!(
+        ev["message"],
+        "[pvc-a]: Cleared stale attachment from deleted node n2"
+    );
+    assert_eq!(
+        (ev["pvc_namespace"].as_str(), ev["pvc_name"].as_str()),
+        (Some("apps"), Some("claim-a"))
+    );
+    let err = c
+        .get(pb::GetRequest {
+            volume_id: "pvc-a".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    // Another node may take it now.
+    c.attach(attach_req(
+        "pvc-a",
+        "n1",
+        AccessMode::SingleNodeWriter,
+        false,
+    ))
+    .await
+    .unwrap();
+    svc.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_watch_adopts_forgets_and_a_vanished_attached_va_is_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeKube::start().await;
+    let events = Events::start(dir.path()).await;
+    seed_nodes(&fake, &["n1", "n2"]);
+    seed_rwo(&fake, "x");
+    seed_rwo(&fake, "y");
+    let svc = Proc::start(kube_cfg(&fake, dir.path(), &events, "r1"));
+    let mut c = svc.client();
+    ready(&mut c).await;
+    assert!(list(&mut c).await.is_empty());
+
+    // Another replica attached pvc-x on n1: the VA shows it.
+    let va_x = fake_kube::va("va-x", "pv-x", "n1", false, DRIVER, "2025-01-01T00:00:00Z");
+    fake.put(STORAGE, "volumeattachments", "", va_x.clone());
+    fake.put(
+        STORAGE,
+        "volumeattachments",
+        "",
+        set_attached(va_x.clone(), true),
+    );
+    let adopted = support::eventually(Duration::from_secs(5), || {
+        let mut c = c.clone();
+        async move { Some(list(&mut c).await).filter(|l| !l.is_empty()) }
+    })
+    .await
+    .expect("attached VA adopted");
+    assert_eq!(nodes_of(&adopted[0]), ["n1"]);
+    let err = c
+        .attach(attach_req(
+            "pvc-x",
+            "n2",
+            AccessMode::SingleNodeWriter,
+            false,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(reason_of(&err), Some(Reason::AttachedElsewhere));
+
+    // ...and detached it: attached=false, then the VA goes away.
+    fake.put(STORAGE, "volumeattachments", "", set_attached(va_x, false));
+    fake.delete(STORAGE, "volumeattachments", "", "va-x");
+    support::eventually(Duration::from_secs(5), || {
+        let mut c = c.clone();
+        async move { list(&mut c).await.is_empty().then_some(()) }
+    })
+    .await
+    .expect("detached VA forgotten");
+
+    // A VA removed while still attached: stale after the grace period.
+    fake.put(
+        STORAGE,
+        "volumeattachments",
+        "",
+        fake_kube::va("va-y", "pv-y", "n1", true, DRIVER, "2025-01-01T00:00:00Z"),
+    );
+    c.attach(attach_req(
+        "pvc-y",
+        "n1",
+        AccessMode::SingleNodeWriter,
+        false,
+    ))
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let deleted = Instant::now();
+    fake.delete(STORAGE, "volumeattachments", "", "va-y");
+    let ev = &events.wait("StaleAttachmentCleared", "pvc-y", 1).await[0];
+    // After the grace period (1 s), long before the 60 s interval: the
+    // deletion itself asked for a pass.
+    let after = deleted.elapsed();
+    assert!(
+        after >= Duration::from_secs(1) && after < Duration::from_secs(10),
+        "{after:?}"
+    );
+    assert_eq!(ev["node_id"], "n1");
+    assert!(
+        events
+            .with_reason("StaleAttachmentCleared")
+            .iter()
+            .all(|e| e["volume_id"] != "pvc-x")
+    );
+    assert!(
+        events.with_reason("VolumeDetached").is_empty(),
+        "forgetting is silent"
+    );
+    svc.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_the_lease_holder_reconciles_and_a_standby_takes_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeKube::start().await;
+    let events = Events::start(dir.path()).await;
+    seed_nodes(&fake, &["n1", "n2"]);
+    seed_rwo(&fake, "a");
+    fake.put(
+        STORAGE,
+        "volumeattachments",
+        "",
+        fake_kube::va("va-a", "pv-a", "n2", true, DRIVER, "2025-01-01T00:00:00Z"),
+    );
+
+    let a = Proc::start(kube_cfg(&fake, dir.path(), &events, "replica-a"));
+    wait_holder(&fake, "replica-a", Duration::from_secs(5)).await;
+    let b = Proc::start(kube_cfg(&fake, dir.path(), &events, "replica-b"));
+    let (mut ca, mut cb) = (a.client(), b.client());
+    ready(&mut ca).await;
+    ready(&mut cb).await;
+    // Several lease durations later the standby has not taken it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(holder(&fake).as_deref(), Some("replica-a"));
+
+    fake.delete("", "nodes", "", "n2");
+    events.wait("StaleAttachmentCleared", "pvc-a", 1).await;
+    assert!(list(&mut ca).await.is_empty(), "the leader cleared it");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(list(&mut cb).await.len(), 1, "the standby did nothing");
+    assert_eq!(events.with_reason("StaleAttachmentCleared").len(), 1);
+
+    // The leader crashes without releasing: the standby takes over after the
+    // lease duration and does the work.
+    let crashed = Instant::now();
+    a.kill().await;
+    wait_holder(&fake, "replica-b", Duration::from_secs(10)).await;
+    // Not before the record went unrenewed for a lease duration (2 s),
+    // measured from B's last sight of A's last renewal (≤ 1/3 before).
+    assert!(
+        crashed.elapsed() >= Duration::from_millis(1200),
+        "{:?}",
+        crashed.elapsed()
+    );
+    let lease = fake.get(COORD, "leases", LEASE_NS, LEASE).unwrap();
+    assert_eq!(lease["spec"]["leaseTransitions"], 1);
+    support::eventually(Duration::from_secs(10), || {
+        let mut cb = cb.clone();
+        async move { list(&mut cb).await.is_empty().then_some(()) }
+    })
+    .await
+    .expect("the new leader reconciles");
+
+    // A graceful stop hands the Lease back at once.
+    b.stop().await.unwrap();
+    assert_eq!(holder(&fake), None);
+}
+
+/// Watch events arrive late relative to calls served here: neither may
+/// resurrect a detached attachment nor drop a re-attached one. (A long grace
+/// period keeps the reconciler out of it.)
+#[tokio::test(flavor = "multi_thread")]
+async fn late_watch_events_neither_resurrect_nor_drop_attachments() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeKube::start().await;
+    let events = Events::start(dir.path()).await;
+    seed_nodes(&fake, &["n1"]);
+    seed_rwo(&fake, "w");
+    seed_rwo(&fake, "v");
+    let mut cfg = kube_cfg(&fake, dir.path(), &events, "r1");
+    cfg.grace_period = Duration::from_secs(30);
+    let svc = Proc::start(cfg);
+    let mut c = svc.client();
+    ready(&mut c).await;
+
+    // Late events around a detach served here must not resurrect it.
+    let va_w = fake_kube::va("va-w", "pv-w", "n1", true, DRIVER, "2025-01-01T00:00:00Z");
+    fake.put(STORAGE, "volumeattachments", "", va_w.clone());
+    support::eventually(Duration::from_secs(5), || {
+        let mut c = c.clone();
+        async move { (list(&mut c).await.len() == 1).then_some(()) }
+    })
+    .await
+    .expect("va-w adopted");
+    assert!(
+        c.detach(detach_req("pvc-w", "n1"))
+            .await
+            .unwrap()
+            .into_inner()
+            .was_attached
+    );
+    let mut deleting = va_w.clone();
+    deleting["metadata"]["deletionTimestamp"] = json!("2025-01-01T01:00:00Z");
+    fake.put(STORAGE, "volumeattachments", "", deleting);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        list(&mut c).await.is_empty(),
+        "a VA being deleted is not adopted"
+    );
+
+    // Re-attach to the same node: the old VA's deletion (same name) arrives
+    // after the new Attach was served here; the new attachment survives.
+    fake.put(STORAGE, "volumeattachments", "", set_attached(va_w, false));
+    fake.delete(STORAGE, "volumeattachments", "", "va-w");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    c.attach(attach_req(
+        "pvc-w",
+        "n1",
+        AccessMode::SingleNodeWriter,
+        false,
+    ))
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        list(&mut c).await.len(),
+        1,
+        "attached after the old VA was seen gone"
+    );
+    let old = fake_kube::va("va-v", "pv-v", "n1", true, DRIVER, "2025-01-01T00:00:00Z");
+    fake.put(STORAGE, "volumeattachments", "", old.clone());
+    c.attach(attach_req(
+        "pvc-v",
+        "n1",
+        AccessMode::SingleNodeWriter,
+        false,
+    ))
+    .await
+    .unwrap();
+    fake.put(STORAGE, "volumeattachments", "", set_attached(old, false));
+    fake.delete(STORAGE, "volumeattachments", "", "va-v");
+    fake.put(
+        STORAGE,
+        "volumeattachments",
+        "",
+        fake_kube::va("va-v", "pv-v", "n1", false, DRIVER, "2025-01-01T02:00:00Z"),
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let held: Vec<String> = list(&mut c)
+        .await
+        .into_iter()
+        .map(|a| a.volume_id)
+        .collect();
+    assert_eq!(held, ["pvc-v", "pvc-w"], "a newer VA for the pair keeps it");
+    c.detach(detach_req("pvc-v", "n1")).await.unwrap();
+    c.detach(detach_req("pvc-w", "n1")).await.unwrap();
+
+    svc.stop().await.unwrap();
+}

@@ -1,0 +1,727 @@
+//! Local mode (file store), real gRPC to attachment-service and from it to
+//! the real event-service (JSON-lines sink).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use attachment_service::Config;
+use rds_bus::{Reason, reason_of};
+use rds_proto::attachment::{self as pb, AccessMode};
+use support::*;
+use tonic::Code;
+
+fn local(dir: &std::path::Path, events: Option<&Events>) -> Config {
+    let mut c = Config::local(dir.join("attachments"));
+    c.events_endpoint = events.map(Events::endpoint);
+    c
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn attach_and_detach_post_events_on_the_pvc_in_the_callers_trace() {
+    let _tel = rds_bus::testing::telemetry();
+    let dir = tempfile::tempdir().unwrap();
+    let events = Events::start(dir.path()).await;
+    let svc = Proc::start(local(dir.path(), Some(&events)));
+    let mut c = svc.client();
+    ready(&mut c).await;
+
+    let span = tracing::info_span!("csi.ControllerPublishVolume");
+    let trace_id = rds_bus::testing::trace_id_of(&span);
+    let resp = {
+        use tracing::Instrument;
+        c.attach(attach_req(
+            "pvc-a",
+            "node-1",
+            AccessMode::SingleNodeWriter,
+            false,
+        ))
+        .instrument(span)
+        .await
+        .unwrap()
+        .into_inner()
+    };
+    assert!(!resp.already_attached);
+    assert_eq!(nodes_of(resp.attachment.as_ref().unwrap()), ["node-1"]);
+
+    let ev = &events.wait("VolumeAttached", "pvc-a", 1).await[0];
+    assert_eq!(ev["type"], "Normal");
+    assert_eq!(ev["pvc_namespace"], "team-a");
+    assert_eq!(ev["pvc_name"], "claim-pvc-a");
+    assert_eq!(ev["node_id"], "node-1");
+    let msg = ev["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("[pvc-a]: Attached to node node-1 (duration: "),
+        "{msg}"
+    );
+    assert_eq!(
+        ev["trace_id"],
+        trace_id.to_string(),
+        "event belongs to the caller's trace"
+    );
+
+    // Detach carries no PVC: the record's is used.
+    let d = c
+        .detach(detach_req("pvc-a", "node-1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(d.was_attached);
+    let ev = &events.wait("VolumeDetached", "pvc-a", 1).await[0];
+    assert_eq!(ev["message"], "[pvc-a]: Detached from node node-1");
+    assert_eq!(ev["type"], "Normal");
+    assert_eq!(ev["pvc_name"], "claim-pvc-a");
+    assert_eq!(ev["pvc_namespace"], "team-a");
+    svc.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fencing_rules_idempotency_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = Events::start(dir.path()).await;
+    let metrics = free_addr();
+    let mut cfg = local(dir.path(), Some(&events));
+    cfg.metrics_addr = metrics.clone();
+    let svc = Proc::start(cfg);
+    let mut c = svc.client();
+    ready(&mut c).await;
+    let rwo = AccessMode::SingleNodeWriter;
+    let rwx = AccessMode::MultiNodeMultiWriter;
+
+    // RWO: idempotent repeat, conflict naming the holder, event.
+    c.attach(attach_req("vol-1", "n1", rwo, false))
+        .await
+        .unwrap();
+    let again = c
+        .attach(attach_req("vol-1", "n1", rwo, false))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(again.already_attached);
+    let err = c
+        .attach(attach_req("vol-1", "n2", rwo, false))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(reason_of(&err), Some(Reason::AttachedElsewhere));
+    assert!(
+        err.message().contains("attached to node n1"),
+        "{}",
+        err.message()
+    );
+    let conflict = &events.wait("AttachmentConflict", "vol-1", 1).await[0];
+    assert_eq!(conflict["type"], "Warning");
+    assert_eq!(
+        conflict["message"],
+        "[vol-1]: Attachment to node n2 rejected - volume already attached to node n1. Delete the pod on n1 to release the volume."
+    );
+    assert_eq!(conflict["pvc_name"], "claim-vol-1");
+    // Same node, other readonly flag: CSI's ALREADY_EXISTS.
+    let mut ro = attach_req("vol-1", "n1", rwo, false);
+    ro.readonly = true;
+    assert_eq!(c.attach(ro).await.unwrap_err().code(), Code::AlreadyExists);
+
+    // RWX filesystem refused; RWX block: two nodes, not three.
+    let err = c
+        .attach(attach_req("vol-2", "n1", rwx, false))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(reason_of(&err), Some(Reason::AccessModeUnsupported));
+    c.attach(attach_req("vol-2", "n1", rwx, true))
+        .await
+        .unwrap();
+    let two = c
+        .attach(attach_req("vol-2", "n2", rwx, true))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(nodes_of(two.attachment.as_ref().unwrap()), ["n1", "n2"]);
+    assert!(two.attachment.unwrap().migration_started_at.is_some());
+    let err = c
+        .attach(attach_req("vol-2", "n3", rwx, true))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(reason_of(&err), Some(Reason::MigrationLimit));
+    assert!(err.message().contains("n1, n2"), "{}", err.message());
+    assert!(
+        c.attach(attach_req("vol-2", "n2", rwx, true))
+            .await
+            .unwrap()
+            .into_inner()
+            .already_attached
+    );
+
+    // Bad input, Get/List, idempotent detach.
+    let err = c
+        .attach(attach_req("bad id!", "n1", rwo, false))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let mut unspecified = attach_req("vol-3", "n1", rwo, false);
+    unspecified.access_mode = AccessMode::Unspecified as i32;
+    assert_eq!(
+        c.attach(unspecified).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+    let err = c
+        .get(pb::GetRequest {
+            volume_id: "vol-9".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let on_n2 = c
+        .list(pb::ListRequest {
+            node_id: "n2".into(),
+            volume_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .attachments;
+    assert_eq!(
+        on_n2
+            .iter()
+            .map(|a| a.volume_id.as_str())
+            .collect::<Vec<_>>(),
+        ["vol-2"]
+    );
+    assert!(
+        c.detach(detach_req("vol-1", "n1"))
+            .await
+            .unwrap()
+            .into_inner()
+            .was_attached
+    );
+    assert!(
+        !c.detach(detach_req("vol-1", "n1"))
+            .await
+            .unwrap()
+            .into_inner()
+            .was_attached
+    );
+    assert!(
+        !c.detach(detach_req("never", "n1"))
+            .await
+            .unwrap()
+            .into_inner()
+            .was_attached
+    );
+    // An idempotent repeat posts nothing new.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        events.with_reason("VolumeAttached").len(),
+        2,
+        "{:#?}",
+        events.all()
+    );
+    assert_eq!(events.with_reason("VolumeDetached").len(), 1);
+
+    let text = scrape(&metrics).await;
+    for want in [
+        "rds_csi_attachment_attach_total{status=\"success\"} 3",
+        "rds_csi_attachment_detach_total{status=\"success\"} 1",
+        "rds_csi_attachment_conflicts_total 1",
+        "rds_csi_migration_active_migrations 1",
+        "rds_csi_nvme_connections_active 1",
+        "rds_csi_attachment_operation_duration_seconds_count{operation=\"attach_secondary\"} 1",
+    ] {
+        assert!(text.contains(want), "missing {want} in\n{text}");
+    }
+    svc.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn migration_completes_and_times_out_with_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = Events::start(dir.path()).await;
+    let svc = Proc::start(local(dir.path(), Some(&events)));
+    let mut c = svc.client();
+    ready(&mut c).await;
+    let rwx = AccessMode::MultiNodeMultiWriter;
+
+    // Completed: the source leaves first.
+    c.attach(attach_req("vm-1", "src", rwx, true))
+        .await
+        .unwrap();
+    c.attach(attach_req("vm-1", "dst", rwx, true))
+        .await
+        .unwrap();
+    let started = &events.wait("MigrationStarted", "vm-1", 1).await[0];
+    assert_eq!(
+        started["message"],
+        "[vm-1]: KubeVirt live migration started - source: src, target: dst, timeout: 5m0s"
+    );
+    c.detach(detach_req("vm-1", "src")).await.unwrap();
+    let done = &events.wait("MigrationCompleted", "vm-1", 1).await[0];
+    assert_eq!(
+        done["message"],
+        "[vm-1]: KubeVirt live migration completed - source: src -> target: dst (duration: 0s)"
+    );
+    assert_eq!(done["pvc_name"], "claim-vm-1");
+    let left = c
+        .get(pb::GetRequest {
+            volume_id: "vm-1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(nodes_of(&left), ["dst"]);
+    assert!(left.migration_started_at.is_none());
+
+    // Timed out: both stay attached, MigrationFailed, a third node refused.
+    let mut req = attach_req("vm-2", "dst", rwx, true);
+    req.migration_timeout_seconds = 1;
+    c.attach(attach_req("vm-2", "src", rwx, true))
+        .await
+        .unwrap();
+    c.attach(req).await.unwrap();
+    let failed = &events.wait("MigrationFailed", "vm-2", 1).await[0];
+    assert_eq!(failed["type"], "Warning");
+    let msg = failed["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("[vm-2]: KubeVirt live migration failed - source: src, attempted target: dst, reason: timeout, elapsed: 1"),
+        "{msg}"
+    );
+    let held = c
+        .get(pb::GetRequest {
+            volume_id: "vm-2".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        nodes_of(&held),
+        ["src", "dst"],
+        "nothing is dropped on timeout"
+    );
+    let err = c
+        .attach(attach_req("vm-2", "other", rwx, true))
+        .await
+        .unwrap_err();
+    assert_eq!(reason_of(&err), Some(Reason::MigrationLimit));
+    assert!(err.message().contains("timed out"), "{}", err.message());
+
+    // The timed-out mark is durable: a crash and restart report it once.
+    svc.kill().await;
+    let svc = Proc::start(local(dir.path(), Some(&events)));
+    let mut c = svc.client();
+    ready(&mut c).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        events.with_reason("MigrationFailed").len(),
+        1,
+        "{:#?}",
+        events.all()
+    );
+
+    // Detaching one node ends it: a plain detach of that node.
+    c.detach(detach_req("vm-2", "src")).await.unwrap();
+    let ev = &events.wait("VolumeDetached", "vm-2", 1).await[0];
+    assert_eq!(ev["message"], "[vm-2]: Detached from node src");
+    assert!(
+        events
+            .with_reason("MigrationCompleted")
+            .iter()
+            .all(|e| e["volume_id"] != "vm-2")
+    );
+
+    // The target leaving first is an abandoned migration.
+    c.attach(attach_req("vm-3", "src", rwx, true))
+        .await
+        .unwrap();
+    c.attach(attach_req("vm-3", "dst", rwx, true))
+        .await
+        .unwrap();
+    c.detach(detach_req("vm-3", "dst")).await.unwrap();
+    let ev = &events.wait("MigrationFailed", "vm-3", 1).await[0];
+    assert!(
+        ev["message"]
+            .as_str()
+            .unwrap()
+            .contains("reason: target detached before the source")
+    );
+    svc.stop().await.unwrap();
+}
+
+/// Attach and Detach with event-service absent (connection refused) and
+/// hanging (accepts, never answers): both stay fast.
+#[tokio::test(flavor = "multi_thread")]
+async fn event_service_down_or_hanging_never_slows_attach() {
+    let refused = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let hang = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hang_addr = hang.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = hang.accept().await {
+            held.push(s);
+        }
+    });
+
+    for (name, endpoint) in [("refused", refused), ("hanging", hang_addr)] {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = free_addr();
+        let mut cfg = local(dir.path(), None);
+        cfg.events_endpoint = Some(endpoint);
+        cfg.metrics_addr = metrics.clone();
+        let svc = Proc::start(cfg);
+        let mut c = svc.client();
+        ready(&mut c).await;
+        let mut worst = Duration::ZERO;
+        let mut total = Duration::ZERO;
+        for i in 0..40 {
+            let vol = format!("vol-{i}");
+            let t = Instant::now();
+            c.attach(attach_req(&vol, "n1", AccessMode::SingleNodeWriter, false))
+                .await
+                .unwrap();
+            c.detach(detach_req(&vol, "n1")).await.unwrap();
+            let took = t.elapsed();
+            worst = worst.max(took);
+            total += took;
+        }
+        println!(
+            "event-service {name}: 40 attach+detach, mean {:?}, worst {:?}",
+            total / 40,
+            worst
+        );
+        assert!(
+            worst < Duration::from_millis(400),
+            "{name}: worst attach+detach {worst:?}"
+        );
+        // The posts were attempted and failed in the background.
+        let text = support::eventually(Duration::from_secs(5), || {
+            let m = metrics.clone();
+            async move {
+                let t = scrape(&m).await;
+                t.contains("rds_csi_attachment_events_total{result=\"failed\"}")
+                    .then_some(t)
+            }
+        })
+        .await;
+        assert!(text.is_some(), "{name}: no failed event posts counted");
+        svc.stop().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_after_a_crash_rebuilds_the_same_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = Proc::start(local(dir.path(), None));
+    let mut c = svc.client();
+    ready(&mut c).await;
+    c.attach(attach_req("a", "n1", AccessMode::SingleNodeWriter, false))
+        .await
+        .unwrap();
+    let mut ro = attach_req("b", "n2", AccessMode::SingleNodeReaderOnly, false);
+    ro.readonly = true;
+    c.attach(ro).await.unwrap();
+    c.attach(attach_req(
+        "c",
+        "n1",
+        AccessMode::MultiNodeMultiWriter,
+        true,
+    ))
+    .await
+    .unwrap();
+    c.attach(attach_req(
+        "c",
+        "n2",
+        AccessMode::MultiNodeMultiWriter,
+        true,
+    ))
+    .await
+    .unwrap();
+    c.attach(attach_req("d", "n3", AccessMode::SingleNodeWriter, false))
+        .await
+        .unwrap();
+    c.detach(detach_req("d", "n3")).await.unwrap();
+    let before = list(&mut c).await;
+    assert_eq!(before.len(), 3);
+    svc.kill().await;
+
+    let svc = Proc::start(local(dir.path(), None));
+    let mut c = svc.client();
+    ready(&mut c).await;
+    assert_eq!(list(&mut c).await, before);
+    // And it still fences after the restart.
+    let err = c
+        .attach(attach_req("a", "n9", AccessMode::SingleNodeWriter, false))
+        .await
+        .unwrap_err();
+    assert_eq!(reason_of(&err), Some(Reason::AttachedElsewhere));
+    svc.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_file_store_survives_a_kill_between_write_and_rename() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("attachments");
+    let svc = Proc::start(local(dir.path(), None));
+    let mut c = svc.client();
+    ready(&mut c).await;
+    c.attach(attach_req(
+        "pvc-a",
+        "n1",
+        AccessMode::SingleNodeWriter,
+        false,
+    ))
+    .await
+    .unwrap();
+    let acked = list(&mut c).await;
+    svc.kill().await;
+
+    // What a kill between write and rename leaves: a torn temp file of the
+    // next state of pvc-a, and one of an Attach of pvc-b never acknowledged.
+    let good = std::fs::read_to_string(store.join("pvc-a.json")).unwrap();
+    let torn = good.replace("n1", "n2");
+    std::fs::write(store.join(".pvc-a.json.tmp"), &torn[..torn.len() / 2]).unwrap();
+    std::fs::write(store.join(".pvc-b.json.tmp"), "{\"version\":1,\"volu").unwrap();
+
+    let svc = Proc::start(local(dir.path(), None));
+    let mut c = svc.client();
+    ready(&mut c).await;
+    assert_eq!(list(&mut c).await, acked);
+    let mut names: Vec<String> = std::fs::read_dir(&store)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [".lock", "pvc-a.json"],
+        "temp files are removed at load"
+    );
+    svc.kill().await;
+
+    // A damaged real file is never guessed around: the service refuses to start.
+    std::fs::write(store.join("pvc-a.json"), &good[..good.len() / 2]).unwrap();
+    let mut svc = Proc::start(local(dir.path(), None));
+    let res = svc
+        .exited(Duration::from_secs(5))
+        .await
+        .expect("must refuse to start");
+    let err = res.unwrap_err().to_string();
+    assert!(err.contains("pvc-a.json"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn attachments_to_unknown_nodes_are_cleared_after_the_grace_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = Events::start(dir.path()).await;
+    let mut cfg = local(dir.path(), Some(&events));
+    cfg.known_nodes = vec!["n1".into(), "n2".into()];
+    let svc = Proc::start(cfg.clone());
+    let mut c = svc.client();
+    ready(&mut c).await;
+    c.attach(attach_req(
+        "keep",
+        "n1",
+        AccessMode::SingleNodeWriter,
+        false,
+    ))
+    .await
+    .unwrap();
+    c.attach(attach_req(
+        "gone",
+        "n2",
+        AccessMode::SingleNodeWriter,
+        false,
+    ))
+    .await
+    .unwrap();
+    svc.stop().await.unwrap();
+
+    // n2 was removed from the node set.
+    cfg.known_nodes = vec!["n1".into()];
+    cfg.grace_period = Duration::from_millis(1500);
+    cfg.reconcile_interval = Duration::from_millis(200);
+    let started = Instant::now();
+    let svc = Proc::start(cfg);
+    let mut c = svc.client();
+    ready(&mut c).await;
+    let err = c
+        .attach(attach_req("new", "n2", AccessMode::SingleNodeWriter, false))
+        .await
+        .unwrap_err();
+    assert_eq!(reason_of(&err), Some(Reason::NodeNotFound));
+
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(list(&mut c).await.len(), 2, "not before the grace period");
+    assert!(events.with_reason("StaleAttachmentCleared").is_empty());
+
+    let ev = &events.wait("StaleAttachmentCleared", "gone", 1).await[0];
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+    assert_eq!(
+        ev["message"],
+        "[gone]: Cleared stale attachment from deleted node n2"
+    );
+    assert_eq!(ev["pvc_name"], "claim-gone");
+    // Durable before the event: the file is gone already.
+    assert!(!dir.path().join("attachments/gone.json").exists());
+    let left = list(&mut c).await;
+    assert_eq!(
+        left.iter()
+            .map(|a| a.volume_id.as_str())
+            .collect::<Vec<_>>(),
+        ["keep"]
+    );
+    svc.stop().await.unwrap();
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+/// Numbers for the closing note:
+/// `cargo test -p attachment-service --test local -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread")]
+#[ignore]
+async fn bench_attach_latency_and_reconcile_10k() {
+    use attachment_service::cluster::KnownNodes;
+    use attachment_service::events::EventPoster;
+    use attachment_service::metrics::Metrics;
+    use attachment_service::reconcile::Reconciler;
+    use attachment_service::store::file::FileStore;
+    use attachment_service::store::{Batch, Store};
+    use std::sync::Arc;
+
+    // 1. Attach p50/p99 over 1,000 calls, real gRPC, event path on.
+    let dir = tempfile::tempdir().unwrap();
+    let events = Events::start(dir.path()).await;
+    let svc = Proc::start(local(dir.path(), Some(&events)));
+    let mut c = svc.client();
+    ready(&mut c).await;
+    let mut lat = Vec::with_capacity(1000);
+    for i in 0..1000 {
+        let t = Instant::now();
+        c.attach(attach_req(
+            &format!("bench-{i}"),
+            "n1",
+            AccessMode::SingleNodeWriter,
+            false,
+        ))
+        .await
+        .unwrap();
+        lat.push(t.elapsed());
+    }
+    lat.sort();
+    println!(
+        "Attach over gRPC, local file store, event path on: n=1000 p50={:?} p99={:?} max={:?}",
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+        lat[999]
+    );
+    support::eventually(Duration::from_secs(30), || async {
+        (events.with_reason("VolumeAttached").len() >= 1000).then_some(())
+    })
+    .await
+    .expect("all 1000 VolumeAttached events arrive");
+    svc.stop().await.unwrap();
+
+    // 2. Reconcile over 10,000 attachments.
+    let dir2 = tempfile::tempdir().unwrap();
+    let store = Arc::new(FileStore::open(dir2.path()).unwrap());
+    let template = {
+        let cfg = local(dir2.path(), None);
+        let _ = cfg;
+        attachment_service::model::Record {
+            volume: rds_bus::VolumeId::parse("x").unwrap(),
+            nodes: vec![attachment_service::model::NodeAttachment {
+                node: rds_bus::NodeId::parse("n1").unwrap(),
+                attached_at: jiff::Timestamp::now(),
+                readonly: false,
+            }],
+            access_mode: attachment_service::model::AccessMode::SingleNodeWriter,
+            block: false,
+            pvc: attachment_service::model::PvcRef::new("ns", "c"),
+            migration_timeout_secs: 300,
+            migration: None,
+            inferred: false,
+        }
+    };
+    let recs: Vec<_> = (0..10_000)
+        .map(|i| {
+            let mut r = template.clone();
+            r.volume = rds_bus::VolumeId::parse(&format!("pvc-{i:05}")).unwrap();
+            r
+        })
+        .collect();
+    let t = Instant::now();
+    store
+        .commit(Batch {
+            put: &recs,
+            remove: &[],
+        })
+        .await
+        .unwrap();
+    println!(
+        "write 10,000 records (one fsynced file each): {:?}",
+        t.elapsed()
+    );
+    let t = Instant::now();
+    let loaded = store.load().await.unwrap();
+    println!("load 10,000 records: {:?}", t.elapsed());
+
+    let metrics = Arc::new(Metrics::new());
+    let poster = EventPoster::new(
+        Some(&events.endpoint()),
+        Duration::from_millis(500),
+        metrics.clone(),
+    )
+    .unwrap();
+    let n1 = rds_bus::NodeId::parse("n1").unwrap();
+    let n2 = rds_bus::NodeId::parse("n2").unwrap();
+    let present = Arc::new(KnownNodes::new(&[n1]));
+    let manager = attachment_service::Manager::new(
+        store.clone(),
+        poster.clone(),
+        metrics.clone(),
+        present.clone(),
+        300,
+    );
+    manager.install(loaded);
+    let mut r = Reconciler::new(manager.clone(), present, Duration::ZERO);
+    let rep = r.pass().await.unwrap();
+    println!(
+        "reconcile pass, 10,000 attachments, none stale: {:?} (cleared {})",
+        rep.took, rep.cleared
+    );
+    assert_eq!(rep.cleared, 0);
+
+    let gone = Arc::new(KnownNodes::new(&[n2]));
+    let mut r = Reconciler::new(manager.clone(), gone, Duration::ZERO);
+    let rep = r.pass().await.unwrap();
+    println!(
+        "reconcile pass, 10,000 attachments, all stale (durable clear + 10,000 events queued): {:?}",
+        rep.took
+    );
+    assert_eq!(rep.cleared, 10_000);
+    assert!(manager.is_empty());
+    let arrived = support::eventually(Duration::from_secs(60), || async {
+        let n = events.with_reason("StaleAttachmentCleared").len();
+        (n >= 10_000).then_some(n)
+    })
+    .await
+    .unwrap_or_else(|| events.with_reason("StaleAttachmentCleared").len());
+    let text = metrics.render();
+    let posts: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("rds_csi_attachment_events_total"))
+        .collect();
+    println!(
+        "StaleAttachmentCleared lines in events.jsonl: {arrived}; our post counters: {posts:?}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir2.path()).unwrap().count(),
+        1,
+        "only .lock is left"
+    );
+}
