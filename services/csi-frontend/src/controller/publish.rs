@@ -1,0 +1,170 @@
+//! ControllerPublishVolume / ControllerUnpublishVolume through
+//! attachment-service. attachment-service owns fencing and posts
+//! VolumeAttached / VolumeDetached (with the PVC ref passed here); this side
+//! checks the request, the node and the volume, and builds the publish context.
+
+use std::collections::HashMap;
+
+use rds_bus::{NodeId, VolumeId};
+use rds_proto::attachment::{AttachRequest, PvcRef};
+use rds_proto::csi::v1::{
+    ControllerPublishVolumeRequest, ControllerPublishVolumeResponse,
+    ControllerUnpublishVolumeRequest, ControllerUnpublishVolumeResponse,
+};
+
+use super::Core;
+use crate::capability;
+use crate::deadline::CallCtx;
+use crate::error::FrontendError;
+use crate::ids;
+use crate::params::NVME_ADDRESS;
+use crate::volume_context;
+
+/// Publish context keys (the Go driver's; its node never read them, ours
+/// neither — the node uses volume_context — but tools may).
+pub const PC_NVME_ADDRESS: &str = "nvme_address";
+pub const PC_NVME_PORT: &str = "nvme_port";
+pub const PC_NVME_NQN: &str = "nvme_nqn";
+pub const PC_FS_TYPE: &str = "fs_type";
+
+impl Core {
+    pub async fn publish(
+        &self,
+        ctx: &CallCtx,
+        req: ControllerPublishVolumeRequest,
+    ) -> Result<ControllerPublishVolumeResponse, FrontendError> {
+        // Argument checks first, existence checks after (csi-sanity order).
+        ids::required("volume_id", &req.volume_id)?;
+        ids::required("node_id", &req.node_id)?;
+        let cap = req.volume_capability.as_ref().ok_or_else(|| {
+            FrontendError::InvalidArgument("volume_capability is required".into())
+        })?;
+        let volume = ids::volume("volume_id", &req.volume_id)?;
+        let node = ids::node("node_id", &req.node_id)?;
+        let cap = capability::check(cap).map_err(FrontendError::InvalidArgument)?;
+
+        if !self.nodes.is_known(ctx, &node).await? {
+            return Err(FrontendError::NodeNotFound(format!(
+                "node {node} is not known to driver {} ({})",
+                self.cfg.driver_name,
+                self.nodes.describe()
+            )));
+        }
+        let _held = self.guard.volume(volume.as_str())?;
+        let vol = match ids::is_snapshot_slot(volume.as_str()) {
+            true => None,
+            false => self.backends.get_volume(ctx, &volume).await?,
+        }
+        .ok_or_else(|| FrontendError::VolumeNotFound(format!("volume {volume} not found")))?;
+
+        // PUBLISH_READONLY: the same node with the other readonly flag is
+        // incompatible (ALREADY_EXISTS), not an idempotent repeat.
+        if let Some(att) = self.backends.attachment(ctx, &volume).await?
+            && let Some(held) = att.nodes.iter().find(|n| n.node_id == node.as_str())
+            && held.readonly != req.readonly
+        {
+            return Err(FrontendError::AlreadyExists(format!(
+                "volume {volume} is already published to node {node} with readonly={}",
+                held.readonly
+            )));
+        }
+
+        let info = volume_context::publish_info(&req.volume_context);
+        for w in &info.warnings {
+            tracing::warn!(volume_id = %volume, "volume_context: {w}");
+        }
+        let resp = self
+            .backends
+            .attach(
+                ctx,
+                AttachRequest {
+                    volume_id: volume.to_string(),
+                    node_id: node.to_string(),
+                    access_mode: cap.bus_mode() as i32,
+                    block: cap.block,
+                    readonly: req.readonly,
+                    pvc: info.pvc.map(|p| PvcRef {
+                        namespace: p.namespace,
+                        name: p.name,
+                    }),
+                    migration_timeout_seconds: info.migration_timeout_seconds,
+                },
+            )
+            .await?;
+        tracing::info!(
+            volume_id = %volume,
+            node_id = %node,
+            already_attached = resp.already_attached,
+            "volume published"
+        );
+
+        let mut pc = HashMap::new();
+        let addr = req
+            .volume_context
+            .get(NVME_ADDRESS)
+            .cloned()
+            .unwrap_or_else(|| self.cfg.nvme_address.clone());
+        pc.insert(PC_NVME_ADDRESS.to_owned(), addr);
+        let port = if vol.nvme_port > 0 {
+            vol.nvme_port
+        } else {
+            self.cfg.nvme_port.into()
+        };
+        pc.insert(PC_NVME_PORT.to_owned(), port.to_string());
+        let nqn = if vol.nqn.is_empty() {
+            volume.nqn().to_string()
+        } else {
+            vol.nqn.clone()
+        };
+        pc.insert(PC_NVME_NQN.to_owned(), nqn);
+        if !cap.block {
+            let fs = if cap.fs_type.is_empty() {
+                "ext4"
+            } else {
+                cap.fs_type.as_str()
+            };
+            pc.insert(PC_FS_TYPE.to_owned(), fs.to_owned());
+        }
+        Ok(ControllerPublishVolumeResponse {
+            publish_context: pc,
+        })
+    }
+
+    pub async fn unpublish(
+        &self,
+        ctx: &CallCtx,
+        req: ControllerUnpublishVolumeRequest,
+    ) -> Result<ControllerUnpublishVolumeResponse, FrontendError> {
+        let volume = ids::volume("volume_id", &req.volume_id)?;
+        let _held = self.guard.volume(volume.as_str())?;
+        if req.node_id.is_empty() {
+            // CSI: no node id = unpublish from every node.
+            return self.unpublish_everywhere(ctx, &volume).await;
+        }
+        // A node id that cannot exist holds nothing: already unpublished.
+        let Ok(node) = NodeId::parse(&req.node_id) else {
+            return Ok(ControllerUnpublishVolumeResponse {});
+        };
+        let was = self.backends.detach(ctx, &volume, &node).await?;
+        tracing::info!(volume_id = %volume, node_id = %node, was_attached = was, "volume unpublished");
+        Ok(ControllerUnpublishVolumeResponse {})
+    }
+
+    async fn unpublish_everywhere(
+        &self,
+        ctx: &CallCtx,
+        volume: &VolumeId,
+    ) -> Result<ControllerUnpublishVolumeResponse, FrontendError> {
+        let Some(att) = self.backends.attachment(ctx, volume).await? else {
+            return Ok(ControllerUnpublishVolumeResponse {});
+        };
+        for n in &att.nodes {
+            let Ok(node) = NodeId::parse(&n.node_id) else {
+                continue;
+            };
+            let was = self.backends.detach(ctx, volume, &node).await?;
+            tracing::info!(volume_id = %volume, node_id = %node, was_attached = was, "volume unpublished");
+        }
+        Ok(ControllerUnpublishVolumeResponse {})
+    }
+}

@@ -1,0 +1,170 @@
+//! CreateSnapshot / DeleteSnapshot / ListSnapshots / GetSnapshot. Snapshot ids
+//! are the Go driver's deterministic `SnapshotId::from_name`, so a retried
+//! CreateSnapshot (or one the Go driver made) finds its snapshot by name.
+
+use rds_bus::SnapshotId;
+use rds_proto::agent;
+use rds_proto::csi::v1::list_snapshots_response::Entry;
+use rds_proto::csi::v1::{
+    CreateSnapshotRequest, CreateSnapshotResponse, DeleteSnapshotRequest, DeleteSnapshotResponse,
+    GetSnapshotRequest, GetSnapshotResponse, ListSnapshotsRequest, ListSnapshotsResponse, Snapshot,
+};
+
+use super::Core;
+use crate::capacity;
+use crate::deadline::CallCtx;
+use crate::error::FrontendError;
+use crate::ids;
+use crate::paging;
+use crate::params;
+
+impl Core {
+    pub async fn create_snapshot(
+        &self,
+        ctx: &CallCtx,
+        req: CreateSnapshotRequest,
+    ) -> Result<CreateSnapshotResponse, FrontendError> {
+        ids::required("name", &req.name)?;
+        let source = ids::volume("source_volume_id", &req.source_volume_id)?;
+        if req.name.len() > 1024 {
+            return Err(FrontendError::InvalidArgument(
+                "name is longer than 1024 bytes".into(),
+            ));
+        }
+        let base_path = params::snapshot_base_path(&req.parameters, &self.cfg)?;
+        let id = SnapshotId::from_name(&req.name);
+        tracing::Span::current().record("snapshot_id", id.as_str());
+        let _held = self.guard.snapshot_name(&req.name)?;
+
+        if let Some(existing) = self.backends.get_snapshot(ctx, &id).await? {
+            if existing.source_volume_id.is_empty() || existing.source_volume_id == source.as_str()
+            {
+                tracing::info!(snapshot_id = %id, "snapshot already exists; returning it");
+                return Ok(CreateSnapshotResponse {
+                    snapshot: Some(csi_snapshot(existing, Some(source.as_str()))),
+                });
+            }
+            return Err(FrontendError::AlreadyExists(format!(
+                "snapshot {:?} already exists for source volume {}, not {source}",
+                req.name, existing.source_volume_id
+            )));
+        }
+        self.require_volume(ctx, &source).await?;
+        let snap = self
+            .backends
+            .create_snapshot(ctx, &id, &source, &base_path)
+            .await?;
+        tracing::info!(snapshot_id = %id, volume_id = %source, "snapshot created");
+        Ok(CreateSnapshotResponse {
+            snapshot: Some(csi_snapshot(snap, Some(source.as_str()))),
+        })
+    }
+
+    pub async fn delete_snapshot(
+        &self,
+        ctx: &CallCtx,
+        req: DeleteSnapshotRequest,
+    ) -> Result<DeleteSnapshotResponse, FrontendError> {
+        let id = ids::snapshot("snapshot_id", &req.snapshot_id)?;
+        if !ids::is_snapshot_slot(id.as_str()) {
+            // Never one of ours (and never a volume's disk): nothing to delete.
+            tracing::info!(snapshot_id = %id, "not a snapshot id; nothing to delete");
+            return Ok(DeleteSnapshotResponse {});
+        }
+        let _held = self.guard.snapshot_id(id.as_str())?;
+        let existed = self.backends.delete_snapshot(ctx, &id).await?;
+        tracing::info!(snapshot_id = %id, existed, "snapshot deleted");
+        Ok(DeleteSnapshotResponse {})
+    }
+
+    pub async fn list_snapshots(
+        &self,
+        ctx: &CallCtx,
+        req: ListSnapshotsRequest,
+    ) -> Result<ListSnapshotsResponse, FrontendError> {
+        paging::page(
+            Vec::<String>::new(),
+            |s| s.as_str(),
+            req.max_entries,
+            &req.starting_token,
+        )?;
+        let empty = ListSnapshotsResponse::default();
+        // Filters that cannot match anything answer empty, not an error.
+        let id = match req.snapshot_id.as_str() {
+            "" => None,
+            s => match SnapshotId::parse(s) {
+                Ok(id) if ids::is_snapshot_slot(id.as_str()) => Some(id),
+                _ => return Ok(empty),
+            },
+        };
+        let source = match req.source_volume_id.as_str() {
+            "" => None,
+            s => match rds_bus::VolumeId::parse(s) {
+                Ok(v) => Some(v),
+                Err(_) => return Ok(empty),
+            },
+        };
+        let snaps: Vec<agent::Snapshot> = self
+            .backends
+            .list_snapshots(ctx, id.as_ref(), source.as_ref())
+            .await?
+            .into_iter()
+            .filter(|s| ids::is_snapshot_slot(&s.snapshot_id))
+            .filter(|s| id.as_ref().is_none_or(|i| s.snapshot_id == i.as_str()))
+            .filter(|s| {
+                source
+                    .as_ref()
+                    .is_none_or(|v| s.source_volume_id == v.as_str())
+            })
+            .collect();
+        let (page, next_token) = paging::page(
+            snaps,
+            |s| s.snapshot_id.as_str(),
+            req.max_entries,
+            &req.starting_token,
+        )?;
+        Ok(ListSnapshotsResponse {
+            entries: page
+                .into_iter()
+                .map(|s| Entry {
+                    snapshot: Some(csi_snapshot(s, None)),
+                })
+                .collect(),
+            next_token,
+        })
+    }
+
+    pub async fn get_snapshot(
+        &self,
+        ctx: &CallCtx,
+        req: GetSnapshotRequest,
+    ) -> Result<GetSnapshotResponse, FrontendError> {
+        let id = ids::snapshot("snapshot_id", &req.snapshot_id)?;
+        let found = if ids::is_snapshot_slot(id.as_str()) {
+            self.backends.get_snapshot(ctx, &id).await?
+        } else {
+            None
+        };
+        let snap = found
+            .ok_or_else(|| FrontendError::SnapshotNotFound(format!("snapshot {id} not found")))?;
+        Ok(GetSnapshotResponse {
+            snapshot: Some(csi_snapshot(snap, None)),
+        })
+    }
+}
+
+/// `source` fills in a source the agent could not tell (Go-driver snapshots).
+fn csi_snapshot(s: agent::Snapshot, source: Option<&str>) -> Snapshot {
+    let source_volume_id = match (s.source_volume_id.is_empty(), source) {
+        (true, Some(src)) => src.to_owned(),
+        _ => s.source_volume_id,
+    };
+    Snapshot {
+        size_bytes: capacity::to_i64(s.size_bytes),
+        snapshot_id: s.snapshot_id,
+        source_volume_id,
+        creation_time: s.creation_time,
+        ready_to_use: s.ready_to_use,
+        group_snapshot_id: String::new(),
+    }
+}

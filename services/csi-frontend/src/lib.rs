@@ -1,0 +1,37 @@
+//! csi-frontend: what kubelet and the CSI sidecars see. Speaks CSI v1
+//! (Identity, Controller, Node) on a unix socket and turns each call
+//! into bus requests to rds-agent and attachment-service, as the root span of
+//! its trace (DESIGN.md §1, §4, §5, §8a).
+//!
+//! - [`config`]: flags/env → validated [`Config`].
+//! - [`serve`] / [`serve_with`]: run in-process (tests, `rdsctl`).
+//! - `controller/`: one module per concern; `identity`: Identity + Probe;
+//!   `node/`: the Node service over rds-dataplane.
+//! - `params`, `volume_context`, `capability`, `capacity`: the §8a contract.
+//! - `error`: the one error type and its CSI status table.
+//! - `deadline`, `guard`, `span`: per-call deadline, per-volume guard, root span.
+
+pub mod backends;
+pub mod capability;
+pub mod capacity;
+pub mod config;
+pub mod controller;
+pub mod deadline;
+pub mod error;
+pub mod guard;
+pub mod identity;
+pub mod ids;
+pub mod known_nodes;
+pub mod kube_nodes;
+pub mod metrics;
+pub mod node;
+pub mod paging;
+pub mod params;
+pub mod server;
+mod span;
+pub mod validate;
+pub mod volume_context;
+
+pub use config::{Args, Config, DataPlaneKind, NodeRegistry, Role};
+pub use error::FrontendError;
+pub use server::{Deps, serve, serve_with};

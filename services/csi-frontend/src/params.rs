@@ -1,0 +1,362 @@
+//! StorageClass / VolumeSnapshotClass parameters (DESIGN.md §8a): the Go
+//! driver's keys (reference/anchor-go-driver.md §3.3), the ones it documents
+//! but ignores (accepted with a warning so old StorageClasses keep working),
+//! and every `csi.storage.k8s.io/*` key. Anything else is INVALID_ARGUMENT
+//! naming the key; every value is checked, a bad one is INVALID_ARGUMENT
+//! naming the key and the value.
+
+use std::collections::HashMap;
+
+use crate::config::Config;
+use crate::error::FrontendError;
+use crate::validate;
+
+pub const VOLUME_PATH: &str = "volumePath";
+pub const NVME_PORT: &str = "nvmePort";
+pub const NVME_ADDRESS: &str = "nvmeAddress";
+pub const RDS_ADDRESS: &str = "rdsAddress";
+pub const CTRL_LOSS_TMO: &str = "ctrlLossTmo";
+pub const RECONNECT_DELAY: &str = "reconnectDelay";
+pub const KEEP_ALIVE_TMO: &str = "keepAliveTmo";
+pub const MIGRATION_TIMEOUT: &str = "migrationTimeoutSeconds";
+
+/// Documented by the Go driver but never read by it.
+pub const IGNORED_KEYS: [&str; 5] = ["sshPort", "nqnPrefix", "fsType", "rdsPort", "rdsBasePath"];
+
+pub const K8S_PREFIX: &str = "csi.storage.k8s.io/";
+pub const PVC_NAME: &str = "csi.storage.k8s.io/pvc/name";
+pub const PVC_NAMESPACE: &str = "csi.storage.k8s.io/pvc/namespace";
+const PV_NAME: &str = "csi.storage.k8s.io/pv/name";
+const K8S_FSTYPE: &str = "csi.storage.k8s.io/fstype";
+
+pub const DEFAULT_CTRL_LOSS_TMO: i64 = -1;
+pub const DEFAULT_RECONNECT_DELAY: i64 = 5;
+pub const DEFAULT_KEEP_ALIVE_TMO: i64 = 0;
+pub const DEFAULT_MIGRATION_TIMEOUT: u32 = 300;
+/// The Go driver clamps the migration window to [30 s, 1 h].
+pub const MIGRATION_TIMEOUT_RANGE: (u32, u32) = (30, 3600);
+
+/// The PVC a volume belongs to (from the provisioner's `--extra-create-metadata`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PvcRef {
+    pub namespace: String,
+    pub name: String,
+}
+
+/// Checked CreateVolume parameters with defaults applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeParams {
+    pub base_path: String,
+    pub nvme_port: u16,
+    pub nvme_address: String,
+    pub rds_address: String,
+    pub ctrl_loss_tmo: i64,
+    pub reconnect_delay: i64,
+    pub keep_alive_tmo: i64,
+    pub migration_timeout_seconds: u32,
+    pub pvc: Option<PvcRef>,
+    /// Accepted-but-ignored keys and clamped values, for a warning log line.
+    pub warnings: Vec<String>,
+}
+
+fn bad(key: &str, why: impl std::fmt::Display) -> FrontendError {
+    FrontendError::InvalidArgument(format!("parameter {key:?}: {why}"))
+}
+
+fn int_in(key: &str, v: &str, min: i64, max: i64) -> Result<i64, FrontendError> {
+    match v.trim().parse::<i64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(bad(
+            key,
+            format!(
+                "{:?} is not an integer in [{min}, {max}]",
+                validate::truncate(v)
+            ),
+        )),
+    }
+}
+
+/// Checks a `csi.storage.k8s.io/*` value we understand; others pass as-is
+/// (they are Kubernetes metadata we never use).
+fn k8s_key(key: &str, v: &str) -> Result<(), FrontendError> {
+    match key {
+        PVC_NAME | PV_NAME => validate::k8s_name(v).map_err(|e| bad(key, e)),
+        PVC_NAMESPACE => validate::k8s_namespace(v).map_err(|e| bad(key, e)),
+        K8S_FSTYPE => validate::fs_type(v).map_err(|e| bad(key, e)),
+        _ => Ok(()),
+    }
+}
+
+fn sorted(map: &HashMap<String, String>) -> Vec<(&String, &String)> {
+    let mut v: Vec<_> = map.iter().collect();
+    v.sort();
+    v
+}
+
+/// CreateVolume (and GetCapacity / ValidateVolumeCapabilities) parameters.
+pub fn volume_params(
+    map: &HashMap<String, String>,
+    cfg: &Config,
+) -> Result<VolumeParams, FrontendError> {
+    let mut p = VolumeParams {
+        base_path: cfg.base_path.clone(),
+        nvme_port: cfg.nvme_port,
+        nvme_address: String::new(),
+        rds_address: cfg.rds_address.clone(),
+        ctrl_loss_tmo: DEFAULT_CTRL_LOSS_TMO,
+        reconnect_delay: DEFAULT_RECONNECT_DELAY,
+        keep_alive_tmo: DEFAULT_KEEP_ALIVE_TMO,
+        migration_timeout_seconds: DEFAULT_MIGRATION_TIMEOUT,
+        pvc: None,
+        warnings: Vec::new(),
+    };
+    let mut nvme_address = None;
+    for (key, v) in sorted(map) {
+        let key = key.as_str();
+        match key {
+            VOLUME_PATH => {
+                validate::storage_path(v, &cfg.pool_root).map_err(|e| bad(key, e))?;
+                p.base_path = v.clone();
+            }
+            NVME_PORT => p.nvme_port = validate::port(v).map_err(|e| bad(key, e))?,
+            NVME_ADDRESS => {
+                validate::address(v).map_err(|e| bad(key, e))?;
+                nvme_address = Some(v.clone());
+            }
+            RDS_ADDRESS => {
+                validate::address(v).map_err(|e| bad(key, e))?;
+                p.rds_address = v.clone();
+            }
+            CTRL_LOSS_TMO => p.ctrl_loss_tmo = int_in(key, v, -1, i32::MAX.into())?,
+            RECONNECT_DELAY => p.reconnect_delay = int_in(key, v, 1, i32::MAX.into())?,
+            KEEP_ALIVE_TMO => p.keep_alive_tmo = int_in(key, v, 0, i32::MAX.into())?,
+            MIGRATION_TIMEOUT => {
+                let n = int_in(key, v, 1, i32::MAX.into())?;
+                let (lo, hi) = MIGRATION_TIMEOUT_RANGE;
+                let clamped = n.clamp(lo.into(), hi.into());
+                if clamped != n {
+                    p.warnings
+                        .push(format!("{key}={n} clamped to {clamped} (range {lo}-{hi})"));
+                }
+                p.migration_timeout_seconds = u32::try_from(clamped).unwrap_or(hi);
+            }
+            "sshPort" | "rdsPort" => {
+                validate::port(v).map_err(|e| bad(key, e))?;
+                p.warnings.push(format!("{key} is accepted but ignored"));
+            }
+            "fsType" => {
+                validate::fs_type(v).map_err(|e| bad(key, e))?;
+                p.warnings.push(format!(
+                    "{key} is accepted but ignored (use csi.storage.k8s.io/fstype)"
+                ));
+            }
+            "rdsBasePath" => {
+                validate::storage_path(v, &cfg.pool_root).map_err(|e| bad(key, e))?;
+                p.warnings
+                    .push(format!("{key} is accepted but ignored (use {VOLUME_PATH})"));
+            }
+            "nqnPrefix" => {
+                nqn_prefix(v).map_err(|e| bad(key, e))?;
+                p.warnings.push(format!("{key} is accepted but ignored"));
+            }
+            k if k.starts_with(K8S_PREFIX) => k8s_key(k, v)?,
+            _ => return Err(unknown(key, "StorageClass")),
+        }
+    }
+    // nvmeAddress falls back to rdsAddress, then to the controller's default.
+    p.nvme_address = nvme_address.unwrap_or_else(|| {
+        if map.contains_key(RDS_ADDRESS) || cfg.nvme_address.is_empty() {
+            p.rds_address.clone()
+        } else {
+            cfg.nvme_address.clone()
+        }
+    });
+    p.pvc = match (map.get(PVC_NAMESPACE), map.get(PVC_NAME)) {
+        (Some(ns), Some(name)) => Some(PvcRef {
+            namespace: ns.clone(),
+            name: name.clone(),
+        }),
+        _ => None,
+    };
+    Ok(p)
+}
+
+/// VolumeSnapshotClass parameters: `volumePath` and `csi.storage.k8s.io/*`.
+/// Returns the directory for the snapshot file.
+pub fn snapshot_base_path(
+    map: &HashMap<String, String>,
+    cfg: &Config,
+) -> Result<String, FrontendError> {
+    let mut base = cfg.base_path.clone();
+    for (key, v) in sorted(map) {
+        match key.as_str() {
+            VOLUME_PATH => {
+                validate::storage_path(v, &cfg.pool_root).map_err(|e| bad(key, e))?;
+                base = v.clone();
+            }
+            k if k.starts_with(K8S_PREFIX) => {}
+            k => return Err(unknown(k, "VolumeSnapshotClass")),
+        }
+    }
+    Ok(base)
+}
+
+fn unknown(key: &str, class: &str) -> FrontendError {
+    FrontendError::InvalidArgument(format!(
+        "unknown {class} parameter {:?} (accepted: {VOLUME_PATH}, {NVME_PORT}, {NVME_ADDRESS}, \
+         {RDS_ADDRESS}, {CTRL_LOSS_TMO}, {RECONNECT_DELAY}, {KEEP_ALIVE_TMO}, {MIGRATION_TIMEOUT}, \
+         {}, {K8S_PREFIX}*)",
+        validate::truncate(key),
+        IGNORED_KEYS.join(", ")
+    ))
+}
+
+/// An NQN prefix such as `nqn.2000-02.com.mikrotik:pvc-`.
+fn nqn_prefix(v: &str) -> Result<(), String> {
+    let ok = v.starts_with("nqn.")
+        && v.len() <= 223
+        && v.contains(':')
+        && v.chars().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | ':' | '-' | '_')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{:?} is not an NQN prefix", validate::truncate(v)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn cfg() -> Config {
+        Config::for_tests("127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3", &[]).unwrap()
+    }
+
+    fn map(kv: &[(&str, &str)]) -> HashMap<String, String> {
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_match_the_go_driver() {
+        let p = volume_params(&HashMap::new(), &cfg()).unwrap();
+        assert_eq!(p.base_path, "/storage-pool/metal-csi");
+        assert_eq!(p.nvme_port, 4420);
+        assert_eq!(p.nvme_address, "127.0.0.1");
+        assert_eq!(
+            (p.ctrl_loss_tmo, p.reconnect_delay, p.keep_alive_tmo),
+            (-1, 5, 0)
+        );
+        assert_eq!(p.migration_timeout_seconds, 300);
+        assert!(p.pvc.is_none());
+    }
+
+    #[test]
+    fn go_keys_are_read_and_nvme_address_falls_back_to_rds_address() {
+        let p = volume_params(
+            &map(&[
+                ("volumePath", "/storage-pool/k8s"),
+                ("nvmePort", "4421"),
+                ("rdsAddress", "10.1.1.1"),
+                ("ctrlLossTmo", "600"),
+                ("reconnectDelay", "2"),
+                ("keepAliveTmo", "10"),
+                ("migrationTimeoutSeconds", "10"),
+                (PVC_NAME, "data-0"),
+                (PVC_NAMESPACE, "apps"),
+                ("csi.storage.k8s.io/pv/name", "pvc-1"),
+            ]),
+            &cfg(),
+        )
+        .unwrap();
+        assert_eq!(p.base_path, "/storage-pool/k8s");
+        assert_eq!(p.nvme_port, 4421);
+        assert_eq!(p.nvme_address, "10.1.1.1");
+        assert_eq!(p.ctrl_loss_tmo, 600);
+        assert_eq!(
+            p.migration_timeout_seconds, 30,
+            "clamped like the Go driver"
+        );
+        assert_eq!(
+            p.pvc,
+            Some(PvcRef {
+                namespace: "apps".into(),
+                name: "data-0".into()
+            })
+        );
+        assert!(p.warnings.iter().any(|w| w.contains("clamped")));
+    }
+
+    #[test]
+    fn ignored_go_keys_are_accepted_with_a_warning() {
+        let p = volume_params(
+            &map(&[
+                ("sshPort", "22"),
+                ("nqnPrefix", "nqn.2000-02.com.mikrotik:pvc-"),
+                ("fsType", "xfs"),
+                ("rdsPort", "22"),
+                ("rdsBasePath", "/storage-pool/x"),
+            ]),
+            &cfg(),
+        )
+        .unwrap();
+        assert_eq!(p.warnings.len(), 5, "{:?}", p.warnings);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let e = volume_params(&map(&[("volumepath", "/storage-pool/x")]), &cfg()).unwrap_err();
+        assert!(e.to_string().contains("\"volumepath\""), "{e}");
+        for (k, v) in [
+            ("volumePath", "/etc"),
+            ("volumePath", "/storage-pool/a;b"),
+            ("volumePath", "relative"),
+            ("nvmePort", "70000"),
+            ("nvmePort", "abc"),
+            ("nvmeAddress", "1.2.3.4; reboot"),
+            ("rdsAddress", ""),
+            ("ctrlLossTmo", "-2"),
+            ("reconnectDelay", "0"),
+            ("keepAliveTmo", "-1"),
+            ("migrationTimeoutSeconds", "0"),
+            ("migrationTimeoutSeconds", "soon"),
+            ("sshPort", "0"),
+            ("fsType", "ntfs"),
+            ("nqnPrefix", "NQN"),
+            ("rdsBasePath", "/x/../y"),
+            (PVC_NAME, "Bad Name"),
+            (PVC_NAMESPACE, "a.b"),
+            ("csi.storage.k8s.io/fstype", "zfs"),
+        ] {
+            let e = volume_params(&map(&[(k, v)]), &cfg()).unwrap_err();
+            assert!(matches!(e, FrontendError::InvalidArgument(_)));
+            assert!(e.to_string().contains(&format!("{k:?}")), "{k}={v}: {e}");
+        }
+        // Every other csi.storage.k8s.io/* key is accepted.
+        assert!(volume_params(&map(&[("csi.storage.k8s.io/anything", "x y")]), &cfg()).is_ok());
+    }
+
+    #[test]
+    fn snapshot_class_parameters() {
+        assert_eq!(
+            snapshot_base_path(&HashMap::new(), &cfg()).unwrap(),
+            "/storage-pool/metal-csi"
+        );
+        assert_eq!(
+            snapshot_base_path(
+                &map(&[
+                    ("volumePath", "/storage-pool/snaps"),
+                    ("csi.storage.k8s.io/volumesnapshot/name", "s")
+                ]),
+                &cfg()
+            )
+            .unwrap(),
+            "/storage-pool/snaps"
+        );
+        assert!(snapshot_base_path(&map(&[("nvmePort", "4420")]), &cfg()).is_err());
+    }
+}

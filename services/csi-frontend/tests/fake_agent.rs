@@ -1,0 +1,342 @@
+//! csi-frontend against a small in-process fake rds-agent (real gRPC): the
+//! deadline of a CSI call shrinks every bus call under it, a cancelled CSI
+//! call cancels its bus call, bus reasons keep their CSI meaning, and Probe
+//! follows the agent.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use csi_frontend::Config;
+use rds_bus::{BusChannel, ClientOptions, Listener, Reason, Shutdown, status};
+use rds_proto::agent::agent_server::{Agent, AgentServer};
+use rds_proto::agent::*;
+use rds_proto::csi::v1::controller_client::ControllerClient;
+use rds_proto::csi::v1::identity_client::IdentityClient;
+use rds_proto::csi::v1::volume_capability::access_mode::Mode;
+use rds_proto::csi::v1::volume_capability::{AccessMode, AccessType, MountVolume};
+use rds_proto::csi::v1::{self as csi, VolumeCapability};
+use tonic::{Code, Request, Response, Status};
+
+/// What the fake does on GetVolume.
+#[derive(Clone)]
+enum OnGet {
+    NotFound,
+    Hang,
+    Fail(Reason),
+}
+
+struct State {
+    on_get: OnGet,
+    reachable: bool,
+    seen_timeouts: Vec<String>,
+}
+
+#[derive(Clone)]
+struct FakeAgent {
+    state: Arc<Mutex<State>>,
+    /// Set when a hanging handler is dropped (its call was cancelled).
+    dropped: Arc<AtomicBool>,
+}
+
+struct DropFlag(Arc<AtomicBool>);
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+fn unimplemented<T>() -> Result<Response<T>, Status> {
+    Err(Status::unimplemented("fake"))
+}
+
+#[tonic::async_trait]
+impl Agent for FakeAgent {
+    async fn get_volume(&self, req: Request<GetVolumeRequest>) -> Result<Response<Volume>, Status> {
+        let on_get = {
+            let mut s = self.state.lock().unwrap();
+            if let Some(t) = req.metadata().get("grpc-timeout") {
+                s.seen_timeouts.push(t.to_str().unwrap().to_owned());
+            }
+            s.on_get.clone()
+        };
+        match on_get {
+            OnGet::NotFound => Err(status(Reason::VolumeNotFound, "no such volume")),
+            OnGet::Fail(r) => Err(status(r, "scripted failure")),
+            OnGet::Hang => {
+                let _flag = DropFlag(self.dropped.clone());
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                Err(Status::internal("hang ended"))
+            }
+        }
+    }
+    async fn create_volume(
+        &self,
+        _r: Request<CreateVolumeRequest>,
+    ) -> Result<Response<Volume>, Status> {
+        unimplemented()
+    }
+    async fn delete_volume(
+        &self,
+        _r: Request<DeleteVolumeRequest>,
+    ) -> Result<Response<DeleteVolumeResponse>, Status> {
+        unimplemented()
+    }
+    async fn list_volumes(
+        &self,
+        _r: Request<ListVolumesRequest>,
+    ) -> Result<Response<ListVolumesResponse>, Status> {
+        Ok(Response::new(ListVolumesResponse::default()))
+    }
+    async fn expand_volume(
+        &self,
+        _r: Request<ExpandVolumeRequest>,
+    ) -> Result<Response<Volume>, Status> {
+        unimplemented()
+    }
+    async fn get_capacity(
+        &self,
+        _r: Request<GetCapacityRequest>,
+    ) -> Result<Response<Capacity>, Status> {
+        Err(status(Reason::RdsUnreachable, "rds down"))
+    }
+    async fn create_snapshot(
+        &self,
+        _r: Request<CreateSnapshotRequest>,
+    ) -> Result<Response<Snapshot>, Status> {
+        unimplemented()
+    }
+    async fn delete_snapshot(
+        &self,
+        _r: Request<DeleteSnapshotRequest>,
+    ) -> Result<Response<DeleteSnapshotResponse>, Status> {
+        unimplemented()
+    }
+    async fn list_snapshots(
+        &self,
+        _r: Request<ListSnapshotsRequest>,
+    ) -> Result<Response<ListSnapshotsResponse>, Status> {
+        unimplemented()
+    }
+    async fn probe(&self, _r: Request<ProbeRequest>) -> Result<Response<ProbeResponse>, Status> {
+        let reachable = self.state.lock().unwrap().reachable;
+        Ok(Response::new(ProbeResponse {
+            reachable,
+            detail: if reachable {
+                "connected"
+            } else {
+                "circuit open"
+            }
+            .into(),
+        }))
+    }
+}
+
+struct Env {
+    agent: FakeAgent,
+    ctl: ControllerClient<BusChannel>,
+    ident: IdentityClient<BusChannel>,
+    shutdown: Shutdown,
+}
+
+fn channel(ep: &str) -> BusChannel {
+    rds_bus::connect(
+        ep,
+        ClientOptions {
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(60),
+        },
+    )
+    .unwrap()
+}
+
+/// A fake agent (or none: `agent = false` points at a closed port) and the
+/// frontend on a temp unix socket, optionally with its own `--agent-timeout`.
+async fn env(agent: bool, agent_timeout: Option<&str>) -> (Env, tempfile::TempDir) {
+    let shutdown = Shutdown::new();
+    let fake = FakeAgent {
+        state: Arc::new(Mutex::new(State {
+            on_get: OnGet::NotFound,
+            reachable: true,
+            seen_timeouts: Vec::new(),
+        })),
+        dropped: Arc::new(AtomicBool::new(false)),
+    };
+    let agent_ep = if agent {
+        let l = Listener::bind("127.0.0.1:0").await.unwrap();
+        let ep = l.endpoint();
+        let svc = fake.clone();
+        let sd = shutdown.clone();
+        tokio::spawn(async move {
+            rds_bus::Bus::new()
+                .add_service(AgentServer::new(svc))
+                .serve(l, async move { sd.wait().await })
+                .await
+        });
+        ep
+    } else {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ep = format!("http://{}", l.local_addr().unwrap());
+        drop(l);
+        ep
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = Config::for_tests(&agent_ep, "127.0.0.1:1", "127.0.0.1:1", &["n1"]).unwrap();
+    let sock = format!("unix://{}/csi.sock", dir.path().display());
+    cfg.endpoint = sock.clone();
+    if let Some(t) = agent_timeout {
+        cfg.agent_timeout = csi_frontend::validate::duration(t).unwrap();
+    }
+    let l = Listener::bind(&sock).await.unwrap();
+    let sd = shutdown.clone();
+    tokio::spawn(async move { csi_frontend::serve(cfg, l, async move { sd.wait().await }).await });
+    let env = Env {
+        agent: fake,
+        ctl: ControllerClient::new(channel(&sock)),
+        ident: IdentityClient::new(channel(&sock)),
+        shutdown,
+    };
+    (env, dir)
+}
+
+fn create_req(name: &str) -> csi::CreateVolumeRequest {
+    csi::CreateVolumeRequest {
+        name: name.into(),
+        volume_capabilities: vec![VolumeCapability {
+            access_mode: Some(AccessMode {
+                mode: Mode::SingleNodeWriter as i32,
+            }),
+            access_type: Some(AccessType::Mount(MountVolume::default())),
+        }],
+        ..Default::default()
+    }
+}
+
+fn timeout_of(v: &str) -> Duration {
+    csi_frontend::deadline::parse_grpc_timeout(v).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_csi_deadline_shrinks_the_bus_call_and_cancelling_it_cancels_the_bus_call() {
+    let (mut e, _dir) = env(true, None).await;
+    e.agent.state.lock().unwrap().on_get = OnGet::Hang;
+    let mut req = Request::new(create_req("pvc-1"));
+    req.set_timeout(Duration::from_millis(400));
+    let started = Instant::now();
+    let err = e.ctl.create_volume(req).await.unwrap_err();
+    assert!(
+        matches!(err.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{err:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let seen = e.agent.state.lock().unwrap().seen_timeouts.clone();
+    assert_eq!(seen.len(), 1);
+    assert!(
+        timeout_of(&seen[0]) <= Duration::from_millis(400),
+        "agent saw {seen:?}"
+    );
+    // The agent's handler future was dropped: the bus call was cancelled.
+    let until = Instant::now() + Duration::from_secs(2);
+    while !e.agent.dropped.load(Ordering::SeqCst) {
+        assert!(Instant::now() < until, "the bus call outlived the CSI call");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The volume guard went with it: the next call is not ABORTED.
+    e.agent.state.lock().unwrap().on_get = OnGet::Fail(Reason::RdsUnreachable);
+    let err = e.ctl.create_volume(create_req("pvc-1")).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    e.shutdown.trigger();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_csi_deadline_the_configured_bus_timeout_bounds_the_call() {
+    let (mut e, _dir) = env(true, Some("300ms")).await;
+    e.agent.state.lock().unwrap().on_get = OnGet::Hang;
+    let started = Instant::now();
+    let err = e.ctl.create_volume(create_req("pvc-2")).await.unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let seen = e.agent.state.lock().unwrap().seen_timeouts.clone();
+    assert!(
+        timeout_of(&seen[0]) <= Duration::from_millis(300),
+        "{seen:?}"
+    );
+    e.shutdown.trigger();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bus_reasons_keep_their_csi_meaning_over_the_wire() {
+    let (mut e, _dir) = env(true, None).await;
+    for (reason, code) in [
+        (Reason::RdsUnreachable, Code::Unavailable),
+        (Reason::CapacityExhausted, Code::ResourceExhausted),
+        (Reason::RdsTimeout, Code::DeadlineExceeded),
+        (Reason::RdsAuthFailed, Code::Unavailable),
+    ] {
+        e.agent.state.lock().unwrap().on_get = OnGet::Fail(reason);
+        let err = e.ctl.create_volume(create_req("pvc-3")).await.unwrap_err();
+        assert_eq!(err.code(), code, "{reason}");
+        assert_eq!(rds_bus::reason_of(&err), Some(reason));
+        assert!(
+            err.message().starts_with("rds-agent GetVolume: "),
+            "{}",
+            err.message()
+        );
+    }
+    let err = e
+        .ctl
+        .get_capacity(csi::GetCapacityRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    e.shutdown.trigger();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn probe_is_ready_only_while_the_agent_reports_the_rds_reachable() {
+    let (mut e, _dir) = env(true, None).await;
+    let probe = |mut c: IdentityClient<BusChannel>| async move {
+        c.probe(csi::ProbeRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .ready
+    };
+    assert_eq!(probe(e.ident.clone()).await, Some(true));
+    e.agent.state.lock().unwrap().reachable = false;
+    assert_eq!(probe(e.ident.clone()).await, Some(false));
+    let info = e
+        .ident
+        .get_plugin_info(csi::GetPluginInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.vendor_version, env!("CARGO_PKG_VERSION"));
+    e.shutdown.trigger();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_agent_is_unavailable_and_probe_not_ready() {
+    let (mut e, _dir) = env(false, None).await;
+    let err = e.ctl.create_volume(create_req("pvc-4")).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    let ready = e
+        .ident
+        .probe(csi::ProbeRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .ready;
+    assert_eq!(ready, Some(false));
+    e.shutdown.trigger();
+}
