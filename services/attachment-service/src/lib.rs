@@ -10,6 +10,7 @@
 //! In-process use (tests, rdsctl): [`serve`], or [`start`] for a handle on
 //! the running parts.
 
+pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod error;

@@ -14,6 +14,7 @@
 pub mod backends;
 pub mod capability;
 pub mod capacity;
+pub mod cli;
 pub mod config;
 pub mod controller;
 pub mod deadline;

@@ -15,6 +15,7 @@
 //! resolves; [`start`] returns a [`Running`] handle (endpoint, metrics).
 
 pub mod catalogue;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod go_duration;

@@ -16,6 +16,7 @@
 
 pub mod backoff;
 pub mod breaker;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod executor;

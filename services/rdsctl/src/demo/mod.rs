@@ -1,0 +1,148 @@
+//! `rdsctl demo` (DESIGN.md §8): start a stack in a temporary directory as
+//! child processes (the same supervisor as `up`) and walk one volume through
+//! create, attach, stage, publish, write + read, snapshot, expand,
+//! unpublish, unstage, detach, restore (data checked) and delete — each step
+//! printed with its duration and the trace id of its CSI call. Exit 0 only
+//! if every check held. Without root the node steps are skipped (and said
+//! so); the data is then written into the sim's backing file instead, so the
+//! restore is still checked byte for byte.
+
+mod data;
+mod report;
+mod walk;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rds_bus::Shutdown;
+
+use crate::cli::DemoArgs;
+use crate::csi::Csi;
+use crate::error::{CtlError, Result};
+use crate::stack::{Stack, StackOptions};
+use crate::trace::ClientTracer;
+use report::Report;
+
+pub async fn run(args: DemoArgs) -> Result<ExitCode> {
+    let size = crate::units::parse_size(&args.size).map_err(CtlError::Usage)?;
+    if size < 16 << 20 {
+        return Err(CtlError::Usage(
+            "--size must be at least 16Mi (room for a filesystem)".into(),
+        ));
+    }
+    let shutdown = Shutdown::new();
+    shutdown.trigger_on_signals();
+    let (dir, tmp) = match &args.state_dir {
+        Some(d) => (d.clone(), None),
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix("rdsctl-demo-")
+                .tempdir()
+                .map_err(|e| CtlError::io(std::env::temp_dir(), e))?;
+            (t.path().to_path_buf(), Some(t))
+        }
+    };
+    let root = nix::unistd::geteuid().is_root();
+    let mut report = Report::default();
+    report.note(&format!(
+        "rdsctl demo: stack in {} (service logs in {}/logs)",
+        dir.display(),
+        dir.display()
+    ));
+    report.note(if root {
+        "running as root: node steps stage and publish on real loop devices"
+    } else {
+        "not running as root: node steps are skipped (loop devices need root); run as root for the full walk"
+    });
+    let tracer = Arc::new(ClientTracer::from_env());
+    report.note("trace ids are those of the CSI calls (csi-frontend → bus services); with OTEL_EXPORTER_OTLP_ENDPOINT set they are in Jaeger\n");
+    let started = Instant::now();
+
+    report.begin("start the stack (5 services as child processes)");
+    let opts = StackOptions {
+        state_dir: dir.clone(),
+        csi_endpoint: None,
+        node_id: args.node_id.clone(),
+        otlp_endpoint: args.otlp_endpoint.clone(),
+        logs_to_files: true,
+        ready_timeout: Duration::from_secs(90),
+    };
+    let stack = match Stack::start(&opts, &shutdown).await {
+        Ok(s) => {
+            report.ok(s.startup, None, Some("all health checks pass"));
+            s
+        }
+        Err(e) => {
+            report.fail(started.elapsed(), None, &e.to_string());
+            keep_dir(tmp, &dir, &mut report);
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let csi = Csi::connect(
+        &stack.endpoints.csi,
+        Duration::from_secs(120),
+        tracer.clone(),
+    )?;
+    let mut walk = walk::Walk::new(csi, &stack, root, size);
+    let outcome = tokio::select! {
+        r = walk.run(&mut report) => r,
+        _ = shutdown.wait() => Err(CtlError::Check("interrupted".into())),
+    };
+    let cleaned = if outcome.is_err() {
+        walk.cleanup(&mut report).await
+    } else {
+        true
+    };
+    drop(walk);
+    report.begin("stop the stack (children first, socket removed)");
+    let t = Instant::now();
+    let csi_socket = stack
+        .endpoints
+        .csi
+        .strip_prefix("unix://")
+        .map(std::path::PathBuf::from);
+    stack.stop().await;
+    match csi_socket.filter(|p| p.exists()) {
+        Some(p) => report.fail(t.elapsed(), None, &format!("{} still exists", p.display())),
+        None => report.ok(t.elapsed(), None, None),
+    }
+    if let Ok(t) = Arc::try_unwrap(tracer) {
+        t.shutdown().await;
+    }
+
+    report.note(&format!(
+        "\n{} steps passed, {} failed, {} skipped; total {:.2} s",
+        report.passed,
+        report.failed,
+        report.skipped.len(),
+        started.elapsed().as_secs_f64()
+    ));
+    for (title, why) in &report.skipped {
+        report.note(&format!("  skipped: {title}: {why}"));
+    }
+    if let Err(e) = &outcome {
+        report.note(&format!("demo FAILED: {e}"));
+    }
+    if args.keep || outcome.is_err() || !cleaned {
+        keep_dir(tmp, &dir, &mut report);
+    }
+    Ok(if outcome.is_ok() && report.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Leaves the directory for inspection (and never deletes under a mount
+/// that a failed cleanup may have left behind).
+fn keep_dir(tmp: Option<tempfile::TempDir>, dir: &std::path::Path, report: &mut Report) {
+    if let Some(t) = tmp {
+        let _ = t.keep();
+    }
+    report.note(&format!(
+        "state kept in {} (logs in {}/logs)",
+        dir.display(),
+        dir.display()
+    ));
+}

@@ -1,0 +1,151 @@
+//! What each child process is started with: the one place that knows every
+//! service's flags in local mode. Bus addresses are unix sockets under
+//! DIR/run (no ports to collide, private to the user); rds-sim needs TCP
+//! (SSH, control), on 127.0.0.1 ports picked free at `up`.
+
+use std::net::SocketAddr;
+
+use crate::stack::layout::{Endpoints, Layout};
+
+/// The five services, in start order (stop order is the reverse: the CSI
+/// socket goes first, the sim last).
+pub const SERVICES: [&str; 5] = [
+    "rds-sim",
+    "event-service",
+    "attachment-service",
+    "rds-agent",
+    "csi-frontend",
+];
+
+#[derive(Clone, Debug)]
+pub struct ServiceSpec {
+    /// Also its OTEL_SERVICE_NAME and the `rdsctl serve <name>` argument.
+    pub name: &'static str,
+    pub args: Vec<String>,
+}
+
+/// Where everything listens, decided once per `up`.
+pub fn endpoints(
+    layout: &Layout,
+    csi: String,
+    node_id: String,
+    sim_ssh: SocketAddr,
+    sim_control: SocketAddr,
+    host_key_fingerprint: String,
+) -> Endpoints {
+    Endpoints {
+        csi,
+        node_id,
+        agent: layout.socket("agent"),
+        attachment: layout.socket("attachment"),
+        events: layout.socket("events"),
+        sim_ssh: sim_ssh.to_string(),
+        sim_control: sim_control.to_string(),
+        sim_host_key_fingerprint: host_key_fingerprint,
+    }
+}
+
+fn s(v: &[&str]) -> Vec<String> {
+    v.iter().map(|x| (*x).to_owned()).collect()
+}
+
+fn path(p: std::path::PathBuf) -> String {
+    p.display().to_string()
+}
+
+pub fn services(layout: &Layout, ep: &Endpoints) -> Vec<ServiceSpec> {
+    let (sim_host, sim_port) = ep.sim_ssh.rsplit_once(':').unwrap_or(("127.0.0.1", "22"));
+    vec![
+        ServiceSpec {
+            name: "rds-sim",
+            args: [
+                s(&["--listen", &ep.sim_ssh, "--state-dir"]),
+                vec![path(layout.sim_dir())],
+                s(&["--authorized-keys"]),
+                vec![path(layout.client_pub())],
+                s(&["--host-key"]),
+                vec![path(layout.sim_host_key())],
+                s(&["--local-mode", "--control", &ep.sim_control]),
+            ]
+            .concat(),
+        },
+        ServiceSpec {
+            name: "event-service",
+            args: [
+                s(&["--listen", &ep.events]),
+                vec![
+                    "--sink".to_owned(),
+                    format!("file:{}", layout.events_file().display()),
+                ],
+                s(&["--metrics-addr", "", "--instance", &ep.node_id]),
+            ]
+            .concat(),
+        },
+        ServiceSpec {
+            name: "attachment-service",
+            args: [
+                s(&["--listen", &ep.attachment, "--mode", "local", "--state-dir"]),
+                vec![path(layout.attachments_dir())],
+                s(&[
+                    "--events-endpoint",
+                    &ep.events,
+                    "--known-nodes",
+                    &ep.node_id,
+                    "--metrics-addr",
+                    "",
+                ]),
+            ]
+            .concat(),
+        },
+        ServiceSpec {
+            name: "rds-agent",
+            args: [
+                s(&[
+                    "--rds-address",
+                    sim_host,
+                    "--rds-port",
+                    sim_port,
+                    "--rds-user",
+                    "admin",
+                    "--rds-key-file",
+                ]),
+                vec![path(layout.client_key())],
+                s(&[
+                    "--rds-host-key-fingerprint",
+                    &ep.sim_host_key_fingerprint,
+                    "--listen",
+                    &ep.agent,
+                    "--metrics-address",
+                    "",
+                ]),
+            ]
+            .concat(),
+        },
+        ServiceSpec {
+            name: "csi-frontend",
+            args: s(&[
+                "--endpoint",
+                &ep.csi,
+                "--role",
+                "all",
+                "--node-id",
+                &ep.node_id,
+                "--rds-address",
+                sim_host,
+                "--agent-endpoint",
+                &ep.agent,
+                "--attachment-endpoint",
+                &ep.attachment,
+                "--event-endpoint",
+                &ep.events,
+                // The node role in local mode: loop devices over the sim's files.
+                "--data-plane",
+                "loop",
+                "--node-state-dir",
+                &path(layout.node_dir()),
+                "--loop-files-root",
+                &path(layout.sim_files()),
+            ]),
+        },
+    ]
+}
