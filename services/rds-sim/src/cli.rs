@@ -40,6 +40,16 @@ pub struct Args {
     /// Control endpoint (HTTP/JSON) address, e.g. 127.0.0.1:9222. Off when absent.
     #[arg(long, env = "RDS_SIM_CONTROL")]
     pub control: Option<SocketAddr>,
+    /// Mirror every NVMe/TCP-exported disk into the Linux kernel target (nvmet over configfs),
+    /// so real initiators can `nvme connect` to it. Needs configfs with nvmet loaded.
+    #[arg(long, env = "RDS_SIM_NVMET_EXPORT")]
+    pub nvmet_export: bool,
+    /// configfs mount point used by --nvmet-export.
+    #[arg(long, env = "RDS_SIM_NVMET_CONFIGFS_ROOT", default_value = crate::DEFAULT_CONFIGFS_ROOT)]
+    pub nvmet_configfs_root: PathBuf,
+    /// Address the kernel target listens on for every exported port (--nvmet-export).
+    #[arg(long, env = "RDS_SIM_NVMET_TRADDR", default_value = "127.0.0.1")]
+    pub nvmet_traddr: std::net::IpAddr,
     /// Fault rule (JSON) active from start; repeatable.
     #[arg(long = "fault")]
     pub faults: Vec<String>,
@@ -60,6 +70,7 @@ pub struct Effective {
     pub control: Option<SocketAddr>,
     pub faults: usize,
     pub behaviour: Behaviour,
+    pub nvmet: crate::NvmetExportConfig,
 }
 
 /// Validate the arguments into a [`SimConfig`] and start-up fault rules.
@@ -69,6 +80,9 @@ pub fn build(a: &Args) -> Result<(SimConfig, Vec<FaultRule>), String> {
     let mut cfg = SimConfig::new(&a.state_dir, keys);
     cfg.listen = a.listen;
     cfg.pool_size = a.pool_size;
+    cfg.nvmet.enabled = a.nvmet_export;
+    cfg.nvmet.configfs_root.clone_from(&a.nvmet_configfs_root);
+    cfg.nvmet.traddr = a.nvmet_traddr;
     if a.local_mode {
         cfg = cfg.local_mode();
     }
@@ -127,6 +141,7 @@ impl Effective {
             control: args.control,
             faults,
             behaviour: c.behaviour.clone(),
+            nvmet: c.nvmet.clone(),
         }
     }
 }

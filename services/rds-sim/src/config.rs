@@ -30,6 +30,8 @@ pub struct SimConfig {
     pub base_dirs: Vec<String>,
     /// Behaviour switches.
     pub behaviour: Behaviour,
+    /// NVMe/TCP export into the kernel target (nvmet over configfs); off by default.
+    pub nvmet: crate::NvmetExportConfig,
 }
 
 impl SimConfig {
@@ -43,6 +45,7 @@ impl SimConfig {
             pool_size: DEFAULT_POOL_SIZE,
             base_dirs: Vec::new(),
             behaviour: Behaviour::default(),
+            nvmet: crate::NvmetExportConfig::default(),
         }
     }
 

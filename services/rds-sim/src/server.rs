@@ -17,6 +17,7 @@ use crate::cmdlog::CommandLog;
 use crate::config::{Behaviour, SimConfig};
 use crate::console::{Session, run_line};
 use crate::error::SimError;
+use crate::export::Export;
 use crate::faults::{FaultAction, FaultPoint, Faults};
 use crate::model::{Device, DiskSummary, POOL, State};
 use crate::render::Layout;
@@ -31,6 +32,7 @@ pub(crate) struct Shared {
     pub(crate) store: Store,
     state: Mutex<State>,
     pub(crate) faults: Faults,
+    export: Export,
     pub(crate) log: CommandLog,
     pub(crate) host_key: PrivateKey,
     ssh_cfg: Arc<russh::server::Config>,
@@ -76,10 +78,12 @@ impl Shared {
         };
         let alt = crate::hostkey::alternate_key(&host_key);
         let log = CommandLog::open(cfg.state_dir.join("commands.log"))?;
+        let export = Export::start(&cfg.nvmet, &cfg.state_dir, &state, &store)?;
         let shared = Self {
             store,
             state: Mutex::new(state),
             faults: Faults::default(),
+            export,
             log,
             ssh_cfg: Arc::new(ssh_config(host_key.clone())),
             alt_ssh_cfg: Arc::new(ssh_config(alt)),
@@ -154,10 +158,11 @@ impl Shared {
             dirty: false,
         };
         let out = run_line(&mut dev, &sess, line);
-        if dev.dirty
-            && let Err(e) = self.save(&state)
-        {
-            tracing::error!(error = %e, "cannot persist state");
+        if dev.dirty {
+            if let Err(e) = self.save(&state) {
+                tracing::error!(error = %e, "cannot persist state");
+            }
+            self.export.sync(&state, &self.store);
         }
         out
     }
@@ -176,7 +181,10 @@ impl Shared {
 
     fn reload(&self) {
         match load_state(&self.store) {
-            Ok(s) => *lock(&self.state) = s,
+            Ok(s) => {
+                self.export.sync(&s, &self.store);
+                *lock(&self.state) = s;
+            }
             Err(e) => {
                 tracing::error!(error = %e, "reboot: cannot reload state, keeping memory copy")
             }
@@ -298,6 +306,7 @@ pub(crate) async fn reboot(shared: &Arc<Shared>, downtime: Duration) {
         let _ = t.await;
     }
     shared.kill_all();
+    shared.export.withdraw();
     let s = shared.clone();
     tokio::spawn(async move {
         tokio::time::sleep(downtime).await;

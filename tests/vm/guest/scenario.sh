@@ -1,0 +1,333 @@
+#!/bin/sh
+# The NVMe/TCP end-to-end scenario, run inside the VM by /init.
+#
+# The whole stack runs here as separate processes, started with their own flags: rds-sim
+# exporting its disks into the kernel target (nvmet over configfs, 127.0.0.1:4420),
+# event-service, attachment-service, rds-agent (real SSH to the sim) and csi-frontend with the
+# controller and node roles on one socket, node role on the NVMe/TCP data plane. Every volume
+# operation goes through CSI (rdsctl's CSI client); the checks look at the kernel directly
+# (sysfs, /proc/self/mountinfo, configfs, blkid).
+#
+# Output: one "PASS <check>" / "FAIL <check>" line per check, "INFO ..." lines with numbers,
+# and a final "N passed, N failed". Exit status 0 only when nothing failed.
+
+BIN=/host/bin
+R=/run/rds
+LOGS=$R/logs
+OUT=$R/out
+NODE=vmnode
+CSI=unix://$R/csi.sock
+NVMET=/sys/kernel/config/nvmet
+PREFIX=nqn.2000-02.com.mikrotik
+KUBELET=/var/lib/kubelet
+VOL_A=pvc-vm-a
+VOL_B=pvc-vm-b
+NQN_A=$PREFIX:$VOL_A
+NQN_B=$PREFIX:$VOL_B
+STAGE_A=$KUBELET/plugins/kubernetes.io/csi/rds.csi.srvlab.io/a/globalmount
+TARGET_A=$KUBELET/pods/pod-a/volumes/kubernetes.io~csi/$VOL_A/mount
+STAGE_B=$KUBELET/plugins/kubernetes.io/csi/volumeDevices/staging/$VOL_B
+TARGET_B=$KUBELET/plugins/kubernetes.io/csi/volumeDevices/publish/$VOL_B/pod-b
+mkdir -p $LOGS $OUT
+
+P=0
+F=0
+pass() {
+  P=$((P + 1))
+  echo "PASS $*"
+}
+fail() {
+  F=$((F + 1))
+  echo "FAIL $*"
+}
+# check <name> <command...>: PASS when the command succeeds.
+check() {
+  name=$1
+  shift
+  if "$@"; then pass "$name"; else fail "$name"; fi
+}
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
+step() { echo "STEP t=$(uptime_s) $*"; }
+info() { echo "INFO $*"; }
+
+# ctl <tag> <rdsctl args...>: one CSI call; its output is kept in $OUT/<tag>.out and shown
+# when it fails.
+ctl() {
+  tag=$1
+  shift
+  timeout 120 $BIN/rdsctl "$@" --endpoint "$CSI" --timeout 90s > "$OUT/$tag.out" 2>&1
+  rc=$?
+  if [ "$rc" != 0 ]; then
+    echo "  rdsctl $* -> exit $rc"
+    tail -n 8 "$OUT/$tag.out" | sed 's/^/    /'
+  fi
+  return $rc
+}
+
+# --- kernel-side views ---------------------------------------------------------------------
+# Controllers (nvmeX) connected to NQN $1.
+ctrls_of() {
+  for c in /sys/class/nvme/nvme*; do
+    [ -e "$c/subsysnqn" ] || continue
+    [ "$(cat "$c/subsysnqn")" = "$1" ] && basename "$c"
+  done
+}
+# The block device (nvmeXnY, the namespace head) of NQN $1, found through sysfs.
+dev_of() {
+  for s in /sys/class/nvme-subsystem/nvme-subsys*; do
+    [ "$(cat "$s/subsysnqn" 2> /dev/null)" = "$1" ] || continue
+    for n in "$s"/nvme*n*; do
+      b=$(basename "$n")
+      case $b in *c*) continue ;; esac
+      [ -e "/sys/class/block/$b/dev" ] && { echo "$b"; return 0; }
+    done
+  done
+  return 1
+}
+devnum() { cat "/sys/class/block/$1/dev" 2> /dev/null; }
+# major:minor of what is mounted on top at path $1.
+mounted_dev() { awk -v p="$1" '$5 == p { d = $3 } END { print d }' /proc/self/mountinfo; }
+is_mounted() { [ -n "$(mounted_dev "$1")" ]; }
+fs_uuid() { blkid -p -o value -s UUID "/dev/$1" 2> /dev/null; }
+format_count() { grep -c 'FORMAT:' $LOGS/csi-frontend.log; }
+listening() { netstat -ltn 2> /dev/null | grep -q " 127.0.0.1:$1 .*LISTEN"; }
+wait_for() { # wait_for <seconds> <command...>
+  n=$(($1 * 10))
+  shift
+  while [ $n -gt 0 ]; do
+    "$@" && return 0
+    usleep 100000
+    n=$((n - 1))
+  done
+  "$@"
+}
+no_ctrl() { [ -z "$(ctrls_of "$1")" ]; }
+rate() { awk -v mb="$1" -v t0="$2" -v t1="$3" 'BEGIN { d = t1 - t0; if (d <= 0) d = 0.01; printf "%.1f MiB/s (%d MiB in %.2f s)", mb / d, mb, d }'; }
+
+# --- 0. the stack ----------------------------------------------------------------------------
+step "start the stack"
+mkdir -p $R/keys $R/sim $R/attachments $R/node
+cp /host/keys/* $R/keys/ && chmod 600 $R/keys/*
+export NO_COLOR=1 RUST_LOG=${RUST_LOG:-info}
+start() { # start <service> <args...>: in the background, log in $LOGS/<service>.log
+  svc=$1
+  shift
+  "$BIN/$svc" "$@" > "$LOGS/$svc.log" 2>&1 &
+  eval "PID_$(echo "$svc" | tr - _)=$!"
+}
+start rds-sim --listen 127.0.0.1:2222 --state-dir $R/sim --authorized-keys $R/keys/admin.pub \
+  --host-key $R/keys/host_key --local-mode --nvmet-export
+start event-service --listen unix://$R/events.sock --sink file:$R/events.jsonl \
+  --metrics-addr "" --instance $NODE
+start attachment-service --listen unix://$R/attachment.sock --mode local \
+  --state-dir $R/attachments --events-endpoint unix://$R/events.sock --known-nodes $NODE \
+  --metrics-addr ""
+wait_for 30 listening 2222
+# Under TCG the first SSH handshake of a debug build takes about 5 s, the agent's default
+# connect timeout: give the emulated machine room.
+start rds-agent --rds-address 127.0.0.1 --rds-port 2222 --rds-user admin \
+  --rds-key-file $R/keys/admin --rds-host-key $R/keys/host_key.pub \
+  --listen unix://$R/agent.sock --metrics-address "" \
+  --connect-timeout 30s --command-timeout 30s
+start csi-frontend --endpoint $CSI --role all --node-id $NODE --rds-address 127.0.0.1 \
+  --agent-endpoint unix://$R/agent.sock --attachment-endpoint unix://$R/attachment.sock \
+  --event-endpoint unix://$R/events.sock --data-plane nvme --node-state-dir $R/node
+T_STACK0=$(uptime_s)
+probe_ok() { $BIN/rdsctl info --endpoint "$CSI" --timeout 5s > $OUT/info.out 2>&1 && grep -q 'ready: true' $OUT/info.out; }
+# One probe a second: each rdsctl start costs the single vCPU the services are starting on.
+n=90
+up=0
+while [ $n -gt 0 ]; do
+  probe_ok && { up=1; break; }
+  sleep 1
+  n=$((n - 1))
+done
+if [ $up = 1 ]; then
+  pass "stack up: 5 services, CSI Probe ready ($(awk -v a="$T_STACK0" -v b="$(uptime_s)" 'BEGIN{printf "%.1f", b-a}') s)"
+else
+  fail "stack up"
+  cat $OUT/info.out
+  for f in $LOGS/*.log; do
+    echo "--- $f"
+    tail -n 15 "$f"
+  done
+  echo "$P passed, $F failed"
+  exit 1
+fi
+
+# --- 1. CreateVolume -> the sim exports it through the kernel target --------------------------
+step "CreateVolume $VOL_A"
+check "CreateVolume $VOL_A (256 MiB, ext4)" ctl create-a volume create $VOL_A --size 256Mi --pvc vm/data-a --json
+cp $OUT/create-a.out $R/a.json
+check "volume_context carries nqn $NQN_A" grep -q "\"nqn\": *\"$NQN_A\"" $R/a.json
+SUB_A=$NVMET/subsystems/$NQN_A
+FILE_A=$R/sim/files/storage-pool/metal-csi/$VOL_A.img
+check "nvmet subsystem $NQN_A exported by rds-sim" test "$(cat $SUB_A/attr_model 2> /dev/null)" = rds-sim
+check "namespace 1 = the sim's backing file, enabled" \
+  test "$(cat $SUB_A/namespaces/1/device_path 2> /dev/null):$(cat $SUB_A/namespaces/1/enable 2> /dev/null)" = "$FILE_A:1"
+check "port 4420 has the subsystem linked" test -L $NVMET/ports/4420/subsystems/$NQN_A
+check "kernel target listening on 127.0.0.1:4420" listening 4420
+
+# --- 2. ControllerPublish, NodeStage (nvme connect + mkfs), NodePublish, write ----------------
+step "ControllerPublish + NodeStage + NodePublish $VOL_A"
+check "ControllerPublish $VOL_A -> $NODE" ctl cpub-a controller publish $VOL_A --node $NODE --context-from $R/a.json
+check "NodeStage $VOL_A (nvme connect, blkid, mkfs.ext4, mount)" \
+  ctl stage-a node stage $VOL_A --staging-path $STAGE_A --context-from $R/a.json
+CTRL_A=$(ctrls_of $NQN_A)
+DEV_A=$(dev_of $NQN_A)
+info "volume A: controller=$CTRL_A device=$DEV_A ($(devnum "$DEV_A"))"
+check "one controller connected to $NQN_A" test "$(echo $CTRL_A | wc -w)" = 1
+check "controller transport is tcp to 127.0.0.1:4420" \
+  grep -q 'traddr=127.0.0.1,trsvcid=4420' /sys/class/nvme/$CTRL_A/address
+check "transport tcp" test "$(cat /sys/class/nvme/$CTRL_A/transport 2> /dev/null)" = tcp
+check "ctrl-loss-tmo -1 (reconnect forever)" test "$(cat /sys/class/nvme/$CTRL_A/ctrl_loss_tmo 2> /dev/null)" = off
+check "device found by NQN in sysfs is mounted at the staging path" \
+  test -n "$DEV_A" -a "$(mounted_dev $STAGE_A)" = "$(devnum "$DEV_A")"
+UUID_A=$(fs_uuid "$DEV_A")
+info "volume A filesystem UUID $UUID_A"
+check "blkid: ext4 on $DEV_A" test "$(blkid -p -o value -s TYPE /dev/$DEV_A 2> /dev/null)" = ext4
+check "formatted exactly once (FORMAT audit lines: 1)" test "$(format_count)" = 1
+check "NodePublish $VOL_A (bind mount)" \
+  ctl pub-a node publish $VOL_A --staging-path $STAGE_A --target-path $TARGET_A --context-from $R/a.json
+check "target mounted from the same device" test "$(mounted_dev $TARGET_A)" = "$(devnum "$DEV_A")"
+
+step "write data through the filesystem"
+# Checked data: 4 MiB of random bytes (md5). Throughput: 64 MiB of zeros, timed separately
+# (generating and hashing large random data costs seconds under TCG and would distort it).
+dd if=/dev/urandom of=/tmp/src bs=1M count=4 2> /dev/null
+SUM=$(md5sum /tmp/src | cut -d' ' -f1)
+sum_of() { md5sum "$1" 2> /dev/null | cut -d' ' -f1; }
+echo "hello over nvme/tcp" > $TARGET_A/hello
+cp /tmp/src $TARGET_A/blob
+T0=$(uptime_s)
+dd if=/dev/zero of=$TARGET_A/zeros bs=1M count=64 conv=fsync 2> /dev/null
+T1=$(uptime_s)
+sync
+echo 3 > /proc/sys/vm/drop_caches
+T2=$(uptime_s)
+dd if=$TARGET_A/zeros of=/dev/null bs=1M 2> /dev/null
+T3=$(uptime_s)
+check "wrote a small file + 4 MiB random, read back after dropping caches" \
+  test "$(sum_of $TARGET_A/blob)" = "$SUM" -a "$(cat $TARGET_A/hello)" = "hello over nvme/tcp"
+info "throughput ext4 over NVMe/TCP (1 MiB blocks): write+fsync $(rate 64 "$T0" "$T1"), cold read $(rate 64 "$T2" "$T3")"
+
+# --- 3. forced disconnect under the mounted filesystem, reconnect, recovery -------------------
+# The controller is deleted while the filesystem is mounted. The kernel keeps the dead
+# instances (controller, namespace head) pinned as long as that mount exists, so the
+# reconnected controller and its block device come back under new names.
+step "forced disconnect of $CTRL_A"
+FIRST_CTRL=$CTRL_A
+FIRST_DEV=$DEV_A
+OLD_NUM=$(devnum "$DEV_A")
+sync
+echo 1 > /sys/class/nvme/$FIRST_CTRL/delete_controller
+check "controller $FIRST_CTRL deleted (no controller for $NQN_A)" wait_for 20 no_ctrl $NQN_A
+check "staging mount still on the dead device ($OLD_NUM)" test "$(mounted_dev $STAGE_A)" = "$OLD_NUM"
+
+step "reconnect $VOL_A outside CSI (as a reconnect after a lost controller would)"
+nvme connect -t tcp -a 127.0.0.1 -s 4420 -n $NQN_A --ctrl-loss-tmo=-1 > $OUT/reconnect.out 2>&1
+check "nvme connect $NQN_A" wait_for 20 dev_of $NQN_A > /dev/null
+NEW_CTRL=$(ctrls_of $NQN_A)
+NEW_DEV=$(dev_of $NQN_A)
+NEW_NUM=$(devnum "$NEW_DEV")
+info "volume A now: controller=$NEW_CTRL device=$NEW_DEV ($NEW_NUM); before: $FIRST_CTRL $FIRST_DEV ($OLD_NUM)"
+check "renumbered: controller $FIRST_CTRL -> $NEW_CTRL" test -n "$NEW_CTRL" -a "$NEW_CTRL" != "$FIRST_CTRL"
+check "renumbered: device $FIRST_DEV ($OLD_NUM) -> $NEW_DEV ($NEW_NUM)" \
+  test -n "$NEW_NUM" -a "$NEW_DEV" != "$FIRST_DEV" -a "$NEW_NUM" != "$OLD_NUM"
+check "staging mount is stale (still the dead device)" test "$(mounted_dev $STAGE_A)" = "$OLD_NUM"
+
+step "recovery through CSI (NodePublish re-resolves the device by NQN)"
+check "NodePublish $VOL_A again (stale mount recovered)" \
+  ctl repub-a node publish $VOL_A --staging-path $STAGE_A --target-path $TARGET_A --context-from $R/a.json
+check "staging path now mounted from $NEW_DEV" test "$(mounted_dev $STAGE_A)" = "$NEW_NUM"
+check "target now mounted from $NEW_DEV" test "$(mounted_dev $TARGET_A)" = "$NEW_NUM"
+check "same filesystem (UUID $UUID_A), never reformatted" test "$(fs_uuid "$NEW_DEV")" = "$UUID_A"
+check "no second FORMAT (audit lines: 1)" test "$(format_count)" = 1
+check "data intact: small file" test "$(cat $TARGET_A/hello 2> /dev/null)" = "hello over nvme/tcp"
+check "data intact: 4 MiB random (md5)" test "$(sum_of $TARGET_A/blob)" = "$SUM"
+check "StaleMountDetected event posted" grep -q '"reason":"StaleMountDetected"' $R/events.jsonl
+
+# --- 4. unpublish, unstage (disconnect); another subsystem takes the old names; restage ------
+step "NodeUnpublish + NodeUnstage $VOL_A"
+check "NodeUnpublish $VOL_A" ctl unpub-a node unpublish $VOL_A --target-path $TARGET_A
+check "target unmounted and removed" test ! -e $TARGET_A
+check "NodeUnstage $VOL_A" ctl unstage-a node unstage $VOL_A --staging-path $STAGE_A
+check "staging path unmounted" sh -c "! grep -q ' $STAGE_A ' /proc/self/mountinfo"
+check "subsystem disconnected (no controller for $NQN_A)" wait_for 10 no_ctrl $NQN_A
+
+step "renumbering: another volume is connected and takes the old names"
+check "CreateVolume $VOL_B (128 MiB, raw block)" ctl create-b volume create $VOL_B --size 128Mi --block --json
+cp $OUT/create-b.out $R/b.json
+check "ControllerPublish $VOL_B" ctl cpub-b controller publish $VOL_B --node $NODE --block --context-from $R/b.json
+check "NodeStage $VOL_B (block: connect only)" \
+  ctl stage-b node stage $VOL_B --staging-path $STAGE_B --block --context-from $R/b.json
+CTRL_B=$(ctrls_of $NQN_B)
+DEV_B=$(dev_of $NQN_B)
+info "volume B: controller=$CTRL_B device=$DEV_B ($(devnum "$DEV_B"))"
+check "nothing was created at the block staging path" test ! -e $STAGE_B
+check "$VOL_A's first controller name $FIRST_CTRL now serves $VOL_B" test "$CTRL_B" = "$FIRST_CTRL"
+check "$VOL_A's first device name /dev/$FIRST_DEV is now $VOL_B" test "$DEV_B" = "$FIRST_DEV"
+
+step "restage $VOL_A"
+check "NodeStage $VOL_A again" ctl restage-a node stage $VOL_A --staging-path $STAGE_A --context-from $R/a.json
+RE_CTRL=$(ctrls_of $NQN_A)
+RE_DEV=$(dev_of $NQN_A)
+info "volume A restaged: controller=$RE_CTRL device=$RE_DEV ($(devnum "$RE_DEV"))"
+check "found under a new name ($RE_DEV), not its old /dev/$FIRST_DEV" \
+  test -n "$RE_DEV" -a "$RE_DEV" != "$FIRST_DEV" -a "$(mounted_dev $STAGE_A)" = "$(devnum "$RE_DEV")"
+check "same filesystem (UUID $UUID_A), no FORMAT" test "$(fs_uuid "$RE_DEV")" = "$UUID_A" -a "$(format_count)" = 1
+check "$VOL_B untouched: still no filesystem on /dev/$DEV_B" test -z "$(blkid -p -o value -s TYPE /dev/$DEV_B 2> /dev/null)"
+check "NodePublish $VOL_A" ctl pub-a2 node publish $VOL_A --staging-path $STAGE_A --target-path $TARGET_A --context-from $R/a.json
+check "data still there after restage (md5)" test "$(sum_of $TARGET_A/blob)" = "$SUM"
+
+# --- 5. raw block publish ----------------------------------------------------------------
+step "raw block publish $VOL_B"
+check "NodePublish $VOL_B (raw block)" \
+  ctl pub-b node publish $VOL_B --staging-path $STAGE_B --target-path $TARGET_B --block --context-from $R/b.json
+B_NUM=$(devnum "$DEV_B")
+TB_NUM=$(stat -c '%t:%T' $TARGET_B 2> /dev/null | awk -F: '{ printf "%d:%d", "0x" $1, "0x" $2 }')
+check "target is a block device node (mknod, not a bind mount)" test -b $TARGET_B
+check "target node is $DEV_B ($B_NUM)" test "$TB_NUM" = "$B_NUM"
+check "target is not a mount point" sh -c "! grep -q ' $TARGET_B ' /proc/self/mountinfo"
+T0=$(uptime_s)
+dd if=/dev/zero of=$TARGET_B bs=1M count=64 oflag=direct 2> /dev/null
+T1=$(uptime_s)
+dd if=$TARGET_B of=/dev/null bs=1M count=64 iflag=direct 2> /dev/null
+T2=$(uptime_s)
+info "throughput raw block over NVMe/TCP (O_DIRECT, 1 MiB blocks): write $(rate 64 "$T0" "$T1"), read $(rate 64 "$T1" "$T2")"
+dd if=/tmp/src of=$TARGET_B bs=1M seek=8 oflag=direct 2> /dev/null
+check "raw block: 4 MiB written at 8 MiB read back (O_DIRECT, md5)" \
+  test "$(dd if=$TARGET_B bs=1M skip=8 count=4 iflag=direct 2> /dev/null | md5sum | cut -d' ' -f1)" = "$SUM"
+check "written through the target into the sim's backing file" \
+  test "$(dd if=$R/sim/files/storage-pool/metal-csi/$VOL_B.img bs=1M skip=8 count=4 2> /dev/null | md5sum | cut -d' ' -f1)" = "$SUM"
+
+# --- 6. tear down and delete ------------------------------------------------------------
+step "tear down and DeleteVolume"
+check "NodeUnpublish $VOL_B" ctl unpub-b node unpublish $VOL_B --target-path $TARGET_B
+check "block target node removed" test ! -e $TARGET_B
+check "NodeUnstage $VOL_B (disconnect)" ctl unstage-b node unstage $VOL_B --staging-path $STAGE_B
+check "no controller for $NQN_B" wait_for 10 no_ctrl $NQN_B
+check "NodeUnpublish $VOL_A" ctl unpub-a2 node unpublish $VOL_A --target-path $TARGET_A
+check "NodeUnstage $VOL_A" ctl unstage-a2 node unstage $VOL_A --staging-path $STAGE_A
+check "no controller for $NQN_A" wait_for 10 no_ctrl $NQN_A
+check "ControllerUnpublish $VOL_A" ctl cunpub-a controller unpublish $VOL_A --node $NODE
+check "ControllerUnpublish $VOL_B" ctl cunpub-b controller unpublish $VOL_B --node $NODE
+check "DeleteVolume $VOL_A" ctl delete-a volume delete $VOL_A
+check "DeleteVolume $VOL_B" ctl delete-b volume delete $VOL_B
+check "subsystems withdrawn from the kernel target" test ! -e $SUB_A -a ! -e $NVMET/subsystems/$NQN_B
+check "port 4420 withdrawn, nothing listening" sh -c "test ! -e $NVMET/ports/4420 && ! netstat -ltn | grep -q ':4420 '"
+check "backing files deleted" test ! -e $FILE_A -a ! -e $R/sim/files/storage-pool/metal-csi/$VOL_B.img
+check "ListVolumes empty" sh -c "$BIN/rdsctl volume list --json --endpoint $CSI > $OUT/list.out 2>&1 && grep -q '^\[\]' $OUT/list.out"
+
+alive=""
+for svc in rds_sim event_service attachment_service rds_agent csi_frontend; do
+  eval "pid=\$PID_$svc"
+  kill -0 "$pid" 2> /dev/null || alive="$alive $svc"
+done
+check "no service died during the scenario${alive:+ (dead:$alive)}" test -z "$alive"
+for svc in csi_frontend rds_agent attachment_service event_service rds_sim; do
+  eval "kill \$PID_$svc" 2> /dev/null
+done
+
+echo "$P passed, $F failed"
+[ "$F" = 0 ]
