@@ -145,3 +145,50 @@ impl Effective {
         }
     }
 }
+
+/// Runs rds-sim exactly as its binary does: `args` is the whole command line
+/// (argv[0] first). Builds its own tokio runtime, so `rdsctl serve rds-sim`
+/// runs this very code path.
+pub fn cli_main(args: Vec<std::ffi::OsString>) -> std::process::ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(main_async(args)),
+        Err(e) => {
+            eprintln!("rds-sim: cannot start the async runtime: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn main_async(args: Vec<std::ffi::OsString>) -> std::process::ExitCode {
+    use clap::Parser;
+    use std::process::ExitCode;
+    let args = Args::parse_from(args);
+    let built = build(&args);
+    if args.check_config {
+        let eff = built.map(|(c, f)| Effective::new(&c, &args, f.len()));
+        return rds_bus::config::report_check_config("rds-sim", eff);
+    }
+    let (cfg, faults) = match built {
+        Ok(b) => b,
+        Err(e) => return rds_bus::config::report_check_config::<()>("rds-sim", Err(e)),
+    };
+    let telemetry = match rds_bus::telemetry::init("rds-sim") {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("rds-sim: telemetry: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = match serve(cfg, faults, args.control).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rds-sim: {e}");
+            ExitCode::FAILURE
+        }
+    };
+    telemetry.shutdown().await;
+    code
+}

@@ -1,36 +1,6 @@
-//! `rds-sim`: serve a simulated RDS over SSH. Logic lives in the library (`rds_sim::cli`).
+//! `rds-sim`: serve a simulated RDS over SSH. Logic lives in the library
+//! (`rds_sim::cli`), shared with `rdsctl serve rds-sim`.
 
-use std::process::ExitCode;
-
-use clap::Parser;
-use rds_sim::cli::{Args, Effective, build, serve};
-
-#[tokio::main]
-async fn main() -> ExitCode {
-    let args = Args::parse();
-    let built = build(&args);
-    if args.check_config {
-        let eff = built.map(|(c, f)| Effective::new(&c, &args, f.len()));
-        return rds_bus::config::report_check_config("rds-sim", eff);
-    }
-    let (cfg, faults) = match built {
-        Ok(b) => b,
-        Err(e) => return rds_bus::config::report_check_config::<()>("rds-sim", Err(e)),
-    };
-    let telemetry = match rds_bus::telemetry::init("rds-sim") {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("rds-sim: telemetry: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let code = match serve(cfg, faults, args.control).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("rds-sim: {e}");
-            ExitCode::FAILURE
-        }
-    };
-    telemetry.shutdown().await;
-    code
+fn main() -> std::process::ExitCode {
+    rds_sim::cli::cli_main(std::env::args_os().collect())
 }

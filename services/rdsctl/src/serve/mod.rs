@@ -2,8 +2,6 @@
 //! the very entry point of that service's own binary (`<crate>::cli_main`),
 //! so a child of `rdsctl up` behaves exactly like the service binary.
 
-mod interim;
-
 use std::ffi::OsString;
 use std::process::ExitCode;
 
@@ -32,7 +30,7 @@ pub fn dispatch(args: &[OsString]) -> ExitCode {
         .chain(args[1..].iter().cloned())
         .collect();
     match service {
-        "rds-sim" => interim::rds_sim::cli_main(argv),
+        "rds-sim" => rds_sim::cli::cli_main(argv),
         "rds-agent" => rds_agent::cli::cli_main(argv),
         "attachment-service" => attachment_service::cli::cli_main(argv),
         "event-service" => event_service::cli::cli_main(argv),
