@@ -341,6 +341,138 @@ fn up_serves_csi_names_and_restarts_children_and_stops_cleanly() {
     );
 }
 
+/// Retries `rdsctl <args>` until it exits 0. A failure meanwhile must be a
+/// clean one (exit 3 or 4: the call failed or the stack is unavailable), never
+/// a crash or garbage; returns stdout and how many attempts failed.
+fn ctl_until_ok(args: &[&str], what: &str) -> (String, usize) {
+    let until = Instant::now() + Duration::from_secs(40);
+    let mut failed = 0;
+    loop {
+        let (code, out, err) = ctl(args);
+        if code == 0 {
+            return (out, failed);
+        }
+        assert!(
+            code == 3 || code == 4,
+            "{what}: unclean failure (exit {code}):\n{out}\n{err}"
+        );
+        failed += 1;
+        assert!(Instant::now() < until, "{what}: never succeeded: {err}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn each_service_killed_mid_lifecycle_is_restarted_and_nothing_is_lost() {
+    let tmp = short_tempdir();
+    let dir = tmp.path();
+    let state = dir.to_str().unwrap();
+    let up = Up::start(dir);
+
+    // Mid-lifecycle: a volume created and published to the node.
+    let create_out = ctl_ok(&[
+        "volume",
+        "create",
+        "pvc-crash",
+        "--size",
+        "64Mi",
+        "--pvc",
+        "team/crash",
+        "--state-dir",
+        state,
+        "--json",
+    ]);
+    let ctx_file = dir.join("pvc-crash.json");
+    std::fs::write(&ctx_file, &create_out).unwrap();
+    let ctx = ctx_file.to_str().unwrap();
+    ctl_ok(&[
+        "controller",
+        "publish",
+        "pvc-crash",
+        "--node",
+        "node-a",
+        "--context-from",
+        ctx,
+        "--state-dir",
+        state,
+    ]);
+
+    for (i, service) in SERVICES.iter().enumerate() {
+        let old = up.pid(service);
+        kill(Pid::from_raw(old), Signal::SIGKILL).unwrap();
+        let until = Instant::now() + Duration::from_secs(20);
+        while !(alive(up.pid(service)) && up.pid(service) != old) {
+            assert!(
+                Instant::now() < until,
+                "{service} not restarted; stderr:\n{}",
+                up.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+
+        // Calls right after the crash fail cleanly or succeed; on retry they succeed.
+        let name = format!("pvc-after-{i}");
+        let (out, _failed) = ctl_until_ok(
+            &[
+                "volume",
+                "create",
+                &name,
+                "--size",
+                "64Mi",
+                "--state-dir",
+                state,
+                "--json",
+            ],
+            &format!("CreateVolume after killing {service}"),
+        );
+        assert_eq!(json(&out)["volume_id"], name.as_str());
+
+        // State kept: the first volume is still there and still published on
+        // node-a (attachments survive every crash), exactly once.
+        let (list, _) = ctl_until_ok(
+            &["volume", "list", "--state-dir", state, "--json"],
+            &format!("ListVolumes after killing {service}"),
+        );
+        let list = json(&list);
+        let vols = list.as_array().unwrap();
+        let keep: Vec<_> = vols
+            .iter()
+            .filter(|v| v["volume_id"] == "pvc-crash")
+            .collect();
+        assert_eq!(keep.len(), 1, "after killing {service}: {list}");
+        assert_eq!(
+            keep[0]["published_node_ids"],
+            serde_json::json!(["node-a"]),
+            "attachment lost after killing {service}: {list}"
+        );
+        // Every volume created so far exists exactly once (no loss, no duplicate).
+        for j in 0..=i {
+            let n = format!("pvc-after-{j}");
+            assert_eq!(
+                vols.iter().filter(|v| v["volume_id"] == n.as_str()).count(),
+                1,
+                "{n} after killing {service}: {list}"
+            );
+        }
+        // Publish again is idempotent (the holder is still node-a).
+        ctl_until_ok(
+            &[
+                "controller",
+                "publish",
+                "pvc-crash",
+                "--node",
+                "node-a",
+                "--context-from",
+                ctx,
+                "--state-dir",
+                state,
+            ],
+            &format!("re-publish after killing {service}"),
+        );
+    }
+    assert!(up.stderr().contains("died"), "restarts not reported");
+}
+
 #[test]
 fn restart_with_the_same_dir_finds_state_and_client_commands_speak_json() {
     let tmp = short_tempdir();
