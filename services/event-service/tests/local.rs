@@ -316,7 +316,15 @@ async fn every_catalogue_entry_renders_exactly_over_grpc() {
         assert_eq!(line["message"], *message);
         assert_eq!(line["volume_id"], "pvc-1a2b");
     }
+    // The worker counts a post right after its line is written: wait for the
+    // counter rather than race it.
     let m = running.metrics();
+    for _ in 0..200 {
+        if m.posted("VolumeAttached") == 4 && m.posted("ConnectionRecovery") == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert_eq!(m.posted("VolumeAttached"), 4);
     assert_eq!(m.posted("ConnectionRecovery"), 1);
     running.stop().await.unwrap();
@@ -609,6 +617,13 @@ async fn full_queue_drops_the_oldest_and_counts_it() {
         .map(|l| l["volume_id"].as_str().unwrap())
         .collect();
     assert_eq!(vols, ["pvc-0", "pvc-6", "pvc-7", "pvc-8", "pvc-9"]);
+    // Counted right after the line is written: wait rather than race it.
+    for _ in 0..200 {
+        if m.posted("VolumeDetached") == 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert_eq!(m.posted("VolumeDetached"), 5);
     // Posting into a full queue never waited on the stuck sink.
     assert!(elapsed < Duration::from_secs(1), "{elapsed:?}");

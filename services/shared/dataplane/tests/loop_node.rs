@@ -518,7 +518,7 @@ async fn blkid_exit_1_never_formats_and_the_breaker_stops_the_storm() {
     // Open breaker: fast UNAVAILABLE, no more probing.
     let started = Instant::now();
     let e = h.stage(&v, mount(FsType::Ext4)).await.unwrap_err();
-    assert_eq!(e.reason(), Reason::ServiceUnavailable, "{e}");
+    assert_eq!(e.reason(), Reason::CircuitOpen, "{e}");
     assert!(started.elapsed() < Duration::from_millis(200));
     assert_eq!(h.runner.calls_to("blkid").len(), 15);
 
