@@ -201,12 +201,31 @@ impl NodePlane {
                     }
                 };
                 let cmd = fs::grow_cmd(&fs_type, &device.path, path, self.cfg.resize_timeout)?;
-                command::run_checked(self.runner.as_ref(), &cmd).await?;
+                command::run_checked(self.runner.as_ref(), &cmd)
+                    .await
+                    .map_err(grow_error)?;
             }
             let capacity_bytes = device::size_bytes(self.backend.sysfs_root(), device.dev())
                 .map_err(|e| DataPlaneError::io(format!("reading the size of {device}"), e))?;
             Ok(ExpandOutcome { capacity_bytes })
         })
         .await
+    }
+}
+
+/// Online grow needs CAP_SYS_RESOURCE (resize2fs) beyond plain root; a
+/// container or sandbox without it gets EPERM. That is the node's setup, not
+/// an internal fault: say so, with FAILED_PRECONDITION, and keep the rest.
+fn grow_error(e: DataPlaneError) -> DataPlaneError {
+    match e {
+        DataPlaneError::Command { program, detail }
+            if detail.contains("Operation not permitted")
+                || detail.contains("Permission denied") =>
+        {
+            DataPlaneError::Precondition(format!(
+                "{program}: growing a mounted filesystem needs CAP_SYS_RESOURCE on the node ({detail})"
+            ))
+        }
+        other => other,
     }
 }
