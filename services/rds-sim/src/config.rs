@@ -173,6 +173,41 @@ pub enum NumberingMode {
     Filtered,
 }
 
+/// §4.1.2 / §4.2: where the flag letters of a `/disk` record sit in its
+/// flags block. Flag positions on an RDS are [INF]: no real RDS capture shows
+/// them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum FlagLayout {
+    /// The positions of routeros.md's synthesized RDS records (§4.2: file disk
+    /// `B   t`, pool `BM`): B (and A, E) at 0, M (F, S) at 1, X at 2, f/r at
+    /// 3, t at 4, i 5, s 6, n 7, m 8, c/L/O/o 9, g/p 10. Default, so the sim
+    /// prints those records byte for byte.
+    #[default]
+    Synthesized,
+    /// One position per legend column, in legend order (X first), as the
+    /// hAP ax3 capture lays out its (shorter) legend: file disk ` B    t`.
+    LegendColumns,
+}
+
+impl FlagLayout {
+    /// The flags block for `set` (trailing blanks trimmed, like the renderer).
+    pub fn block(self, legend: &rds_routeros::Legend, set: &[char]) -> String {
+        const SYNTHESIZED: [&str; 11] = [
+            "BAE", "MFS", "X", "fr", "t", "i", "s", "n", "m", "cLOo", "gp",
+        ];
+        match self {
+            FlagLayout::LegendColumns => legend.flag_block(set),
+            FlagLayout::Synthesized => SYNTHESIZED
+                .iter()
+                .map(|col| col.chars().find(|c| set.contains(c)).unwrap_or(' '))
+                .collect::<String>()
+                .trim_end()
+                .to_owned(),
+        }
+    }
+}
+
 /// §4.2: where a token longer than a line is cut.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -260,6 +295,8 @@ pub struct Behaviour {
     pub live_file_remove: LiveFileRemoveMode,
     /// Print numbering of filtered prints.
     pub numbering: NumberingMode,
+    /// Where flag letters sit in a `/disk` record.
+    pub flag_layout: FlagLayout,
     /// Max open session channels per connection (`None` = unlimited, default).
     pub session_limit: Option<u32>,
     /// Reaction at the session limit.
@@ -295,6 +332,7 @@ impl Default for Behaviour {
             existing_file: ExistingFileMode::default(),
             live_file_remove: LiveFileRemoveMode::default(),
             numbering: NumberingMode::default(),
+            flag_layout: FlagLayout::default(),
             session_limit: None,
             session_limit_mode: SessionLimitMode::default(),
             version: "7.16 (stable)".into(),

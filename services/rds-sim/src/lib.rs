@@ -33,8 +33,8 @@ use std::time::Duration;
 
 pub use config::{
     Behaviour, CopyFromMode, CutRule, DEFAULT_POOL_SIZE, DuplicateNqnMode, EmptyFindMode,
-    ExistingFileMode, ExitStatusMode, LiveFileRemoveMode, MissingParentMode, NumberingMode,
-    SessionLimitMode, SetFileSizeMode, SimConfig, SpaceMode, Texts,
+    ExistingFileMode, ExitStatusMode, FlagLayout, LiveFileRemoveMode, MissingParentMode,
+    NumberingMode, SessionLimitMode, SetFileSizeMode, SimConfig, SpaceMode, Texts,
 };
 pub use control::{FaultRuleJson, serve_control};
 pub use error::SimError;

@@ -29,10 +29,20 @@ impl Layout {
     }
 }
 
-pub(crate) fn disk_record(legend: &Legend, d: &Disk, usage: PoolUsage, number: u32) -> DiskRecord {
+pub(crate) fn disk_record(
+    legend: &Legend,
+    layout: crate::config::FlagLayout,
+    d: &Disk,
+    usage: PoolUsage,
+    number: u32,
+) -> DiskRecord {
     let mut rec = match &d.kind {
         DiskKind::Pool => {
-            DiskRecord::raid_pool(legend, POOL, usage.total, usage.free(), usage.use_percent())
+            let mut r =
+                DiskRecord::raid_pool(legend, POOL, usage.total, usage.free(), usage.use_percent());
+            // A mounted block device: B and M.
+            r.flags = layout.block(legend, &['B', 'M']);
+            r
         }
         DiskKind::File(f) => {
             let export = f
@@ -71,7 +81,7 @@ pub(crate) fn disk_record(legend: &Legend, d: &Disk, usage: PoolUsage, number: u
             if d.disabled {
                 flags.push('X');
             }
-            r.flags = legend.flag_block(&flags);
+            r.flags = layout.block(legend, &flags);
             r
         }
     };

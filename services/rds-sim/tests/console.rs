@@ -576,15 +576,27 @@ async fn disk_print_detail_matches_the_synthesized_record() {
     let want_record: String = want.split_inclusive("\r\n").skip(2).collect();
     let legend = legend_text(78);
     let record = out.strip_prefix(&legend).expect("legend first");
-    // The synthesized record's flag positions are [INF] and disagree with the legend layout
-    // (the ax3 capture puts B in the second column, after X); the flags block follows our
-    // legend. Everything else — number, property column 15, packing, cuts, CRLF, the blank
-    // line — must be identical.
+    // Default flag layout = the synthesized records' positions: every byte
+    // (number, flags, property column 15, packing, cuts, CRLF, blank line).
+    assert_eq!(&want_record[..15], "31 B   t       ");
+    assert_eq!(record, want_record);
+    sim.stop().await;
+
+    // The other [INF] layout (one position per legend column, X first, as
+    // the ax3 capture lays out its legend) moves only the flag letters.
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path()).local_mode();
+    cfg.behaviour.flag_layout = rds_sim::FlagLayout::LegendColumns;
+    let sim = start(cfg).await;
+    let c = connect(&sim).await;
+    ok(&c, &many.join("; ")).await;
+    ok(&c, &add_cmd(&format!("pvc-{UUID}"), "5G")).await;
+    let (out, _) = run(&c, &format!("/disk print detail where slot=pvc-{UUID}")).await;
+    let record = out.strip_prefix(&legend).expect("legend first");
     let flags = Legend::rose_storage().flag_block(&['B', 't']);
     assert_eq!(&record[..15], format!("31 {flags:<12}"));
-    assert_eq!(&want_record[..15], "31 B   t       ");
+    assert_ne!(&record[..15], &want_record[..15]);
     assert_eq!(&record[15..], &want_record[15..]);
-    assert_eq!(record.len(), want_record.len());
     sim.stop().await;
 }
 

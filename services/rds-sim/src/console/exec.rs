@@ -253,11 +253,12 @@ impl Ctx<'_, '_> {
                 }
                 let legend = Legend::rose_storage();
                 let usage = self.dev.usage();
+                let flag_layout = self.dev.behaviour.flag_layout;
                 let records: Vec<_> = matched
                     .iter()
                     .filter_map(|(id, n)| {
                         let d = self.dev.state.disks.iter().find(|d| d.id == *id)?;
-                        Some(render::disk_record(&legend, d, usage, *n))
+                        Some(render::disk_record(&legend, flag_layout, d, usage, *n))
                     })
                     .collect();
                 out.push_str(&render::disk_print(&legend, &records, &self.sess.layout));
