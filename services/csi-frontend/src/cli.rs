@@ -11,17 +11,7 @@ use clap::Parser;
 /// (argv[0] first). Builds its own tokio runtime, so `rdsctl serve csi-frontend`
 /// runs this very code path.
 pub fn cli_main(args: Vec<std::ffi::OsString>) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("csi-frontend: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    rt.block_on(main_async(args))
+    rds_bus::config::run_main("csi-frontend", main_async(args))
 }
 
 async fn main_async(args: Vec<std::ffi::OsString>) -> ExitCode {

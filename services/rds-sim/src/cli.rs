@@ -150,16 +150,7 @@ impl Effective {
 /// (argv[0] first). Builds its own tokio runtime, so `rdsctl serve rds-sim`
 /// runs this very code path.
 pub fn cli_main(args: Vec<std::ffi::OsString>) -> std::process::ExitCode {
-    match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt.block_on(main_async(args)),
-        Err(e) => {
-            eprintln!("rds-sim: cannot start the async runtime: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    rds_bus::config::run_main("rds-sim", main_async(args))
 }
 
 async fn main_async(args: Vec<std::ffi::OsString>) -> std::process::ExitCode {

@@ -115,45 +115,10 @@ pub(crate) const DISK_SETTABLE: &[&str] = &[
     "parent",
 ];
 
-/// Properties a `where` may name.
-pub(crate) const DISK_PROPS: &[&str] = &[
-    ".id",
-    "type",
-    "slot",
-    "slot-default",
-    "parent",
-    "fs",
-    "fs-label",
-    "model",
-    "size",
-    "free",
-    "use",
-    "mount-point",
-    "mount-filesystem",
-    "mount-read-only",
-    "compress",
-    "sector-size",
-    "raid-type",
-    "raid-device-count",
-    "raid-chunk-size",
-    "raid-master",
-    "nvme-tcp-export",
-    "nvme-tcp-server-port",
-    "nvme-tcp-server-nqn",
-    "nvme-tcp-server-allow-host-name",
-    "iscsi-export",
-    "nfs-sharing",
-    "smb-sharing",
-    "media-sharing",
-    "media-interface",
-    "swap",
-    "file-path",
-    "file-size",
-    "file-offset",
-    "disabled",
-    "block-device",
-    "mounted",
-];
+/// Properties a `/disk` `where` may name besides the printed ones
+/// (`rds_routeros::DISK_ORDER`, one list shared with the renderer): the id
+/// and the flag properties.
+const DISK_EXTRA_PROPS: &[&str] = &[".id", "disabled", "block-device", "mounted"];
 
 pub(crate) const FILE_PROPS: &[&str] = &[".id", "name", "type", "size", "last-modified"];
 
@@ -527,10 +492,10 @@ fn max_positional(verb: Verb) -> usize {
     }
 }
 
-fn where_props(menu: Menu) -> &'static [&'static str] {
+fn is_where_prop(menu: Menu, prop: &str) -> bool {
     match menu {
-        Menu::File => FILE_PROPS,
-        _ => DISK_PROPS,
+        Menu::File => FILE_PROPS.contains(&prop),
+        _ => rds_routeros::DISK_ORDER.contains(&prop) || DISK_EXTRA_PROPS.contains(&prop),
     }
 }
 
@@ -734,7 +699,7 @@ fn parse_primary(cur: &mut Cursor<'_>, menu: Menu, in_subst: bool) -> PResult<Ex
             ParseError::ExpectedEndOfCommand(pos)
         });
     }
-    if !where_props(menu).contains(&prop.as_str()) {
+    if !is_where_prop(menu, prop.as_str()) {
         return Err(ParseError::ExpectedEndOfCommand(pos));
     }
     cur.skip_ws();

@@ -35,3 +35,22 @@ pub fn read_secret_file(path: &std::path::Path) -> Result<String, String> {
     }
     Ok(text)
 }
+
+/// Runs a service's async main on a fresh multi-thread runtime (what
+/// `#[tokio::main]` builds), so a service binary and `rdsctl serve <service>`
+/// share one entry point without repeating the setup.
+pub fn run_main<F>(service: &str, main: F) -> ExitCode
+where
+    F: std::future::Future<Output = ExitCode>,
+{
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(main),
+        Err(e) => {
+            eprintln!("{service}: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

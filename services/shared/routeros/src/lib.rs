@@ -81,7 +81,9 @@ pub mod wrap;
 pub use classify::{DeviceError, Position, RouterOsErrorKind, classify_error, classify_error_line};
 pub use command::{Command, CopyExport, DiskSelector, FileSelector, NvmeExport};
 pub use detail::{PrintDetail, Prop, RawRecord, parse_print_detail};
-pub use disk::{DiskRecord, parse_disk_print_detail, render_disk_print, render_disk_record};
+pub use disk::{
+    DISK_ORDER, DiskRecord, parse_disk_print_detail, render_disk_print, render_disk_record,
+};
 pub use error::RouterOsError;
 pub use file::{FileRecord, parse_file_print_detail, render_file_print};
 pub use legend::{HAP_AX3_LEGEND, Legend, ROSE_STORAGE_LEGEND};
