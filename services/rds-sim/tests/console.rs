@@ -798,3 +798,45 @@ async fn bench_16_concurrent_clients() {
     }
     sim.stop().await;
 }
+
+/// The agent's one-round-trip create check: `slot || nqn` disk print, then a
+/// file print, each closed by a `:put` end marker (rds_routeros::Command::Batch).
+#[tokio::test]
+async fn batched_reads_with_or_filters_and_end_markers() {
+    use rds_routeros::{Command, DiskPath, DiskSelector, FileSelector, Nqn, Slot, split_batch};
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start(config(dir.path())).await;
+    let c = connect(&sim).await;
+    ok(&c, &add_cmd("pvc-a", "1G")).await;
+    ok(&c, &add_cmd("pvc-b", "1G")).await;
+    let slot = Slot::new("PVC-A").unwrap();
+    let cmd = Command::Batch(vec![
+        Command::DiskPrint(
+            DiskSelector::any(vec![
+                DiskSelector::Slot(slot.clone()),
+                DiskSelector::Nqn(Nqn::for_volume(&slot)),
+            ])
+            .unwrap(),
+        ),
+        Command::FilePrint(FileSelector::Any(vec![
+            FileSelector::Name(DiskPath::new("/storage-pool/metal-csi/PVC-A.img").unwrap()),
+            FileSelector::Name(DiskPath::new("/storage-pool/metal-csi/pvc-b.img").unwrap()),
+        ])),
+    ]);
+    let line = cmd.to_string();
+    assert!(line.contains(" || nvme-tcp-server-nqn=\""), "{line}");
+    let (out, st) = run(&c, &line).await;
+    assert_eq!(st, 0, "{out}");
+    let parts = split_batch(&out, 2).unwrap();
+    let disks = parse_disk_print_detail(parts[0]).unwrap();
+    assert_eq!(disks.len(), 1, "{out}");
+    assert_eq!(disks[0].slot.as_deref(), Some("pvc-a"), "found by NQN");
+    let files = parse_file_print_detail(parts[1]).unwrap();
+    assert_eq!(files.len(), 1, "{out}");
+    assert_eq!(files[0].name, "storage-pool/metal-csi/pvc-b.img");
+    // Cut anywhere before the last marker: never a complete batch.
+    let last = out.rfind(rds_routeros::BATCH_END).unwrap();
+    for cut in 0..last {
+        assert!(split_batch(&out[..cut], 2).is_err(), "cut at {cut}");
+    }
+}

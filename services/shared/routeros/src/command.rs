@@ -45,6 +45,42 @@ pub enum DiskSelector {
     Nqn(Nqn),
     /// No `where`: every disk (listing; callers filter by layout).
     All,
+    /// `where <a> || <b> || ...` (RouterOS scripting's logical OR): one
+    /// round trip for "this slot, or whoever already exports this NQN".
+    /// Nested `All`/`Any` are not allowed (see [`DiskSelector::any`]).
+    Any(Vec<DiskSelector>),
+}
+
+impl DiskSelector {
+    /// `a || b || ...` of plain selectors; `None` when `parts` is empty or
+    /// holds `All`/`Any` (which have no `where` form to combine).
+    pub fn any(parts: Vec<DiskSelector>) -> Option<DiskSelector> {
+        let plain = |d: &DiskSelector| !matches!(d, DiskSelector::All | DiskSelector::Any(_));
+        (!parts.is_empty() && parts.iter().all(plain)).then_some(DiskSelector::Any(parts))
+    }
+
+    fn write_condition(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DiskSelector::Slot(slot) => write!(f, "slot={slot}"),
+            DiskSelector::SlotMatches(re) => write!(f, "slot~{}", quote_output(re.as_str())),
+            DiskSelector::MountPoint(pool) => {
+                write!(f, "mount-point={}", quote_output(pool.as_str()))
+            }
+            DiskSelector::Nqn(nqn) => {
+                write!(f, "nvme-tcp-server-nqn={}", quote_output(nqn.as_str()))
+            }
+            DiskSelector::All => Ok(()),
+            DiskSelector::Any(parts) => {
+                for (i, p) in parts.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(" || ")?;
+                    }
+                    p.write_condition(f)?;
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 /// Which files `/file print detail where ...` selects.
@@ -54,6 +90,63 @@ pub enum FileSelector {
     Name(DiskPath),
     /// `where name~"<regex>"`.
     NameMatches(RegexPattern),
+    /// `where <a> || <b> || ...` (one round trip over several base paths).
+    Any(Vec<FileSelector>),
+}
+
+impl FileSelector {
+    fn write_condition(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FileSelector::Name(path) => write!(f, "name={}", quote_output(path.file_name())),
+            FileSelector::NameMatches(re) => write!(f, "name~{}", quote_output(re.as_str())),
+            FileSelector::Any(parts) => {
+                for (i, p) in parts.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(" || ")?;
+                    }
+                    p.write_condition(f)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The line `:put` prints after every part of a [`Command::Batch`]. Seeing
+/// it proves the part before it was printed in full: a reply cut at a record
+/// boundary (which parses fine) lacks it, so "legend only = no such disk" is
+/// believed only when this line follows.
+pub const BATCH_END: &str = "rds-csi:end";
+
+/// Splits the output of a [`Command::Batch`] of `parts` commands into the
+/// output of each part. Fails unless every part is followed by its
+/// [`BATCH_END`] line and nothing but blank lines follows the last one.
+pub fn split_batch(text: &str, parts: usize) -> Result<Vec<&str>, crate::RouterOsError> {
+    let incomplete = |reason: String| crate::RouterOsError::Parse { line: 0, reason };
+    let mut out = Vec::with_capacity(parts);
+    let mut start = 0;
+    let mut pos = 0;
+    for line in text.split_inclusive('\n') {
+        let end = pos + line.len();
+        if line.trim_end_matches(['\r', '\n']) == BATCH_END {
+            if out.len() == parts {
+                return Err(incomplete("more end markers than commands".into()));
+            }
+            out.push(&text[start..pos]);
+            start = end;
+        }
+        pos = end;
+    }
+    if out.len() != parts {
+        return Err(incomplete(format!(
+            "{} of {parts} end markers (output cut short?)",
+            out.len()
+        )));
+    }
+    if !text[start..].trim().is_empty() {
+        return Err(incomplete("output after the last end marker".into()));
+    }
+    Ok(out)
 }
 
 /// A RouterOS command the driver sends. Build it from validated parts; `to_string()` gives the
@@ -114,6 +207,9 @@ pub enum Command {
     },
     /// `/system resource print` (probe).
     SystemResourcePrint,
+    /// Several reads in one exec (one round trip): `<a>; :put "rds-csi:end";
+    /// <b>; :put "rds-csi:end"` ([`BATCH_END`], [`split_batch`]). Reads only.
+    Batch(Vec<Command>),
 }
 
 impl Command {
@@ -130,6 +226,7 @@ impl Command {
             Command::FileRemove { .. } => "file remove",
             Command::DiskMonitorTraffic { .. } => "disk monitor-traffic",
             Command::SystemResourcePrint => "system resource print",
+            Command::Batch(parts) => parts.first().map_or("batch", Command::verb),
         }
     }
 
@@ -143,12 +240,20 @@ impl Command {
             | Command::DiskRemove { slot }
             | Command::DiskMonitorTraffic { slot }
             | Command::DiskPrint(DiskSelector::Slot(slot)) => Some(slot),
+            Command::DiskPrint(DiskSelector::Any(parts)) => parts.iter().find_map(|p| match p {
+                DiskSelector::Slot(s) => Some(s),
+                _ => None,
+            }),
+            Command::Batch(parts) => parts.first().and_then(Command::slot),
             _ => None,
         }
     }
 
     /// True for commands that change state (`add`, `set`, `remove`).
     pub fn is_mutating(&self) -> bool {
+        if let Command::Batch(parts) = self {
+            return parts.iter().any(Command::is_mutating);
+        }
         matches!(
             self,
             Command::DiskAddFile { .. }
@@ -207,41 +312,19 @@ impl fmt::Display for Command {
                     CopyExport::Enabled(e) => write_export(f, &Some(e.clone())),
                 }
             }
-            Command::DiskPrint(sel) => match sel {
-                DiskSelector::Slot(slot) => write!(f, "/disk print detail where slot={slot}"),
-                DiskSelector::SlotMatches(re) => write!(
-                    f,
-                    "/disk print detail where slot~{}",
-                    quote_output(re.as_str())
-                ),
-                DiskSelector::MountPoint(pool) => write!(
-                    f,
-                    "/disk print detail where mount-point={}",
-                    quote_output(pool.as_str())
-                ),
-                DiskSelector::Nqn(nqn) => write!(
-                    f,
-                    "/disk print detail where nvme-tcp-server-nqn={}",
-                    quote_output(nqn.as_str())
-                ),
-                DiskSelector::All => write!(f, "/disk print detail"),
-            },
+            Command::DiskPrint(DiskSelector::All) => f.write_str("/disk print detail"),
+            Command::DiskPrint(sel) => {
+                f.write_str("/disk print detail where ")?;
+                sel.write_condition(f)
+            }
             Command::DiskSetFileSize { slot, file_size } => {
                 write!(f, "/disk set [find slot={slot}] file-size={file_size}")
             }
             Command::DiskRemove { slot } => write!(f, "/disk remove [find slot={slot}]"),
-            Command::FilePrint(sel) => match sel {
-                FileSelector::Name(path) => write!(
-                    f,
-                    "/file print detail where name={}",
-                    quote_output(path.file_name())
-                ),
-                FileSelector::NameMatches(re) => write!(
-                    f,
-                    "/file print detail where name~{}",
-                    quote_output(re.as_str())
-                ),
-            },
+            Command::FilePrint(sel) => {
+                f.write_str("/file print detail where ")?;
+                sel.write_condition(f)
+            }
             Command::FileRemove { path } => write!(
                 f,
                 "/file remove [find name={}]",
@@ -251,6 +334,15 @@ impl fmt::Display for Command {
                 write!(f, "/disk monitor-traffic {slot} once")
             }
             Command::SystemResourcePrint => f.write_str("/system resource print"),
+            Command::Batch(parts) => {
+                for (i, p) in parts.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str("; ")?;
+                    }
+                    write!(f, "{p}; :put {}", quote_output(BATCH_END))?;
+                }
+                Ok(())
+            }
         }
     }
 }

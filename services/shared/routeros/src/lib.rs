@@ -79,7 +79,9 @@ pub mod types;
 pub mod wrap;
 
 pub use classify::{DeviceError, Position, RouterOsErrorKind, classify_error, classify_error_line};
-pub use command::{Command, CopyExport, DiskSelector, FileSelector, NvmeExport};
+pub use command::{
+    BATCH_END, Command, CopyExport, DiskSelector, FileSelector, NvmeExport, split_batch,
+};
 pub use detail::{PrintDetail, Prop, RawRecord, parse_print_detail};
 pub use disk::{
     DISK_ORDER, DiskRecord, parse_disk_print_detail, render_disk_print, render_disk_record,
