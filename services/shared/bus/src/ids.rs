@@ -215,6 +215,102 @@ impl Nqn {
     }
 }
 
+/// Host NQN prefix of the NVMe spec's UUID-based host NQNs.
+pub const UUID_HOST_NQN_PREFIX: &str = "nqn.2014-08.org.nvmexpress:uuid:";
+
+/// Namespace of every derived host id: uuidv5(DNS, "rds.csi.srvlab.io").
+fn host_id_namespace() -> uuid::Uuid {
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_DNS, b"rds.csi.srvlab.io")
+}
+
+/// A node's NVMe host identity: what `nvme connect -q/-I` presents to the
+/// RDS. Derived from the cluster id and the node name, so every node has
+/// its own, nothing is baked into an image, and the controller can compute
+/// any node's host NQN without asking it (docs/decisions.md).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HostIdentity {
+    host_nqn: String,
+    host_id: uuid::Uuid,
+}
+
+impl HostIdentity {
+    /// `host_id = uuidv5(uuidv5(ns, cluster_id), node)`,
+    /// `host_nqn = nqn.2014-08.org.nvmexpress:uuid:<host_id>`.
+    pub fn derive(cluster_id: &ClusterId, node: &NodeId) -> Self {
+        let cluster = uuid::Uuid::new_v5(&host_id_namespace(), cluster_id.as_str().as_bytes());
+        let host_id = uuid::Uuid::new_v5(&cluster, node.as_str().as_bytes());
+        HostIdentity {
+            host_nqn: format!("{UUID_HOST_NQN_PREFIX}{}", host_id.hyphenated()),
+            host_id,
+        }
+    }
+
+    /// An explicit identity (operator override): `nqn.` + yyyy-mm + `.`, at
+    /// most 223 bytes of `[a-z0-9.:_-]`, and a UUID host id.
+    pub fn explicit(host_nqn: &str, host_id: &str) -> Result<Self, IdError> {
+        let bad = |why| Err(IdError::new("host nqn", host_nqn, why));
+        if host_nqn.len() > MAX_NQN_LEN {
+            return bad("longer than 223 bytes");
+        }
+        let Some(rest) = host_nqn.strip_prefix("nqn.") else {
+            return bad("must start with 'nqn.'");
+        };
+        let b = rest.as_bytes();
+        let date_ok = b.len() > 8
+            && b[..4].iter().all(u8::is_ascii_digit)
+            && b[4] == b'-'
+            && b[5..7].iter().all(u8::is_ascii_digit)
+            && b[7] == b'.';
+        if !date_ok || !rest.contains(':') {
+            return bad("expected nqn.yyyy-mm.<domain>:<name>");
+        }
+        if !rest.chars().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | ':' | '_' | '-')
+        }) {
+            return bad("only [a-z0-9.:_-] are allowed");
+        }
+        let host_id = uuid::Uuid::parse_str(host_id)
+            .map_err(|_| IdError::new("host id", host_id, "must be a UUID"))?;
+        Ok(HostIdentity {
+            host_nqn: host_nqn.to_owned(),
+            host_id,
+        })
+    }
+
+    pub fn host_nqn(&self) -> &str {
+        &self.host_nqn
+    }
+
+    /// The host id in nvme-cli's form (lowercase, hyphenated).
+    pub fn host_id(&self) -> String {
+        self.host_id.hyphenated().to_string()
+    }
+}
+
+/// A cluster id (input of [`HostIdentity::derive`]): 1-63 of `[A-Za-z0-9._-]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClusterId(String);
+string_newtype!(ClusterId);
+
+impl ClusterId {
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        if s.is_empty() || s.len() > 63 {
+            return Err(IdError::new("cluster id", s, "must be 1-63 bytes"));
+        }
+        if !s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            return Err(IdError::new(
+                "cluster id",
+                s,
+                "only letters, digits, '.', '_' and '-' are allowed",
+            ));
+        }
+        Ok(ClusterId(s.to_owned()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -287,5 +383,33 @@ mod tests {
         assert!(NodeId::parse("worker-1.example.com").is_ok());
         assert!(NodeId::parse("").is_err());
         assert!(NodeId::parse("a/b").is_err());
+    }
+
+    #[test]
+    fn host_identity_is_per_node_and_deterministic() {
+        let c = ClusterId::parse("prod-1").unwrap();
+        let a = HostIdentity::derive(&c, &NodeId::parse("worker-a").unwrap());
+        let b = HostIdentity::derive(&c, &NodeId::parse("worker-b").unwrap());
+        assert_ne!(a, b);
+        assert_ne!(a.host_id(), b.host_id());
+        assert_eq!(
+            a,
+            HostIdentity::derive(&c, &NodeId::parse("worker-a").unwrap())
+        );
+        let other = HostIdentity::derive(
+            &ClusterId::parse("prod-2").unwrap(),
+            &NodeId::parse("worker-a").unwrap(),
+        );
+        assert_ne!(a, other, "the cluster id separates clusters sharing an RDS");
+        assert_eq!(
+            a.host_nqn(),
+            format!("{UUID_HOST_NQN_PREFIX}{}", a.host_id())
+        );
+        let again = HostIdentity::explicit(a.host_nqn(), &a.host_id()).unwrap();
+        assert_eq!(again, a);
+        assert!(HostIdentity::explicit("nqn.2014-08.org.x:host A", &a.host_id()).is_err());
+        assert!(HostIdentity::explicit(a.host_nqn(), "not-a-uuid").is_err());
+        assert!(ClusterId::parse("a b").is_err());
+        assert!(ClusterId::parse("").is_err());
     }
 }

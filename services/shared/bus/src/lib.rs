@@ -8,7 +8,8 @@
 //! - [`telemetry`]: tracing + OpenTelemetry init (OTLP only when
 //!   `OTEL_EXPORTER_OTLP_ENDPOINT` is set).
 //! - [`error`]: the error vocabulary (gRPC code + `ErrorInfo` reason), one table.
-//! - [`ids`]: validated id newtypes (DESIGN.md §8a).
+//! - [`ids`]: validated id newtypes and the per-node NVMe host identity.
+//! - [`volume_context`]: the typed volume_context contract (controller writes, node reads).
 //! - [`config`]: the shared `--check-config` convention.
 //! - [`shutdown`]: a cloneable shutdown token and the signal future.
 
@@ -20,15 +21,17 @@ pub mod server;
 pub mod shutdown;
 pub mod telemetry;
 pub mod trace;
+pub mod volume_context;
 
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use client::{BusChannel, ClientOptions, connect};
 pub use error::{Reason, reason_of, status};
-pub use ids::{IdError, NodeId, Nqn, SnapshotId, VolumeId};
+pub use ids::{ClusterId, HostIdentity, IdError, NodeId, Nqn, SnapshotId, VolumeId};
 pub use server::{Bus, Listener};
 pub use shutdown::Shutdown;
+pub use volume_context::{ContentSource, PvcRef, VolumeContext};
 
 /// Errors of the bus plumbing itself (binding, connecting, telemetry setup).
 #[derive(Debug, thiserror::Error)]
