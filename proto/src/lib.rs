@@ -1,7 +1,8 @@
 //! Generated protobuf/gRPC code for rds-csi.
 //!
-//! - [`csi::v1`]: the Container Storage Interface spec, vendored unmodified
-//!   from `container-storage-interface/spec` (v1.12.0).
+//! - [`csi::v1`]: the Container Storage Interface as stated by this project in
+//!   `csi/v1/csi.proto`, wire-compatible with CSI spec v1.12.0 (checked by
+//!   `tests/wire_compat.rs`; see proto/README.md).
 //! - [`rds::agent::v1`], [`rds::attachment::v1`], [`rds::event::v1`]: the
 //!   internal bus (DESIGN.md §4).
 
