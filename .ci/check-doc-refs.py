@@ -27,7 +27,8 @@ SELF = os.path.relpath(os.path.abspath(__file__), ROOT)
 
 TEXT_EXT = (".rs", ".proto", ".md", ".yaml", ".yml", ".py", ".toml", ".sh", ".json", ".txt")
 TEXT_NAMES = ("Tiltfile", "Dockerfile", "run")
-SKIP_DIRS = ("target/", ".git/", "services/shared/routeros/tests/fixtures/")
+SKIP_DIRS = ("target/", ".git/")
+FIXTURES = "services/shared/routeros/tests/fixtures/"  # RouterOS output, not prose
 SKIP_FILES = ("Cargo.lock",)
 
 HEADING = re.compile(r"^#{1,6}\s+(\d+(?:\.\d+)*)[.)]?(?:\s|$)")
@@ -70,6 +71,8 @@ def repo_files():
             out += [os.path.relpath(os.path.join(d, f), ROOT) for f in files]
     for f in sorted(set(out)):
         if not f or f == SELF or f in SKIP_FILES or f.startswith(SKIP_DIRS):
+            continue
+        if f.startswith(FIXTURES) and not f.endswith(".md"):
             continue
         if not os.path.isfile(os.path.join(ROOT, f)):
             continue
