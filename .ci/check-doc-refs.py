@@ -49,7 +49,7 @@ OUTSIDE = [
     (re.compile(r"\banchor(?:-go-driver\.md)?\s?§"), "the Go-driver reference is not in the repository"),
     (re.compile(r"anchor-go-driver\.md"), "the Go-driver reference is not in the repository"),
     (re.compile(r"\b(?:rust-stack|csi-sanity-cases|nvme-vm|style)\.md\b"), "reference file not in the repository"),
-    (re.compile(r"(?:\.\./shared/|/work/shared\b|\breference/[a-z-]+\.md)"), "path outside the repository"),
+    (re.compile(r"(?:(?:\.\./)+shared/(?:reference|DESIGN|hooks|tools)\b|/work/shared\b|\breference/[a-z-]+\.md)"), "path outside the repository"),
     (re.compile(r"\b[Ff]act" + r"s? \d+"), "numbered fact of a document outside the repository"),
     (re.compile(r"\b[Ii]ncident" + r" \d+"), "numbered incident of a document outside the repository"),
     (re.compile(r"\b[Pp]itfall" + r" \d+"), "numbered pitfall of a document outside the repository"),
