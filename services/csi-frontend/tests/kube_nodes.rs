@@ -1,71 +1,40 @@
 //! Kubernetes mode of "known nodes": ControllerPublishVolume asks the API
-//! server for the node's CSINode. The API server is an in-process fake that
+//! server for the node's CSINode. The API server is rds-testkit's in-process fake that
 //! speaks the real JSON (kube's Client against plain http).
-
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
 
-use axum::extract::Path;
-use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use csi_frontend::deadline::CallCtx;
 use csi_frontend::known_nodes::KnownNodes;
 use csi_frontend::kube_nodes::KubeNodes;
+use k8s_openapi::api::storage::v1::CSINode;
 use rds_bus::NodeId;
-use serde_json::{Value, json};
+use rds_testkit::kube::objects::{DRIVER, csinode};
+use rds_testkit::{FakeApi, Fault, Verb};
 use tonic::Code;
 
-const DRIVER: &str = "rds.csi.srvlab.io";
-
-async fn csinode(Path(name): Path<String>) -> (StatusCode, Json<Value>) {
-    let drivers = match name.as_str() {
-        "worker-1" => json!([{"name": DRIVER, "nodeID": "worker-1", "topologyKeys": null}]),
-        "worker-other" => json!([{"name": "ebs.csi.aws.com", "nodeID": "i-123"}]),
-        "api-broken" => {
-            return (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Json(
-                    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                    "message": "etcdserver: leader changed", "reason": "InternalError", "code": 500}),
-                ),
-            );
-        }
-        "api-slow" => {
-            tokio::time::sleep(Duration::from_secs(10)).await;
-            json!([])
-        }
-        _ => {
-            return (
-                StatusCode::NOT_FOUND,
-                Json(
-                    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                    "message": format!("csinodes.storage.k8s.io \"{name}\" not found"),
-                    "reason": "NotFound", "details": {"name": name, "group": "storage.k8s.io", "kind": "csinodes"},
-                    "code": 404}),
-                ),
-            );
-        }
-    };
-    (
-        StatusCode::OK,
-        Json(json!({
-            "apiVersion": "storage.k8s.io/v1",
-            "kind": "CSINode",
-            "metadata": {"name": name},
-            "spec": {"drivers": drivers}
-        })),
-    )
-}
-
+/// The shared fake API with the CSINodes these tests ask about: one with
+/// our driver, one with another driver only, one whose GET fails with 500
+/// and one whose GET takes 10 s ("gone" has no CSINode: 404).
 async fn fake_api() -> kube::Client {
-    let app = Router::new().route("/apis/storage.k8s.io/v1/csinodes/{name}", get(csinode));
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(l, app).await });
-    let cfg = kube::Config::new(format!("http://{addr}").parse().unwrap());
-    kube::Client::try_from(cfg).unwrap()
+    let api = FakeApi::start().await;
+    api.put_value::<CSINode>(csinode("worker-1", &[(DRIVER, "worker-1")]));
+    api.put_value::<CSINode>(csinode("worker-other", &[("ebs.csi.aws.com", "i-123")]));
+    api.put_value::<CSINode>(csinode("api-broken", &[(DRIVER, "api-broken")]));
+    api.put_value::<CSINode>(csinode("api-slow", &[(DRIVER, "api-slow")]));
+    api.inject(
+        Fault::on(Verb::Get)
+            .resource("csinodes")
+            .name("api-broken")
+            .fail(500, "InternalError", "etcdserver: leader changed"),
+    );
+    api.inject(
+        Fault::on(Verb::Get)
+            .resource("csinodes")
+            .name("api-slow")
+            .delay(Duration::from_secs(10)),
+    );
+    api.client()
 }
 
 fn node(n: &str) -> NodeId {
