@@ -212,7 +212,8 @@ impl NodePlane {
         let r = sys::blocking("mount", self.cfg.syscall_timeout, move || {
             sys::mount_fs(&dev_path, &target, &mt, ms, data.as_deref())
         })
-        .await;
+        .await
+        .map_err(|e| flags.explain_mount_error(e));
         self.metrics.mount_op("mount", r.is_ok());
         r?;
         match self.mounts().await?.top_at(staging) {
