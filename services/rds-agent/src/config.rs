@@ -56,6 +56,21 @@ pub struct Args {
         default_value = "/storage-pool/metal-csi"
     )]
     pub base_path: String,
+    /// Every directory whose files this driver owns (comma-separated); the
+    /// default base path is always included. StorageClass `volumePath`s must
+    /// be one of these (or inside one); disks elsewhere are foreign.
+    #[arg(long, env = "RDS_BASE_PATHS", value_delimiter = ',')]
+    pub base_paths: Vec<String>,
+    /// NQN prefix of the volumes this driver creates; other names are refused.
+    #[arg(
+        long,
+        env = "RDS_MANAGED_NQN_PREFIX",
+        default_value = "nqn.2000-02.com.mikrotik:pvc-"
+    )]
+    pub managed_nqn_prefix: String,
+    /// Deadline of one copy-from (snapshot, restore, clone), run detached.
+    #[arg(long, env = "RDS_COPY_TIMEOUT", default_value = "30m", value_parser = parse_duration)]
+    pub copy_timeout: Duration,
     /// Storage pool (its mount-point; base paths must lie inside it).
     #[arg(long, env = "RDS_POOL", default_value = "storage-pool")]
     pub pool: String,
@@ -75,7 +90,10 @@ pub struct Args {
     #[arg(long, env = "RDS_MAX_CONNECTIONS", default_value_t = 2)]
     pub max_connections: usize,
     /// RouterOS commands running at once (sessions across all connections).
-    #[arg(long, env = "RDS_MAX_SESSIONS", default_value_t = 4)]
+    /// Default 8 across 2 connections: with two controller replicas (only the
+    /// leader's agent is busy) and a human logged in, well under RouterOS's
+    /// 20 sessions per service (budget in docs/decisions.md).
+    #[arg(long, env = "RDS_MAX_SESSIONS", default_value_t = 8)]
     pub max_sessions: usize,
     /// Consecutive transport failures that open the circuit breaker.
     #[arg(long, env = "RDS_BREAKER_THRESHOLD", default_value_t = 3)]
@@ -136,6 +154,10 @@ pub struct Settings {
     pub key: Arc<PrivateKey>,
     pub host_key: HostKeyPolicy,
     pub base_path: DiskPath,
+    /// `--base-paths` plus `--base-path`, each inside the pool.
+    pub base_paths: Vec<DiskPath>,
+    pub managed_nqn_prefix: String,
+    pub copy_timeout: Duration,
     pub pool: PoolName,
     pub nvme_port: Port,
     pub command_timeout: Duration,
@@ -201,6 +223,33 @@ impl Args {
                 "--base-path {base_path} is not inside the pool {pool_root}"
             )));
         }
+        let mut base_paths = vec![base_path.clone()];
+        for b in self
+            .base_paths
+            .iter()
+            .map(|b| b.trim())
+            .filter(|b| !b.is_empty())
+        {
+            let p = DiskPath::new(b).map_err(|e| cfg(format!("--base-paths {b:?}: {e}")))?;
+            if !p.is_under(&pool_root) || p == pool_root {
+                return Err(cfg(format!(
+                    "--base-paths {p} is not a directory inside the pool {pool_root}"
+                )));
+            }
+            if !base_paths.contains(&p) {
+                base_paths.push(p);
+            }
+        }
+        let prefix = &self.managed_nqn_prefix;
+        if !prefix.starts_with("nqn.")
+            || !prefix.chars().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | ':' | '_')
+            })
+        {
+            return Err(cfg(format!(
+                "--managed-nqn-prefix {prefix:?} must start with \"nqn.\" and use [a-z0-9.:_-]"
+            )));
+        }
         let nvme_port = Port::new(self.nvme_port).map_err(|e| cfg(format!("--nvme-port: {e}")))?;
         if self.max_connections == 0 || self.max_sessions == 0 {
             return Err(cfg(
@@ -228,6 +277,9 @@ impl Args {
             key: Arc::new(key),
             host_key,
             base_path,
+            base_paths,
+            managed_nqn_prefix: self.managed_nqn_prefix.clone(),
+            copy_timeout: self.copy_timeout,
             pool,
             nvme_port,
             command_timeout: self.command_timeout,
@@ -306,6 +358,9 @@ impl Settings {
             "rds_key_fingerprint": fingerprint(self.key.public_key()),
             "host_key": self.host_key.describe(),
             "base_path": self.base_path.as_str(),
+            "base_paths": self.base_paths.iter().map(|b| b.as_str()).collect::<Vec<_>>(),
+            "managed_nqn_prefix": self.managed_nqn_prefix,
+            "copy_timeout_ms": self.copy_timeout.as_millis() as u64,
             "pool": self.pool.as_str(),
             "nvme_port": self.nvme_port.get(),
             "command_timeout_ms": self.command_timeout.as_millis() as u64,

@@ -79,6 +79,21 @@ pub enum AgentError {
         detail: String,
         sent: bool,
     },
+    /// A file sits where a new disk's backing file would go, with no disk
+    /// entry (an interrupted copy or a hand-made file). Never removed
+    /// automatically: an operator decides (the message names the command).
+    #[error(
+        "backing file {path} already exists without a disk entry (left by an interrupted \
+         create or copy?); inspect it with `{inspect}` and remove it by hand if it is not needed"
+    )]
+    OrphanFile { path: String, inspect: String },
+    /// Another attempt on the same object is still running in this agent
+    /// (a detached copy-from); the caller retries and joins it.
+    #[error("{0}")]
+    Pending(String),
+    /// An error of a detached attempt, relayed to the call that waited for it.
+    #[error("{msg}")]
+    Relayed { reason: Reason, msg: String },
     #[error("internal error: {0}")]
     Internal(String),
     /// russh transport errors (the SSH handler's error type must convert from them).
@@ -87,6 +102,14 @@ pub enum AgentError {
 }
 
 impl AgentError {
+    /// A copy of this error that can be handed to several waiters.
+    pub fn relay(&self) -> AgentError {
+        AgentError::Relayed {
+            reason: self.reason(),
+            msg: self.to_string(),
+        }
+    }
+
     /// True when a mutating command may or may not have taken effect: the
     /// caller re-reads the state before deciding (never blindly retries).
     pub fn outcome_unknown(&self) -> bool {
@@ -134,6 +157,9 @@ impl AgentError {
                 _ => Reason::RdsCommandFailed,
             },
             AgentError::BadOutput { .. } => Reason::RdsBadOutput,
+            AgentError::OrphanFile { .. } => Reason::SlotExists,
+            AgentError::Pending(_) => Reason::OperationPending,
+            AgentError::Relayed { reason, .. } => *reason,
             AgentError::Internal(_) => Reason::Internal,
         }
     }

@@ -28,15 +28,31 @@ use crate::ssh::RawOutput;
 pub struct Executor {
     transport: Arc<dyn Transport>,
     metrics: Arc<Metrics>,
+    /// Deadline of one short command (shrunk to the call's time left).
+    command_timeout: Duration,
     read_attempts: u32,
     retry_delay: Duration,
 }
 
+/// How long a command may run.
+#[derive(Debug, Clone, Copy)]
+enum Budget {
+    /// The command timeout, shrunk to the current call's time left.
+    Short,
+    /// A long verb's own deadline (copy-from), independent of any call.
+    Long(Duration),
+}
+
 impl Executor {
-    pub fn new(transport: Arc<dyn Transport>, metrics: Arc<Metrics>) -> Executor {
+    pub fn new(
+        transport: Arc<dyn Transport>,
+        metrics: Arc<Metrics>,
+        command_timeout: Duration,
+    ) -> Executor {
         Executor {
             transport,
             metrics,
+            command_timeout,
             read_attempts: 3,
             retry_delay: Duration::from_millis(50),
         }
@@ -58,8 +74,13 @@ impl Executor {
         cmd: &Command,
         text: &str,
         attempt: u32,
+        budget: Budget,
     ) -> Result<RawOutput, AgentError> {
         let verb = cmd.verb();
+        let budget = match budget {
+            Budget::Short => crate::deadline::budget(verb, self.command_timeout)?,
+            Budget::Long(d) => d,
+        };
         let span = tracing::info_span!(
             "routeros.command",
             otel.name = %format!("RouterOS {verb}"),
@@ -75,7 +96,7 @@ impl Executor {
         let started = Instant::now();
         let res = self
             .transport
-            .exec(cmd, text)
+            .exec(cmd, text, budget)
             .instrument(span.clone())
             .await;
         let res = res.and_then(|raw| classify(cmd, raw));
@@ -118,7 +139,7 @@ impl Executor {
             if attempt > 1 {
                 tokio::time::sleep(self.retry_delay * (attempt - 1)).await;
             }
-            let err = match self.attempt(cmd, &text, attempt).await {
+            let err = match self.attempt(cmd, &text, attempt, Budget::Short).await {
                 Ok(raw) => match parse(output_text(&raw)) {
                     Ok(v) => return Ok(v),
                     Err(RouterOsError::Device(error)) => {
@@ -156,7 +177,9 @@ impl Executor {
     /// within one command deadline. Returns the RouterOS version.
     pub async fn probe(&self) -> Result<String, AgentError> {
         let cmd = Command::SystemResourcePrint;
-        let raw = self.attempt(&cmd, &cmd.to_string(), 1).await?;
+        let raw = self
+            .attempt(&cmd, &cmd.to_string(), 1, Budget::Short)
+            .await?;
         let s = rds_routeros::parse_singleton(&raw.stdout).map_err(|e| AgentError::BadOutput {
             verb: cmd.verb(),
             detail: e.to_string(),
@@ -168,11 +191,21 @@ impl Executor {
     /// Runs a mutation. Ok means RouterOS answered silently (success). Only a
     /// never-sent command is retried (once); see the module docs.
     pub async fn mutate(&self, cmd: &Command) -> Result<(), AgentError> {
+        self.mutate_within(cmd, Budget::Short).await
+    }
+
+    /// [`Executor::mutate`] for a long verb (copy-from) under its own
+    /// deadline, run detached from any call.
+    pub async fn mutate_long(&self, cmd: &Command, timeout: Duration) -> Result<(), AgentError> {
+        self.mutate_within(cmd, Budget::Long(timeout)).await
+    }
+
+    async fn mutate_within(&self, cmd: &Command, budget: Budget) -> Result<(), AgentError> {
         debug_assert!(cmd.is_mutating());
         let text = cmd.to_string();
         let mut attempt = 1;
         loop {
-            match self.attempt(cmd, &text, attempt).await {
+            match self.attempt(cmd, &text, attempt, budget).await {
                 Ok(_) => return Ok(()),
                 Err(e)
                     if attempt == 1
@@ -266,6 +299,7 @@ mod tests {
             &'a self,
             _cmd: &'a Command,
             text: &'a str,
+            _budget: Duration,
         ) -> BoxFuture<'a, Result<RawOutput, AgentError>> {
             self.seen.lock().unwrap().push(text.to_owned());
             let r = self
@@ -293,7 +327,7 @@ mod tests {
     }
 
     fn exec(s: &Arc<Script>) -> Executor {
-        let mut e = Executor::new(s.clone(), Metrics::new("t:22"));
+        let mut e = Executor::new(s.clone(), Metrics::new("t:22"), Duration::from_secs(1));
         e.retry_delay = Duration::from_millis(1);
         e
     }

@@ -23,7 +23,7 @@
 //! own snapshots (`<base>/<snap-id>.img`) are read here as snapshots with an
 //! unknown source.
 
-use rds_routeros::{DiskPath, DiskRecord, PoolName, Slot};
+use rds_routeros::{DiskPath, DiskRecord, Slot};
 
 use crate::error::AgentError;
 
@@ -59,9 +59,46 @@ pub enum DiskKind {
     Foreign,
 }
 
+/// The configured base paths (`--base-paths`): the only directories whose
+/// files this driver owns. One predicate for every ownership question.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BasePaths(Vec<DiskPath>);
+
+impl BasePaths {
+    /// At least one path (validated inside the pool by the config).
+    pub fn new(paths: Vec<DiskPath>) -> Result<BasePaths, AgentError> {
+        if paths.is_empty() {
+            return Err(AgentError::Config(
+                "at least one base path is needed".into(),
+            ));
+        }
+        Ok(BasePaths(paths))
+    }
+
+    /// Exactly one base path.
+    pub fn single(path: DiskPath) -> BasePaths {
+        BasePaths(vec![path])
+    }
+
+    pub fn paths(&self) -> &[DiskPath] {
+        &self.0
+    }
+
+    /// True when `file` lies below one of the base paths (at any depth, so a
+    /// per-volume directory layout is covered by the same rule).
+    pub fn owns(&self, file: &DiskPath) -> bool {
+        self.0.iter().any(|b| file.is_under(b) && file != b)
+    }
+
+    /// True when `dir` is one of the base paths or inside one.
+    pub fn allows(&self, dir: &DiskPath) -> bool {
+        self.0.iter().any(|b| dir.is_under(b))
+    }
+}
+
 /// Classifies a disk entry. Only `type=file` disks whose backing file lies
-/// under `/<pool>/` and is named after the slot are ours.
-pub fn kind_of(d: &DiskRecord, pool: &PoolName) -> DiskKind {
+/// under a configured base path and is named after the slot are ours.
+pub fn kind_of(d: &DiskRecord, bases: &BasePaths) -> DiskKind {
     let (Some("file"), Some(slot), Some(path)) = (
         d.disk_type.as_deref(),
         d.slot.as_deref(),
@@ -72,13 +109,14 @@ pub fn kind_of(d: &DiskRecord, pool: &PoolName) -> DiskKind {
     let Ok(path) = DiskPath::new(path) else {
         return DiskKind::Foreign;
     };
-    let Ok(pool_root) = DiskPath::new(&format!("/{pool}")) else {
-        return DiskKind::Foreign;
-    };
-    if !path.is_under(&pool_root) || path == pool_root {
+    if !bases.owns(&path) {
         return DiskKind::Foreign;
     }
-    let name = path.as_str().rsplit('/').next().unwrap_or("");
+    file_kind(path.as_str().rsplit('/').next().unwrap_or(""), slot)
+}
+
+/// What a backing file named `name` is for slot `slot`.
+pub fn file_kind(name: &str, slot: &str) -> DiskKind {
     let Some(stem) = name.strip_suffix(".img") else {
         return DiskKind::Foreign;
     };
@@ -110,13 +148,17 @@ mod tests {
         DiskRecord::file_disk(&Legend::rose_storage(), slot, path, 1 << 30, None)
     }
 
+    fn bases() -> BasePaths {
+        BasePaths::new(vec![DiskPath::new("/storage-pool/metal-csi").unwrap()]).unwrap()
+    }
+
     #[test]
     fn snapshot_source_round_trips_through_the_file_name() {
         let base = DiskPath::new("/storage-pool/metal-csi").unwrap();
         let snap = Slot::new("snap-0f923194-922a-5dd8-b376-c2c6ccb56dd8-at-0f923194922").unwrap();
         let src = Slot::new("pvc-11111111-2222-3333-4444-555555555555").unwrap();
         let f = snapshot_file(&base, &snap, &src).unwrap();
-        let pool = PoolName::default();
+        let pool = bases();
         assert_eq!(
             kind_of(&disk(snap.as_str(), f.as_str()), &pool),
             DiskKind::Snapshot { source: Some(src) }
@@ -125,7 +167,7 @@ mod tests {
 
     #[test]
     fn go_layouts_and_foreign_disks() {
-        let pool = PoolName::default();
+        let pool = bases();
         assert_eq!(
             kind_of(&disk("pvc-1", "/storage-pool/metal-csi/pvc-1.img"), &pool),
             DiskKind::Volume
@@ -137,6 +179,8 @@ mod tests {
         for (slot, path) in [
             ("nixos-root", "/storage-pool/nixos/root.img"),
             ("pvc-1", "/other-pool/pvc-1.img"),
+            ("pvc-1", "/storage-pool/pvc-1.img"),
+            ("pvc-1", "/storage-pool/nixos/pvc-1.img"),
             ("pvc-1", "/storage-pool/metal-csi/pvc-2.img"),
             ("snap-1", "/storage-pool/snap-2.from-pvc-1.img"),
             ("snap-1", "/storage-pool/snap-1.from-.img"),

@@ -18,8 +18,10 @@ pub mod backoff;
 pub mod breaker;
 pub mod cli;
 pub mod config;
+pub mod deadline;
 pub mod error;
 pub mod executor;
+pub mod flights;
 pub mod layout;
 pub mod metrics;
 pub mod pool;
@@ -41,6 +43,8 @@ pub use config::{Args, Settings};
 pub use error::AgentError;
 
 use crate::executor::Executor;
+use crate::flights::Flights;
+use crate::layout::BasePaths;
 use crate::metrics::Metrics;
 use crate::pool::{Pool, PoolConfig, Transport};
 use crate::rds::Rds;
@@ -81,15 +85,27 @@ pub fn assemble(s: &Settings) -> Parts {
         metrics.clone(),
     ));
     let transport: Arc<dyn Transport> = pool.clone();
-    let exec = Arc::new(Executor::new(transport, metrics.clone()));
-    let rds = Arc::new(Rds::new(exec.clone(), s.pool.clone()));
-    let backend = Arc::new(CopyFromBackend::new(rds.clone()));
+    let exec = Arc::new(Executor::new(transport, metrics.clone(), s.command_timeout));
+    // Settings validated at least one base path (the default one).
+    let bases = BasePaths::new(s.base_paths.clone())
+        .unwrap_or_else(|_| BasePaths::single(s.base_path.clone()));
+    let rds = Arc::new(Rds::new(exec.clone(), s.pool.clone(), bases));
+    let flights = Arc::new(Flights::default());
+    let backend = Arc::new(CopyFromBackend::new(
+        rds.clone(),
+        flights.clone(),
+        s.copy_timeout,
+        s.command_timeout,
+    ));
     let volumes = Arc::new(Volumes::new(
         rds,
         backend,
+        flights,
         Defaults {
             base_path: s.base_path.clone(),
             nvme_port: s.nvme_port,
+            nqn_prefix: s.managed_nqn_prefix.clone(),
+            wait_default: s.command_timeout,
         },
     ));
     Parts {

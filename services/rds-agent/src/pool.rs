@@ -27,12 +27,14 @@ use crate::ssh::{RawOutput, SshConnection, SshTarget};
 /// the volume logic use an in-memory RDS behind the same trait.
 pub trait Transport: Send + Sync {
     /// Runs `cmd`, whose validated text is `text`, and returns what the exec
-    /// channel produced. (The typed command is passed along so an in-memory
+    /// channel produced, within `budget` (queue wait excluded; the queue has
+    /// its own deadline). (The typed command is passed along so an in-memory
     /// RDS can act on it without a second parser.)
     fn exec<'a>(
         &'a self,
         cmd: &'a Command,
         text: &'a str,
+        budget: Duration,
     ) -> BoxFuture<'a, Result<RawOutput, AgentError>>;
 
     /// Human-readable health (`connected`, `circuit open: …`).
@@ -282,21 +284,25 @@ impl Inner {
         self: &Arc<Self>,
         verb: &'static str,
         command: &str,
+        budget: Duration,
     ) -> Result<RawOutput, AgentError> {
         self.breaker.check()?;
-        let permit = tokio::time::timeout(self.cfg.queue_timeout, self.sessions.acquire())
+        // The queue is FIFO (tokio's semaphore is fair) and bounded in time:
+        // never longer than the queue deadline nor the command's own budget.
+        let wait = self.cfg.queue_timeout.min(budget);
+        let permit = tokio::time::timeout(wait, self.sessions.acquire())
             .await
-            .map_err(|_| AgentError::QueueTimeout(self.cfg.queue_timeout))?
+            .map_err(|_| AgentError::QueueTimeout(wait))?
             .map_err(|_| AgentError::Internal("session semaphore closed".into()))?;
         // The breaker may have opened while we queued.
         self.breaker.check()?;
-        self.metrics.session_started();
+        // Ends the sessions gauge however this future ends (a dropped call too).
+        let _gauge = SessionGauge::start(&self.metrics);
         let result = async {
             let (i, _slot_permit) = self
                 .pick_slot()
                 .ok_or_else(|| AgentError::Internal("no free session slot".into()))?;
             let conn = self.connection(i).await?;
-            let budget = self.cfg.command_timeout;
             let res = conn
                 .exec(verb, command, Instant::now() + budget, budget)
                 .await;
@@ -309,7 +315,7 @@ impl Inner {
             res
         }
         .await;
-        self.metrics.session_ended();
+        drop(_gauge);
         drop(permit);
         match &result {
             Ok(_) => self.succeeded(),
@@ -319,13 +325,31 @@ impl Inner {
     }
 }
 
+/// The `sessions_active` gauge for one command: up on start, down on drop,
+/// so a call cancelled mid-command does not leave it counted forever.
+struct SessionGauge<'a>(&'a Metrics);
+
+impl<'a> SessionGauge<'a> {
+    fn start(m: &'a Metrics) -> Self {
+        m.session_started();
+        SessionGauge(m)
+    }
+}
+
+impl Drop for SessionGauge<'_> {
+    fn drop(&mut self) {
+        self.0.session_ended();
+    }
+}
+
 impl Transport for Pool {
     fn exec<'a>(
         &'a self,
         cmd: &'a Command,
         text: &'a str,
+        budget: Duration,
     ) -> BoxFuture<'a, Result<RawOutput, AgentError>> {
-        Box::pin(self.inner.exec(cmd.verb(), text))
+        Box::pin(self.inner.exec(cmd.verb(), text, budget))
     }
 
     fn describe(&self) -> String {

@@ -1,28 +1,84 @@
 //! Typed access to RDS state through the [`Executor`]: read a disk, a file,
-//! the pool; remove a disk or a file with the "re-read after an ambiguous
-//! failure" rule. Shared by the volume logic and the snapshot backends.
+//! the pool, or several of them in one round trip ([`Rds::view`]); remove a
+//! disk or a file. Every mutation follows one rule, written once in
+//! [`decide_after`]: mutate, then re-read and let the state decide.
+//! Shared by the volume logic and the snapshot backends.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use rds_routeros::{
-    Command, DiskPath, DiskRecord, DiskSelector, FileRecord, FileSelector, Nqn, PoolName,
-    RegexPattern, RouterOsErrorKind, Slot, parse_disk_print_detail, parse_file_print_detail,
+    Command, DiskPath, DiskRecord, DiskSelector, FileRecord, FileSelector, PoolName, RegexPattern,
+    RouterOsErrorKind, Slot, parse_disk_print_detail, parse_file_print_detail, split_batch,
 };
 
 use rds_routeros::RouterOsError;
 
 use crate::error::AgentError;
 use crate::executor::Executor;
-use crate::layout::{DiskKind, kind_of};
+use crate::layout::{BasePaths, DiskKind, kind_of};
 
 pub struct Rds {
     exec: Arc<Executor>,
     pool: PoolName,
+    bases: BasePaths,
+}
+
+/// Disks and files read in one round trip.
+#[derive(Debug, Default)]
+pub struct View {
+    pub disks: Vec<DiskRecord>,
+    pub files: Vec<FileRecord>,
+}
+
+impl View {
+    pub fn disk(&self, slot: &Slot) -> Option<&DiskRecord> {
+        self.disks
+            .iter()
+            .find(|d| d.slot.as_deref() == Some(slot.as_str()))
+    }
+
+    pub fn file(&self, path: &DiskPath) -> Option<&FileRecord> {
+        self.files.iter().find(|f| f.name == path.file_name())
+    }
+}
+
+/// The one rule of every mutation: after `sent`, a silent success, an
+/// ambiguous failure (dropped, timed out, garbled: `outcome_unknown`) or an
+/// error `benign` says the state can explain (e.g. a concurrent create won)
+/// is decided by re-reading the state — never by sending the mutation again.
+/// `decide` gets the state and the error, if any. Other errors return as is.
+/// When the re-read itself fails, the mutation's error wins (it says more).
+pub async fn decide_after<S, T>(
+    sent: Result<(), AgentError>,
+    benign: impl Fn(&AgentError) -> bool,
+    reread: impl Future<Output = Result<S, AgentError>>,
+    decide: impl FnOnce(S, Option<AgentError>) -> Result<T, AgentError>,
+) -> Result<T, AgentError> {
+    let err = match sent {
+        Ok(()) => None,
+        Err(e) if e.outcome_unknown() || benign(&e) => Some(e),
+        Err(e) => return Err(e),
+    };
+    match reread.await {
+        Ok(state) => decide(state, err),
+        Err(reread) => Err(match err {
+            Some(e) => {
+                tracing::warn!(error = %reread, "re-read after an ambiguous mutation failed");
+                e
+            }
+            None => reread,
+        }),
+    }
 }
 
 impl Rds {
-    pub fn new(exec: Arc<Executor>, pool: PoolName) -> Rds {
-        Rds { exec, pool }
+    pub fn new(exec: Arc<Executor>, pool: PoolName, bases: BasePaths) -> Rds {
+        Rds { exec, pool, bases }
+    }
+
+    pub fn bases(&self) -> &BasePaths {
+        &self.bases
     }
 
     pub fn exec(&self) -> &Arc<Executor> {
@@ -34,16 +90,39 @@ impl Rds {
     }
 
     pub fn kind(&self, d: &DiskRecord) -> DiskKind {
-        kind_of(d, &self.pool)
+        kind_of(d, &self.bases)
     }
 
     /// The disk entry of `slot`, if any (`where slot=` is an exact match).
+    /// Sent as a one-part batch, so "legend only" counts as "no such disk"
+    /// only when the end marker proves the reply complete.
     pub async fn disk(&self, slot: &Slot) -> Result<Option<DiskRecord>, AgentError> {
-        let cmd = Command::DiskPrint(DiskSelector::Slot(slot.clone()));
-        let disks = self.exec.read(&cmd, parse_disks_strict).await?;
-        Ok(disks
-            .into_iter()
-            .find(|d| d.slot.as_deref() == Some(slot.as_str())))
+        let view = self.view(DiskSelector::Slot(slot.clone()), None).await?;
+        Ok(view.disk(slot).cloned())
+    }
+
+    /// Disks matching `disks` and, if given, files matching `files`, in one
+    /// exec ([`Command::Batch`]); each part must end with its marker.
+    pub async fn view(
+        &self,
+        disks: DiskSelector,
+        files: Option<FileSelector>,
+    ) -> Result<View, AgentError> {
+        let mut parts = vec![Command::DiskPrint(disks)];
+        parts.extend(files.map(Command::FilePrint));
+        let n = parts.len();
+        let cmd = Command::Batch(parts);
+        self.exec
+            .read(&cmd, |text| {
+                let parts = split_batch(text, n)?;
+                let disks = parse_disks_strict(parts[0])?;
+                let files = match parts.get(1) {
+                    Some(t) => parse_files_strict(t)?,
+                    None => Vec::new(),
+                };
+                Ok(View { disks, files })
+            })
+            .await
     }
 
     /// Every file-backed disk entry (filtered by [`kind_of`] later). The
@@ -56,14 +135,6 @@ impl Rds {
             .into_iter()
             .filter(|d| d.disk_type.as_deref() == Some("file"))
             .collect())
-    }
-
-    /// Disks exporting `nqn` (at most one on a sane box). Used to refuse a
-    /// new id whose lowercase form collides with an existing volume: both
-    /// would get the same NQN (DESIGN.md §8a).
-    pub async fn disks_with_nqn(&self, nqn: &Nqn) -> Result<Vec<DiskRecord>, AgentError> {
-        let cmd = Command::DiskPrint(DiskSelector::Nqn(nqn.clone()));
-        self.exec.read(&cmd, parse_disks_strict).await
     }
 
     /// The pool record (`where mount-point="<pool>"`), with raw `size` and
@@ -100,21 +171,27 @@ impl Rds {
 
     /// Removes the disk entry of `slot`. Missing is fine (`[find]` matching
     /// nothing is a no-op, or `no such item` on some versions). After an
-    /// ambiguous failure, re-reads: gone → done.
+    /// ambiguous failure the state decides: gone → done.
     pub async fn remove_disk(&self, slot: &Slot) -> Result<(), AgentError> {
         let cmd = Command::DiskRemove { slot: slot.clone() };
         match self.exec.mutate(&cmd).await {
             Ok(()) => Ok(()),
             Err(AgentError::RouterOs { error, .. }) if error.is_not_found() => Ok(()),
-            Err(e) if e.outcome_unknown() => match self.disk(slot).await {
-                Ok(None) => Ok(()),
-                Ok(Some(_)) => Err(e),
-                Err(reread) => {
-                    tracing::warn!(error = %reread, "re-read after ambiguous remove failed");
-                    Err(e)
-                }
-            },
-            Err(e) => Err(e),
+            sent => {
+                decide_after(
+                    sent,
+                    |_| false,
+                    self.disk(slot),
+                    |d, e| match (d, e) {
+                        (None, _) => Ok(()),
+                        (Some(_), Some(e)) => Err(e),
+                        (Some(_), None) => Err(AgentError::Internal(format!(
+                            "disk {slot} still exists after /disk remove"
+                        ))),
+                    },
+                )
+                .await
+            }
         }
     }
 
@@ -131,15 +208,21 @@ impl Rds {
             {
                 Ok(())
             }
-            Err(e) if e.outcome_unknown() => match self.file(path).await {
-                Ok(None) => Ok(()),
-                Ok(Some(_)) => Err(e),
-                Err(reread) => {
-                    tracing::warn!(error = %reread, "re-read after ambiguous file remove failed");
-                    Err(e)
-                }
-            },
-            Err(e) => Err(e),
+            sent => {
+                decide_after(
+                    sent,
+                    |_| false,
+                    self.file(path),
+                    |f, e| match (f, e) {
+                        (None, _) => Ok(()),
+                        (Some(_), Some(e)) => Err(e),
+                        (Some(_), None) => Err(AgentError::Internal(format!(
+                            "file {path} still exists after /file remove"
+                        ))),
+                    },
+                )
+                .await
+            }
         }
     }
 }

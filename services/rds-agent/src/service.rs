@@ -49,8 +49,8 @@ fn to_snapshot(s: &SnapshotInfo) -> Snapshot {
             .created_unix
             .map(|seconds| prost_types::Timestamp { seconds, nanos: 0 }),
         file_path: s.file_path.to_string(),
-        // copy-from is synchronous: the snapshot exists once the command returned.
-        ready_to_use: true,
+        // False while the detached copy-from still runs.
+        ready_to_use: s.ready,
     }
 }
 
@@ -119,8 +119,9 @@ impl AgentService {
         r: DeleteVolumeRequest,
     ) -> Result<DeleteVolumeResponse, AgentError> {
         let slot = parse_volume_id(&r.volume_id)?;
-        let base = self.volumes.base_path(&r.base_path)?;
-        let existed = self.volumes.delete(&slot, &base).await?;
+        // Validated, but every configured base path is searched anyway.
+        self.volumes.base_path(&r.base_path)?;
+        let existed = self.volumes.delete(&slot).await?;
         Ok(DeleteVolumeResponse { existed })
     }
 
@@ -169,7 +170,10 @@ impl AgentService {
                 detail: transport.describe(),
             };
         }
-        match tokio::time::timeout(self.probe_timeout, self.exec.probe()).await {
+        // Never longer than the prober waits (its deadline shrinks ours).
+        let within =
+            crate::deadline::remaining().map_or(self.probe_timeout, |r| r.min(self.probe_timeout));
+        match tokio::time::timeout(within, self.exec.probe()).await {
             Ok(Ok(version)) => ProbeResponse {
                 reachable: true,
                 detail: format!("connected (RouterOS {version}); {}", transport.describe()),
@@ -198,9 +202,11 @@ impl Agent for AgentService {
         &self,
         req: Request<CreateVolumeRequest>,
     ) -> Result<Response<Volume>, Status> {
+        let deadline = crate::deadline::from_metadata(req.metadata());
         let r = req.into_inner();
         let span = span("CreateVolume", &r.volume_id);
-        let res = self.create_volume_impl(r).instrument(span.clone()).await;
+        let res = self.create_volume_impl(r).instrument(span.clone());
+        let res = crate::deadline::scoped(deadline, res).await;
         self.finish(&span, res)
     }
 
@@ -208,36 +214,40 @@ impl Agent for AgentService {
         &self,
         req: Request<DeleteVolumeRequest>,
     ) -> Result<Response<DeleteVolumeResponse>, Status> {
+        let deadline = crate::deadline::from_metadata(req.metadata());
         let r = req.into_inner();
         let span = span("DeleteVolume", &r.volume_id);
-        let res = self.delete_volume_impl(r).instrument(span.clone()).await;
+        let res = self.delete_volume_impl(r).instrument(span.clone());
+        let res = crate::deadline::scoped(deadline, res).await;
         self.finish(&span, res)
     }
 
     async fn get_volume(&self, req: Request<GetVolumeRequest>) -> Result<Response<Volume>, Status> {
+        let deadline = crate::deadline::from_metadata(req.metadata());
         let r = req.into_inner();
         let span = span("GetVolume", &r.volume_id);
         let res = async {
             let slot = parse_volume_id(&r.volume_id)?;
             self.volumes.get(&slot).await
         }
-        .instrument(span.clone())
-        .await;
+        .instrument(span.clone());
+        let res = crate::deadline::scoped(deadline, res).await;
         self.finish(&span, res)
     }
 
     async fn list_volumes(
         &self,
-        _req: Request<ListVolumesRequest>,
+        req: Request<ListVolumesRequest>,
     ) -> Result<Response<ListVolumesResponse>, Status> {
+        let deadline = crate::deadline::from_metadata(req.metadata());
         let span = span("ListVolumes", "");
         let res = async {
             Ok(ListVolumesResponse {
                 volumes: self.volumes.list().await?,
             })
         }
-        .instrument(span.clone())
-        .await;
+        .instrument(span.clone());
+        let res = crate::deadline::scoped(deadline, res).await;
         self.finish(&span, res)
     }
 
@@ -245,14 +255,15 @@ impl Agent for AgentService {
         &self,
         req: Request<ExpandVolumeRequest>,
     ) -> Result<Response<Volume>, Status> {
+        let deadline = crate::deadline::from_metadata(req.metadata());
         let r = req.into_inner();
         let span = span("ExpandVolume", &r.volume_id);
         let res = async {
             let slot = parse_volume_id(&r.volume_id)?;
             self.volumes.expand(&slot, r.size_bytes).await
         }
-        .instrument(span.clone())
-        .await;
+        .instrument(span.clone());
+        let res = crate::deadline::scoped(deadline, res).await;
         self.finish(&span, res)
     }
 
@@ -260,13 +271,11 @@ impl Agent for AgentService {
         &self,
         req: Request<GetCapacityRequest>,
     ) -> Result<Response<Capacity>, Status> {
+        let deadline = crate::deadline::from_metadata(req.metadata());
         let r = req.into_inner();
         let span = span("GetCapacity", &r.base_path);
-        let res = self
-            .volumes
-            .capacity(&r.base_path)
-            .instrument(span.clone())
-            .await;
+        let res = self.volumes.capacity(&r.base_path).instrument(span.clone());
+        let res = crate::deadline::scoped(deadline, res).await;
         self.finish(&span, res)
     }
 
@@ -274,9 +283,11 @@ impl Agent for AgentService {
         &self,
         req: Request<CreateSnapshotRequest>,
     ) -> Result<Response<Snapshot>, Status> {
+        let deadline = crate::deadline::from_metadata(req.metadata());
         let r = req.into_inner();
         let span = span("CreateSnapshot", &r.snapshot_id);
-        let res = self.create_snapshot_impl(r).instrument(span.clone()).await;
+        let res = self.create_snapshot_impl(r).instrument(span.clone());
+        let res = crate::deadline::scoped(deadline, res).await;
         self.finish(&span, res)
     }
 
@@ -284,6 +295,7 @@ impl Agent for AgentService {
         &self,
         req: Request<DeleteSnapshotRequest>,
     ) -> Result<Response<DeleteSnapshotResponse>, Status> {
+        let deadline = crate::deadline::from_metadata(req.metadata());
         let r = req.into_inner();
         let span = span("DeleteSnapshot", &r.snapshot_id);
         let res = async {
@@ -291,8 +303,8 @@ impl Agent for AgentService {
             let existed = self.volumes.snapshots().delete(&id).await?;
             Ok(DeleteSnapshotResponse { existed })
         }
-        .instrument(span.clone())
-        .await;
+        .instrument(span.clone());
+        let res = crate::deadline::scoped(deadline, res).await;
         self.finish(&span, res)
     }
 
@@ -300,14 +312,18 @@ impl Agent for AgentService {
         &self,
         req: Request<ListSnapshotsRequest>,
     ) -> Result<Response<ListSnapshotsResponse>, Status> {
+        let deadline = crate::deadline::from_metadata(req.metadata());
         let r = req.into_inner();
         let span = span("ListSnapshots", &r.snapshot_id);
-        let res = self.list_snapshots_impl(r).instrument(span.clone()).await;
+        let res = self.list_snapshots_impl(r).instrument(span.clone());
+        let res = crate::deadline::scoped(deadline, res).await;
         self.finish(&span, res)
     }
 
-    async fn probe(&self, _req: Request<ProbeRequest>) -> Result<Response<ProbeResponse>, Status> {
+    async fn probe(&self, req: Request<ProbeRequest>) -> Result<Response<ProbeResponse>, Status> {
+        let deadline = crate::deadline::from_metadata(req.metadata());
         let span = span("Probe", "");
-        Ok(Response::new(self.probe_impl().instrument(span).await))
+        let res = self.probe_impl().instrument(span);
+        Ok(Response::new(crate::deadline::scoped(deadline, res).await))
     }
 }

@@ -8,13 +8,18 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use futures::future::BoxFuture;
-use rds_routeros::{Command, CopyExport, DiskPath, DiskRecord, FileSize, NvmeExport, Slot};
+use rds_routeros::{
+    Command, CopyExport, DiskPath, DiskRecord, DiskSelector, FileSelector, FileSize, NvmeExport,
+    RegexPattern, Slot,
+};
 
 use crate::error::AgentError;
-use crate::layout::{DiskKind, snapshot_file};
-use crate::rds::Rds;
+use crate::flights::{Flight, Flights, Plan};
+use crate::layout::{DiskKind, file_kind, snapshot_file};
+use crate::rds::{Rds, decide_after};
 
 /// A snapshot as the agent knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,15 +30,24 @@ pub struct SnapshotInfo {
     /// Raw `size=` bytes.
     pub size: u64,
     pub file_path: DiskPath,
-    /// Seconds since the epoch, from the file's `last-modified`.
+    /// Seconds since the epoch, from the file's `last-modified` (or the
+    /// start of a copy still running).
     pub created_unix: Option<i64>,
+    /// False while the copy-from still runs (detached, [`Flights`]).
+    pub ready: bool,
+}
+
+/// The volume check of a file (`/file print` gives `name` without the
+/// leading slash).
+pub fn inspect_command(path: &DiskPath) -> String {
+    format!("/file print detail where name=\"{}\"", path.file_name())
 }
 
 /// What a new volume is populated from.
-#[derive(Debug, Clone, Copy)]
-pub enum ContentSource<'a> {
-    Snapshot(&'a SnapshotInfo),
-    Volume(&'a Slot),
+#[derive(Debug, Clone)]
+pub enum ContentSource {
+    Snapshot(Slot),
+    Volume(Slot),
 }
 
 /// The disk a restore/clone creates.
@@ -64,23 +78,50 @@ pub trait SnapshotBackend: Send + Sync {
     /// Removes the snapshot and its file; `Ok(false)` when it did not exist.
     fn delete<'a>(&'a self, id: &'a Slot) -> BoxFuture<'a, Result<bool, AgentError>>;
 
-    /// Runs the mutation(s) creating `new` with the contents of `from`.
-    /// Same contract as [`crate::executor::Executor::mutate`]: the caller
-    /// verifies the result and re-reads after an ambiguous failure.
+    /// Runs the mutation(s) creating `new` with the contents of `from`,
+    /// under the long-verb deadline. Same contract as
+    /// [`crate::executor::Executor::mutate`]: the caller verifies the result
+    /// and re-reads after an ambiguous failure ([`decide_after`]).
     fn populate<'a>(
         &'a self,
-        from: ContentSource<'a>,
+        from: &'a ContentSource,
         new: &'a NewVolume,
     ) -> BoxFuture<'a, Result<(), AgentError>>;
 }
 
 pub struct CopyFromBackend {
     rds: Arc<Rds>,
+    flights: Arc<Flights>,
+    /// Deadline of one copy-from (minutes: it copies the data).
+    copy_timeout: Duration,
+    /// How long a call waits for a copy when it has no deadline of its own.
+    wait_default: Duration,
+}
+
+fn unix(t: SystemTime) -> Option<i64> {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_secs()).ok())
+}
+
+/// How long a call may wait for a detached copy: its own time left.
+pub fn wait_budget(default: Duration) -> Duration {
+    crate::deadline::remaining().unwrap_or(default)
 }
 
 impl CopyFromBackend {
-    pub fn new(rds: Arc<Rds>) -> Self {
-        CopyFromBackend { rds }
+    pub fn new(
+        rds: Arc<Rds>,
+        flights: Arc<Flights>,
+        copy_timeout: Duration,
+        wait_default: Duration,
+    ) -> Self {
+        CopyFromBackend {
+            rds,
+            flights,
+            copy_timeout,
+            wait_default,
+        }
     }
 
     /// The snapshot view of a disk entry (without creation time).
@@ -94,10 +135,48 @@ impl CopyFromBackend {
             size: d.size.unwrap_or(0),
             file_path: DiskPath::new(d.file_path.as_deref()?).ok()?,
             created_unix: None,
+            ready: true,
         })
     }
 
+    /// A snapshot whose copy still runs.
+    fn pending(f: &Flight) -> SnapshotInfo {
+        SnapshotInfo {
+            id: f.target.clone(),
+            source: Some(f.source.clone()),
+            size: f.size,
+            file_path: f.file_path.clone(),
+            created_unix: unix(f.started),
+            ready: false,
+        }
+    }
+
+    /// Waits (within the call's time) for a running copy of `id`.
+    async fn join(&self, f: &Flight) -> Result<SnapshotInfo, AgentError> {
+        match f.wait(wait_budget(self.wait_default)).await {
+            None => Ok(Self::pending(f)),
+            Some(Err(e)) => Err(e),
+            Some(Ok(d)) => {
+                let mut s = self.info(&d).ok_or_else(|| {
+                    AgentError::Internal(format!("copy into {} made no snapshot disk", f.target))
+                })?;
+                // The file's time, as every later read will report it.
+                s.created_unix = self
+                    .rds
+                    .file(&s.file_path)
+                    .await?
+                    .and_then(|f| f.last_modified)
+                    .and_then(|m| m.unix_seconds())
+                    .or_else(|| unix(f.started));
+                Ok(s)
+            }
+        }
+    }
+
     async fn get_impl(&self, id: &Slot) -> Result<Option<SnapshotInfo>, AgentError> {
+        if let Some(f) = self.flights.get(id) {
+            return Ok(Some(Self::pending(&f)));
+        }
         let Some(d) = self.rds.disk(id).await? else {
             return Ok(None);
         };
@@ -113,6 +192,8 @@ impl CopyFromBackend {
         Ok(Some(info))
     }
 
+    /// One round trip: the snapshot slot, its source and the target file;
+    /// then the copy, detached, and one verify (in the detached task).
     async fn create_impl(
         &self,
         id: &Slot,
@@ -120,68 +201,90 @@ impl CopyFromBackend {
         base: &DiskPath,
     ) -> Result<SnapshotInfo, AgentError> {
         let same_source = |s: &SnapshotInfo| s.source.as_ref().is_none_or(|src| src == source);
-        if let Some(d) = self.rds.disk(id).await? {
-            return match self.info(&d) {
-                // Legacy snapshots have no recorded source; the id is derived
-                // from the CSI name, so a retry of the same name is accepted.
-                Some(_) => {
-                    let s = self.get_impl(id).await?.ok_or_else(|| {
-                        AgentError::Internal(format!("snapshot {id} vanished while reading it"))
-                    })?;
-                    if same_source(&s) {
-                        Ok(s)
-                    } else {
-                        Err(AgentError::SlotExists(format!(
-                            "snapshot {id} already exists for source volume {}",
-                            s.source.as_ref().map(Slot::as_str).unwrap_or("?")
-                        )))
-                    }
-                }
-                None => Err(AgentError::SlotExists(format!(
-                    "slot {id} is already used by a disk that is not a snapshot"
-                ))),
+        let mismatch = |s: &SnapshotInfo| {
+            AgentError::SlotExists(format!(
+                "snapshot {id} already exists for source volume {}",
+                s.source.as_ref().map(Slot::as_str).unwrap_or("?")
+            ))
+        };
+        if let Some(f) = self.flights.get(id) {
+            let s = self.join(&f).await?;
+            return if same_source(&s) {
+                Ok(s)
+            } else {
+                Err(mismatch(&s))
             };
         }
-        match self.rds.disk(source).await? {
-            Some(d) if self.rds.kind(&d) == DiskKind::Volume => {}
-            _ => return Err(AgentError::VolumeNotFound(source.to_string())),
-        }
         let file_path = snapshot_file(base, id, source)?;
+        let sel = DiskSelector::Any(vec![
+            DiskSelector::Slot(id.clone()),
+            DiskSelector::Slot(source.clone()),
+        ]);
+        let view = self
+            .rds
+            .view(sel, Some(FileSelector::Name(file_path.clone())))
+            .await?;
+        if let Some(d) = view.disk(id) {
+            // Legacy snapshots have no recorded source; the id is derived
+            // from the CSI name, so a retry of the same name is accepted.
+            let mut s = self.info(d).ok_or_else(|| {
+                AgentError::SlotExists(format!(
+                    "slot {id} is already used by a disk that is not a snapshot"
+                ))
+            })?;
+            if !same_source(&s) {
+                return Err(mismatch(&s));
+            }
+            s.created_unix = view
+                .file(&s.file_path)
+                .and_then(|f| f.last_modified.as_ref())
+                .and_then(|m| m.unix_seconds());
+            if s.created_unix.is_none() {
+                // A Go-driver snapshot (file name without the source).
+                s.created_unix = self
+                    .rds
+                    .file(&s.file_path)
+                    .await?
+                    .and_then(|f| f.last_modified)
+                    .and_then(|m| m.unix_seconds());
+            }
+            return Ok(s);
+        }
+        let src_size = match view.disk(source) {
+            Some(d) if self.rds.kind(d) == DiskKind::Volume => d.size.unwrap_or(0),
+            _ => return Err(AgentError::VolumeNotFound(source.to_string())),
+        };
+        if view.file(&file_path).is_some() {
+            return Err(AgentError::OrphanFile {
+                path: file_path.to_string(),
+                inspect: inspect_command(&file_path),
+            });
+        }
         // Export explicitly off: a properties-copying copy-from would
         // otherwise inherit the source's export and its NQN (routeros.md
         // §6.9), exporting the snapshot under the live volume's name.
         let cmd = Command::DiskAddCopy {
             source: source.clone(),
-            file_path,
+            file_path: file_path.clone(),
             file_size: None,
             slot: id.clone(),
             export: CopyExport::Disabled,
         };
-        let sent = self.rds.exec().mutate(&cmd).await;
-        let decide = |found: Option<SnapshotInfo>, err: Option<AgentError>| match (found, err) {
-            (Some(s), _) if same_source(&s) => Ok(s),
-            (Some(_), _) => Err(AgentError::SlotExists(format!(
-                "snapshot {id} was created concurrently from another source"
-            ))),
-            (None, Some(e)) => Err(e),
-            (None, None) => Err(AgentError::Internal(format!(
-                "the RDS accepted the snapshot command but slot {id} does not exist"
-            ))),
-        };
-        match sent {
-            Ok(()) => decide(self.get_impl(id).await?, None),
-            Err(e) if e.outcome_unknown() || e.reason() == rds_bus::Reason::SlotExists => {
-                // It may have been created (dropped after effect, or a
-                // concurrent create won): the state decides.
-                match self.get_impl(id).await {
-                    Ok(found) => decide(found, Some(e)),
-                    Err(reread) => {
-                        tracing::warn!(error = %reread, "re-read after ambiguous snapshot failed");
-                        Err(e)
-                    }
-                }
-            }
-            Err(e) => Err(e),
+        let work = copy_and_verify(self.rds.clone(), cmd, id.clone(), self.copy_timeout);
+        let f = self.flights.start(
+            Plan {
+                target: id.clone(),
+                source: source.clone(),
+                file_path,
+                size: src_size,
+            },
+            work,
+        );
+        let s = self.join(&f).await?;
+        if same_source(&s) {
+            Ok(s)
+        } else {
+            Err(mismatch(&s))
         }
     }
 
@@ -214,32 +317,70 @@ impl CopyFromBackend {
                     .and_then(|m| m.unix_seconds());
             }
         }
+        for f in self.flights.all() {
+            if f.target
+                .as_str()
+                .starts_with(crate::layout::SNAPSHOT_PREFIX)
+                && !snaps.iter().any(|s| s.id == f.target)
+            {
+                snaps.push(Self::pending(&f));
+            }
+        }
         snaps.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(snaps)
     }
 
+    /// One round trip reads the disk and every file of this snapshot under
+    /// any base path, so a retry after a partial delete (disk gone, file
+    /// left) still finds and removes the file.
     async fn delete_impl(&self, id: &Slot) -> Result<bool, AgentError> {
-        let Some(d) = self.rds.disk(id).await? else {
-            return Ok(false);
-        };
-        let Some(info) = self.info(&d) else {
-            // A volume or a foreign disk: not a snapshot, nothing to delete.
-            tracing::warn!(slot = %id, "DeleteSnapshot of a slot that is not a snapshot: left alone");
-            return Ok(false);
-        };
-        self.rds.remove_disk(id).await?;
-        self.rds.remove_file(&info.file_path).await?;
-        Ok(true)
+        if let Some(f) = self.flights.touching(id) {
+            return Err(AgentError::Pending(f.describe()));
+        }
+        let mut files = Vec::new();
+        for b in self.rds.bases().paths() {
+            let prefix = format!("{}/{id}.", b.file_name());
+            files.push(FileSelector::NameMatches(RegexPattern::starts_with(
+                &prefix,
+            )?));
+        }
+        let view = self
+            .rds
+            .view(
+                DiskSelector::Slot(id.clone()),
+                Some(FileSelector::Any(files)),
+            )
+            .await?;
+        if let Some(d) = view.disk(id) {
+            let Some(info) = self.info(d) else {
+                // A volume or a foreign disk: not a snapshot, nothing to delete.
+                tracing::warn!(slot = %id, "DeleteSnapshot of a slot that is not a snapshot: left alone");
+                return Ok(false);
+            };
+            self.rds.remove_disk(id).await?;
+            self.rds.remove_file(&info.file_path).await?;
+            return Ok(true);
+        }
+        let mut removed = false;
+        for f in &view.files {
+            let base_name = f.name.rsplit('/').next().unwrap_or("");
+            if !matches!(file_kind(base_name, id.as_str()), DiskKind::Snapshot { .. }) {
+                continue;
+            }
+            let path = DiskPath::new(&format!("/{}", f.name))?;
+            if !self.rds.bases().owns(&path) {
+                continue;
+            }
+            tracing::info!(file = %path, "removing the file of a half-deleted snapshot");
+            self.rds.remove_file(&path).await?;
+            removed = true;
+        }
+        Ok(removed)
     }
 
-    async fn populate_impl(
-        &self,
-        from: ContentSource<'_>,
-        new: &NewVolume,
-    ) -> Result<(), AgentError> {
+    async fn populate_impl(&self, from: &ContentSource, new: &NewVolume) -> Result<(), AgentError> {
         let source = match from {
-            ContentSource::Snapshot(s) => s.id.clone(),
-            ContentSource::Volume(v) => v.clone(),
+            ContentSource::Snapshot(s) | ContentSource::Volume(s) => s.clone(),
         };
         let cmd = Command::DiskAddCopy {
             source,
@@ -248,8 +389,33 @@ impl CopyFromBackend {
             slot: new.slot.clone(),
             export: CopyExport::Enabled(new.export.clone()),
         };
-        self.rds.exec().mutate(&cmd).await
+        self.rds.exec().mutate_long(&cmd, self.copy_timeout).await
     }
+}
+
+/// A detached copy-from and its one verify: the new slot must exist after
+/// it (a duplicate-slot error or an ambiguous failure is decided by the
+/// state, [`decide_after`]).
+pub async fn copy_and_verify(
+    rds: Arc<Rds>,
+    cmd: Command,
+    slot: Slot,
+    timeout: Duration,
+) -> Result<DiskRecord, AgentError> {
+    let sent = rds.exec().mutate_long(&cmd, timeout).await;
+    decide_after(
+        sent,
+        |e| e.reason() == rds_bus::Reason::SlotExists,
+        rds.disk(&slot),
+        |found, err| match (found, err) {
+            (Some(d), _) => Ok(d),
+            (None, Some(e)) => Err(e),
+            (None, None) => Err(AgentError::Internal(format!(
+                "the RDS accepted the copy but slot {slot} does not exist"
+            ))),
+        },
+    )
+    .await
 }
 
 impl SnapshotBackend for CopyFromBackend {
@@ -280,7 +446,7 @@ impl SnapshotBackend for CopyFromBackend {
 
     fn populate<'a>(
         &'a self,
-        from: ContentSource<'a>,
+        from: &'a ContentSource,
         new: &'a NewVolume,
     ) -> BoxFuture<'a, Result<(), AgentError>> {
         Box::pin(self.populate_impl(from, new))

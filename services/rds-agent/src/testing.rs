@@ -68,6 +68,32 @@ fn failure(text: &str) -> Result<RawOutput, AgentError> {
     })
 }
 
+/// The fake's reading of a `where` (literal regexes only: `^`, `[.]`).
+fn disk_matches(d: &DiskRecord, sel: &DiskSelector) -> bool {
+    match sel {
+        DiskSelector::Slot(slot) => d.slot.as_deref() == Some(slot.as_str()),
+        DiskSelector::All => true,
+        DiskSelector::Nqn(nqn) => d.nvme_tcp_server_nqn.as_deref() == Some(nqn.as_str()),
+        DiskSelector::SlotMatches(re) => {
+            let lit = re.as_str().trim_start_matches('^').replace("[.]", ".");
+            d.slot.as_deref().is_some_and(|x| x.contains(&lit))
+        }
+        DiskSelector::MountPoint(_) => false,
+        DiskSelector::Any(parts) => parts.iter().any(|p| disk_matches(d, p)),
+    }
+}
+
+fn file_matches(name: &str, sel: &FileSelector) -> bool {
+    match sel {
+        FileSelector::Name(p) => name == p.file_name(),
+        FileSelector::NameMatches(re) => {
+            let prefix = re.as_str().trim_start_matches('^').replace("[.]", ".");
+            name.starts_with(&prefix)
+        }
+        FileSelector::Any(parts) => parts.iter().any(|p| file_matches(name, p)),
+    }
+}
+
 impl FakeRds {
     pub fn new() -> Arc<FakeRds> {
         Arc::new(FakeRds {
@@ -135,6 +161,16 @@ impl FakeRds {
 
     /// Applies a command; returns its normal output.
     fn apply(&self, cmd: &Command) -> Result<RawOutput, AgentError> {
+        if let Command::Batch(parts) = cmd {
+            let mut out = String::new();
+            for p in parts {
+                let o = self.apply(p)?;
+                out.push_str(&o.stdout);
+                out.push_str(rds_routeros::BATCH_END);
+                out.push_str("\r\n");
+            }
+            return ok(out);
+        }
         let mut s = lock(&self.state);
         let legend = Legend::rose_storage();
         let opts = RenderOptions::default();
@@ -203,24 +239,6 @@ impl FakeRds {
             }
             Command::DiskPrint(sel) => {
                 let recs: Vec<DiskRecord> = match sel {
-                    DiskSelector::Slot(slot) => {
-                        s.disks.get(slot.as_str()).cloned().into_iter().collect()
-                    }
-                    DiskSelector::All => s.disks.values().cloned().collect(),
-                    DiskSelector::Nqn(nqn) => s
-                        .disks
-                        .values()
-                        .filter(|d| d.nvme_tcp_server_nqn.as_deref() == Some(nqn.as_str()))
-                        .cloned()
-                        .collect(),
-                    DiskSelector::SlotMatches(re) => {
-                        let lit = re.as_str().trim_start_matches('^').replace("[.]", ".");
-                        s.disks
-                            .values()
-                            .filter(|d| d.slot.as_deref().is_some_and(|x| x.contains(&lit)))
-                            .cloned()
-                            .collect()
-                    }
                     DiskSelector::MountPoint(pool) => {
                         let used: u64 = s.disks.values().filter_map(|d| d.size).sum();
                         let free = self.pool_size.saturating_sub(used);
@@ -232,6 +250,12 @@ impl FakeRds {
                             5,
                         )]
                     }
+                    sel => s
+                        .disks
+                        .values()
+                        .filter(|d| disk_matches(d, sel))
+                        .cloned()
+                        .collect(),
                 };
                 let recs: Vec<DiskRecord> = recs
                     .into_iter()
@@ -256,17 +280,12 @@ impl FakeRds {
                 ok(String::new())
             }
             Command::FilePrint(sel) => {
-                let names: Vec<String> = match sel {
-                    FileSelector::Name(p) => vec![p.file_name().to_owned()],
-                    FileSelector::NameMatches(re) => {
-                        let prefix = re.as_str().trim_start_matches('^').replace("[.]", ".");
-                        s.files
-                            .keys()
-                            .filter(|n| n.starts_with(&prefix))
-                            .cloned()
-                            .collect()
-                    }
-                };
+                let names: Vec<String> = s
+                    .files
+                    .keys()
+                    .filter(|n| file_matches(n, sel))
+                    .cloned()
+                    .collect();
                 let recs: Vec<FileRecord> = names
                     .iter()
                     .filter_map(|n| {
@@ -282,6 +301,7 @@ impl FakeRds {
                 ok(String::new())
             }
             Command::DiskMonitorTraffic { .. } => failure("bad command name monitor-traffic"),
+            Command::Batch(_) => failure("nested batch"),
             Command::SystemResourcePrint => ok(render_singleton(
                 &[("version".to_owned(), "7.16 (stable)".to_owned())],
                 &SingletonStyle::default(),
@@ -292,7 +312,11 @@ impl FakeRds {
     /// An executor (with metrics) over this fake.
     pub fn executor(self: &Arc<Self>) -> Arc<Executor> {
         let t: Arc<dyn Transport> = self.clone();
-        Arc::new(Executor::new(t, Metrics::new("fake:22")))
+        Arc::new(Executor::new(
+            t,
+            Metrics::new("fake:22"),
+            std::time::Duration::from_secs(5),
+        ))
     }
 }
 
@@ -301,6 +325,7 @@ impl Transport for FakeRds {
         &'a self,
         cmd: &'a Command,
         text: &'a str,
+        _budget: std::time::Duration,
     ) -> BoxFuture<'a, Result<RawOutput, AgentError>> {
         lock(&self.state).log.push(text.to_owned());
         let fault = {

@@ -1,28 +1,44 @@
 //! Volume logic: validation first, then RouterOS commands, idempotent by slot,
-//! deciding from the RDS state after anything ambiguous.
+//! deciding from the RDS state after every mutation ([`decide_after`]).
+//!
+//! Round trips (flat layout): CreateVolume = one batched read (the slot, any
+//! disk already exporting the NQN, the source, the target file) + `/disk add`
+//! + one verify; DeleteVolume = one batched read (the disk and this id's file
+//! under every base path) + `/disk remove` + `/file remove`. No hot path
+//! prints every disk, so their cost does not grow with the pool.
 //!
 //! Inputs are validated into rds-routeros newtypes before any command text
-//! exists, so nothing unchecked reaches the RDS (DESIGN.md §9).
+//! exists, so nothing unchecked reaches the RDS (docs/safety.md).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use rds_bus::VolumeId;
 use rds_proto::agent::{Capacity, Volume};
 use rds_routeros::{
-    Command, DiskPath, DiskRecord, FileSize, Nqn, NvmeExport, PoolName, Port, Slot, round_up_mib,
+    Command, DiskPath, DiskRecord, DiskSelector, FileSelector, FileSize, Nqn, NvmeExport, PoolName,
+    Port, Slot, round_up_mib,
 };
 
 use crate::error::AgentError;
+use crate::flights::{Flight, Flights, Plan};
 use crate::layout::{DiskKind, SNAPSHOT_PREFIX, volume_file};
-use crate::rds::Rds;
-use crate::snapshots::{ContentSource, NewVolume, SnapshotBackend};
+use crate::rds::{Rds, decide_after};
+use crate::snapshots::{ContentSource, NewVolume, SnapshotBackend, inspect_command, wait_budget};
 
 /// Defaults applied when a request leaves a field empty.
 #[derive(Debug, Clone)]
 pub struct Defaults {
     pub base_path: DiskPath,
     pub nvme_port: Port,
+    /// NQNs of new volumes must start with this (the managed prefix).
+    pub nqn_prefix: String,
+    /// How long a call without a deadline waits for a detached copy.
+    pub wait_default: Duration,
 }
+
+/// The default managed NQN prefix: the Go driver's volumes (`pvc-…`).
+pub const DEFAULT_NQN_PREFIX: &str = "nqn.2000-02.com.mikrotik:pvc-";
 
 /// A CreateVolume request after validation.
 #[derive(Debug, Clone)]
@@ -41,9 +57,18 @@ pub enum SourceSpec {
     Volume(Slot),
 }
 
+impl SourceSpec {
+    fn slot(&self) -> &Slot {
+        match self {
+            SourceSpec::Snapshot(s) | SourceSpec::Volume(s) => s,
+        }
+    }
+}
+
 pub struct Volumes {
     rds: Arc<Rds>,
     snapshots: Arc<dyn SnapshotBackend>,
+    flights: Arc<Flights>,
     defaults: Defaults,
 }
 
@@ -59,7 +84,7 @@ pub fn parse_snapshot_id(s: &str) -> Result<Slot, AgentError> {
     Ok(Slot::new(id.as_str())?)
 }
 
-/// Requested bytes → exact bytes rounded up to 1 MiB (DESIGN.md §8a).
+/// Requested bytes → exact bytes rounded up to 1 MiB (docs/routeros.md).
 pub fn round_size(bytes: u64) -> Result<u64, AgentError> {
     round_up_mib(bytes).ok_or_else(|| {
         AgentError::OutOfRange(format!("size {bytes} bytes cannot be rounded up to 1 MiB"))
@@ -67,10 +92,16 @@ pub fn round_size(bytes: u64) -> Result<u64, AgentError> {
 }
 
 impl Volumes {
-    pub fn new(rds: Arc<Rds>, snapshots: Arc<dyn SnapshotBackend>, defaults: Defaults) -> Self {
+    pub fn new(
+        rds: Arc<Rds>,
+        snapshots: Arc<dyn SnapshotBackend>,
+        flights: Arc<Flights>,
+        defaults: Defaults,
+    ) -> Self {
         Volumes {
             rds,
             snapshots,
+            flights,
             defaults,
         }
     }
@@ -88,17 +119,25 @@ impl Volumes {
     }
 
     /// A base path from a request (empty = default): absolute, clean,
-    /// `[A-Za-z0-9._/-]` only, and inside the pool.
+    /// `[A-Za-z0-9._/-]` only, and one of (or inside one of) the configured
+    /// base paths — files elsewhere are never ours.
     pub fn base_path(&self, requested: &str) -> Result<DiskPath, AgentError> {
         if requested.is_empty() {
             return Ok(self.defaults.base_path.clone());
         }
         let p = DiskPath::new(requested)
             .map_err(|e| AgentError::InvalidArgument(format!("base_path: {e}")))?;
-        let pool_root = DiskPath::new(&format!("/{}", self.rds.pool()))?;
-        if !p.is_under(&pool_root) {
+        if !self.rds.bases().allows(&p) {
+            let list: Vec<&str> = self
+                .rds
+                .bases()
+                .paths()
+                .iter()
+                .map(|b| b.as_str())
+                .collect();
             return Err(AgentError::InvalidArgument(format!(
-                "base_path {p} is not inside the pool {pool_root}"
+                "base_path {p} is not one of the configured base paths ({}); add it to --base-paths to use it",
+                list.join(", ")
             )));
         }
         Ok(p)
@@ -174,6 +213,13 @@ impl Volumes {
                 "volume id {slot} uses the snapshot prefix {SNAPSHOT_PREFIX:?}"
             )));
         }
+        let nqn = Nqn::for_volume(&slot);
+        if !nqn.as_str().starts_with(&self.defaults.nqn_prefix) {
+            return Err(AgentError::InvalidArgument(format!(
+                "volume id {slot} would be exported as {nqn}, outside the managed NQN prefix {:?}",
+                self.defaults.nqn_prefix
+            )));
+        }
         if size_bytes == 0 && source.is_none() {
             return Err(AgentError::InvalidArgument(
                 "size_bytes must be greater than 0".into(),
@@ -189,102 +235,142 @@ impl Volumes {
     }
 
     pub async fn create(&self, spec: CreateSpec) -> Result<Volume, AgentError> {
+        let mut v = self.create_inner(&spec).await?;
+        fill_source(&mut v, &spec.source);
+        Ok(v)
+    }
+
+    async fn create_inner(&self, spec: &CreateSpec) -> Result<Volume, AgentError> {
         let slot = &spec.slot;
-        if let Some(d) = self.rds.disk(slot).await? {
-            let mut v = self.existing_for_create(&d, spec.size)?;
-            fill_source(&mut v, &spec.source);
-            return Ok(v);
+        if let Some(f) = self.flights.get(slot) {
+            return self.join(&f, spec.size).await;
         }
         let file_path = volume_file(&spec.base, slot)?;
         let export = NvmeExport {
             port: spec.port,
             nqn: Nqn::for_volume(slot),
         };
-        if let Some(other) = self
+        let mut sel = vec![
+            DiskSelector::Slot(slot.clone()),
+            DiskSelector::Nqn(export.nqn.clone()),
+        ];
+        if let Some(src) = &spec.source {
+            sel.push(DiskSelector::Slot(src.slot().clone()));
+        }
+        let view = self
             .rds
-            .disks_with_nqn(&export.nqn)
-            .await?
-            .into_iter()
-            .find_map(|d| d.slot.filter(|s| s != slot.as_str()))
+            .view(
+                DiskSelector::Any(sel),
+                Some(FileSelector::Name(file_path.clone())),
+            )
+            .await?;
+        if let Some(d) = view.disk(slot) {
+            return self.existing_for_create(d, spec.size);
+        }
+        if let Some(other) = view
+            .disks
+            .iter()
+            .filter(|d| d.nvme_tcp_server_nqn.as_deref() == Some(export.nqn.as_str()))
+            .find_map(|d| d.slot.as_deref().filter(|s| *s != slot.as_str()))
         {
             return Err(AgentError::SlotExists(format!(
                 "volume {slot} would share NQN {} with existing volume {other} (ids differing only in case)",
                 export.nqn
             )));
         }
-        let (sent, size) = match &spec.source {
-            None => {
-                let size = spec.size;
-                let cmd = Command::DiskAddFile {
-                    file_path,
-                    file_size: FileSize::new(size)?,
-                    slot: slot.clone(),
-                    export: Some(export),
-                };
-                (self.rds.exec().mutate(&cmd).await, size)
-            }
-            Some(src) => {
-                let snap_info;
-                let (from, from_size) = match src {
-                    SourceSpec::Snapshot(id) => {
-                        snap_info = self
-                            .snapshots
-                            .get(id)
-                            .await?
-                            .ok_or_else(|| AgentError::SnapshotNotFound(id.to_string()))?;
-                        (ContentSource::Snapshot(&snap_info), snap_info.size)
-                    }
-                    SourceSpec::Volume(id) => {
-                        let d = self
-                            .volume_disk(id)
-                            .await?
-                            .ok_or_else(|| AgentError::VolumeNotFound(id.to_string()))?;
-                        (ContentSource::Volume(id), d.size.unwrap_or(0))
-                    }
-                };
-                // A restore is at least as big as its source.
-                let size = round_size(spec.size.max(from_size))?;
-                let new = NewVolume {
-                    slot: slot.clone(),
-                    file_path,
-                    size: FileSize::new(size)?,
-                    export,
-                };
-                (self.snapshots.populate(from, &new).await, size)
-            }
+        if view.file(&file_path).is_some() {
+            return Err(AgentError::OrphanFile {
+                path: file_path.to_string(),
+                inspect: inspect_command(&file_path),
+            });
+        }
+        let Some(src) = &spec.source else {
+            let cmd = Command::DiskAddFile {
+                file_path,
+                file_size: FileSize::new(spec.size)?,
+                slot: slot.clone(),
+                export: Some(export),
+            };
+            let sent = self.rds.exec().mutate(&cmd).await;
+            return decide_after(
+                sent,
+                |e| e.reason() == rds_bus::Reason::SlotExists,
+                self.rds.disk(slot),
+                |found, err| self.decide_create(slot, spec.size, found, err),
+            )
+            .await;
         };
-        let mut v = self.decide_create(slot, size, sent).await?;
-        fill_source(&mut v, &spec.source);
-        Ok(v)
+        let (from, from_size) = match src {
+            SourceSpec::Snapshot(id) => match view.disk(id) {
+                Some(d) if matches!(self.rds.kind(d), DiskKind::Snapshot { .. }) => {
+                    (ContentSource::Snapshot(id.clone()), d.size.unwrap_or(0))
+                }
+                _ => return Err(AgentError::SnapshotNotFound(id.to_string())),
+            },
+            SourceSpec::Volume(id) => match view.disk(id) {
+                Some(d) if self.rds.kind(d) == DiskKind::Volume => {
+                    (ContentSource::Volume(id.clone()), d.size.unwrap_or(0))
+                }
+                _ => return Err(AgentError::VolumeNotFound(id.to_string())),
+            },
+        };
+        // A restore is at least as big as its source.
+        let size = round_size(spec.size.max(from_size))?;
+        let new = NewVolume {
+            slot: slot.clone(),
+            file_path: file_path.clone(),
+            size: FileSize::new(size)?,
+            export,
+        };
+        let (rds, backend, target) = (self.rds.clone(), self.snapshots.clone(), slot.clone());
+        let work = async move {
+            let sent = backend.populate(&from, &new).await;
+            decide_after(
+                sent,
+                |e| e.reason() == rds_bus::Reason::SlotExists,
+                rds.disk(&target),
+                |found, err| match (found, err) {
+                    (Some(d), _) => Ok(d),
+                    (None, Some(e)) => Err(e),
+                    (None, None) => Err(AgentError::Internal(format!(
+                        "the RDS accepted the copy but slot {target} does not exist"
+                    ))),
+                },
+            )
+            .await
+        };
+        let f = self.flights.start(
+            Plan {
+                target: slot.clone(),
+                source: src.slot().clone(),
+                file_path,
+                size,
+            },
+            work,
+        );
+        self.join(&f, size).await
     }
 
-    /// After `/disk add`: the state decides. A silent success is verified; an
-    /// ambiguous failure (dropped, timed out, garbled) or a duplicate-slot
-    /// error (a concurrent create won) becomes success exactly when the slot
-    /// now holds a compatible volume — never a second `add`.
-    async fn decide_create(
+    /// Waits for a running copy into this slot within the call's time:
+    /// done → decided like any existing slot; still running → ABORTED
+    /// (OPERATION_PENDING), and the CO's retry joins it again.
+    async fn join(&self, f: &Flight, size: u64) -> Result<Volume, AgentError> {
+        match f.wait(wait_budget(self.defaults.wait_default)).await {
+            None => Err(AgentError::Pending(f.describe())),
+            Some(Err(e)) => Err(e),
+            Some(Ok(d)) => self.existing_for_create(&d, size.min(f.size)),
+        }
+    }
+
+    /// After `/disk add` (via [`decide_after`]): the slot must now hold a
+    /// compatible volume; a silent success without one is a bug of the box.
+    fn decide_create(
         &self,
         slot: &Slot,
         size: u64,
-        sent: Result<(), AgentError>,
+        found: Option<DiskRecord>,
+        err: Option<AgentError>,
     ) -> Result<Volume, AgentError> {
-        let err = match sent {
-            Ok(()) => None,
-            Err(e) if e.outcome_unknown() || e.reason() == rds_bus::Reason::SlotExists => Some(e),
-            Err(e) => return Err(e),
-        };
-        let found = match self.rds.disk(slot).await {
-            Ok(f) => f,
-            Err(reread) => {
-                return Err(match err {
-                    Some(e) => {
-                        tracing::warn!(error = %reread, "re-read after ambiguous create failed");
-                        e
-                    }
-                    None => reread,
-                });
-            }
-        };
         match (found, err) {
             (Some(d), _) => self.existing_for_create(&d, size),
             (None, Some(e)) => Err(e),
@@ -294,11 +380,28 @@ impl Volumes {
         }
     }
 
-    /// DeleteVolume: disk entry, then its file; an orphaned file of this id
-    /// (disk entry already gone) is removed too. Missing → `Ok(false)`.
-    pub async fn delete(&self, slot: &Slot, base: &DiskPath) -> Result<bool, AgentError> {
-        match self.rds.disk(slot).await? {
-            Some(d) => match self.rds.kind(&d) {
+    /// DeleteVolume: one read of the disk and of this id's file under every
+    /// base path, then the disk entry, then its file. A retry after a partial
+    /// delete (disk gone, file left) sees the file and removes it. The base
+    /// path of the request is only a hint (all configured ones are read).
+    /// Missing → `Ok(false)`.
+    pub async fn delete(&self, slot: &Slot) -> Result<bool, AgentError> {
+        if let Some(f) = self.flights.touching(slot) {
+            return Err(AgentError::Pending(f.describe()));
+        }
+        let mut files = Vec::new();
+        for b in self.rds.bases().paths() {
+            files.push(FileSelector::Name(volume_file(b, slot)?));
+        }
+        let view = self
+            .rds
+            .view(
+                DiskSelector::Slot(slot.clone()),
+                Some(FileSelector::Any(files)),
+            )
+            .await?;
+        match view.disk(slot) {
+            Some(d) => match self.rds.kind(d) {
                 DiskKind::Volume => {
                     // kind_of guarantees a valid path named <slot>.img.
                     let file = DiskPath::new(d.file_path.as_deref().unwrap_or_default())?;
@@ -312,14 +415,14 @@ impl Volumes {
                 }
             },
             None => {
-                let file = volume_file(base, slot)?;
-                if self.rds.file(&file).await?.is_some() {
-                    tracing::info!(file = %file, "removing orphaned backing file");
+                let mut removed = false;
+                for f in &view.files {
+                    let file = DiskPath::new(&format!("/{}", f.name))?;
+                    tracing::info!(file = %file, "removing the backing file of a half-deleted volume");
                     self.rds.remove_file(&file).await?;
-                    Ok(true)
-                } else {
-                    Ok(false)
+                    removed = true;
                 }
+                Ok(removed)
             }
         }
     }
@@ -369,26 +472,22 @@ impl Volumes {
             slot: slot.clone(),
             file_size: FileSize::new(size)?,
         };
-        let err = match self.rds.exec().mutate(&cmd).await {
-            Ok(()) => None,
-            Err(e) if e.outcome_unknown() => Some(e),
-            Err(e) => return Err(e),
-        };
-        let now = self.volume_disk(slot).await;
-        match (now, err) {
-            (Ok(Some(d)), _) if d.size.unwrap_or(0) >= size => Ok(Self::to_volume(&d)),
-            (Ok(Some(d)), None) => Err(AgentError::Internal(format!(
-                "the RDS accepted file-size={size} for {slot} but still reports {} bytes",
-                d.size.unwrap_or(0)
-            ))),
-            (Ok(None), None) => Err(AgentError::VolumeNotFound(slot.to_string())),
-            (Ok(_), Some(e)) => Err(e),
-            (Err(reread), Some(e)) => {
-                tracing::warn!(error = %reread, "re-read after ambiguous expand failed");
-                Err(e)
-            }
-            (Err(reread), None) => Err(reread),
-        }
+        let sent = self.rds.exec().mutate(&cmd).await;
+        decide_after(
+            sent,
+            |_| false,
+            self.volume_disk(slot),
+            |now, err| match (now, err) {
+                (Some(d), _) if d.size.unwrap_or(0) >= size => Ok(Self::to_volume(&d)),
+                (Some(d), None) => Err(AgentError::Internal(format!(
+                    "the RDS accepted file-size={size} for {slot} but still reports {} bytes",
+                    d.size.unwrap_or(0)
+                ))),
+                (None, None) => Err(AgentError::VolumeNotFound(slot.to_string())),
+                (_, Some(e)) => Err(e),
+            },
+        )
+        .await
     }
 
     /// Capacity of the pool holding `base` (first path component), from raw
@@ -437,16 +536,33 @@ mod tests {
     const GIB: u64 = 1 << 30;
     const MIB: u64 = 1 << 20;
 
+    fn backend(rds: &Arc<Rds>, flights: &Arc<Flights>) -> Arc<CopyFromBackend> {
+        Arc::new(CopyFromBackend::new(
+            rds.clone(),
+            flights.clone(),
+            Duration::from_secs(60),
+            Duration::from_secs(5),
+        ))
+    }
+
     fn setup() -> (Arc<FakeRds>, Volumes) {
         let fake = FakeRds::new();
-        let rds = Arc::new(Rds::new(fake.executor(), PoolName::default()));
-        let backend = Arc::new(CopyFromBackend::new(rds.clone()));
+        let bases = crate::layout::BasePaths::new(vec![
+            DiskPath::new("/storage-pool/metal-csi").unwrap(),
+            DiskPath::new("/storage-pool/other-class").unwrap(),
+        ])
+        .unwrap();
+        let rds = Arc::new(Rds::new(fake.executor(), PoolName::default(), bases));
+        let flights = Arc::new(Flights::default());
         let v = Volumes::new(
-            rds,
-            backend,
+            rds.clone(),
+            backend(&rds, &flights),
+            flights,
             Defaults {
                 base_path: DiskPath::new("/storage-pool/metal-csi").unwrap(),
                 nvme_port: Port::NVME_TCP_DEFAULT,
+                nqn_prefix: "nqn.2000-02.com.mikrotik:".into(),
+                wait_default: Duration::from_secs(5),
             },
         );
         (fake, v)
@@ -557,17 +673,23 @@ mod tests {
             GIB,
             Some((4420, "nqn.2000-02.com.mikrotik:pvc-c")),
         );
-        let res = v
-            .decide_create(&spec.slot, spec.size, Err(dup()))
-            .await
-            .unwrap();
+        let decide = |spec: CreateSpec| {
+            let v = &v;
+            async move {
+                decide_after(
+                    Err(dup()),
+                    |e| e.reason() == Reason::SlotExists,
+                    v.rds().disk(&spec.slot),
+                    |f, e| v.decide_create(&spec.slot, spec.size, f, e),
+                )
+                .await
+            }
+        };
+        let res = decide(spec).await.unwrap();
         assert_eq!(res.volume_id, "pvc-c");
         // ... with a smaller size: ALREADY_EXISTS.
         let spec = v.validate_create("pvc-c", 2 * GIB, "", 0, None).unwrap();
-        let err = v
-            .decide_create(&spec.slot, spec.size, Err(dup()))
-            .await
-            .unwrap_err();
+        let err = decide(spec).await.unwrap_err();
         assert_eq!(err.reason(), Reason::SlotExists);
     }
 
@@ -586,23 +708,22 @@ mod tests {
     #[tokio::test]
     async fn delete_removes_disk_and_file_and_orphans() {
         let (fake, v) = setup();
-        let base = DiskPath::new("/storage-pool/metal-csi").unwrap();
         create(&v, "pvc-d", GIB).await.unwrap();
         let slot = Slot::new("pvc-d").unwrap();
-        assert!(v.delete(&slot, &base).await.unwrap());
+        assert!(v.delete(&slot).await.unwrap());
         assert!(fake.slots().is_empty());
         assert!(fake.files().is_empty());
         assert!(
-            !v.delete(&slot, &base).await.unwrap(),
+            !v.delete(&slot).await.unwrap(),
             "missing = OK, existed=false"
         );
         fake.seed_file("storage-pool/metal-csi/pvc-d.img", GIB);
-        assert!(v.delete(&slot, &base).await.unwrap(), "orphan removed");
+        assert!(v.delete(&slot).await.unwrap(), "orphan removed");
         assert!(fake.files().is_empty());
         // A foreign disk under the same slot grammar is never touched.
         fake.seed_disk("nixos-root", "/storage-pool/nixos/root.img", GIB, None);
         let foreign = Slot::new("nixos-root").unwrap();
-        assert!(!v.delete(&foreign, &base).await.unwrap());
+        assert!(!v.delete(&foreign).await.unwrap());
         assert_eq!(fake.slots(), vec!["nixos-root".to_owned()]);
         assert_eq!(
             v.get(&foreign).await.unwrap_err().reason(),
@@ -613,10 +734,9 @@ mod tests {
     #[tokio::test]
     async fn delete_after_ambiguous_remove_rereads() {
         let (fake, v) = setup();
-        let base = DiskPath::new("/storage-pool/metal-csi").unwrap();
         create(&v, "pvc-r", GIB).await.unwrap();
         fake.fault("disk remove", FakeFault::DropAfterEffect);
-        assert!(v.delete(&Slot::new("pvc-r").unwrap(), &base).await.unwrap());
+        assert!(v.delete(&Slot::new("pvc-r").unwrap()).await.unwrap());
         assert!(fake.slots().is_empty() && fake.files().is_empty());
     }
 
@@ -692,8 +812,7 @@ mod tests {
         assert_eq!(s.size, 2 * GIB);
         assert!(s.created_unix.is_some());
         // A fresh backend (agent restart) still knows the source.
-        let (rds2, fresh) = (v.rds().clone(), CopyFromBackend::new(v.rds().clone()));
-        let _ = rds2;
+        let fresh = backend(v.rds(), &Arc::new(Flights::default()));
         let again = fresh.get(&snap).await.unwrap().unwrap();
         assert_eq!(again.source.as_ref(), Some(&src));
         assert_eq!(again.created_unix, s.created_unix);

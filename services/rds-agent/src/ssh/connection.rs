@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use russh::client::{self, Handle};
 use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKey};
-use russh::{ChannelMsg, Disconnect};
+use russh::{ChannelMsg, ChannelWriteHalf, Disconnect};
 use tokio::time::{Instant, timeout_at};
 
 use super::hostkey::HostKeyPolicy;
@@ -69,6 +69,36 @@ impl client::Handler for PinnedHandler {
     async fn check_server_key(&mut self, key: &PublicKey) -> Result<bool, AgentError> {
         self.policy.verify(&self.host, self.port, key)?;
         Ok(true)
+    }
+}
+
+/// Largest reply accepted from one command. A `print detail` of 10,000
+/// disks is about 6 MiB; anything bigger is not an answer we can use.
+pub const OUTPUT_CAP: usize = 8 << 20;
+
+/// Closes the exec channel unless the exchange finished: a timed-out,
+/// oversized or cancelled (dropped) command must not keep its channel, and
+/// with it one of the RDS's sessions, open.
+struct ChannelGuard(Option<ChannelWriteHalf<client::Msg>>);
+
+impl ChannelGuard {
+    fn finished(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for ChannelGuard {
+    fn drop(&mut self) {
+        if let Some(w) = self.0.take() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => {
+                    rt.spawn(async move {
+                        let _ = tokio::time::timeout(Duration::from_millis(500), w.close()).await;
+                    });
+                }
+                Err(_) => drop(w),
+            }
+        }
     }
 }
 
@@ -177,7 +207,9 @@ impl SshConnection {
     /// Runs one command on a new exec channel and collects its output until
     /// the channel closes, all before `deadline`. Errors say whether the
     /// command had been sent (`sent`): after that point the outcome is
-    /// unknown to us.
+    /// unknown to us. Output beyond [`OUTPUT_CAP`] is refused (BAD_OUTPUT)
+    /// and the channel closed. If this future is dropped (the call was
+    /// cancelled), the channel is closed too ([`ChannelGuard`]).
     pub async fn exec(
         &self,
         verb: &'static str,
@@ -190,7 +222,7 @@ impl SshConnection {
             after: budget,
             sent,
         };
-        let mut channel = timeout_at(deadline, self.handle.channel_open_session())
+        let channel = timeout_at(deadline, self.handle.channel_open_session())
             .await
             .map_err(|_| timeout(false))?
             .map_err(|e| match e {
@@ -199,22 +231,20 @@ impl SshConnection {
                 }
                 other => unreachable(format!("opening an SSH session: {other}"), false),
             })?;
-        if let Err(e) = channel.exec(true, command.as_bytes()).await {
+        let (mut read, write) = channel.split();
+        if let Err(e) = write.exec(true, command.as_bytes()).await {
             return Err(unreachable(format!("sending the command: {e}"), false));
         }
+        let mut guard = ChannelGuard(Some(write));
         let mut out = RawOutput::default();
         let mut stdout = Vec::new();
         let mut stderr = Vec::new();
         let mut closed = false;
         let mut eof = false;
         loop {
-            let msg = match timeout_at(deadline, channel.wait()).await {
+            let msg = match timeout_at(deadline, read.wait()).await {
                 Ok(m) => m,
-                Err(_) => {
-                    // Tell the box we are gone (best effort, never blocks).
-                    let _ = tokio::time::timeout(Duration::from_millis(50), channel.close()).await;
-                    return Err(timeout(true));
-                }
+                Err(_) => return Err(timeout(true)),
             };
             match msg {
                 Some(ChannelMsg::Data { data }) => stdout.extend_from_slice(&data),
@@ -235,10 +265,18 @@ impl SshConnection {
                 Some(_) => {}
                 None => break,
             }
+            if stdout.len() + stderr.len() > OUTPUT_CAP {
+                return Err(AgentError::BadOutput {
+                    verb,
+                    detail: format!("more than {OUTPUT_CAP} bytes of output; refused"),
+                    sent: true,
+                });
+            }
             if closed {
                 break;
             }
         }
+        guard.finished();
         if !closed && !eof && self.handle.is_closed() {
             // The connection died under the command: it may or may not have run.
             return Err(unreachable(
