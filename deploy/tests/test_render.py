@@ -328,6 +328,7 @@ def check_driver(c: Checks, objs) -> None:
         c.ok("base: CSIDriver attachRequired (attachment tracking)", s.get("attachRequired") is True)
         c.ok("base: CSIDriver Persistent volumes only", s.get("volumeLifecycleModes") == ["Persistent"])
         c.ok("base: CSIDriver fsGroupPolicy File", s.get("fsGroupPolicy") == "File")
+        c.ok("base: CSIDriver seLinuxMount (mount -o context=, no recursive relabel)", s.get("seLinuxMount") is True)
 
     ctrl = next(p for w, p in pod_templates(objs) if w["metadata"]["name"] == "rds-csi-controller")
     node = next(p for w, p in pod_templates(objs) if w["metadata"]["name"] == "rds-csi-node")
