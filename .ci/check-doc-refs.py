@@ -23,7 +23,7 @@ import subprocess
 import sys
 
 ROOT = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), ".."))
-SELF = os.path.relpath(os.path.abspath(__file__), ROOT)
+SELF = os.path.join(".ci", os.path.basename(__file__))
 
 TEXT_EXT = (".rs", ".proto", ".md", ".yaml", ".yml", ".py", ".toml", ".sh", ".json", ".txt")
 TEXT_NAMES = ("Tiltfile", "Dockerfile", "run")
@@ -39,7 +39,7 @@ TEST_REF = re.compile(r"`([A-Za-z0-9_./-]+\.rs)::([A-Za-z_][A-Za-z0-9_]*)`")
 # What may stand between a document's name and a section that belongs to it:
 # `docs/x.md §1, §4`, `docs/x.md` §2–§3, `x.md §4.1/§4.2 and §5`, comment markers of a
 # wrapped line.
-CHAIN = re.compile(r"^(?:[\s`'\"*,/;:&()]|//+|#|and\b|or\b|§\s?\d+(?:\.\d+)*[a-z]?|[–-])*$")
+CHAIN = re.compile(r"^(?:[\s`'\"*,/;:&()!]|//+|#|and\b|or\b|§\s?\d+(?:\.\d+)*[a-z]?|[–-])*$")
 REPO_PATH = re.compile(r"`((?:services|tests|proto|deploy|docs|\.ci)/[^`\s]*)`")
 
 # Documents that live outside the repository. Built from pieces so this file does not
@@ -129,6 +129,11 @@ def check_file(rel, problems):
     for rx, why in OUTSIDE:
         for m in rx.finditer(text):
             bad(m.start(), f"{m.group(0)!r}: {why}; cite docs/ instead")
+
+    # The RouterOS reference the project started from had the same file name as ours.
+    if not in_docs:
+        for m in re.finditer(r"(?<![A-Za-z0-9_./-])routeros\.md\b", text):
+            bad(m.start(), "'routeros.md': not in the repository; cite docs/routeros.md")
 
     # docs/<name>.md mentioned anywhere must exist.
     for m in re.finditer(r"(?<![A-Za-z0-9_./-])docs/[A-Za-z0-9_-]+\.md\b", text):
