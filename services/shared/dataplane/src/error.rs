@@ -55,6 +55,22 @@ pub enum DataPlaneError {
         attempts: u32,
         last: String,
     },
+    /// The device or its filesystem is in use (a mount anywhere, an open
+    /// file, a process holding the device): nothing was detached and the
+    /// staged record is kept; the CO retries (docs/safety.md).
+    #[error(
+        "volume {volume} is still in use: {holders}; {action} refused, the device stays \
+         connected (release the holder; see docs/safety.md)"
+    )]
+    InUse {
+        volume: String,
+        action: &'static str,
+        holders: String,
+    },
+    /// The device does not read as provably blank (or it is a restore that
+    /// reads blank): never formatted.
+    #[error("{0}")]
+    FormatRefused(String),
     /// The NVMe/TCP target could not be reached.
     #[error("failed to connect to NVMe target {address}: {detail}")]
     Connect { address: String, detail: String },
@@ -82,7 +98,11 @@ impl DataPlaneError {
         match self {
             InvalidArgument(_) => Reason::InvalidArgument,
             NotFound(_) => Reason::VolumeNotFound,
-            Precondition(_) | NeedsRoot { .. } | MountStorm { .. } => Reason::NodePrecondition,
+            Precondition(_)
+            | NeedsRoot { .. }
+            | MountStorm { .. }
+            | InUse { .. }
+            | FormatRefused(_) => Reason::NodePrecondition,
             Busy(_) => Reason::OperationPending,
             BreakerOpen { .. } => Reason::CircuitOpen,
             // No better reason exists in the bus table yet (reported to the lead).

@@ -44,6 +44,16 @@ pub enum NodeEventKind {
     ForcedCleanup {
         detail: String,
     },
+    /// Unstage/unpublish refused: the volume is in use (delivered as a
+    /// MountFailure event until the bus has its own message).
+    InUse {
+        detail: String,
+    },
+    /// A format was refused: the device does not read as provably blank, or
+    /// it is a restore/clone that reads blank (delivered as MountFailure).
+    FormatRefused {
+        detail: String,
+    },
 }
 
 impl NodeEventKind {
@@ -55,6 +65,8 @@ impl NodeEventKind {
             NodeEventKind::ConnectionRecovery { .. } => "ConnectionRecovery",
             NodeEventKind::RecoveryFailed { .. } => "RecoveryFailed",
             NodeEventKind::ForcedCleanup { .. } => "ForcedCleanup",
+            NodeEventKind::InUse { .. } => "VolumeInUse",
+            NodeEventKind::FormatRefused { .. } => "FormatRefused",
         }
     }
 }
@@ -91,6 +103,11 @@ impl NodeEvent {
                 Event::RecoveryFailed(pb::RecoveryFailed {
                     attempts: *attempts,
                     error: error.clone(),
+                })
+            }
+            NodeEventKind::InUse { detail } | NodeEventKind::FormatRefused { detail } => {
+                Event::MountFailure(pb::MountFailure {
+                    error: detail.clone(),
                 })
             }
             NodeEventKind::ForcedCleanup { .. } => return None,

@@ -21,6 +21,9 @@ pub struct MountEntry {
     pub fs_type: String,
     pub source: String,
     pub super_options: String,
+    /// Peer group of a shared mount (`shared:N`): mounts of one group in
+    /// different namespaces are propagated copies of each other.
+    pub shared_group: Option<u32>,
 }
 
 impl MountEntry {
@@ -124,6 +127,9 @@ fn parse_line(line: &str) -> Option<MountEntry> {
         fs_type: unescape(fields[sep + 1]),
         source: unescape(fields[sep + 2]),
         super_options: fields[sep + 3..].join(" "),
+        shared_group: fields[6..sep]
+            .iter()
+            .find_map(|f| f.strip_prefix("shared:")?.parse().ok()),
     })
 }
 

@@ -10,7 +10,9 @@
 //! - raw block publish = mknod, never a bind mount of /dev — `publish.rs`;
 //! - stage/publish idempotent (checked in mountinfo) — `stage.rs`, `publish.rs`;
 //! - unpublish removes only an empty, unmounted target — `publish.rs`;
-//! - a busy device never blocks unstage forever — `unstage.rs`.
+//! - a volume in use (mount anywhere, open file, raw holder) is never
+//!   unmounted lazily nor detached: unstage refuses, naming the holder —
+//!   `unstage.rs`, [`crate::inuse`].
 
 mod publish;
 mod requests;
@@ -34,6 +36,7 @@ use crate::device::Device;
 use crate::error::{DataPlaneError, Result};
 use crate::events::{EventSink, NodeEvent, NodeEventKind};
 use crate::fs::ProbePolicy;
+use crate::inuse;
 use crate::metrics::NodeMetrics;
 use crate::mountinfo::{self, MountTable};
 use crate::source::{self, BackendKind, LoopTarget, NvmeTarget, PvcRef, VolumeSource};
@@ -66,10 +69,11 @@ pub struct NodeConfig {
     /// Refuse to mount a source that already has this many mounts.
     pub mount_storm_limit: usize,
     pub breaker: BreakerConfig,
-    /// EBUSY unmount retries before the lazy fallback.
+    /// EBUSY unmount retries before a busy mount is refused (a stale one is
+    /// detached lazily).
     pub unmount_attempts: u32,
     pub unmount_retry_delay: Duration,
-    /// Open-fd checks before detaching anyway.
+    /// Looks at a process holding the raw device before unstage is refused.
     pub holder_checks: u32,
     pub holder_check_delay: Duration,
     pub recovery_attempts: u32,
@@ -239,84 +243,36 @@ impl NodePlane {
         Ok(())
     }
 
-    /// Unmounts every mount stacked on `path`: EBUSY is retried a bounded
-    /// number of times, then the filesystem is synced and lazily detached
-    /// (with a log and an event) — a busy mount never blocks forever.
-    /// Returns how many mounts were removed and whether force was needed.
+    /// Unmounts every mount stacked on `path`. EBUSY is retried a bounded
+    /// number of times; then, for a live mount ([`WhenBusy::Refuse`]), the
+    /// call fails naming the holders — never a lazy unmount that a detach
+    /// could follow. Only a stale mount (its device gone or renumbered,
+    /// [`WhenBusy::LazyStale`]) is synced and lazily detached, with an event.
+    /// Returns how many mounts were removed.
     async fn unmount_all(
         &self,
         path: &Path,
         volume: &VolumeId,
         pvc: Option<&PvcRef>,
-    ) -> Result<(usize, bool)> {
+        when_busy: WhenBusy,
+    ) -> Result<usize> {
         let mut removed = 0;
-        let mut forced = false;
         // Bounded: a stack deeper than this is a storm, not a volume.
         for _ in 0..self.cfg.mount_storm_limit.max(1) {
-            if !self.mounts().await?.is_mount_point(path) {
-                return Ok((removed, forced));
-            }
-            let mut done = false;
-            let mut last = String::new();
-            for attempt in 1..=self.cfg.unmount_attempts.max(1) {
-                let p = path.to_path_buf();
-                let r = sys::blocking("umount", self.cfg.syscall_timeout, move || {
-                    Ok(sys::unmount(&p, false))
-                })
-                .await;
-                match r {
-                    Ok(Ok(())) => {
-                        self.metrics.mount_op("unmount", true);
-                        done = true;
-                        break;
+            let table = self.mounts().await?;
+            let Some(top) = table.top_at(path) else {
+                return Ok(removed);
+            };
+            let dev = top.dev();
+            if let Some(last) = self.try_unmount(path).await? {
+                match when_busy {
+                    WhenBusy::Refuse => {
+                        return Err(self.refuse_busy(volume, pvc, dev, "unmount", &last).await);
                     }
-                    // Someone else unmounted it meanwhile.
-                    Ok(Err(nix::errno::Errno::EINVAL)) => {
-                        done = true;
-                        break;
-                    }
-                    Ok(Err(nix::errno::Errno::EBUSY)) => {
-                        last = "device or resource busy".to_owned();
-                        tracing::info!(path = %path.display(), attempt, "unmount busy; retrying");
-                    }
-                    Ok(Err(e)) => {
-                        self.metrics.mount_op("unmount", false);
-                        return Err(DataPlaneError::errno(
-                            format!("unmounting {}", path.display()),
-                            e,
-                        ));
-                    }
-                    Err(e) => {
-                        last = e.to_string();
-                        break; // timed out: go straight to the lazy fallback
+                    WhenBusy::LazyStale => {
+                        self.lazy_unmount_stale(path, volume, pvc, &last).await?
                     }
                 }
-                if attempt < self.cfg.unmount_attempts {
-                    tokio::time::sleep(self.cfg.unmount_retry_delay).await;
-                }
-            }
-            if !done {
-                let p = path.to_path_buf();
-                // Flush first so nothing dirty is lost if the device goes next.
-                let _ = sys::blocking("syncfs", self.cfg.syscall_timeout, move || sys::syncfs(&p))
-                    .await;
-                let p = path.to_path_buf();
-                sys::blocking("lazy umount", self.cfg.syscall_timeout, move || {
-                    sys::unmount(&p, true).map_err(|e| {
-                        DataPlaneError::errno(format!("lazy unmount of {}", p.display()), e)
-                    })
-                })
-                .await
-                .inspect_err(|_| self.metrics.mount_op("unmount", false))?;
-                self.metrics.mount_op("unmount", true);
-                let detail = format!(
-                    "{} stayed busy ({last}) after {} attempts; lazily unmounted",
-                    path.display(),
-                    self.cfg.unmount_attempts
-                );
-                tracing::warn!(volume = %volume, "{detail}");
-                self.post(volume, pvc, NodeEventKind::ForcedCleanup { detail });
-                forced = true;
             }
             removed += 1;
         }
@@ -324,6 +280,141 @@ impl NodePlane {
             "{} still has mounts after {removed} unmounts",
             path.display()
         )))
+    }
+
+    /// One unmount with bounded EBUSY retries: `None` = unmounted (or gone),
+    /// `Some(why)` = still busy.
+    async fn try_unmount(&self, path: &Path) -> Result<Option<String>> {
+        let mut last = String::new();
+        for attempt in 1..=self.cfg.unmount_attempts.max(1) {
+            let p = path.to_path_buf();
+            let r = sys::blocking("umount", self.cfg.syscall_timeout, move || {
+                Ok(sys::unmount(&p, false))
+            })
+            .await;
+            match r {
+                Ok(Ok(())) => {
+                    self.metrics.mount_op("unmount", true);
+                    return Ok(None);
+                }
+                // Someone else unmounted it meanwhile.
+                Ok(Err(nix::errno::Errno::EINVAL)) => return Ok(None),
+                Ok(Err(nix::errno::Errno::EBUSY)) => {
+                    last = "device or resource busy".to_owned();
+                    tracing::info!(path = %path.display(), attempt, "unmount busy; retrying");
+                }
+                Ok(Err(e)) => {
+                    self.metrics.mount_op("unmount", false);
+                    return Err(DataPlaneError::errno(
+                        format!("unmounting {}", path.display()),
+                        e,
+                    ));
+                }
+                Err(e) => return Ok(Some(e.to_string())),
+            }
+            if attempt < self.cfg.unmount_attempts {
+                tokio::time::sleep(self.cfg.unmount_retry_delay).await;
+            }
+        }
+        self.metrics.mount_op("unmount", false);
+        Ok(Some(last))
+    }
+
+    /// The error (and event) for a mount that stayed busy: names whoever
+    /// the scan finds, or says the kernel reported it busy.
+    async fn refuse_busy(
+        &self,
+        volume: &VolumeId,
+        pvc: Option<&PvcRef>,
+        dev: (u64, u64),
+        action: &'static str,
+        why: &str,
+    ) -> DataPlaneError {
+        let scan = self.scan_uses(dev, Vec::new()).await;
+        let holders = match scan.as_ref().map(inuse::Scan::describe) {
+            Ok(d) if !d.is_empty() => d,
+            _ => format!("the kernel reports the mount busy ({why})"),
+        };
+        self.refuse(volume, pvc, action, holders)
+    }
+
+    /// Posts the refusal event and builds the error.
+    fn refuse(
+        &self,
+        volume: &VolumeId,
+        pvc: Option<&PvcRef>,
+        action: &'static str,
+        holders: String,
+    ) -> DataPlaneError {
+        let e = DataPlaneError::InUse {
+            volume: volume.to_string(),
+            action,
+            holders,
+        };
+        tracing::warn!(volume = %volume, "{e}");
+        self.post(
+            volume,
+            pvc,
+            NodeEventKind::InUse {
+                detail: e.to_string(),
+            },
+        );
+        e
+    }
+
+    /// Scans `/proc` and sysfs for users of `dev` (bounded by the syscall
+    /// deadline: a hung filesystem cannot park the RPC).
+    async fn scan_uses(
+        &self,
+        dev: (u64, u64),
+        ignore: Vec<(u32, Option<u32>)>,
+    ) -> Result<inuse::Scan> {
+        let (proc_root, sysfs) = (
+            self.cfg.proc_root.clone(),
+            self.backend.sysfs_root().to_path_buf(),
+        );
+        sys::blocking(
+            "scanning for users of the device",
+            self.cfg.syscall_timeout,
+            move || {
+                Ok(inuse::scan(&inuse::ScanRequest {
+                    proc_root: &proc_root,
+                    sysfs_root: &sysfs,
+                    dev,
+                    ignore_mounts: &ignore,
+                }))
+            },
+        )
+        .await
+    }
+
+    /// A stale mount (dead or renumbered device) that stays busy: flush and
+    /// detach it lazily so the current device can be mounted.
+    async fn lazy_unmount_stale(
+        &self,
+        path: &Path,
+        volume: &VolumeId,
+        pvc: Option<&PvcRef>,
+        last: &str,
+    ) -> Result<()> {
+        let p = path.to_path_buf();
+        let _ = sys::blocking("syncfs", self.cfg.syscall_timeout, move || sys::syncfs(&p)).await;
+        let p = path.to_path_buf();
+        sys::blocking("lazy umount", self.cfg.syscall_timeout, move || {
+            sys::unmount(&p, true)
+                .map_err(|e| DataPlaneError::errno(format!("lazy unmount of {}", p.display()), e))
+        })
+        .await
+        .inspect_err(|_| self.metrics.mount_op("unmount", false))?;
+        self.metrics.mount_op("unmount", true);
+        let detail = format!(
+            "stale mount {} stayed busy ({last}) after {} attempts; lazily unmounted",
+            path.display(),
+            self.cfg.unmount_attempts
+        );
+        tracing::warn!(volume = %volume, "{detail}");
+        self.post(volume, pvc, NodeEventKind::ForcedCleanup { detail });
+        Ok(())
     }
 
     /// The volume's source: the staged record, else (NVMe) the NQN derived
@@ -357,6 +448,15 @@ impl NodePlane {
         crate::paths::validate_volume_path(&volume_path).ok()?;
         Some(VolumeSource::Loop(LoopTarget { volume_path }))
     }
+}
+
+/// What to do with a mount that stays busy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum WhenBusy {
+    /// A live volume: fail naming the holders (unpublish, unstage).
+    Refuse,
+    /// A stale mount whose device is gone or renumbered: lazy unmount.
+    LazyStale,
 }
 
 /// An NVMe source that only names the NQN (address unknown: used for

@@ -119,8 +119,13 @@ impl NodePlane {
             }
             if Some(t.dev()) == stale_dev {
                 // A bind of the old (stale) filesystem: replace it.
-                self.unmount_all(target, &req.volume_id, req.pvc.as_ref())
-                    .await?;
+                self.unmount_all(
+                    target,
+                    &req.volume_id,
+                    req.pvc.as_ref(),
+                    super::WhenBusy::LazyStale,
+                )
+                .await?;
             } else {
                 return Err(DataPlaneError::AlreadyExists(format!(
                     "{} already has another filesystem mounted ({})",
@@ -259,7 +264,8 @@ impl NodePlane {
             // (the Go driver's RemoveAll-after-failed-check bug).
             let was_mounted = self.mounts().await?.is_mount_point(target);
             if was_mounted {
-                self.unmount_all(target, &req.volume_id, None).await?;
+                self.unmount_all(target, &req.volume_id, None, super::WhenBusy::Refuse)
+                    .await?;
             }
             if self.mounts().await?.is_mount_point(target) {
                 return Err(DataPlaneError::Internal(format!(

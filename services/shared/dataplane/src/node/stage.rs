@@ -129,8 +129,14 @@ impl NodePlane {
                     new_device: device.path.display().to_string(),
                 },
             );
-            self.unmount_all(staging, &req.volume_id, req.pvc.as_ref())
-                .await?;
+            // Stale (another device): its own device is gone or renumbered.
+            self.unmount_all(
+                staging,
+                &req.volume_id,
+                req.pvc.as_ref(),
+                super::WhenBusy::LazyStale,
+            )
+            .await?;
         }
         let formatted = self
             .mount_device(device, staging, fs_type, flags, req.readonly, true)

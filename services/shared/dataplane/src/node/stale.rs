@@ -129,7 +129,8 @@ impl NodePlane {
         source: &VolumeSource,
         spec: &RemountSpec<'_>,
     ) -> Result<Device> {
-        self.unmount_all(staging, volume, pvc).await?;
+        self.unmount_all(staging, volume, pvc, super::WhenBusy::LazyStale)
+            .await?;
         // Reconnects if the connection is gone; re-resolves either way.
         let device = self.backend.attach(source).await?.device;
         self.mount_device(

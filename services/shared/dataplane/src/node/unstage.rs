@@ -1,14 +1,24 @@
-//! NodeUnstageVolume: unmount, then detach only when nothing else uses the
-//! device. A busy device never blocks unstage forever (incident 17.8: a false
-//! "in use" once blocked every detach in the cluster): bounded checks, then
-//! detach anyway with a log line and an event.
+//! NodeUnstageVolume: unmount, then detach only when nothing uses the device
+//! or its filesystem any more. A user — a mount of the device in any mount
+//! namespace, an open file on the filesystem, a process holding the raw
+//! device — makes unstage fail with FAILED_PRECONDITION naming it: the
+//! record is kept, nothing is detached, an event is posted, and the CO
+//! retries. There is no lazy unmount followed by a disconnect: writes after
+//! it would hit a device that is gone (docs/safety.md).
+//!
+//! A false "in use" must not block unstage forever (the Go driver's own PID
+//! once did): our own process and transient udev/blkid opens never count,
+//! and a superblock kept alive only by a mount namespace no process is in
+//! is flushed-then-detached with an event rather than refused.
 
-use super::{NodePlane, UnstageOutcome, UnstageRequest, same_backing, timed};
+use std::path::Path;
+
+use super::{NodePlane, UnstageOutcome, UnstageRequest, WhenBusy, same_backing, timed};
 use crate::dataplane::DataPlane;
+use crate::device::Device;
 use crate::error::Result;
 use crate::events::NodeEventKind;
-use crate::inuse::{self, Holder};
-use crate::mountinfo::comparable;
+use crate::mountinfo::{MountEntry, comparable};
 use crate::source::{PvcRef, VolumeSource};
 use crate::sys;
 use rds_bus::VolumeId;
@@ -22,10 +32,11 @@ impl NodePlane {
             let staging = req.staging_path.as_path();
             let record = self.state.load(vol.as_str())?;
             let pvc = record.as_ref().and_then(|r| r.pvc.clone());
-            let staged_dev = self.mounts().await?.top_at(staging).map(|e| e.dev());
-            let was_mounted = staged_dev.is_some();
-            if was_mounted {
-                self.unmount_all(staging, vol, pvc.as_ref()).await?;
+            let staged = self.mounts().await?.top_at(staging).cloned();
+            let staged_dev = staged.as_ref().map(MountEntry::dev);
+            let was_mounted = staged.is_some();
+            if let Some(entry) = &staged {
+                self.unmount_staging(vol, pvc.as_ref(), staging, entry).await?;
             }
             // Staged somewhere else: this call only cleans its own path.
             if let Some(r) = &record
@@ -54,8 +65,40 @@ impl NodePlane {
         .await
     }
 
-    /// Detaches `source` unless its device is still mounted or another
-    /// staged volume uses the same backing. Returns whether it detached.
+    /// Unmounts the staging mount unless something else uses the filesystem:
+    /// checked first, so a refusal leaves the volume exactly as it was.
+    async fn unmount_staging(
+        &self,
+        vol: &VolumeId,
+        pvc: Option<&PvcRef>,
+        staging: &Path,
+        staged: &MountEntry,
+    ) -> Result<()> {
+        // The staging mount itself and its propagated peers (the host's copy)
+        // are ours. A bind of a shared staging mount is a peer too: it passes
+        // here, outlives our unmount and is refused by the check before the
+        // detach.
+        let ours = vec![(staged.id, staged.shared_group)];
+        let scan = self.scan_uses(staged.dev(), ours).await?;
+        if !scan.uses.is_empty() {
+            return Err(self.refuse(vol, pvc, "unstage", scan.describe()));
+        }
+        // Flush while the mount is still ours: if the superblock outlives
+        // our mount (see detach_if_unused) the data is already on disk.
+        let p = staging.to_path_buf();
+        if let Err(e) =
+            sys::blocking("syncfs", self.cfg.syscall_timeout, move || sys::syncfs(&p)).await
+        {
+            tracing::warn!(volume = %vol, %e, "syncfs before unmount failed");
+        }
+        self.unmount_all(staging, vol, pvc, WhenBusy::Refuse)
+            .await?;
+        Ok(())
+    }
+
+    /// Detaches `source` unless another staged volume shares its backing
+    /// (then it stays, and that is success) or something uses the device
+    /// (then FAILED_PRECONDITION). Returns whether it detached.
     async fn detach_if_unused(
         &self,
         vol: &VolumeId,
@@ -65,16 +108,6 @@ impl NodePlane {
         let Some(device) = self.backend.resolve(source).await? else {
             return Ok(false); // already detached
         };
-        let table = self.mounts().await?;
-        let others: Vec<String> = table
-            .of_device(device.dev())
-            .iter()
-            .map(|e| e.mount_point.display().to_string())
-            .collect();
-        if !others.is_empty() {
-            tracing::warn!(device = %device, mounts = ?others, "device is still mounted elsewhere; leaving it attached");
-            return Ok(false);
-        }
         if let Some(other) = self
             .state
             .list()
@@ -84,50 +117,45 @@ impl NodePlane {
             tracing::info!(other = %other.volume_id, "another staged volume uses the same backing; leaving it attached");
             return Ok(false);
         }
-        let holders = self.holders_after_retries(device.dev()).await;
-        if !holders.is_empty() {
-            let names: Vec<String> = holders.iter().map(ToString::to_string).collect();
-            let detail = format!(
-                "{device} still open by {} after {} checks; detaching anyway",
-                names.join(", "),
-                self.cfg.holder_checks
-            );
-            tracing::warn!(volume = %vol, "{detail}");
-            self.post(vol, pvc, NodeEventKind::ForcedCleanup { detail });
-        }
+        self.wait_until_unused(vol, pvc, &device).await?;
         self.backend.detach(source).await?;
         Ok(true)
     }
 
-    /// Open-fd holders of `dev`, re-checked a bounded number of times. A
-    /// scan that fails or times out counts as "no holders" (never blocks).
-    async fn holders_after_retries(&self, dev: (u64, u64)) -> Vec<Holder> {
+    /// Waits (bounded) for the device to be free. Mounts, open files and
+    /// kernel holders are refused at once; a process holding the raw device
+    /// gets `holder_checks` looks first (it may be closing it); a superblock
+    /// with no visible user is detached with an event.
+    async fn wait_until_unused(
+        &self,
+        vol: &VolumeId,
+        pvc: Option<&PvcRef>,
+        device: &Device,
+    ) -> Result<()> {
         let checks = self.cfg.holder_checks.max(1);
-        let mut holders = Vec::new();
         for attempt in 1..=checks {
-            let (proc_root, sysfs) = (
-                self.cfg.proc_root.clone(),
-                self.backend.sysfs_root().to_path_buf(),
-            );
-            holders =
-                match sys::blocking("scanning open files", self.cfg.syscall_timeout, move || {
-                    Ok(inuse::holders(&proc_root, &sysfs, dev))
-                })
-                .await
-                {
-                    Ok(h) => h,
-                    Err(e) => {
-                        tracing::warn!(%e, "holder scan failed; proceeding");
-                        return Vec::new();
-                    }
-                };
-            if holders.is_empty() {
-                break;
+            let scan = self.scan_uses(device.dev(), Vec::new()).await?;
+            if scan.is_clear() {
+                return Ok(());
             }
-            if attempt < checks {
-                tokio::time::sleep(self.cfg.holder_check_delay).await;
+            let only_openers = scan.uses.iter().all(|u| u.is_device_opener());
+            if !only_openers || attempt == checks {
+                if scan.uses.is_empty() {
+                    // Only the superblock: a mount namespace no process is
+                    // in keeps it. Not a holder (nobody can write through
+                    // it); our syncfs flushed what we wrote.
+                    let detail = format!(
+                        "{device}: {}; detaching (no process can write to it)",
+                        scan.describe()
+                    );
+                    tracing::warn!(volume = %vol, "{detail}");
+                    self.post(vol, pvc, NodeEventKind::ForcedCleanup { detail });
+                    return Ok(());
+                }
+                return Err(self.refuse(vol, pvc, "unstage", scan.describe()));
             }
+            tokio::time::sleep(self.cfg.holder_check_delay).await;
         }
-        holders
+        Ok(())
     }
 }

@@ -1,0 +1,239 @@
+//! Never pull a device from a live consumer (real loop devices, real mounts,
+//! real processes; root). Each refusal is checked the way the CO sees it
+//! (FAILED_PRECONDITION naming the holder) and the way the data sees it
+//! (still mounted, still attached, the record kept); then the holder goes
+//! away and unstage completes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use rds_dataplane::{AccessType, FsType, UnstageRequest};
+use support::*;
+
+/// A process that holds something open until dropped.
+struct Holder(Child);
+
+impl Holder {
+    /// `sh` opens `path` on fd 3, says so, then becomes `sleep` (fd kept).
+    fn open(path: &Path) -> Holder {
+        Self::spawn(Command::new("sh").args([
+            "-c",
+            "exec 3<\"$1\" && echo ready && exec sleep 600",
+            "sh",
+            path.to_str().unwrap(),
+        ]))
+    }
+
+    fn spawn(cmd: &mut Command) -> Holder {
+        let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
+        // Positive barrier: the holder has its file open once it says so.
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready");
+        Holder(child)
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn try_unstage(h: &Harness, v: &Vol) -> rds_dataplane::Result<rds_dataplane::UnstageOutcome> {
+    h.plane
+        .unstage(UnstageRequest {
+            volume_id: v.id.clone(),
+            staging_path: v.staging.clone(),
+        })
+        .await
+}
+
+/// The refusal as the CO and the data see it.
+async fn assert_refused(h: &Harness, v: &Vol, names: &[&str]) {
+    let e = try_unstage(h, v).await.unwrap_err();
+    assert_eq!(e.to_status().code(), tonic::Code::FailedPrecondition, "{e}");
+    for n in names {
+        assert!(e.to_string().contains(n), "{n:?} not in: {e}");
+    }
+    assert_eq!(loops_of(&v.file).len(), 1, "device left attached");
+    assert!(
+        h.events.reasons().contains(&"VolumeInUse"),
+        "{:?}",
+        h.events.reasons()
+    );
+}
+
+#[tokio::test]
+async fn unstage_is_refused_while_a_file_is_open_on_the_filesystem() {
+    let h = harness();
+    let v = h.volume("pvc-open-file", 64 * MIB);
+    h.stage(&v, mount(FsType::Ext4)).await.unwrap();
+    let file = v.staging.as_path().join("data.txt");
+    std::fs::write(&file, b"written before unstage").unwrap();
+    let holder = Holder::open(&file);
+
+    assert_refused(&h, &v, &[&format!("pid {}", holder.pid()), "sleep"]).await;
+    assert_eq!(mounts_at(v.staging.as_path()), 1, "still mounted");
+    assert_eq!(std::fs::read(&file).unwrap(), b"written before unstage");
+    let again = h.stage(&v, mount(FsType::Ext4)).await.unwrap();
+    assert!(again.already_staged, "record kept: restage is a no-op");
+
+    drop(holder);
+    let u = try_unstage(&h, &v).await.unwrap();
+    assert!(u.was_mounted && u.detached);
+    assert!(loops_of(&v.file).is_empty());
+    h.stage(&v, mount(FsType::Ext4)).await.unwrap();
+    assert_eq!(std::fs::read(&file).unwrap(), b"written before unstage");
+    h.unstage(&v).await;
+}
+
+#[tokio::test]
+async fn unstage_is_refused_while_a_process_works_in_the_filesystem() {
+    let h = harness();
+    let v = h.volume("pvc-cwd", 64 * MIB);
+    h.stage(&v, mount(FsType::Ext4)).await.unwrap();
+    let holder = Holder::spawn(
+        Command::new("sh")
+            .args(["-c", "echo ready && exec sleep 600"])
+            .current_dir(v.staging.as_path()),
+    );
+    assert_refused(&h, &v, &[&format!("pid {}", holder.pid())]).await;
+    drop(holder);
+    assert!(try_unstage(&h, &v).await.unwrap().detached);
+}
+
+#[tokio::test]
+async fn unstage_is_refused_while_another_mount_of_the_device_exists() {
+    let h = harness();
+    let v = h.volume("pvc-bind", 64 * MIB);
+    h.stage(&v, mount(FsType::Ext4)).await.unwrap();
+    let extra = h.path("extra-bind");
+    std::fs::create_dir_all(extra.as_path()).unwrap();
+    let st = Command::new("mount")
+        .arg("--bind")
+        .arg(v.staging.as_path())
+        .arg(extra.as_path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+
+    assert_refused(&h, &v, &[extra.as_path().to_str().unwrap()]).await;
+    assert_eq!(
+        mounts_at(v.staging.as_path()),
+        1,
+        "checked before unmounting"
+    );
+
+    assert!(
+        Command::new("umount")
+            .arg(extra.as_path())
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(try_unstage(&h, &v).await.unwrap().detached);
+    assert!(loops_of(&v.file).is_empty());
+}
+
+#[tokio::test]
+async fn unstage_is_refused_while_another_mount_namespace_has_it_mounted() {
+    let h = harness();
+    let v = h.volume("pvc-ns", 64 * MIB);
+    h.stage(&v, mount(FsType::Ext4)).await.unwrap();
+    // A private copy of our mount table: its staging mount does not go away
+    // when ours does, and it keeps the filesystem alive. It drops the copies
+    // of other tests' scratch mounts at once (they run in parallel and would
+    // see this namespace as a user of their volumes).
+    let script = r#"for m in $(awk '{print $5}' /proc/self/mountinfo | grep '^/tmp/rds-dp-' | sort -r); do
+  case "$m" in "$1"|"$1"/*) ;; *) umount -l "$m" 2>/dev/null ;; esac
+done
+echo ready && exec sleep 600"#;
+    let holder = Holder::spawn(Command::new("unshare").args([
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        script,
+        "sh",
+        h.scratch.path().to_str().unwrap(),
+    ]));
+    assert_refused(
+        &h,
+        &v,
+        &["mount namespace", &format!("pid {}", holder.pid())],
+    )
+    .await;
+    drop(holder);
+    // The namespace died with its only process: unstage completes.
+    let u = try_unstage(&h, &v).await.unwrap();
+    assert!(u.detached, "{u:?}");
+    assert!(loops_of(&v.file).is_empty());
+}
+
+#[tokio::test]
+async fn raw_block_unstage_is_refused_while_a_process_holds_the_device() {
+    let h = harness();
+    let v = h.volume("pvc-raw-held", 16 * MIB);
+    let s = h.stage(&v, AccessType::Block).await.unwrap();
+    let holder = Holder::open(&s.device.path);
+
+    assert_refused(&h, &v, &[&format!("pid {}", holder.pid()), "device open"]).await;
+    drop(holder);
+    assert!(try_unstage(&h, &v).await.unwrap().detached);
+    assert!(loops_of(&v.file).is_empty());
+}
+
+#[tokio::test]
+async fn our_own_open_device_is_not_a_holder() {
+    let h = harness();
+    let v = h.volume("pvc-own", 16 * MIB);
+    let s = h.stage(&v, AccessType::Block).await.unwrap();
+    let own = std::fs::File::open(&s.device.path).unwrap();
+    let u = try_unstage(&h, &v).await.unwrap();
+    assert!(u.detached, "our own fd must never block unstage");
+    drop(own);
+}
+
+#[tokio::test]
+async fn unpublish_is_refused_while_the_target_is_busy() {
+    let h = harness();
+    let v = h.volume("pvc-busy-target", 64 * MIB);
+    h.stage(&v, mount(FsType::Ext4)).await.unwrap();
+    h.publish_to(&v, &v.target, mount(FsType::Ext4), false)
+        .await
+        .unwrap();
+    let file = v.target.as_path().join("in-use.txt");
+    std::fs::write(&file, b"x").unwrap();
+    let holder = Holder::open(&file);
+    let e = h
+        .plane
+        .unpublish(rds_dataplane::UnpublishRequest {
+            volume_id: v.id.clone(),
+            target_path: v.target.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.to_status().code(), tonic::Code::FailedPrecondition, "{e}");
+    assert!(
+        e.to_string().contains(&format!("pid {}", holder.pid())),
+        "{e}"
+    );
+    assert_eq!(mounts_at(v.target.as_path()), 1, "no lazy unmount");
+    drop(holder);
+    h.unpublish(&v, &v.target).await;
+    h.unstage(&v).await;
+}
