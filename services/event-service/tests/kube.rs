@@ -4,32 +4,24 @@
 //! events.k8s.io/v1 Events with the API server's namespace and field rules.
 //! The service is started from a kubeconfig file pointing at the fake, and
 //! called through a real gRPC client.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Json;
-use axum::body::{Body, Bytes};
-use axum::extract::{Path as UrlPath, State};
-use axum::http::{Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch};
 use event_service::{Config, DropCause, Running};
-use futures::StreamExt;
+use k8s_openapi::api::core::v1::PersistentVolume;
+use k8s_openapi::api::events::v1::Event as KubeEvent;
 use rds_proto::event::events_client::EventsClient;
 use rds_proto::event::post_request::Event as Typed;
 use rds_proto::event::*;
+use rds_testkit::{FakeApi, Fault, Verb};
 use serde_json::{Value, json};
-use tokio::sync::broadcast;
 use tracing::Instrument;
 
 const DRIVER: &str = "rds.csi.srvlab.io";
 
 // ---------------------------------------------------------------- fake API
 
+/// How the fake answers Event calls.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Mode {
     Ok,
@@ -41,88 +33,39 @@ enum Mode {
     Hang,
 }
 
-#[derive(Default)]
-struct FakeState {
-    rv: u64,
-    pvs: BTreeMap<String, Value>,
-    history: Vec<(u64, &'static str, Value)>,
-    /// Stored Events by (namespace, name).
-    events: BTreeMap<(String, String), Value>,
-    /// Creates in arrival order: (URL namespace, body as received).
-    creates: Vec<(String, Value)>,
-    patches: Vec<(String, String, Value)>,
-    event_calls: u64,
-    pv_lists: u64,
-    pv_watches: u64,
+/// The test kit's fake API server, with the views these tests assert on.
+struct Fake {
+    api: FakeApi,
+}
+
+/// What the fake was asked, summarised.
+struct Seen {
+    pv_lists: usize,
+    pv_watches: usize,
+    event_calls: usize,
+    patches: usize,
     /// Anything else that was asked (e.g. a GET of one PV).
     other: Vec<String>,
-    mode: Option<Mode>,
 }
 
-#[derive(Clone)]
-struct Fake {
-    state: Arc<Mutex<FakeState>>,
-    tx: broadcast::Sender<(u64, &'static str, Value)>,
-    addr: std::net::SocketAddr,
-}
-
-fn k8s_status(code: u16, reason: &str, message: &str) -> Response {
-    let body = json!({
-        "kind": "Status", "apiVersion": "v1", "metadata": {},
-        "status": "Failure", "message": message, "reason": reason, "code": code,
-    });
-    (StatusCode::from_u16(code).unwrap(), Json(body)).into_response()
-}
-
+// `cfg(test)` marks these helpers as test code for clippy (unwrap allowed).
+#[cfg(test)]
 impl Fake {
     async fn start() -> Fake {
-        let (tx, _) = broadcast::channel(1024);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let fake = Fake {
-            state: Arc::new(Mutex::new(FakeState::default())),
-            tx,
-            addr: listener.local_addr().unwrap(),
-        };
-        let app = axum::Router::new()
-            .route("/api/v1/persistentvolumes", get(list_or_watch_pvs))
-            .route(
-                "/apis/events.k8s.io/v1/namespaces/{ns}/events",
-                axum::routing::post(create_event),
-            )
-            .route(
-                "/apis/events.k8s.io/v1/namespaces/{ns}/events/{name}",
-                patch(patch_event),
-            )
-            .fallback(other)
-            .with_state(fake.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        fake
+        Fake {
+            api: FakeApi::start().await,
+        }
     }
 
-    fn kubeconfig(&self, dir: &Path) -> PathBuf {
-        let path = dir.join("kubeconfig");
-        let text = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{}\n\
-             users:\n- name: fake\n  user: {{}}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n\
-             current-context: fake\n",
-            self.addr
-        );
-        std::fs::write(&path, text).unwrap();
-        path
+    fn kubeconfig(&self, dir: &std::path::Path) -> std::path::PathBuf {
+        self.api.kubeconfig(dir)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, FakeState> {
-        self.state.lock().unwrap()
-    }
-
-    /// Adds (or replaces) a CSI PV and tells the watchers, like the API server.
+    /// Adds (or replaces) a CSI PV; watchers are told, as by the API server.
     fn put_pv(&self, name: &str, driver: &str, handle: &str, claim: Option<(&str, &str, &str)>) {
-        let mut st = self.lock();
-        st.rv += 1;
-        let rv = st.rv;
         let mut pv = json!({
             "apiVersion": "v1", "kind": "PersistentVolume",
-            "metadata": {"name": name, "uid": format!("uid-{name}"), "resourceVersion": rv.to_string()},
+            "metadata": {"name": name},
             "spec": {
                 "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
                 "persistentVolumeReclaimPolicy": "Delete",
@@ -136,227 +79,93 @@ impl Fake {
                 "namespace": ns, "name": pvc, "uid": uid,
             });
         }
-        let kind = if st.pvs.contains_key(name) {
-            "MODIFIED"
-        } else {
-            "ADDED"
-        };
-        st.pvs.insert(name.to_owned(), pv.clone());
-        st.history.push((rv, kind, pv.clone()));
-        let _ = self.tx.send((rv, kind, pv));
+        self.api.put_value::<PersistentVolume>(pv);
+    }
+
+    fn pv_uid(&self, name: &str) -> String {
+        self.api
+            .get::<PersistentVolume>(None, name)
+            .and_then(|pv| pv.metadata.uid)
+            .unwrap()
     }
 
     fn set_mode(&self, mode: Mode) {
-        self.lock().mode = Some(mode);
-    }
-
-    fn creates(&self) -> Vec<(String, Value)> {
-        self.lock().creates.clone()
-    }
-}
-
-async fn list_or_watch_pvs(State(f): State<Fake>, uri: Uri) -> Response {
-    // kube's query values here need no percent-decoding.
-    let q: HashMap<String, String> = uri
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-    let watching = matches!(q.get("watch").map(String::as_str), Some("true" | "1"));
-    if !watching {
-        let mut st = f.lock();
-        st.pv_lists += 1;
-        // List items carry no apiVersion/kind (like the real API server).
-        let items: Vec<Value> = st
-            .pvs
-            .values()
-            .map(|pv| {
-                let mut pv = pv.clone();
-                let o = pv.as_object_mut().unwrap();
-                o.remove("apiVersion");
-                o.remove("kind");
-                pv
-            })
-            .collect();
-        return Json(json!({
-            "apiVersion": "v1", "kind": "PersistentVolumeList",
-            "metadata": {"resourceVersion": st.rv.to_string()},
-            "items": items,
-        }))
-        .into_response();
-    }
-    let from: u64 = q
-        .get("resourceVersion")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    // Subscribe and snapshot under the lock, so no event falls in between.
-    let (replay, rx, last) = {
-        let mut st = f.lock();
-        st.pv_watches += 1;
-        let replay: Vec<_> = st
-            .history
-            .iter()
-            .filter(|(rv, ..)| *rv > from)
-            .cloned()
-            .collect();
-        (replay, f.tx.subscribe(), st.rv)
-    };
-    let line = |kind: &str, obj: &Value| -> Result<Bytes, std::convert::Infallible> {
-        let mut b = serde_json::to_vec(&json!({"type": kind, "object": obj})).unwrap();
-        b.push(b'\n');
-        Ok(Bytes::from(b))
-    };
-    let head = futures::stream::iter(replay.into_iter().map(move |(_, k, o)| line(k, &o)));
-    let live = futures::stream::unfold(rx, move |mut rx| async move {
-        loop {
-            match rx.recv().await {
-                Ok((rv, k, o)) if rv > last => return Some((line(k, &o), rx)),
-                Ok(_) => continue,
-                Err(_) => return None,
+        self.api.clear_faults();
+        for verb in [Verb::Create, Verb::Patch] {
+            let on = Fault::on(verb).resource("events");
+            match mode {
+                Mode::Ok => return,
+                Mode::Fail500 => {
+                    self.api
+                        .inject(on.fail(500, "InternalError", "etcdserver: request timed out"));
+                }
+                Mode::Forbidden => {
+                    self.api.inject(on.fail(
+                        403,
+                        "Forbidden",
+                        "events.events.k8s.io is forbidden: User \"system:serviceaccount:x:y\" cannot create resource",
+                    ));
+                }
+                Mode::Hang => {
+                    self.api.inject(on.hang());
+                }
             }
         }
-    });
-    Response::builder()
-        .header("content-type", "application/json")
-        .body(Body::from_stream(head.chain(live)))
-        .unwrap()
-}
+    }
 
-/// The mode gate of every Event call.
-async fn event_mode(f: &Fake) -> Option<Response> {
-    let mode = {
-        let mut st = f.lock();
-        st.event_calls += 1;
-        st.mode.unwrap_or(Mode::Ok)
-    };
-    match mode {
-        Mode::Ok => None,
-        Mode::Fail500 => Some(k8s_status(
-            500,
-            "InternalError",
-            "etcdserver: request timed out",
-        )),
-        Mode::Forbidden => Some(k8s_status(
-            403,
-            "Forbidden",
-            "events.events.k8s.io is forbidden: User \"system:serviceaccount:x:y\" cannot create resource",
-        )),
-        Mode::Hang => std::future::pending().await,
+    /// Accepted creates in arrival order: (URL namespace, body as received).
+    fn creates(&self) -> Vec<(String, Value)> {
+        self.api
+            .calls_to(Verb::Create, "events")
+            .into_iter()
+            .filter(|c| c.status == Some(201))
+            .map(|c| (c.namespace.unwrap_or_default(), c.body.unwrap_or_default()))
+            .collect()
     }
-}
 
-/// events.k8s.io/v1 create validation as the API server does it
-/// (pkg/apis/core/validation/events.go, for events with eventTime set).
-/// A refusal: HTTP code, Status reason, message.
-type Refusal = (u16, &'static str, String);
+    /// Stored Events (as the API server keeps them).
+    fn events(&self) -> Vec<Value> {
+        self.api
+            .list::<KubeEvent>()
+            .into_iter()
+            .map(|e| serde_json::to_value(e).unwrap())
+            .collect()
+    }
 
-fn validate_event(ns: &str, ev: &Value) -> Result<(), Refusal> {
-    let s = |p: &str| ev.pointer(p).and_then(Value::as_str).unwrap_or("");
-    let invalid = |m: String| Err((422, "Invalid", m));
-    if s("/apiVersion") != "events.k8s.io/v1" || s("/kind") != "Event" {
-        return Err((400, "BadRequest", "expected events.k8s.io/v1 Event".into()));
-    }
-    let body_ns = s("/metadata/namespace");
-    if !body_ns.is_empty() && body_ns != ns {
-        return Err((
-            400,
-            "BadRequest",
-            "the namespace of the provided object does not match the namespace sent on the request"
-                .into(),
-        ));
-    }
-    let regarding_ns = s("/regarding/namespace");
-    if regarding_ns.is_empty() {
-        if ns != "default" && ns != "kube-system" {
-            return invalid("involvedObject.namespace: does not match event.namespace".into());
-        }
-    } else if regarding_ns != ns {
-        return invalid("involvedObject.namespace: does not match event.namespace".into());
-    }
-    if s("/metadata/name").is_empty() {
-        return invalid("metadata.name: Required value".into());
-    }
-    if s("/eventTime").is_empty() {
-        return invalid("eventTime: Required value".into());
-    }
-    for (field, limit) in [
-        ("reportingController", 253),
-        ("reportingInstance", 128),
-        ("action", 128),
-        ("reason", 128),
-    ] {
-        let v = s(&format!("/{field}"));
-        if v.is_empty() || v.len() > limit {
-            return invalid(format!("{field}: Required value or too long"));
+    fn seen(&self) -> Seen {
+        let calls = self.api.calls();
+        let is = |c: &rds_testkit::Call, v: Verb, r: &str| {
+            c.verb == Some(v) && c.resource.as_deref() == Some(r)
+        };
+        Seen {
+            pv_lists: calls
+                .iter()
+                .filter(|c| is(c, Verb::List, "persistentvolumes"))
+                .count(),
+            pv_watches: calls
+                .iter()
+                .filter(|c| is(c, Verb::Watch, "persistentvolumes"))
+                .count(),
+            event_calls: calls
+                .iter()
+                .filter(|c| is(c, Verb::Create, "events") || is(c, Verb::Patch, "events"))
+                .count(),
+            patches: calls
+                .iter()
+                .filter(|c| is(c, Verb::Patch, "events"))
+                .count(),
+            other: calls
+                .iter()
+                .filter(|c| {
+                    !(is(c, Verb::List, "persistentvolumes")
+                        || is(c, Verb::Watch, "persistentvolumes")
+                        || is(c, Verb::Create, "events")
+                        || is(c, Verb::Patch, "events"))
+                })
+                .map(|c| format!("{} {}", c.method, c.uri))
+                .collect(),
         }
     }
-    if s("/note").len() > 1024 {
-        return invalid("note: Too long: may not be more than 1024 bytes".into());
-    }
-    if !matches!(s("/type"), "Normal" | "Warning") {
-        return invalid("type: Unsupported value".into());
-    }
-    Ok(())
-}
-
-async fn create_event(
-    State(f): State<Fake>,
-    UrlPath(ns): UrlPath<String>,
-    Json(body): Json<Value>,
-) -> Response {
-    if let Some(r) = event_mode(&f).await {
-        return r;
-    }
-    if let Err((code, reason, message)) = validate_event(&ns, &body) {
-        return k8s_status(code, reason, &message);
-    }
-    let mut st = f.lock();
-    st.creates.push((ns.clone(), body.clone()));
-    st.rv += 1;
-    let mut stored = body;
-    stored["metadata"]["namespace"] = json!(ns);
-    stored["metadata"]["resourceVersion"] = json!(st.rv.to_string());
-    stored["metadata"]["uid"] = json!(format!("event-uid-{}", st.rv));
-    let name = stored["metadata"]["name"].as_str().unwrap().to_owned();
-    if st.events.contains_key(&(ns.clone(), name.clone())) {
-        return k8s_status(409, "AlreadyExists", "events.events.k8s.io already exists");
-    }
-    st.events.insert((ns, name), stored.clone());
-    (StatusCode::CREATED, Json(stored)).into_response()
-}
-
-async fn patch_event(
-    State(f): State<Fake>,
-    UrlPath((ns, name)): UrlPath<(String, String)>,
-    Json(body): Json<Value>,
-) -> Response {
-    if let Some(r) = event_mode(&f).await {
-        return r;
-    }
-    let mut st = f.lock();
-    st.patches.push((ns.clone(), name.clone(), body.clone()));
-    let Some(stored) = st.events.get_mut(&(ns, name)) else {
-        return k8s_status(404, "NotFound", "events.events.k8s.io not found");
-    };
-    // JSON merge patch (RFC 7386) of the top-level fields the Recorder sends.
-    for (k, v) in body.as_object().unwrap() {
-        if k != "metadata" {
-            stored[k] = v.clone();
-        }
-    }
-    let out = stored.clone();
-    Json(out).into_response()
-}
-
-async fn other(State(f): State<Fake>, method: Method, uri: Uri) -> Response {
-    f.lock().other.push(format!("{method} {uri}"));
-    k8s_status(
-        404,
-        "NotFound",
-        "the server could not find the requested resource",
-    )
 }
 
 // ---------------------------------------------------------------- helpers
@@ -368,6 +177,7 @@ struct Env {
     _dir: tempfile::TempDir,
 }
 
+#[cfg(test)]
 async fn start(fake: Fake, tweak: impl FnOnce(&mut Config)) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = Config::kube_sink(fake.kubeconfig(dir.path()));
@@ -569,7 +379,7 @@ async fn pvc_from_the_watched_pv_cache_without_keys_and_no_get_per_event() {
     }
     eventually("21 detached", || m.posted("VolumeDetached") == 21).await;
     {
-        let st = env.fake.lock();
+        let st = env.fake.seen();
         assert_eq!(st.pv_lists, 1, "one initial list");
         assert!(st.pv_watches >= 1, "then a watch");
         assert!(st.other.is_empty(), "unexpected API calls: {:?}", st.other);
@@ -607,12 +417,12 @@ async fn without_a_claim_the_event_goes_on_the_pv_in_default() {
     // The Recorder leaves the body's namespace empty; the API server fills it
     // from the URL, so the stored event has one.
     assert!(ev["metadata"].get("namespace").is_none());
-    let stored = env.fake.lock().events.values().next().cloned().unwrap();
+    let stored = env.fake.events().into_iter().next().unwrap();
     assert_eq!(stored["metadata"]["namespace"], "default");
     assert_eq!(ev["type"], "Warning");
     assert_eq!(
         ev["regarding"],
-        json!({"apiVersion": "v1", "kind": "PersistentVolume", "name": "pvc-c1", "uid": "uid-pvc-c1"})
+        json!({"apiVersion": "v1", "kind": "PersistentVolume", "name": "pvc-c1", "uid": env.fake.pv_uid("pvc-c1")})
     );
 
     // The other driver's PV is not ours: nothing to post on.
@@ -646,7 +456,7 @@ async fn nothing_found_is_counted_and_not_posted() {
     assert_eq!(m.posted("VolumeAttached"), 0);
     assert_eq!(m.failed("VolumeAttached"), 0);
     assert!(env.fake.creates().is_empty());
-    assert_eq!(env.fake.lock().event_calls, 0);
+    assert_eq!(env.fake.seen().event_calls, 0);
     env.running.stop().await.unwrap();
 }
 
@@ -673,7 +483,7 @@ async fn api_failures_are_retried_for_a_bounded_time_then_dropped() {
     })
     .await;
     let gave_up_after = t.elapsed();
-    let calls = env.fake.lock().event_calls;
+    let calls = env.fake.seen().event_calls as u64;
     println!(
         "API answering 500: Post returned in {post_latency:?}; {calls} attempts, dropped after {gave_up_after:?} (budget 1s)"
     );
@@ -739,7 +549,7 @@ async fn post_returns_at_once_while_the_api_hangs() {
         .await
         .unwrap();
     eventually("worker stuck on the hanging API", || {
-        env.fake.lock().event_calls >= 1
+        env.fake.seen().event_calls >= 1
     })
     .await;
     let n = 200;
@@ -801,14 +611,13 @@ async fn one_recorder_dedups_repeats_into_a_series() {
     env.client.post(conflict()).await.unwrap();
     eventually("2 posted", || m.posted("AttachmentConflict") == 2).await;
     {
-        let st = env.fake.lock();
         assert_eq!(
-            st.creates.len(),
+            env.fake.creates().len(),
             1,
             "the repeat is a PATCH, not a new Event"
         );
-        assert_eq!(st.patches.len(), 1);
-        let stored = st.events.values().next().unwrap();
+        assert_eq!(env.fake.seen().patches, 1);
+        let stored = env.fake.events().into_iter().next().unwrap();
         assert_eq!(stored["series"]["count"], 2);
     }
     // Same reason about another node: its own Event (related differs).
