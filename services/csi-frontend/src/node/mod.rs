@@ -111,18 +111,17 @@ impl NodeService {
         let volume = convert::volume(&req.volume_id)?;
         let staging = convert::path("staging_target_path", &req.staging_target_path)?;
         let cap = convert::capability(req.volume_capability.as_ref())?;
-        let source = self
-            .plane
-            .source_from_context(&volume, &req.volume_context)?;
+        let ctx = self.plane.node_context(&volume, &req.volume_context)?;
         let out = self
             .plane
             .stage(StageRequest {
                 volume_id: volume.clone(),
                 staging_path: staging,
-                source,
+                source: ctx.source,
                 access: cap.access,
                 readonly: cap.reader_only,
-                pvc: pvc_from_context(&req.volume_context),
+                pvc: ctx.pvc,
+                content: ctx.content,
             })
             .await?;
         tracing::info!(

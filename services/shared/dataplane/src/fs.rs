@@ -75,8 +75,13 @@ impl std::fmt::Display for FsType {
 /// What is on a device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Probe {
-    /// Definitively nothing: blkid exit 2 and the device reads fine.
+    /// Provably blank: blkid exit 2 and every region where a filesystem keeps
+    /// its headers or backups reads as zeros ([`blank_regions`]).
     Empty,
+    /// blkid found no signature, but the device is not blank: a damaged
+    /// filesystem (a zeroed primary superblock with its backups intact, a
+    /// smashed XFS AG0 header) or data blkid does not know. Never formatted.
+    Data { offset: u64 },
     /// A filesystem (ours or foreign): mount it as it is.
     Filesystem {
         fs_type: String,
@@ -157,12 +162,14 @@ async fn probe_once(
             }
         }
         Some(2) => {
-            // blkid says nothing found. Prove we can actually read the device;
-            // otherwise "nothing found" may just mean "could not look".
+            // blkid says nothing found. Prove the device reads, and reads as
+            // zeros where any filesystem would have left a trace; otherwise
+            // "nothing found" may mean "could not look" or "damaged".
             let p = device.path.clone();
-            let check = tokio::task::spawn_blocking(move || verify_readable(&p));
+            let check = tokio::task::spawn_blocking(move || first_non_zero(&p));
             match tokio::time::timeout(timeout, check).await {
-                Ok(Ok(Ok(()))) => Ok(Probe::Empty),
+                Ok(Ok(Ok(None))) => Ok(Probe::Empty),
+                Ok(Ok(Ok(Some(offset)))) => Ok(Probe::Data { offset }),
                 Ok(Ok(Err(why))) => Err(format!("blkid found nothing but {why}")),
                 Ok(Err(e)) => Err(format!("readability check failed: {e}")),
                 Err(_) => Err("readability check timed out".to_owned()),
@@ -172,8 +179,30 @@ async fn probe_once(
     }
 }
 
-/// The device opens, has a non-zero size and its first 4 KiB read back.
-fn verify_readable(path: &Path) -> std::result::Result<(), String> {
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * KIB;
+
+/// Where filesystems keep headers and backups, as `(offset, len)` clamped
+/// to a device of `size` bytes: the first 8 MiB (every primary superblock,
+/// XFS AG0's headers in the first 64 KiB, partition tables, LUKS/LVM
+/// headers), the last 1 MiB (GPT backup, md/LVM trailers), and ext4's first
+/// backup superblock for each block size — group 1 starts at 8 MiB + 1 KiB
+/// with 1 KiB blocks, at 32 MiB with 2 KiB and at 128 MiB with 4 KiB.
+pub fn blank_regions(size: u64) -> Vec<(u64, u64)> {
+    let mut v = vec![(0, 8 * MIB)];
+    v.extend([8 * MIB + KIB, 32 * MIB, 128 * MIB].map(|o| (o, 4 * KIB)));
+    v.push((size.saturating_sub(MIB), MIB));
+    v.into_iter()
+        .filter(|(o, _)| *o < size)
+        .map(|(o, l)| (o, l.min(size - o)))
+        .collect()
+}
+
+static ZEROS: [u8; MIB as usize] = [0; MIB as usize];
+
+/// The device opens, has a non-zero size and reads back: `None` when every
+/// [`blank_regions`] byte is zero, else the first non-zero offset.
+fn first_non_zero(path: &Path) -> std::result::Result<Option<u64>, String> {
     let mut f =
         std::fs::File::open(path).map_err(|e| format!("the device cannot be opened: {e}"))?;
     let size = f
@@ -182,11 +211,24 @@ fn verify_readable(path: &Path) -> std::result::Result<(), String> {
     if size == 0 {
         return Err("the device has size 0 (detached or not ready)".to_owned());
     }
-    f.seek(SeekFrom::Start(0))
-        .map_err(|e| format!("seek failed: {e}"))?;
-    let mut buf = vec![0u8; 4096.min(size as usize)];
-    f.read_exact(&mut buf)
-        .map_err(|e| format!("the device cannot be read: {e}"))
+    let mut buf = vec![0u8; MIB as usize];
+    for (offset, len) in blank_regions(size) {
+        let mut at = offset;
+        while at < offset + len {
+            let n = (offset + len - at).min(MIB) as usize;
+            f.seek(SeekFrom::Start(at))
+                .map_err(|e| format!("seek to {at} failed: {e}"))?;
+            f.read_exact(&mut buf[..n])
+                .map_err(|e| format!("the device cannot be read at {at}: {e}"))?;
+            // Slice equality is a memcmp: cheap even in debug builds.
+            if buf[..n] != ZEROS[..n] {
+                let i = buf[..n].iter().position(|b| *b != 0).unwrap_or(0);
+                return Ok(Some(at + i as u64));
+            }
+            at += n as u64;
+        }
+    }
+    Ok(None)
 }
 
 /// `KEY=value` lines of `blkid -o export`.
@@ -229,6 +271,47 @@ mod tests {
         let c = FsType::Xfs.mkfs(Path::new("/dev/nvme1n1"), Duration::from_secs(1));
         assert_eq!(c.display(), "mkfs.xfs -q /dev/nvme1n1");
         assert!(!c.args.iter().any(|a| a == "-f" || a == "-F"));
+    }
+
+    #[test]
+    fn blank_regions_cover_headers_and_ext4_backups() {
+        let r = blank_regions(1 << 30);
+        assert_eq!(r[0], (0, 8 * MIB));
+        for o in [8 * MIB + KIB, 32 * MIB, 128 * MIB] {
+            assert!(r.iter().any(|(s, l)| *s == o && *l > 0), "{o}");
+        }
+        assert_eq!(*r.last().unwrap(), ((1 << 30) - MIB, MIB));
+        // A small device: clamped, nothing past its end.
+        let r = blank_regions(16 * MIB);
+        assert!(r.iter().all(|(o, l)| o + l <= 16 * MIB), "{r:?}");
+        assert!(!r.iter().any(|(o, _)| *o == 32 * MIB));
+    }
+
+    #[test]
+    fn a_single_byte_anywhere_in_a_region_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("dev.img");
+        let f = std::fs::File::create(&p).unwrap();
+        f.set_len(200 * MIB).unwrap();
+        assert_eq!(first_non_zero(&p).unwrap(), None, "sparse zeros are blank");
+        use std::os::unix::fs::FileExt;
+        for at in [
+            200 * MIB - 1,
+            128 * MIB + 100,
+            32 * MIB + 5,
+            8 * MIB + KIB,
+            65535,
+            0,
+        ] {
+            f.write_all_at(&[0x53], at).unwrap();
+            assert_eq!(first_non_zero(&p).unwrap(), Some(at), "{at}");
+        }
+        // Outside every region: not looked at (the bytes of a blank device).
+        let q = dir.path().join("dev2.img");
+        let g = std::fs::File::create(&q).unwrap();
+        g.set_len(200 * MIB).unwrap();
+        g.write_all_at(&[1], 64 * MIB).unwrap();
+        assert_eq!(first_non_zero(&q).unwrap(), None);
     }
 
     #[test]

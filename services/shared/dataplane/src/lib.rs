@@ -42,7 +42,7 @@ pub use fs::FsType;
 pub use loopdev::{LoopConfig, LoopPlane};
 pub use metrics::NodeMetrics;
 pub use node::{
-    AccessType, ExpandOutcome, ExpandRequest, NodeConfig, NodePlane, PublishOutcome,
+    AccessType, ContentOrigin, ExpandOutcome, ExpandRequest, NodeConfig, NodePlane, PublishOutcome,
     PublishRequest, StageOutcome, StageRequest, StatsRequest, UnpublishOutcome, UnpublishRequest,
     UnstageOutcome, UnstageRequest, VolumeCondition, VolumeStats,
 };

@@ -1,32 +1,20 @@
-//! Where a volume's blocks come from, parsed and validated from the CSI
-//! volume_context (the Go driver's keys, anchor §3.4) — the node role reads
-//! nothing else, so PVs made by the Go driver stage unchanged.
+//! Where a volume's blocks come from, from the CSI volume_context — read
+//! through the one typed contract, [`rds_bus::VolumeContext`], that the
+//! controller writes. The Go driver's keys keep their meaning, so PVs it made
+//! stage unchanged; the node role reads nothing else.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use rds_bus::{Nqn, VolumeId};
+pub use rds_bus::PvcRef;
+use rds_bus::volume_context::{self as vc, VolumeContext};
+use rds_bus::{ContentSource, Nqn, VolumeId};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DataPlaneError, Result};
 use crate::paths::validate_volume_path;
 
-pub const CTX_NQN: &str = "nqn";
-pub const CTX_NVME_ADDRESS: &str = "nvmeAddress";
-pub const CTX_RDS_ADDRESS: &str = "rdsAddress";
-pub const CTX_NVME_PORT: &str = "nvmePort";
-pub const CTX_VOLUME_PATH: &str = "volumePath";
-pub const CTX_CTRL_LOSS_TMO: &str = "ctrlLossTmo";
-pub const CTX_RECONNECT_DELAY: &str = "reconnectDelay";
-pub const CTX_KEEP_ALIVE_TMO: &str = "keepAliveTmo";
-pub const CTX_PVC_NAME: &str = "csi.storage.k8s.io/pvc/name";
-pub const CTX_PVC_NAMESPACE: &str = "csi.storage.k8s.io/pvc/namespace";
-
-/// The Go driver's resilience defaults (anchor §8.4): reconnect forever so
-/// filesystems never go read-only, retry every 5 s, kernel keep-alive.
-pub const DEFAULT_CTRL_LOSS_TMO: i32 = -1;
-pub const DEFAULT_RECONNECT_DELAY: u32 = 5;
-pub const DEFAULT_KEEP_ALIVE_TMO: u32 = 0;
+pub use vc::{DEFAULT_CTRL_LOSS_TMO, DEFAULT_KEEP_ALIVE_TMO, DEFAULT_RECONNECT_DELAY};
 
 /// Which data plane this node runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,11 +92,21 @@ pub struct LoopTarget {
     pub volume_path: String,
 }
 
-/// The PVC a volume belongs to (for events), when the context names it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PvcRef {
-    pub namespace: String,
-    pub name: String,
+/// A volume's origin, for the format decision: a restore or clone that reads
+/// blank is refused (the copy may not have happened) unless the StorageClass
+/// allowed formatting blank restores.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContentOrigin {
+    pub source: Option<ContentSource>,
+    pub format_blank_restore: bool,
+}
+
+/// Everything NodeStage takes from the volume_context.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeContext {
+    pub source: VolumeSource,
+    pub content: ContentOrigin,
+    pub pvc: Option<PvcRef>,
 }
 
 mod nqn_serde {
@@ -125,28 +123,32 @@ mod nqn_serde {
     }
 }
 
-fn get<'a>(ctx: &'a HashMap<String, String>, key: &str) -> Option<&'a str> {
-    ctx.get(key).map(|s| s.trim()).filter(|s| !s.is_empty())
-}
-
 fn shown(v: &str) -> String {
     v.chars().take(64).collect()
 }
 
-fn parse_num<T: std::str::FromStr>(
+fn typed(ctx: &HashMap<String, String>) -> Result<VolumeContext> {
+    VolumeContext::parse(ctx).map_err(|e| DataPlaneError::InvalidArgument(e.to_string()))
+}
+
+/// Parses what NodeStage needs for `volume_id` from a CSI volume_context.
+pub fn node_context(
+    kind: BackendKind,
+    volume_id: &VolumeId,
     ctx: &HashMap<String, String>,
-    key: &str,
-    default: T,
-) -> Result<T> {
-    match get(ctx, key) {
-        None => Ok(default),
-        Some(v) => v.parse().map_err(|_| {
-            DataPlaneError::InvalidArgument(format!(
-                "volume context {key} {:?} is not a valid number",
-                shown(v)
-            ))
-        }),
+) -> Result<NodeContext> {
+    let c = typed(ctx)?;
+    for w in &c.warnings {
+        tracing::warn!(volume = %volume_id, "{w}");
     }
+    Ok(NodeContext {
+        source: source_of(kind, volume_id, &c)?,
+        content: ContentOrigin {
+            source: c.content_source.clone(),
+            format_blank_restore: c.format_blank_restore,
+        },
+        pvc: c.pvc,
+    })
 }
 
 /// Parses the source for `volume_id` from a CSI volume_context.
@@ -155,11 +157,16 @@ pub fn source_from_context(
     volume_id: &VolumeId,
     ctx: &HashMap<String, String>,
 ) -> Result<VolumeSource> {
+    source_of(kind, volume_id, &typed(ctx)?)
+}
+
+fn source_of(kind: BackendKind, volume_id: &VolumeId, c: &VolumeContext) -> Result<VolumeSource> {
     match kind {
         BackendKind::Loop => {
-            let path = get(ctx, CTX_VOLUME_PATH).ok_or_else(|| {
+            let path = c.volume_path.as_deref().ok_or_else(|| {
                 DataPlaneError::InvalidArgument(format!(
-                    "missing required volume context {CTX_VOLUME_PATH} (the backing file of {volume_id})"
+                    "missing required volume context {} (the backing file of {volume_id})",
+                    vc::key::VOLUME_PATH
                 ))
             })?;
             validate_volume_path(path)?;
@@ -168,58 +175,42 @@ pub fn source_from_context(
             }))
         }
         BackendKind::Nvme => {
-            let nqn_s = get(ctx, CTX_NQN);
-            let addr = get(ctx, CTX_NVME_ADDRESS).or_else(|| get(ctx, CTX_RDS_ADDRESS));
-            let port = get(ctx, CTX_NVME_PORT);
-            let (Some(addr), Some(port)) = (addr, port) else {
+            let (Some(addr), Some(port)) = (c.connect_address(), c.nvme_port) else {
                 return Err(DataPlaneError::InvalidArgument(format!(
                     "missing required volume context: nqn={:?}, nvmeAddress={:?}, nvmePort={:?}",
-                    nqn_s.map(shown).unwrap_or_default(),
-                    addr.map(shown).unwrap_or_default(),
-                    port.map(shown).unwrap_or_default()
+                    c.nqn
+                        .as_ref()
+                        .map(|n| shown(n.as_str()))
+                        .unwrap_or_default(),
+                    shown(&c.nvme_address),
+                    c.nvme_port.map(|p| p.to_string()).unwrap_or_default()
                 )));
             };
-            let nqn = match nqn_s {
-                Some(s) => Nqn::parse(s).map_err(|e| {
-                    DataPlaneError::InvalidArgument(format!("volume context nqn: {e}"))
-                })?,
-                None => volume_id.nqn(),
-            };
+            // The NQN is the volume's own: fencing and attachments are keyed
+            // on the volume id, so an edited or static PV naming another
+            // volume's NQN would stage that volume's data.
+            let own = volume_id.nqn();
+            if let Some(n) = &c.nqn
+                && *n != own
+            {
+                return Err(DataPlaneError::InvalidArgument(format!(
+                    "volume context nqn {n} is not the NQN of volume {volume_id} ({own}); \
+                     refusing to stage another volume's data"
+                )));
+            }
             let ip: IpAddr = addr.parse().map_err(|_| {
                 DataPlaneError::InvalidArgument(format!(
                     "volume context nvmeAddress {:?} must be an IP address",
                     shown(addr)
                 ))
             })?;
-            let port: u16 = match port.parse::<u16>() {
-                Ok(p) if p > 0 => p,
-                _ => {
-                    return Err(DataPlaneError::InvalidArgument(format!(
-                        "volume context nvmePort {:?} must be a number in 1-65535",
-                        shown(port)
-                    )));
-                }
-            };
-            let ctrl_loss_tmo = parse_num(ctx, CTX_CTRL_LOSS_TMO, DEFAULT_CTRL_LOSS_TMO)?;
-            if ctrl_loss_tmo < -1 {
-                return Err(DataPlaneError::InvalidArgument(format!(
-                    "volume context {CTX_CTRL_LOSS_TMO} {ctrl_loss_tmo} must be -1 (forever) or >= 0"
-                )));
-            }
-            let reconnect_delay = parse_num(ctx, CTX_RECONNECT_DELAY, DEFAULT_RECONNECT_DELAY)?;
-            let keep_alive_tmo = parse_num(ctx, CTX_KEEP_ALIVE_TMO, DEFAULT_KEEP_ALIVE_TMO)?;
-            if reconnect_delay > 3600 || keep_alive_tmo > 3600 {
-                return Err(DataPlaneError::InvalidArgument(format!(
-                    "volume context {CTX_RECONNECT_DELAY}/{CTX_KEEP_ALIVE_TMO} must be at most 3600 s"
-                )));
-            }
             Ok(VolumeSource::Nvme(NvmeTarget {
-                nqn,
+                nqn: own,
                 ip,
                 port,
-                ctrl_loss_tmo,
-                reconnect_delay,
-                keep_alive_tmo,
+                ctrl_loss_tmo: c.ctrl_loss_tmo,
+                reconnect_delay: c.reconnect_delay,
+                keep_alive_tmo: c.keep_alive_tmo,
             }))
         }
     }
@@ -227,13 +218,7 @@ pub fn source_from_context(
 
 /// The PVC named in the volume_context (present with `--extra-create-metadata`).
 pub fn pvc_from_context(ctx: &HashMap<String, String>) -> Option<PvcRef> {
-    match (get(ctx, CTX_PVC_NAMESPACE), get(ctx, CTX_PVC_NAME)) {
-        (Some(ns), Some(name)) => Some(PvcRef {
-            namespace: ns.to_owned(),
-            name: name.to_owned(),
-        }),
-        _ => None,
-    }
+    VolumeContext::parse(ctx).ok().and_then(|c| c.pvc)
 }
 
 #[cfg(test)]
@@ -339,8 +324,46 @@ mod tests {
     }
 
     #[test]
+    fn the_nqn_must_be_the_volumes_own() {
+        let v = VolumeId::parse("pvc-1").unwrap();
+        let base = [("nvmeAddress", "10.0.0.1"), ("nvmePort", "4420")];
+        let with = |nqn: &str| {
+            let mut c = ctx(&base);
+            c.insert("nqn".into(), nqn.into());
+            source_from_context(BackendKind::Nvme, &v, &c)
+        };
+        // The Go driver's PVs: nqn = prefix + lowercased id.
+        assert!(with("nqn.2000-02.com.mikrotik:pvc-1").is_ok());
+        for other in [
+            "nqn.2000-02.com.mikrotik:pvc-2",
+            "nqn.2000-02.com.mikrotik:boot-disk",
+            "nqn.2014-08.org.example:pvc-1",
+        ] {
+            let e = with(other).unwrap_err();
+            assert_eq!(e.reason(), rds_bus::Reason::InvalidArgument, "{other}");
+            assert!(e.to_string().contains("not the NQN of volume pvc-1"), "{e}");
+        }
+    }
+
+    #[test]
+    fn content_origin_comes_from_the_context() {
+        let v = VolumeId::parse("pvc-1").unwrap();
+        let mut c = ctx(&[("volumePath", "/storage-pool/a/pvc-1.img")]);
+        let n = node_context(BackendKind::Loop, &v, &c).unwrap();
+        assert_eq!(n.content, ContentOrigin::default());
+        c.insert("contentSource".into(), "volume:pvc-0".into());
+        c.insert("formatBlankRestore".into(), "true".into());
+        let n = node_context(BackendKind::Loop, &v, &c).unwrap();
+        assert_eq!(n.content.source.unwrap().to_string(), "volume:pvc-0");
+        assert!(n.content.format_blank_restore);
+        c.insert("contentSource".into(), "nonsense".into());
+        let e = node_context(BackendKind::Loop, &v, &c).unwrap_err();
+        assert_eq!(e.reason(), rds_bus::Reason::InvalidArgument);
+    }
+
+    #[test]
     fn pvc_ref() {
-        let c = ctx(&[(CTX_PVC_NAMESPACE, "ns"), (CTX_PVC_NAME, "data")]);
+        let c = ctx(&[(vc::key::PVC_NAMESPACE, "ns"), (vc::key::PVC_NAME, "data")]);
         assert_eq!(
             pvc_from_context(&c),
             Some(PvcRef {
@@ -348,6 +371,6 @@ mod tests {
                 name: "data".into()
             })
         );
-        assert_eq!(pvc_from_context(&ctx(&[(CTX_PVC_NAME, "data")])), None);
+        assert_eq!(pvc_from_context(&ctx(&[(vc::key::PVC_NAME, "data")])), None);
     }
 }

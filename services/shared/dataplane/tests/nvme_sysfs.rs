@@ -129,6 +129,7 @@ impl Rig {
             access,
             readonly: false,
             pvc: rds_dataplane::source::pvc_from_context(&ctx(&[])),
+            content: Default::default(),
         }
     }
 

@@ -44,8 +44,9 @@ use crate::state::NodeState;
 use crate::sys;
 
 pub use requests::{
-    AccessType, ExpandOutcome, ExpandRequest, PublishOutcome, PublishRequest, StageOutcome,
-    StageRequest, StatsRequest, UnpublishOutcome, UnpublishRequest, UnstageOutcome, UnstageRequest,
+    AccessType, ContentOrigin, ExpandOutcome, ExpandRequest, PublishOutcome, PublishRequest,
+    StageOutcome, StageRequest, StatsRequest, UnpublishOutcome, UnpublishRequest, UnstageOutcome,
+    UnstageRequest,
 };
 pub use stats::{VolumeCondition, VolumeStats};
 
@@ -152,6 +153,15 @@ impl NodePlane {
 
     pub fn breakers(&self) -> &Breakers {
         &self.breakers
+    }
+
+    /// Parses what NodeStage needs from a CSI volume_context.
+    pub fn node_context(
+        &self,
+        volume_id: &VolumeId,
+        ctx: &HashMap<String, String>,
+    ) -> Result<source::NodeContext> {
+        source::node_context(self.backend.kind(), volume_id, ctx)
     }
 
     /// Parses a CSI volume_context for this node's data plane.

@@ -7,6 +7,7 @@ use crate::device::Device;
 use crate::flags::MountFlags;
 use crate::fs::FsType;
 use crate::paths::NodePath;
+pub use crate::source::ContentOrigin;
 use crate::source::{PvcRef, VolumeSource};
 
 /// Filesystem or raw block, from the CSI capability.
@@ -25,6 +26,8 @@ pub struct StageRequest {
     /// Reader-only access modes stage read-only.
     pub readonly: bool,
     pub pvc: Option<PvcRef>,
+    /// Where the content came from (volume_context `contentSource`).
+    pub content: ContentOrigin,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

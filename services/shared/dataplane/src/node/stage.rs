@@ -3,7 +3,7 @@
 
 use nix::mount::MsFlags;
 
-use super::{AccessType, NodePlane, StageOutcome, StageRequest, ensure_dir, timed};
+use super::{AccessType, ContentOrigin, NodePlane, StageOutcome, StageRequest, ensure_dir, timed};
 use crate::dataplane::DataPlane;
 use crate::device::Device;
 use crate::error::{DataPlaneError, Result};
@@ -12,6 +12,15 @@ use crate::flags::MountFlags;
 use crate::fs::{self, FsType, Probe, ProbePolicy};
 use crate::state::{StagedAccess, StagedRecord};
 use crate::{command, sys};
+
+/// Whether [`NodePlane::mount_device`] may format a blank device.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Format<'a> {
+    /// A first stage, with the volume's origin.
+    Allowed(&'a ContentOrigin),
+    /// Recovery of a mount: whatever is there is mounted or nothing is.
+    Never,
+}
 
 impl NodePlane {
     /// Stages a volume (see module docs of [`crate::node`]).
@@ -67,13 +76,15 @@ impl NodePlane {
                 match r {
                     Ok(o) => o,
                     Err(e) => {
-                        self.post(
-                            vol,
-                            pvc,
-                            NodeEventKind::MountFailure {
+                        let kind = match &e {
+                            DataPlaneError::FormatRefused(detail) => NodeEventKind::FormatRefused {
+                                detail: detail.clone(),
+                            },
+                            _ => NodeEventKind::MountFailure {
                                 error: e.to_string(),
                             },
-                        );
+                        };
+                        self.post(vol, pvc, kind);
                         if newly_attached {
                             self.detach_after_failed_stage(req, &device).await;
                         }
@@ -139,7 +150,14 @@ impl NodePlane {
             .await?;
         }
         let formatted = self
-            .mount_device(device, staging, fs_type, flags, req.readonly, true)
+            .mount_device(
+                device,
+                staging,
+                fs_type,
+                flags,
+                req.readonly,
+                Format::Allowed(&req.content),
+            )
             .await?;
         Ok(StageOutcome {
             device: device.clone(),
@@ -148,9 +166,10 @@ impl NodePlane {
         })
     }
 
-    /// Probes `device`, formats it only when definitively empty (and only
-    /// if `allow_format`), mounts what is there at `staging`, and checks the
-    /// mount appeared. Returns whether it formatted.
+    /// Probes `device`, formats it only when provably blank (and only when
+    /// `format` allows: never during recovery, never a restore that reads
+    /// blank unless the StorageClass said so), mounts what is there at
+    /// `staging`, and checks the mount appeared. Returns whether it formatted.
     pub(super) async fn mount_device(
         &self,
         device: &Device,
@@ -158,7 +177,7 @@ impl NodePlane {
         fs_type: FsType,
         flags: &MountFlags,
         readonly: bool,
-        allow_format: bool,
+        format: Format<'_>,
     ) -> Result<bool> {
         self.storm_guard(&self.mounts().await?, device)?;
         let (mount_type, formatted) = match fs::probe(
@@ -168,7 +187,8 @@ impl NodePlane {
         )
         .await?
         {
-            Probe::Empty if allow_format => {
+            Probe::Empty => {
+                self.blank_may_be_formatted(device, format)?;
                 // Audit line for every format decision (incident 17.5).
                 tracing::warn!(device = %device, fs = %fs_type, "FORMAT: blkid reports no filesystem and the device reads fine; formatting");
                 let cmd = fs_type.mkfs(&device.path, self.cfg.mkfs_timeout);
@@ -187,10 +207,15 @@ impl NodePlane {
                 }
                 (fs_type.as_str().to_owned(), true)
             }
-            Probe::Empty => {
-                return Err(DataPlaneError::Precondition(format!(
-                    "{device} has no filesystem; refusing to format it during recovery"
-                )));
+            Probe::Data { offset } => {
+                return Err(self.refuse_format(
+                    format,
+                    format!(
+                        "{device} has no filesystem signature but is not blank: byte {offset} \
+                         is non-zero (a damaged filesystem, e.g. a lost primary superblock, or \
+                         data blkid does not recognise); refusing to format it"
+                    ),
+                ));
             }
             Probe::Filesystem {
                 fs_type: found,
@@ -230,6 +255,43 @@ impl NodePlane {
                 other.map(|e| &e.source)
             ))),
         }
+    }
+
+    /// A blank device may be formatted only at a first stage, and a restore
+    /// or clone only when the StorageClass allowed blank restores.
+    fn blank_may_be_formatted(&self, device: &Device, format: Format<'_>) -> Result<()> {
+        let origin = match format {
+            Format::Never => {
+                return Err(DataPlaneError::Precondition(format!(
+                    "{device} has no filesystem; refusing to format it during recovery"
+                )));
+            }
+            Format::Allowed(origin) => origin,
+        };
+        match &origin.source {
+            Some(src) if !origin.format_blank_restore => Err(self.refuse_format(
+                format,
+                format!(
+                    "{device} reads blank but the volume was created from {src}: the copy may \
+                     not have happened; refusing to format it (check the source; a StorageClass \
+                     with formatBlankRestore: \"true\" allows formatting blank restores)"
+                ),
+            )),
+            Some(src) => {
+                tracing::warn!(device = %device, source = %src, "restored volume reads blank; formatting as the StorageClass allows");
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// The error of a refused format (its event is posted by the stage).
+    fn refuse_format(&self, format: Format<'_>, detail: String) -> DataPlaneError {
+        tracing::warn!(
+            recovery = matches!(format, Format::Never),
+            "FORMAT REFUSED: {detail}"
+        );
+        DataPlaneError::FormatRefused(detail)
     }
 
     /// Best effort: a stage that attached the device and then failed leaves

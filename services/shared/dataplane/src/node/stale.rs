@@ -139,7 +139,7 @@ impl NodePlane {
             spec.fs_type,
             spec.flags,
             spec.readonly,
-            false,
+            super::stage::Format::Never,
         )
         .await?;
         Ok(device)

@@ -13,9 +13,10 @@ use std::time::Duration;
 use rds_bus::{NodeId, VolumeId};
 use rds_dataplane::testing::Scratch;
 use rds_dataplane::{
-    AccessType, Backend, FsType, LoopConfig, LoopPlane, LoopTarget, MountFlags, NodeConfig,
-    NodeMetrics, NodePath, NodePlane, PublishRequest, RecordingEventSink, ScriptedRunner,
-    StageRequest, StatsRequest, SystemRunner, UnpublishRequest, UnstageRequest, VolumeSource,
+    AccessType, Backend, ContentOrigin, FsType, LoopConfig, LoopPlane, LoopTarget, MountFlags,
+    NodeConfig, NodeMetrics, NodePath, NodePlane, PublishRequest, RecordingEventSink,
+    ScriptedRunner, StageRequest, StatsRequest, SystemRunner, UnpublishRequest, UnstageRequest,
+    VolumeSource,
 };
 
 pub const MIB: u64 = 1024 * 1024;
@@ -111,6 +112,16 @@ impl Harness {
         v: &Vol,
         access: AccessType,
     ) -> rds_dataplane::Result<rds_dataplane::StageOutcome> {
+        self.stage_from(v, access, ContentOrigin::default()).await
+    }
+
+    /// A stage of a volume with a content origin (restore, clone).
+    pub async fn stage_from(
+        &self,
+        v: &Vol,
+        access: AccessType,
+        content: ContentOrigin,
+    ) -> rds_dataplane::Result<rds_dataplane::StageOutcome> {
         self.plane
             .stage(StageRequest {
                 volume_id: v.id.clone(),
@@ -119,6 +130,7 @@ impl Harness {
                 access,
                 readonly: false,
                 pvc: None,
+                content,
             })
             .await
     }
