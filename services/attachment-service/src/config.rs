@@ -286,7 +286,6 @@ fn is_dns_subdomain(s: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use clap::Parser;
 

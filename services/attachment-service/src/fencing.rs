@@ -281,7 +281,6 @@ pub fn expire_migration(cur: &Record, now: Timestamp) -> Option<Record> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     fn vol() -> VolumeId {

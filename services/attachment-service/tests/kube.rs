@@ -1,17 +1,18 @@
 //! Kubernetes mode against the in-process fake API server (real Kubernetes
 //! JSON over HTTP, kube's own client and watcher), with the real
 //! event-service (file sink) receiving the events.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
 use std::time::{Duration, Instant};
 
 use attachment_service::Config;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Node, PersistentVolume};
+use k8s_openapi::api::storage::v1::VolumeAttachment;
 use rds_bus::{Reason, reason_of};
 use rds_proto::attachment::{self as pb, AccessMode};
 use serde_json::{Value, json};
-use support::fake_kube::{self, COORD, FakeKube, STORAGE};
 use support::*;
 use tonic::Code;
 
@@ -19,7 +20,7 @@ const DRIVER: &str = "rds.csi.srvlab.io";
 const LEASE_NS: &str = "rds-csi";
 const LEASE: &str = "rds-csi-attachment-service";
 
-fn kube_cfg(fake: &FakeKube, dir: &std::path::Path, events: &Events, identity: &str) -> Config {
+fn kube_cfg(fake: &FakeApi, dir: &std::path::Path, events: &Events, identity: &str) -> Config {
     let mut c = Config::kube(fake.kubeconfig(dir));
     c.events_endpoint = Some(events.endpoint());
     c.lease_identity = Some(identity.to_owned());
@@ -30,12 +31,12 @@ fn kube_cfg(fake: &FakeKube, dir: &std::path::Path, events: &Events, identity: &
     c
 }
 
-fn holder(fake: &FakeKube) -> Option<String> {
-    fake.get(COORD, "leases", LEASE_NS, LEASE)
+fn holder(fake: &FakeApi) -> Option<String> {
+    fake.get_value::<Lease>(Some(LEASE_NS), LEASE)
         .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_owned))
 }
 
-async fn wait_holder(fake: &FakeKube, who: &str, within: Duration) {
+async fn wait_holder(fake: &FakeApi, who: &str, within: Duration) {
     eventually(within, || async {
         (holder(fake).as_deref() == Some(who)).then_some(())
     })
@@ -43,29 +44,24 @@ async fn wait_holder(fake: &FakeKube, who: &str, within: Duration) {
     .unwrap_or_else(|| panic!("{who} never held the Lease; holder {:?}", holder(fake)));
 }
 
-fn seed_nodes(fake: &FakeKube, names: &[&str]) {
+fn seed_nodes(fake: &FakeApi, names: &[&str]) {
     for n in names {
-        fake.put("", "nodes", "", fake_kube::node(n));
+        fake.put_value::<Node>(objects::node(n));
     }
 }
 
 /// PV `pv-<x>` for volume `pvc-<x>`: the PV name differs from the volume
 /// handle on purpose, so the mapping must go through the PV.
-fn seed_rwo(fake: &FakeKube, x: &str) {
+fn seed_rwo(fake: &FakeApi, x: &str) {
     let pvc = format!("claim-{x}");
-    fake.put(
-        "",
-        "persistentvolumes",
-        "",
-        fake_kube::pv(
-            &format!("pv-{x}"),
-            &format!("pvc-{x}"),
-            &["ReadWriteOnce"],
-            false,
-            Some(("apps", &pvc)),
-            DRIVER,
-        ),
-    );
+    fake.put_value::<PersistentVolume>(objects::pv(
+        &format!("pv-{x}"),
+        &format!("pvc-{x}"),
+        &["ReadWriteOnce"],
+        false,
+        Some(("apps", &pvc)),
+        DRIVER,
+    ));
 }
 
 fn set_attached(mut va: Value, attached: bool) -> Value {
@@ -76,66 +72,62 @@ fn set_attached(mut va: Value, attached: bool) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn rebuild_from_volume_attachments_and_again_after_a_crash() {
     let dir = tempfile::tempdir().unwrap();
-    let fake = FakeKube::start().await;
+    let fake = FakeApi::start().await;
     let events = Events::start(dir.path()).await;
     seed_nodes(&fake, &["n1", "n2", "n3"]);
     seed_rwo(&fake, "a");
     // RWX block with the PVC only in claimRef.
-    let mut pv_b = fake_kube::pv("pv-b", "pvc-b", &["ReadWriteMany"], true, None, DRIVER);
+    let mut pv_b = objects::pv("pv-b", "pvc-b", &["ReadWriteMany"], true, None, DRIVER);
     pv_b["spec"]["claimRef"] =
         json!({"kind": "PersistentVolumeClaim", "namespace": "vms", "name": "disk-b"});
     pv_b["spec"]["csi"]["volumeAttributes"]["migrationTimeoutSeconds"] = json!("120");
-    fake.put("", "persistentvolumes", "", pv_b);
+    fake.put_value::<PersistentVolume>(pv_b);
     seed_rwo(&fake, "c");
-    fake.put(
-        "",
-        "persistentvolumes",
-        "",
-        fake_kube::pv(
-            "pv-z",
-            "pvc-z",
-            &["ReadWriteOnce"],
-            false,
-            None,
-            "other.csi.io",
-        ),
-    );
-    fake.put(
-        STORAGE,
-        "volumeattachments",
-        "",
-        fake_kube::va("va-a", "pv-a", "n1", true, DRIVER, "2025-01-01T00:00:00Z"),
-    );
-    fake.put(
-        STORAGE,
-        "volumeattachments",
-        "",
-        fake_kube::va("va-b1", "pv-b", "n1", true, DRIVER, "2025-01-01T00:00:00Z"),
-    );
-    fake.put(
-        STORAGE,
-        "volumeattachments",
-        "",
-        fake_kube::va("va-b2", "pv-b", "n2", true, DRIVER, "2025-01-01T00:00:30Z"),
-    );
+    fake.put_value::<PersistentVolume>(objects::pv(
+        "pv-z",
+        "pvc-z",
+        &["ReadWriteOnce"],
+        false,
+        None,
+        "other.csi.io",
+    ));
+    fake.put_value::<VolumeAttachment>(objects::va(
+        "va-a",
+        "pv-a",
+        "n1",
+        true,
+        DRIVER,
+        "2025-01-01T00:00:00Z",
+    ));
+    fake.put_value::<VolumeAttachment>(objects::va(
+        "va-b1",
+        "pv-b",
+        "n1",
+        true,
+        DRIVER,
+        "2025-01-01T00:00:00Z",
+    ));
+    fake.put_value::<VolumeAttachment>(objects::va(
+        "va-b2",
+        "pv-b",
+        "n2",
+        true,
+        DRIVER,
+        "2025-01-01T00:00:30Z",
+    ));
     // Refused by us earlier: attachError set, never attached.
-    let mut refused = fake_kube::va("va-c", "pv-c", "n2", false, DRIVER, "2025-01-01T00:00:00Z");
+    let mut refused = objects::va("va-c", "pv-c", "n2", false, DRIVER, "2025-01-01T00:00:00Z");
     refused["status"]["attachError"] =
         json!({"message": "ATTACHED_ELSEWHERE", "time": "2025-01-01T00:00:01Z"});
-    fake.put(STORAGE, "volumeattachments", "", refused);
-    fake.put(
-        STORAGE,
-        "volumeattachments",
-        "",
-        fake_kube::va(
-            "va-z",
-            "pv-z",
-            "n1",
-            true,
-            "other.csi.io",
-            "2025-01-01T00:00:00Z",
-        ),
-    );
+    fake.put_value::<VolumeAttachment>(refused);
+    fake.put_value::<VolumeAttachment>(objects::va(
+        "va-z",
+        "pv-z",
+        "n1",
+        true,
+        "other.csi.io",
+        "2025-01-01T00:00:00Z",
+    ));
 
     let svc = Proc::start(kube_cfg(&fake, dir.path(), &events, "r1"));
     let mut c = svc.client();
@@ -228,7 +220,7 @@ async fn rebuild_from_volume_attachments_and_again_after_a_crash() {
 #[tokio::test(flavor = "multi_thread")]
 async fn unavailable_until_the_api_answers_then_fast_even_if_it_fails() {
     let dir = tempfile::tempdir().unwrap();
-    let fake = FakeKube::start().await;
+    let fake = FakeApi::start().await;
     let events = Events::start(dir.path()).await;
     seed_nodes(&fake, &["n1"]);
     seed_rwo(&fake, "a");
@@ -296,16 +288,18 @@ async fn unavailable_until_the_api_answers_then_fast_even_if_it_fails() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deleted_node_is_cleared_after_the_grace_period_with_an_event() {
     let dir = tempfile::tempdir().unwrap();
-    let fake = FakeKube::start().await;
+    let fake = FakeApi::start().await;
     let events = Events::start(dir.path()).await;
     seed_nodes(&fake, &["n1", "n2"]);
     seed_rwo(&fake, "a");
-    fake.put(
-        STORAGE,
-        "volumeattachments",
-        "",
-        fake_kube::va("va-a", "pv-a", "n2", true, DRIVER, "2025-01-01T00:00:00Z"),
-    );
+    fake.put_value::<VolumeAttachment>(objects::va(
+        "va-a",
+        "pv-a",
+        "n2",
+        true,
+        DRIVER,
+        "2025-01-01T00:00:00Z",
+    ));
     let svc = Proc::start(kube_cfg(&fake, dir.path(), &events, "r1"));
     let mut c = svc.client();
     ready(&mut c).await;
@@ -313,7 +307,7 @@ async fn a_deleted_node_is_cleared_after_the_grace_period_with_an_event() {
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let deleted = Instant::now();
-    fake.delete("", "nodes", "", "n2");
+    fake.delete::<Node>(None, "n2");
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(list(&mut c).await.len(), 1, "kept within the grace period");
     let ev = &events.wait("StaleAttachmentCleared", "pvc-a", 1).await[0];
@@ -352,7 +346,7 @@ async fn a_deleted_node_is_cleared_after_the_grace_period_with_an_event() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_watch_adopts_forgets_and_a_vanished_attached_va_is_stale() {
     let dir = tempfile::tempdir().unwrap();
-    let fake = FakeKube::start().await;
+    let fake = FakeApi::start().await;
     let events = Events::start(dir.path()).await;
     seed_nodes(&fake, &["n1", "n2"]);
     seed_rwo(&fake, "x");
@@ -363,14 +357,9 @@ async fn the_watch_adopts_forgets_and_a_vanished_attached_va_is_stale() {
     assert!(list(&mut c).await.is_empty());
 
     // Another replica attached pvc-x on n1: the VA shows it.
-    let va_x = fake_kube::va("va-x", "pv-x", "n1", false, DRIVER, "2025-01-01T00:00:00Z");
-    fake.put(STORAGE, "volumeattachments", "", va_x.clone());
-    fake.put(
-        STORAGE,
-        "volumeattachments",
-        "",
-        set_attached(va_x.clone(), true),
-    );
+    let va_x = objects::va("va-x", "pv-x", "n1", false, DRIVER, "2025-01-01T00:00:00Z");
+    fake.put_value::<VolumeAttachment>(va_x.clone());
+    fake.put_value::<VolumeAttachment>(set_attached(va_x.clone(), true));
     let adopted = support::eventually(Duration::from_secs(5), || {
         let mut c = c.clone();
         async move { Some(list(&mut c).await).filter(|l| !l.is_empty()) }
@@ -390,8 +379,8 @@ async fn the_watch_adopts_forgets_and_a_vanished_attached_va_is_stale() {
     assert_eq!(reason_of(&err), Some(Reason::AttachedElsewhere));
 
     // ...and detached it: attached=false, then the VA goes away.
-    fake.put(STORAGE, "volumeattachments", "", set_attached(va_x, false));
-    fake.delete(STORAGE, "volumeattachments", "", "va-x");
+    fake.put_value::<VolumeAttachment>(set_attached(va_x, false));
+    fake.delete::<VolumeAttachment>(None, "va-x");
     support::eventually(Duration::from_secs(5), || {
         let mut c = c.clone();
         async move { list(&mut c).await.is_empty().then_some(()) }
@@ -400,12 +389,14 @@ async fn the_watch_adopts_forgets_and_a_vanished_attached_va_is_stale() {
     .expect("detached VA forgotten");
 
     // A VA removed while still attached: stale after the grace period.
-    fake.put(
-        STORAGE,
-        "volumeattachments",
-        "",
-        fake_kube::va("va-y", "pv-y", "n1", true, DRIVER, "2025-01-01T00:00:00Z"),
-    );
+    fake.put_value::<VolumeAttachment>(objects::va(
+        "va-y",
+        "pv-y",
+        "n1",
+        true,
+        DRIVER,
+        "2025-01-01T00:00:00Z",
+    ));
     c.attach(attach_req(
         "pvc-y",
         "n1",
@@ -416,7 +407,7 @@ async fn the_watch_adopts_forgets_and_a_vanished_attached_va_is_stale() {
     .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let deleted = Instant::now();
-    fake.delete(STORAGE, "volumeattachments", "", "va-y");
+    fake.delete::<VolumeAttachment>(None, "va-y");
     let ev = &events.wait("StaleAttachmentCleared", "pvc-y", 1).await[0];
     // After the grace period (1 s), long before the 60 s interval: the
     // deletion itself asked for a pass.
@@ -442,16 +433,18 @@ async fn the_watch_adopts_forgets_and_a_vanished_attached_va_is_stale() {
 #[tokio::test(flavor = "multi_thread")]
 async fn only_the_lease_holder_reconciles_and_a_standby_takes_over() {
     let dir = tempfile::tempdir().unwrap();
-    let fake = FakeKube::start().await;
+    let fake = FakeApi::start().await;
     let events = Events::start(dir.path()).await;
     seed_nodes(&fake, &["n1", "n2"]);
     seed_rwo(&fake, "a");
-    fake.put(
-        STORAGE,
-        "volumeattachments",
-        "",
-        fake_kube::va("va-a", "pv-a", "n2", true, DRIVER, "2025-01-01T00:00:00Z"),
-    );
+    fake.put_value::<VolumeAttachment>(objects::va(
+        "va-a",
+        "pv-a",
+        "n2",
+        true,
+        DRIVER,
+        "2025-01-01T00:00:00Z",
+    ));
 
     let a = Proc::start(kube_cfg(&fake, dir.path(), &events, "replica-a"));
     wait_holder(&fake, "replica-a", Duration::from_secs(5)).await;
@@ -463,7 +456,7 @@ async fn only_the_lease_holder_reconciles_and_a_standby_takes_over() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(holder(&fake).as_deref(), Some("replica-a"));
 
-    fake.delete("", "nodes", "", "n2");
+    fake.delete::<Node>(None, "n2");
     events.wait("StaleAttachmentCleared", "pvc-a", 1).await;
     assert!(list(&mut ca).await.is_empty(), "the leader cleared it");
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -482,7 +475,7 @@ async fn only_the_lease_holder_reconciles_and_a_standby_takes_over() {
         "{:?}",
         crashed.elapsed()
     );
-    let lease = fake.get(COORD, "leases", LEASE_NS, LEASE).unwrap();
+    let lease = fake.get_value::<Lease>(Some(LEASE_NS), LEASE).unwrap();
     assert_eq!(lease["spec"]["leaseTransitions"], 1);
     support::eventually(Duration::from_secs(10), || {
         let mut cb = cb.clone();
@@ -502,7 +495,7 @@ async fn only_the_lease_holder_reconciles_and_a_standby_takes_over() {
 #[tokio::test(flavor = "multi_thread")]
 async fn late_watch_events_neither_resurrect_nor_drop_attachments() {
     let dir = tempfile::tempdir().unwrap();
-    let fake = FakeKube::start().await;
+    let fake = FakeApi::start().await;
     let events = Events::start(dir.path()).await;
     seed_nodes(&fake, &["n1"]);
     seed_rwo(&fake, "w");
@@ -514,8 +507,8 @@ async fn late_watch_events_neither_resurrect_nor_drop_attachments() {
     ready(&mut c).await;
 
     // Late events around a detach served here must not resurrect it.
-    let va_w = fake_kube::va("va-w", "pv-w", "n1", true, DRIVER, "2025-01-01T00:00:00Z");
-    fake.put(STORAGE, "volumeattachments", "", va_w.clone());
+    let va_w = objects::va("va-w", "pv-w", "n1", true, DRIVER, "2025-01-01T00:00:00Z");
+    fake.put_value::<VolumeAttachment>(va_w.clone());
     support::eventually(Duration::from_secs(5), || {
         let mut c = c.clone();
         async move { (list(&mut c).await.len() == 1).then_some(()) }
@@ -531,7 +524,7 @@ async fn late_watch_events_neither_resurrect_nor_drop_attachments() {
     );
     let mut deleting = va_w.clone();
     deleting["metadata"]["deletionTimestamp"] = json!("2025-01-01T01:00:00Z");
-    fake.put(STORAGE, "volumeattachments", "", deleting);
+    fake.put_value::<VolumeAttachment>(deleting);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
         list(&mut c).await.is_empty(),
@@ -540,8 +533,8 @@ async fn late_watch_events_neither_resurrect_nor_drop_attachments() {
 
     // Re-attach to the same node: the old VA's deletion (same name) arrives
     // after the new Attach was served here; the new attachment survives.
-    fake.put(STORAGE, "volumeattachments", "", set_attached(va_w, false));
-    fake.delete(STORAGE, "volumeattachments", "", "va-w");
+    fake.put_value::<VolumeAttachment>(set_attached(va_w, false));
+    fake.delete::<VolumeAttachment>(None, "va-w");
     tokio::time::sleep(Duration::from_millis(200)).await;
     c.attach(attach_req(
         "pvc-w",
@@ -557,8 +550,8 @@ async fn late_watch_events_neither_resurrect_nor_drop_attachments() {
         1,
         "attached after the old VA was seen gone"
     );
-    let old = fake_kube::va("va-v", "pv-v", "n1", true, DRIVER, "2025-01-01T00:00:00Z");
-    fake.put(STORAGE, "volumeattachments", "", old.clone());
+    let old = objects::va("va-v", "pv-v", "n1", true, DRIVER, "2025-01-01T00:00:00Z");
+    fake.put_value::<VolumeAttachment>(old.clone());
     c.attach(attach_req(
         "pvc-v",
         "n1",
@@ -567,14 +560,16 @@ async fn late_watch_events_neither_resurrect_nor_drop_attachments() {
     ))
     .await
     .unwrap();
-    fake.put(STORAGE, "volumeattachments", "", set_attached(old, false));
-    fake.delete(STORAGE, "volumeattachments", "", "va-v");
-    fake.put(
-        STORAGE,
-        "volumeattachments",
-        "",
-        fake_kube::va("va-v", "pv-v", "n1", false, DRIVER, "2025-01-01T02:00:00Z"),
-    );
+    fake.put_value::<VolumeAttachment>(set_attached(old, false));
+    fake.delete::<VolumeAttachment>(None, "va-v");
+    fake.put_value::<VolumeAttachment>(objects::va(
+        "va-v",
+        "pv-v",
+        "n1",
+        false,
+        DRIVER,
+        "2025-01-01T02:00:00Z",
+    ));
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let held: Vec<String> = list(&mut c)
         .await

@@ -1,6 +1,5 @@
 //! Local mode (file store), real gRPC to attachment-service and from it to
 //! the real event-service (JSON-lines sink).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

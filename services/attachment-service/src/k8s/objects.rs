@@ -196,7 +196,6 @@ pub fn rebuild(vas: &[(VaInfo, PvInfo)], default_migration_timeout_secs: u32) ->
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     fn va(name: &str, node: &str, attached: bool, created: i64) -> VaInfo {

@@ -292,7 +292,6 @@ impl FileRecord {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     fn rec(v: &str) -> Record {

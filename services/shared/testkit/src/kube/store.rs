@@ -221,8 +221,15 @@ impl Db {
             } else if mode == WriteMode::Update && rt.status_subresource {
                 obj["status"] = old["status"].clone();
             }
-            // Fields the server owns survive every write.
+            // Fields the server owns survive every write (a test seeding with
+            // Upsert may mark an object deleting, as the server would have).
             for field in ["uid", "creationTimestamp", "deletionTimestamp"] {
+                if mode == WriteMode::Upsert
+                    && field == "deletionTimestamp"
+                    && !obj["metadata"][field].is_null()
+                {
+                    continue;
+                }
                 let v = old["metadata"][field].clone();
                 if v.is_null() {
                     if let Some(m) = obj["metadata"].as_object_mut() {
@@ -244,7 +251,7 @@ impl Db {
             obj["metadata"]["namespace"] = json!(namespace);
         }
         // A deleting object whose last finalizer was removed goes away.
-        let deleting = !obj["metadata"]["deletionTimestamp"].is_null();
+        let deleting = mode != WriteMode::Upsert && !obj["metadata"]["deletionTimestamp"].is_null();
         let finalizers = obj["metadata"]["finalizers"]
             .as_array()
             .is_some_and(|f| !f.is_empty());
