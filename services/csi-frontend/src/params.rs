@@ -7,41 +7,40 @@
 
 use std::collections::HashMap;
 
+pub use rds_bus::PvcRef;
+use rds_bus::volume_context::{self as vc, key};
+
 use crate::config::Config;
 use crate::error::FrontendError;
 use crate::validate;
 
-pub const VOLUME_PATH: &str = "volumePath";
-pub const NVME_PORT: &str = "nvmePort";
-pub const NVME_ADDRESS: &str = "nvmeAddress";
-pub const RDS_ADDRESS: &str = "rdsAddress";
-pub const CTRL_LOSS_TMO: &str = "ctrlLossTmo";
-pub const RECONNECT_DELAY: &str = "reconnectDelay";
-pub const KEEP_ALIVE_TMO: &str = "keepAliveTmo";
-pub const MIGRATION_TIMEOUT: &str = "migrationTimeoutSeconds";
+// StorageClass keys that share their name with the volume_context key they
+// feed (one definition: rds_bus::volume_context).
+pub const VOLUME_PATH: &str = key::VOLUME_PATH;
+pub const NVME_PORT: &str = key::NVME_PORT;
+pub const NVME_ADDRESS: &str = key::NVME_ADDRESS;
+pub const RDS_ADDRESS: &str = key::RDS_ADDRESS;
+pub const CTRL_LOSS_TMO: &str = key::CTRL_LOSS_TMO;
+pub const RECONNECT_DELAY: &str = key::RECONNECT_DELAY;
+pub const KEEP_ALIVE_TMO: &str = key::KEEP_ALIVE_TMO;
+pub const MIGRATION_TIMEOUT: &str = key::MIGRATION_TIMEOUT;
+/// Not in the Go driver: `"true"` lets the node format a restored or cloned
+/// volume that reads blank (off by default: such a volume is refused).
+pub const FORMAT_BLANK_RESTORE: &str = key::FORMAT_BLANK_RESTORE;
 
 /// Documented by the Go driver but never read by it.
 pub const IGNORED_KEYS: [&str; 5] = ["sshPort", "nqnPrefix", "fsType", "rdsPort", "rdsBasePath"];
 
 pub const K8S_PREFIX: &str = "csi.storage.k8s.io/";
-pub const PVC_NAME: &str = "csi.storage.k8s.io/pvc/name";
-pub const PVC_NAMESPACE: &str = "csi.storage.k8s.io/pvc/namespace";
+pub const PVC_NAME: &str = key::PVC_NAME;
+pub const PVC_NAMESPACE: &str = key::PVC_NAMESPACE;
 const PV_NAME: &str = "csi.storage.k8s.io/pv/name";
 const K8S_FSTYPE: &str = "csi.storage.k8s.io/fstype";
 
-pub const DEFAULT_CTRL_LOSS_TMO: i64 = -1;
-pub const DEFAULT_RECONNECT_DELAY: i64 = 5;
-pub const DEFAULT_KEEP_ALIVE_TMO: i64 = 0;
-pub const DEFAULT_MIGRATION_TIMEOUT: u32 = 300;
-/// The Go driver clamps the migration window to [30 s, 1 h].
-pub const MIGRATION_TIMEOUT_RANGE: (u32, u32) = (30, 3600);
-
-/// The PVC a volume belongs to (from the provisioner's `--extra-create-metadata`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PvcRef {
-    pub namespace: String,
-    pub name: String,
-}
+pub use vc::{
+    DEFAULT_CTRL_LOSS_TMO, DEFAULT_KEEP_ALIVE_TMO, DEFAULT_MIGRATION_TIMEOUT,
+    DEFAULT_RECONNECT_DELAY, MIGRATION_TIMEOUT_RANGE,
+};
 
 /// Checked CreateVolume parameters with defaults applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,11 +49,12 @@ pub struct VolumeParams {
     pub nvme_port: u16,
     pub nvme_address: String,
     pub rds_address: String,
-    pub ctrl_loss_tmo: i64,
-    pub reconnect_delay: i64,
-    pub keep_alive_tmo: i64,
+    pub ctrl_loss_tmo: i32,
+    pub reconnect_delay: u32,
+    pub keep_alive_tmo: u32,
     pub migration_timeout_seconds: u32,
     pub pvc: Option<PvcRef>,
+    pub format_blank_restore: bool,
     /// Accepted-but-ignored keys and clamped values, for a warning log line.
     pub warnings: Vec<String>,
 }
@@ -108,7 +108,14 @@ pub fn volume_params(
         keep_alive_tmo: DEFAULT_KEEP_ALIVE_TMO,
         migration_timeout_seconds: DEFAULT_MIGRATION_TIMEOUT,
         pvc: None,
+        format_blank_restore: false,
         warnings: Vec::new(),
+    };
+    // The node reads the timers in these ranges (rds_bus::volume_context):
+    // nothing creatable may be unstageable.
+    let timer = |key: &str, v: &str, min: i64| -> Result<u32, FrontendError> {
+        let n = int_in(key, v, min, vc::MAX_TIMER_SECONDS.into())?;
+        Ok(u32::try_from(n).unwrap_or(vc::MAX_TIMER_SECONDS))
     };
     let mut nvme_address = None;
     for (key, v) in sorted(map) {
@@ -127,9 +134,24 @@ pub fn volume_params(
                 validate::address(v).map_err(|e| bad(key, e))?;
                 p.rds_address = v.clone();
             }
-            CTRL_LOSS_TMO => p.ctrl_loss_tmo = int_in(key, v, -1, i32::MAX.into())?,
-            RECONNECT_DELAY => p.reconnect_delay = int_in(key, v, 1, i32::MAX.into())?,
-            KEEP_ALIVE_TMO => p.keep_alive_tmo = int_in(key, v, 0, i32::MAX.into())?,
+            CTRL_LOSS_TMO => {
+                let n = int_in(key, v, -1, i32::MAX.into())?;
+                p.ctrl_loss_tmo = i32::try_from(n).unwrap_or(i32::MAX);
+            }
+            RECONNECT_DELAY => p.reconnect_delay = timer(key, v, 1)?,
+            KEEP_ALIVE_TMO => p.keep_alive_tmo = timer(key, v, 0)?,
+            FORMAT_BLANK_RESTORE => {
+                p.format_blank_restore = match v.trim() {
+                    "true" => true,
+                    "false" => false,
+                    other => {
+                        return Err(bad(
+                            key,
+                            format!("{:?} is not true or false", validate::truncate(other)),
+                        ));
+                    }
+                }
+            }
             MIGRATION_TIMEOUT => {
                 let n = int_in(key, v, 1, i32::MAX.into())?;
                 let (lo, hi) = MIGRATION_TIMEOUT_RANGE;
@@ -205,7 +227,7 @@ fn unknown(key: &str, class: &str) -> FrontendError {
     FrontendError::InvalidArgument(format!(
         "unknown {class} parameter {:?} (accepted: {VOLUME_PATH}, {NVME_PORT}, {NVME_ADDRESS}, \
          {RDS_ADDRESS}, {CTRL_LOSS_TMO}, {RECONNECT_DELAY}, {KEEP_ALIVE_TMO}, {MIGRATION_TIMEOUT}, \
-         {}, {K8S_PREFIX}*)",
+         {FORMAT_BLANK_RESTORE}, {}, {K8S_PREFIX}*)",
         validate::truncate(key),
         IGNORED_KEYS.join(", ")
     ))
@@ -253,6 +275,12 @@ mod tests {
         );
         assert_eq!(p.migration_timeout_seconds, 300);
         assert!(p.pvc.is_none());
+        assert!(
+            !p.format_blank_restore,
+            "blank restores are refused by default"
+        );
+        let p = volume_params(&map(&[("formatBlankRestore", "true")]), &cfg()).unwrap();
+        assert!(p.format_blank_restore);
     }
 
     #[test]
@@ -321,6 +349,9 @@ mod tests {
             ("rdsAddress", ""),
             ("ctrlLossTmo", "-2"),
             ("reconnectDelay", "0"),
+            ("reconnectDelay", "7200"),
+            ("keepAliveTmo", "3601"),
+            ("formatBlankRestore", "yes"),
             ("keepAliveTmo", "-1"),
             ("migrationTimeoutSeconds", "0"),
             ("migrationTimeoutSeconds", "soon"),

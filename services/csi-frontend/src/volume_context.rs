@@ -1,60 +1,62 @@
-//! volume_context (PV `volumeAttributes`): the Go driver's nine keys with the
-//! same meanings (reference/anchor-go-driver.md §3.4) plus the PVC name and
-//! namespace when the provisioner passed them. The node role reads only
-//! these, so PVs created by the Go driver stage unchanged. Also the reading
-//! side used by ControllerPublish.
+//! volume_context (PV `volumeAttributes`), written through the one typed
+//! contract, [`rds_bus::VolumeContext`], that the node reads: the Go driver's
+//! nine keys with the same meanings, the PVC name and namespace when the
+//! provisioner passed them, and — not in the Go driver — `contentSource` for
+//! a restore or clone and `formatBlankRestore` when the StorageClass allows
+//! formatting a restore that reads blank. PVs created by the Go driver stage
+//! unchanged. Also the reading side used by ControllerPublish.
 
 use std::collections::HashMap;
 
-use rds_bus::VolumeId;
+use rds_bus::volume_context::{VolumeContext, key};
+use rds_bus::{ContentSource, Nqn, SnapshotId, VolumeId};
 use rds_proto::agent::Volume;
 
-use crate::params::{
-    self, CTRL_LOSS_TMO, KEEP_ALIVE_TMO, MIGRATION_TIMEOUT, NVME_ADDRESS, NVME_PORT, PVC_NAME,
-    PVC_NAMESPACE, PvcRef, RDS_ADDRESS, RECONNECT_DELAY, VolumeParams,
-};
-use crate::validate;
+use crate::params::{PvcRef, VolumeParams};
 
-pub const NQN: &str = "nqn";
+pub const NQN: &str = key::NQN;
 /// The FULL backing-file path (not the directory), as the Go driver.
-pub const VOLUME_PATH: &str = "volumePath";
+pub const VOLUME_PATH: &str = key::VOLUME_PATH;
+
+/// The content source the agent reports for `vol` (set for volumes made
+/// from a snapshot or a volume in this request).
+fn content_source(vol: &Volume) -> Option<ContentSource> {
+    if let Ok(s) = SnapshotId::parse(&vol.source_snapshot_id) {
+        return Some(ContentSource::Snapshot(s));
+    }
+    VolumeId::parse(&vol.source_volume_id)
+        .ok()
+        .map(ContentSource::Volume)
+}
 
 /// The context returned by CreateVolume for `vol` (as the RDS reports it).
 pub fn build(p: &VolumeParams, id: &VolumeId, vol: &Volume) -> HashMap<String, String> {
-    let port = if vol.nvme_port > 0 {
-        vol.nvme_port.to_string()
-    } else {
-        p.nvme_port.to_string()
-    };
-    let nqn = if vol.nqn.is_empty() {
-        id.nqn().to_string()
-    } else {
-        vol.nqn.clone()
-    };
+    let port = u16::try_from(vol.nvme_port)
+        .ok()
+        .filter(|p| *p > 0)
+        .unwrap_or(p.nvme_port);
+    let nqn = Nqn::parse(&vol.nqn).unwrap_or_else(|_| id.nqn());
     let path = if vol.file_path.is_empty() {
         format!("{}/{}", p.base_path, id.file_name())
     } else {
         vol.file_path.clone()
     };
-    let mut ctx = HashMap::from([
-        (RDS_ADDRESS.to_owned(), p.rds_address.clone()),
-        (NVME_ADDRESS.to_owned(), p.nvme_address.clone()),
-        (NVME_PORT.to_owned(), port),
-        (NQN.to_owned(), nqn),
-        (VOLUME_PATH.to_owned(), path),
-        (CTRL_LOSS_TMO.to_owned(), p.ctrl_loss_tmo.to_string()),
-        (RECONNECT_DELAY.to_owned(), p.reconnect_delay.to_string()),
-        (KEEP_ALIVE_TMO.to_owned(), p.keep_alive_tmo.to_string()),
-        (
-            MIGRATION_TIMEOUT.to_owned(),
-            p.migration_timeout_seconds.to_string(),
-        ),
-    ]);
-    if let Some(pvc) = &p.pvc {
-        ctx.insert(PVC_NAMESPACE.to_owned(), pvc.namespace.clone());
-        ctx.insert(PVC_NAME.to_owned(), pvc.name.clone());
+    VolumeContext {
+        rds_address: p.rds_address.clone(),
+        nvme_address: p.nvme_address.clone(),
+        nvme_port: Some(port),
+        nqn: Some(nqn),
+        volume_path: Some(path),
+        ctrl_loss_tmo: p.ctrl_loss_tmo,
+        reconnect_delay: p.reconnect_delay,
+        keep_alive_tmo: p.keep_alive_tmo,
+        migration_timeout_seconds: Some(p.migration_timeout_seconds),
+        pvc: p.pvc.clone(),
+        content_source: content_source(vol),
+        format_blank_restore: p.format_blank_restore,
+        warnings: Vec::new(),
     }
-    ctx
+    .to_map()
 }
 
 /// What ControllerPublish needs from a PV's volume_context. The context was
@@ -69,35 +71,26 @@ pub struct PublishInfo {
 }
 
 pub fn publish_info(ctx: &HashMap<String, String>) -> PublishInfo {
-    let mut info = PublishInfo::default();
-    match (ctx.get(PVC_NAMESPACE), ctx.get(PVC_NAME)) {
-        (Some(ns), Some(name))
-            if validate::k8s_namespace(ns).is_ok() && validate::k8s_name(name).is_ok() =>
-        {
-            info.pvc = Some(PvcRef {
-                namespace: ns.clone(),
-                name: name.clone(),
-            });
-        }
-        (None, None) => {}
-        _ => info
-            .warnings
-            .push("ignoring an incomplete or invalid PVC reference in volume_context".into()),
+    // Only the advisory keys: a malformed connection key is the node's
+    // business, never a reason to refuse an attach.
+    let advisory: HashMap<String, String> = ctx
+        .iter()
+        .filter(|(k, _)| {
+            [key::PVC_NAME, key::PVC_NAMESPACE, key::MIGRATION_TIMEOUT].contains(&k.as_str())
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    match VolumeContext::parse(&advisory) {
+        Ok(c) => PublishInfo {
+            pvc: c.pvc,
+            migration_timeout_seconds: c.migration_timeout_seconds.unwrap_or(0),
+            warnings: c.warnings,
+        },
+        Err(e) => PublishInfo {
+            warnings: vec![e.to_string()],
+            ..PublishInfo::default()
+        },
     }
-    if let Some(v) = ctx.get(MIGRATION_TIMEOUT) {
-        let (lo, hi) = params::MIGRATION_TIMEOUT_RANGE;
-        match v.trim().parse::<i64>() {
-            Ok(n) if n > 0 => {
-                info.migration_timeout_seconds =
-                    u32::try_from(n.clamp(lo.into(), hi.into())).unwrap_or(hi);
-            }
-            _ => info.warnings.push(format!(
-                "ignoring {MIGRATION_TIMEOUT}={:?}; using the default",
-                validate::truncate(v)
-            )),
-        }
-    }
-    info
 }
 
 #[cfg(test)]
@@ -105,6 +98,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::config::Config;
+    use crate::params::{self, MIGRATION_TIMEOUT, PVC_NAME, PVC_NAMESPACE};
 
     #[test]
     fn nine_go_keys_plus_pvc() {
@@ -158,6 +152,24 @@ mod tests {
         );
         assert_eq!(info.migration_timeout_seconds, 300);
         assert!(info.warnings.is_empty());
+
+        // A restore records its source; the node reads it back.
+        let restored = Volume {
+            source_snapshot_id: "snap-1".into(),
+            ..vol.clone()
+        };
+        let ctx = build(&p, &id, &restored);
+        assert_eq!(ctx["contentSource"], "snapshot:snap-1");
+        let node = VolumeContext::parse(&ctx).unwrap();
+        assert!(matches!(
+            node.content_source,
+            Some(ContentSource::Snapshot(_))
+        ));
+        assert!(!node.format_blank_restore);
+        params.insert("formatBlankRestore".to_owned(), "true".to_owned());
+        let p = params::volume_params(&params, &cfg).unwrap();
+        let ctx = build(&p, &id, &restored);
+        assert_eq!(ctx["formatBlankRestore"], "true");
     }
 
     #[test]
