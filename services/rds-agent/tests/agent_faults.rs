@@ -448,8 +448,8 @@ async fn ssh_command_spans_are_children_of_the_callers_span() {
         .count();
     assert!(with_slot >= 3, "print, add, print carry the slot");
     assert!(
-        cmd_spans.len() >= 4,
-        "print, nqn print, add, print: {:?}",
+        cmd_spans.len() == 3,
+        "batched check, add, verify: {:?}",
         spans.iter().map(|s| &s.name).collect::<Vec<_>>()
     );
     let by_id: HashMap<_, _> = spans

@@ -98,6 +98,14 @@ impl SimHandle {
         self.shared.disks()
     }
 
+    /// SSH channels open right now over all connections (a client that
+    /// closes what it opens brings this back to 0).
+    pub fn open_channels(&self) -> u32 {
+        self.shared
+            .open_channels
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Whether a `/file` exists (`/storage-pool/x/y.img` or `storage-pool/x/y.img`).
     pub fn file_exists(&self, routeros_path: &str) -> bool {
         self.shared.store.exists(routeros_path)

@@ -45,6 +45,9 @@ pub(crate) struct Shared {
     accept_task: Mutex<Option<JoinHandle<()>>>,
     generation: AtomicU64,
     stopped: AtomicBool,
+    /// SSH channels open right now, over every connection (tests check that
+    /// a client's cancelled commands leak none).
+    pub(crate) open_channels: Arc<std::sync::atomic::AtomicU32>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -96,6 +99,7 @@ impl Shared {
             accept_task: Mutex::new(None),
             generation: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
+            open_channels: Arc::default(),
             cfg,
         };
         for dir in &shared.cfg.base_dirs {

@@ -86,21 +86,44 @@ pub(crate) struct Conn {
 /// closes a channel *or* when our exec task closes it first: russh does not
 /// call `channel_close` for a channel the server already closed, so counting
 /// only there would leak a slot per command.
-#[derive(Default)]
 pub(crate) struct OpenChannels {
     set: std::sync::Mutex<HashSet<ChannelId>>,
+    /// The simulator-wide count ([`crate::SimHandle::open_channels`]).
+    total: Arc<AtomicU32>,
 }
 
 impl OpenChannels {
+    fn new(total: Arc<AtomicU32>) -> Self {
+        Self {
+            set: std::sync::Mutex::default(),
+            total,
+        }
+    }
+
     fn insert(&self, id: ChannelId) {
-        if let Ok(mut set) = self.set.lock() {
-            set.insert(id);
+        if let Ok(mut set) = self.set.lock()
+            && set.insert(id)
+        {
+            self.total.fetch_add(1, Ordering::SeqCst);
         }
     }
 
     /// True when `id` was open (so the caller decrements exactly once).
     fn remove(&self, id: &ChannelId) -> bool {
-        self.set.lock().map(|mut s| s.remove(id)).unwrap_or(false)
+        let was = self.set.lock().map(|mut s| s.remove(id)).unwrap_or(false);
+        if was {
+            self.total.fetch_sub(1, Ordering::SeqCst);
+        }
+        was
+    }
+}
+
+impl Drop for OpenChannels {
+    /// A connection that ends takes its channels with it.
+    fn drop(&mut self) {
+        let n = self.set.lock().map(|s| s.len()).unwrap_or(0);
+        self.total
+            .fetch_sub(u32::try_from(n).unwrap_or(0), Ordering::SeqCst);
     }
 }
 
@@ -113,12 +136,13 @@ fn release_channel(channels: &OpenChannels, open: &AtomicU32, closed: &Notify, c
 
 impl Conn {
     pub(crate) fn new(shared: Arc<Shared>, conn_id: u64, kill: Arc<KillSwitch>) -> Self {
+        let channels = Arc::new(OpenChannels::new(shared.open_channels.clone()));
         Self {
             shared,
             conn_id,
             kill,
             width: None,
-            channels: Arc::new(OpenChannels::default()),
+            channels,
             open: Arc::new(AtomicU32::new(0)),
             closed: Arc::new(Notify::new()),
             limit_override: None,

@@ -279,3 +279,53 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
         .unwrap();
     String::from_utf8_lossy(&buf).into_owned()
 }
+
+impl Env {
+    /// Runs one command on the sim over a separate SSH login (behind the
+    /// agent's back), returning its output.
+    pub async fn raw(&self, cmd: &str) -> String {
+        use async_ssh2_tokio::client::{AuthMethod, Client, ServerCheckMethod};
+        let pem = key(1)
+            .to_openssh(russh::keys::ssh_key::LineEnding::LF)
+            .unwrap();
+        let host_key = self.sim.host_public_key().to_openssh().unwrap();
+        let bare = Client::connect(
+            ("127.0.0.1", self.sim.addr().port()),
+            "admin",
+            AuthMethod::with_key(&pem, None),
+            ServerCheckMethod::with_public_key(host_key.split_whitespace().nth(1).unwrap()),
+        )
+        .await
+        .unwrap();
+        let r = bare.execute(cmd).await.unwrap();
+        r.stdout
+    }
+
+    /// The value of a metric line `name ...` (first match), if present.
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        let text = self.metrics_text().await;
+        text.lines()
+            .find(|l| l.starts_with(name) && !l.starts_with('#'))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.trim().parse().ok())
+    }
+}
+
+/// A request carrying a caller deadline (`grpc-timeout`), like a CSI sidecar.
+pub fn with_timeout<T>(msg: T, t: Duration) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    r.set_timeout(t);
+    r
+}
+
+/// Polls `f` until it is true or `within` passes (a positive barrier).
+pub async fn eventually(within: Duration, mut f: impl AsyncFnMut() -> bool) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < within {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
