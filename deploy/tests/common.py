@@ -161,7 +161,10 @@ def our_binary(container: dict[str, Any]) -> str | None:
         return None
     cmd = container.get("command")
     if cmd:
-        return Path(cmd[0]).name
+        # A tool of the image (the dev overlay's init containers run cp) is
+        # not one of our binaries.
+        name = Path(cmd[0]).name
+        return name if name in SERVICES else None
     return repo[len(IMAGE_PREFIX) :]
 
 

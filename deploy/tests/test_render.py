@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import os
 import functools
 import re
 import shutil
@@ -467,6 +468,17 @@ def check_storage_classes(c: Checks, name: str, objs) -> None:
              f"unknown: {unknown}; accepted: {sorted(consts)}")
 
 
+def with_component(tmp: Path, component: str):
+    """The prod overlay plus one optional component, as a user adds it."""
+    (tmp / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": [os.path.relpath(DEPLOY / "overlays/prod", tmp)],
+        "components": [os.path.relpath(DEPLOY / "components" / component, tmp)],
+    }))
+    return render(tmp)
+
+
 def main() -> None:
     c = Checks("deploy manifests render and validate")
     rendered = {}
@@ -485,6 +497,17 @@ def main() -> None:
         kinds = [o["kind"] for o in sm]
         c.ok("servicemonitor component adds two ServiceMonitors", kinds.count("ServiceMonitor") == 2)
 
+    with tempfile.TemporaryDirectory(dir=DEPLOY) as td:
+        snap = c.run(
+            "kubectl kustomize deploy/overlays/prod + components/snapshots",
+            lambda: with_component(Path(td), "snapshots"),
+        )
+    if snap is not None:
+        rendered["prod+snapshots"] = snap
+        vsc = [o for o in snap if o["kind"] == "VolumeSnapshotClass"]
+        c.ok("snapshots component adds the VolumeSnapshotClass, cluster-scoped",
+             len(vsc) == 1 and "namespace" not in vsc[0]["metadata"], str(vsc))
+
     for name, objs in rendered.items():
         check_schemas(c, name, objs)
     for name in ("overlays/prod", "overlays/dev", "prod+servicemonitor"):
@@ -499,7 +522,11 @@ def main() -> None:
         check_dev(c, rendered["overlays/dev"])
     if "overlays/prod" in rendered:
         kinds = {o["kind"] for o in rendered["overlays/prod"]}
-        c.ok("prod: StorageClass and VolumeSnapshotClass examples included", {"StorageClass", "VolumeSnapshotClass"} <= kinds)
+        c.ok("prod: the StorageClass example included", "StorageClass" in kinds)
+        # Applying prod must work on a cluster without the snapshot CRDs.
+        c.ok("prod: no VolumeSnapshotClass unless the snapshots component is added", "VolumeSnapshotClass" not in kinds)
+        sc = [o["metadata"]["name"] for o in rendered["overlays/prod"] if o["kind"] == "StorageClass"]
+        c.ok("prod: the example StorageClass is not the Go driver's rds-nvme", "rds-nvme" not in sc, str(sc))
         c.ok("prod: no rds-sim, no Jaeger", not any(
             o["metadata"]["name"] in ("rds-sim", "jaeger") for o in rendered["overlays/prod"]))
 

@@ -1,5 +1,13 @@
-//! CSI Identity: plugin info, capabilities, and Probe (ready only while
-//! rds-agent reports the RDS reachable, for the controller role).
+//! CSI Identity: plugin info, capabilities, and Probe.
+//!
+//! Probe reports csi-frontend's own readiness only: it answers once this
+//! process serves its socket (the node role's start-up sweep has finished
+//! before the socket is served). It never asks rds-agent or the RDS. The
+//! livenessprobe sidecar turns `ready=false` into HTTP 500, so a Probe that
+//! followed the RDS would restart csi-frontend through every RDS outage and
+//! stop attach/detach, which never need the RDS. RDS reachability is reported
+//! by rds-agent's metrics (`rds_agent_connection_state`, circuit state) and
+//! events instead (docs/decisions.md, "Probe is the frontend's own health").
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,22 +21,21 @@ use rds_proto::csi::v1::{
     GetPluginInfoResponse, PluginCapability, ProbeRequest, ProbeResponse,
 };
 use tonic::{Request, Response, Status};
-use tracing::Instrument;
 
 use crate::backends::Backends;
 use crate::config::Config;
-use crate::deadline::CallCtx;
 use crate::span::{csi_span, finish};
 
 #[derive(Clone)]
 pub struct IdentityService {
     cfg: Arc<Config>,
-    backends: Backends,
 }
 
 impl IdentityService {
-    pub fn new(cfg: Arc<Config>, backends: Backends) -> Self {
-        IdentityService { cfg, backends }
+    /// `_backends` is kept in the signature so callers need not change; Probe
+    /// deliberately uses no backend.
+    pub fn new(cfg: Arc<Config>, _backends: Backends) -> Self {
+        IdentityService { cfg }
     }
 }
 
@@ -75,27 +82,10 @@ impl Identity for IdentityService {
         }))
     }
 
-    async fn probe(&self, req: Request<ProbeRequest>) -> Result<Response<ProbeResponse>, Status> {
+    async fn probe(&self, _req: Request<ProbeRequest>) -> Result<Response<ProbeResponse>, Status> {
         let span = csi_span!("csi.Probe");
-        let ctx = CallCtx::from_metadata(req.metadata());
-        let ready = if self.cfg.role.controller() {
-            // A failing agent call is "not ready", never a failed Probe: the
-            // liveness probe must not restart us for the RDS being down.
-            match self.backends.probe(&ctx).instrument(span.clone()).await {
-                Ok(p) => {
-                    if !p.reachable {
-                        span.in_scope(|| tracing::warn!(detail = %p.detail, "RDS not reachable"));
-                    }
-                    p.reachable
-                }
-                Err(e) => {
-                    span.in_scope(|| tracing::warn!(error = %e, "rds-agent probe failed"));
-                    false
-                }
-            }
-        } else {
-            true
-        };
-        finish(&span, Ok(ProbeResponse { ready: Some(ready) }))
+        // This handler runs only once the services are registered and the
+        // socket is served, so answering is being ready.
+        finish(&span, Ok(ProbeResponse { ready: Some(true) }))
     }
 }

@@ -53,7 +53,19 @@ impl Core {
         let _held = self.guard.volume(volume.as_str())?;
         let vol = match ids::is_snapshot_slot(volume.as_str()) {
             true => None,
-            false => self.backends.get_volume(ctx, &volume).await?,
+            false => match self.backends.get_volume(ctx, &volume).await {
+                Ok(v) => v,
+                // Attach is bookkeeping in attachment-service: an RDS outage
+                // must not stop it (the PV exists, so the volume did). The
+                // publish context then falls back to the volume id's NQN
+                // and the configured port. See docs/decisions.md.
+                Err(e) if rds_unreachable(&e) => {
+                    tracing::warn!(volume_id = %volume, error = %e,
+                        "RDS unreachable: publishing without the existence check");
+                    Some(Default::default())
+                }
+                Err(e) => return Err(e),
+            },
         }
         .ok_or_else(|| FrontendError::VolumeNotFound(format!("volume {volume} not found")))?;
 
@@ -167,4 +179,12 @@ impl Core {
         }
         Ok(ControllerUnpublishVolumeResponse {})
     }
+}
+
+/// The agent could not reach the RDS (or refuses to try while its circuit is open).
+fn rds_unreachable(e: &FrontendError) -> bool {
+    matches!(
+        e.bus_reason(),
+        Some(rds_bus::Reason::RdsUnreachable | rds_bus::Reason::CircuitOpen)
+    )
 }

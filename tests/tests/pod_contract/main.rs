@@ -1,0 +1,442 @@
+//! The pod contract: what a user deploys must run.
+//!
+//! For the prod and the dev overlay, render the manifests with `kubectl
+//! kustomize` and start every container of ours in the controller
+//! Deployment and the node DaemonSet as kubelet would (pod.rs,
+//! src/bin/pod-sandbox.rs): the declared args and env (ConfigMap refs and
+//! fieldRefs resolved), user, group and capabilities, a private mount
+//! namespace whose root is read-only when the manifest says so with only the
+//! declared volumes writable, and the pod's own network namespace unless it
+//! is hostNetwork. Each container must come up and then serve one real call;
+//! it is judged healthy after that call returns, by checking that every
+//! container of the pod is still running.
+//!
+//! Outside the pod the test stands for the cluster: an rds-sim reached at
+//! the ConfigMap's RDS address (inside the pod's network namespace that
+//! address is on loopback and forwarded to the sim), the Secret the user
+//! creates (deploy/README.md: the dev keys stand for the user's), hostPaths
+//! as directories under a temporary "host".
+//!
+//! Needs root (namespaces, mounts, setpriv); as a normal user each test
+//! prints "needs root" and passes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod manifest;
+mod pod;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use rds_bus::{BusChannel, ClientOptions};
+use rds_proto::agent::agent_client::AgentClient;
+use rds_proto::csi::v1::identity_client::IdentityClient;
+use rds_proto::csi::v1::node_client::NodeClient;
+use rds_proto::csi::v1::{NodeGetInfoRequest, ProbeRequest};
+use rds_sim::{Sim, SimConfig};
+use russh::keys::{PrivateKey, PublicKey};
+use serde_json::Value;
+
+use pod::{Cluster, Pod};
+
+const NODE_NAME: &str = "pc-worker-1";
+/// A cluster name (a Service) resolves to this address inside the pod.
+const SERVICE_IP: &str = "10.96.0.22";
+
+fn needs_root(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return false;
+    }
+    println!(
+        "needs root: pod_contract::{test} (mount/network namespaces, chroot, setpriv): skipped"
+    );
+    true
+}
+
+/// `<target>/<profile>`: where `cargo build --workspace` put our binaries.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
+}
+
+fn dev_key(name: &str) -> Vec<u8> {
+    let p = manifest::repo_root()
+        .join("deploy/overlays/dev/dev-keys")
+        .join(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+type BoxFut<T> = Pin<Box<dyn Future<Output = T>>>;
+
+/// Runs `f` on a thread that joined `netns` (a client inside the pod's
+/// network), or on a plain thread for hostNetwork pods.
+fn in_netns<T: Send + 'static>(
+    netns: Option<PathBuf>,
+    f: impl FnOnce() -> BoxFut<T> + Send + 'static,
+) -> T {
+    std::thread::spawn(move || {
+        if let Some(ns) = netns {
+            let fd = std::fs::File::open(&ns).unwrap();
+            nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        }
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f())
+    })
+    .join()
+    .unwrap()
+}
+
+/// Accepts on `listen` inside `netns` and forwards each connection to
+/// `target` (in the test's network): a cluster address seen from the pod.
+fn forward(netns: &Path, listen: SocketAddr, target: SocketAddr) {
+    let ns = netns.to_path_buf();
+    let l = std::thread::spawn(move || {
+        let fd = std::fs::File::open(&ns).unwrap();
+        nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let l = std::net::TcpListener::bind(listen).unwrap();
+        l.set_nonblocking(true).unwrap();
+        l
+    })
+    .join()
+    .unwrap();
+    let l = tokio::net::TcpListener::from_std(l).unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut a, _)) = l.accept().await {
+            tokio::spawn(async move {
+                if let Ok(mut b) = tokio::net::TcpStream::connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
+                }
+            });
+        }
+    });
+}
+
+fn channel(endpoint: &str) -> BusChannel {
+    rds_bus::connect(
+        endpoint,
+        ClientOptions {
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(20),
+        },
+    )
+    .unwrap()
+}
+
+/// Polls `ready` (a positive barrier) until it returns Ok, failing early
+/// with the logs if a container of the pod exits.
+fn wait_ready(pod: &mut Pod, what: &str, mut ready: impl FnMut() -> Result<(), String>) {
+    let until = Instant::now() + Duration::from_secs(45);
+    loop {
+        pod.assert_all_running(&format!("waiting for {what}"));
+        match ready() {
+            Ok(()) => return,
+            Err(e) if Instant::now() > until => {
+                panic!("{what} never became ready: {e}\n{}", pod.logs())
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+/// The world outside the pods: the sim, the keys, the hosts.
+struct World {
+    dir: tempfile::TempDir,
+    sim: rds_sim::SimHandle,
+    objs: Vec<Value>,
+    dev: bool,
+    /// The RDS (address, port) from the ConfigMap, and the address it
+    /// has inside a pod's network.
+    rds: (String, u16, IpAddr),
+}
+
+impl World {
+    async fn new(overlay: &str) -> World {
+        let objs = manifest::render(overlay);
+        let dir = tempfile::Builder::new()
+            .prefix("pod-contract-")
+            .tempdir()
+            .unwrap();
+        let client_pub =
+            PublicKey::from_openssh(&String::from_utf8(dev_key("client_ed25519.pub")).unwrap())
+                .unwrap();
+        let host_key =
+            PrivateKey::from_openssh(String::from_utf8(dev_key("sim_host_ed25519")).unwrap())
+                .unwrap();
+        let mut cfg = SimConfig::new(dir.path().join("sim"), vec![client_pub]).local_mode();
+        cfg.host_key = Some(host_key);
+        let sim = Sim::start(cfg).await.unwrap();
+        // configMapGenerator appends a content hash to the name.
+        let cm = objs
+            .iter()
+            .find(|o| {
+                o["kind"] == "ConfigMap"
+                    && o["metadata"]["name"]
+                        .as_str()
+                        .is_some_and(|n| n.starts_with("rds-csi-config"))
+            })
+            .map(|o| manifest::str_map(&o["data"]))
+            .expect("rds-csi-config rendered");
+        let addr = cm["rds-address"].clone();
+        let port: u16 = cm["rds-ssh-port"].parse().expect("rds-ssh-port");
+        let ip = addr
+            .parse::<IpAddr>()
+            .unwrap_or_else(|_| SERVICE_IP.parse().unwrap());
+        World {
+            dir,
+            sim,
+            objs,
+            dev: overlay.ends_with("dev"),
+            rds: (addr, port, ip),
+        }
+    }
+
+    fn cluster(&self) -> Cluster<'_> {
+        let mut extra_secrets = BTreeMap::new();
+        if manifest::find(&self.objs, "Secret", "rds-csi-secret").is_none() {
+            // What deploy/README.md has the user create, with the dev keys
+            // standing for theirs.
+            let mut s = BTreeMap::new();
+            s.insert("rds-private-key".to_owned(), dev_key("client_ed25519"));
+            s.insert("rds-host-key".to_owned(), dev_key("sim_host_ed25519.pub"));
+            extra_secrets.insert("rds-csi-secret".to_owned(), s);
+        }
+        let (name, _, ip) = &self.rds;
+        let mut hosts = vec![(ip.to_string(), "rds".to_owned())];
+        if name.parse::<IpAddr>().is_err() {
+            hosts = vec![(ip.to_string(), name.clone())];
+        }
+        Cluster {
+            objs: &self.objs,
+            dev_images: self.dev,
+            host_root: self.dir.path().join("host"),
+            bin_dir: profile_dir(),
+            node_name: NODE_NAME.to_owned(),
+            extra_secrets,
+            api: None,
+            hosts,
+        }
+    }
+
+    fn workload(&self, kind: &str, name: &str) -> &Value {
+        manifest::find(&self.objs, kind, name).unwrap_or_else(|| panic!("{kind}/{name}"))
+    }
+
+    /// The controller pod; rds-agent judged by a bus Probe that logs in to
+    /// the RDS over SSH with the Secret's key and pinned host key.
+    fn controller(&self) -> Pod {
+        let cluster = self.cluster();
+        let (_, port, ip) = self.rds.clone();
+        let sim = self.sim.addr();
+        let mut pod = pod::start(
+            &cluster,
+            self.workload("Deployment", "rds-csi-controller"),
+            self.dir.path(),
+            |ns| {
+                forward(
+                    ns.expect("the controller pod has its own network"),
+                    (ip, port).into(),
+                    sim,
+                )
+            },
+        );
+        let ns = pod.netns();
+        for c in pod
+            .containers
+            .iter()
+            .map(|c| c.name.clone())
+            .collect::<Vec<_>>()
+        {
+            match c.as_str() {
+                "rds-agent" => {
+                    let n = ns.clone();
+                    wait_ready(&mut pod, "rds-agent bus on 127.0.0.1:50061", || {
+                        in_netns(n.clone(), || {
+                            Box::pin(async {
+                                let mut a = AgentClient::new(channel("http://127.0.0.1:50061"));
+                                let p = a
+                                    .probe(rds_proto::agent::ProbeRequest {})
+                                    .await
+                                    .map_err(|e| e.to_string())?
+                                    .into_inner();
+                                if p.reachable {
+                                    Ok(())
+                                } else {
+                                    Err(format!("RDS not reachable yet: {}", p.detail))
+                                }
+                            })
+                        })
+                    });
+                    let n = ns.clone();
+                    let listed = in_netns(n, || {
+                        Box::pin(async {
+                            let mut a = AgentClient::new(channel("http://127.0.0.1:50061"));
+                            a.list_volumes(rds_proto::agent::ListVolumesRequest::default())
+                                .await
+                                .map(|_| ())
+                                .map_err(|e| e.to_string())
+                        })
+                    });
+                    assert!(
+                        listed.is_ok(),
+                        "rds-agent ListVolumes: {listed:?}\n{}",
+                        pod.logs()
+                    );
+                    pod.assert_all_running("rds-agent ListVolumes");
+                    println!("ok    controller/rds-agent: Probe reachable over SSH, ListVolumes");
+                }
+                other => panic!("controller container {other}: no judge written for it"),
+            }
+        }
+        pod
+    }
+
+    /// The node pod (hostNetwork): csi-frontend judged by NodeGetInfo on
+    /// the socket kubelet uses, and its metrics on the host port.
+    fn node(&self) -> Pod {
+        let cluster = self.cluster();
+        let mut pod = pod::start(
+            &cluster,
+            self.workload("DaemonSet", "rds-csi-node"),
+            self.dir.path(),
+            |_| {},
+        );
+        let sock = cluster
+            .host_root
+            .join("var/lib/kubelet/plugins/rds.csi.srvlab.io/csi.sock");
+        for c in pod
+            .containers
+            .iter()
+            .map(|c| c.name.clone())
+            .collect::<Vec<_>>()
+        {
+            match c.as_str() {
+                "csi-frontend" => {
+                    let ep = format!("unix://{}", sock.display());
+                    let e = ep.clone();
+                    wait_ready(&mut pod, "csi-frontend node socket", || {
+                        let e = e.clone();
+                        in_netns(None, move || {
+                            Box::pin(async move {
+                                let mut i = IdentityClient::new(channel(&e));
+                                let r =
+                                    i.probe(ProbeRequest {}).await.map_err(|e| e.to_string())?;
+                                match r.into_inner().ready {
+                                    Some(false) => Err("not ready".into()),
+                                    _ => Ok(()),
+                                }
+                            })
+                        })
+                    });
+                    let info = in_netns(None, move || {
+                        Box::pin(async move {
+                            let mut n = NodeClient::new(channel(&ep));
+                            n.node_get_info(NodeGetInfoRequest {})
+                                .await
+                                .map(|r| r.into_inner().node_id)
+                                .map_err(|e| e.to_string())
+                        })
+                    });
+                    assert_eq!(info.as_deref(), Ok(NODE_NAME), "{}", pod.logs());
+                    let metrics = in_netns(None, || {
+                        Box::pin(async { http_get("127.0.0.1:9809", "/metrics").await })
+                    });
+                    assert!(
+                        metrics.as_ref().is_ok_and(|b| b.contains("rds_csi_")),
+                        "node metrics on 9809: {metrics:?}\n{}",
+                        pod.logs()
+                    );
+                    pod.assert_all_running("csi-frontend NodeGetInfo and /metrics");
+                    println!(
+                        "ok    node/csi-frontend: Probe, NodeGetInfo = {NODE_NAME}, /metrics on :9809"
+                    );
+                }
+                other => panic!("node container {other}: no judge written for it"),
+            }
+        }
+        pod
+    }
+}
+
+/// A bounded HTTP/1.1 GET; the body on 200.
+async fn http_get(addr: &str, path: &str) -> Result<String, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fut = async {
+        let mut s = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let mut body = Vec::new();
+        s.take(1 << 20)
+            .read_to_end(&mut body)
+            .await
+            .map_err(|e| e.to_string())?;
+        let text = String::from_utf8_lossy(&body).into_owned();
+        if text.starts_with("HTTP/1.1 200") {
+            Ok(text)
+        } else {
+            Err(text)
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), fut)
+        .await
+        .map_err(|_| "timeout".to_owned())?
+}
+
+/// hostNetwork pods bind fixed host ports: one overlay at a time.
+fn host_ports_lock() -> nix::fcntl::Flock<std::fs::File> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(std::env::temp_dir().join("rds-csi-pod-contract.lock"))
+        .unwrap();
+    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .unwrap()
+}
+
+async fn overlay(name: &str) {
+    let _lock = host_ports_lock();
+    let world = World::new(name).await;
+    let w = &world;
+    // Blocking work (namespaces, waits) off the runtime that serves the
+    // sim and the forwarders.
+    let handle = tokio::runtime::Handle::current();
+    let (node_skipped, ctl_skipped) = tokio::task::block_in_place(|| {
+        let _g = handle.enter();
+        let node = w.node();
+        let ctl = w.controller();
+        (node.not_started.clone(), ctl.not_started.clone())
+    });
+    if !node_skipped.is_empty() || !ctl_skipped.is_empty() {
+        println!(
+            "not started here (they call the Kubernetes API): node {node_skipped:?}, controller {ctl_skipped:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prod_overlay_pods_run_as_kubelet_would_run_them() {
+    if needs_root("prod_overlay_pods_run_as_kubelet_would_run_them") {
+        return;
+    }
+    overlay("overlays/prod").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dev_overlay_pods_run_as_kubelet_would_run_them() {
+    if needs_root("dev_overlay_pods_run_as_kubelet_would_run_them") {
+        return;
+    }
+    overlay("overlays/dev").await;
+}
