@@ -90,18 +90,20 @@ pub fn check_all(caps: &[VolumeCapability]) -> Result<Vec<Checked>, String> {
     caps.iter().map(check).collect()
 }
 
-/// Mount flags reach the node's mount(8) arguments: plain option words only.
+/// Mount flags reach the node's mount(2) call: plain option words only, plus
+/// the double quotes of kubelet's SELinux `context="…"` (the node's allow-list,
+/// rds-dataplane `MountFlags`, checks each option exactly).
 fn mount_flag(flag: &str) -> Result<(), String> {
     let ok = !flag.is_empty()
         && flag.len() <= 256
         && flag.chars().all(|c| {
-            c.is_ascii_alphanumeric() || matches!(c, '=' | ',' | '.' | '_' | '-' | ':' | '/')
+            c.is_ascii_alphanumeric() || matches!(c, '=' | ',' | '.' | '_' | '-' | ':' | '/' | '"')
         });
     if ok {
         Ok(())
     } else {
         Err(format!(
-            "mount flag {:?} contains characters outside [A-Za-z0-9=,._:/-]",
+            "mount flag {:?} contains characters outside [A-Za-z0-9=,._:/\"-]",
             validate::truncate(flag)
         ))
     }
@@ -158,6 +160,12 @@ mod tests {
             volume_mount_group: String::new(),
         }));
         assert_eq!(check(&c).unwrap().fs_type, "xfs");
+        // What kubelet adds for a CSIDriver with seLinuxMount: true.
+        c.access_type = Some(AccessType::Mount(MountVolume {
+            mount_flags: vec!["context=\"system_u:object_r:container_file_t:s0:c1,c2\"".into()],
+            ..Default::default()
+        }));
+        assert!(check(&c).is_ok());
         c.access_type = Some(AccessType::Mount(MountVolume {
             fs_type: "btrfs".into(),
             ..Default::default()

@@ -19,6 +19,8 @@ pub const DEFAULT_DRIVER_NAME: &str = "rds.csi.srvlab.io";
 /// The Go driver's default `volumePath` (reference/anchor-go-driver.md §2.3).
 pub const DEFAULT_BASE_PATH: &str = "/storage-pool/metal-csi";
 pub const DEFAULT_NVME_PORT: u16 = 4420;
+/// Volumes per node when --max-volumes-per-node is not given (why 64: the flag's help).
+pub const DEFAULT_MAX_VOLUMES_PER_NODE: i64 = 64;
 
 /// Which CSI services this process serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
@@ -186,8 +188,17 @@ pub struct Args {
     #[arg(long, env = "RDS_CSI_LOOP_FILES_ROOT")]
     pub loop_files_root: Option<std::path::PathBuf>,
 
-    /// Node role: max_volumes_per_node reported by NodeGetInfo (0 = no limit).
-    #[arg(long, env = "RDS_CSI_MAX_VOLUMES_PER_NODE", default_value_t = 0)]
+    /// Volumes one node may hold: NodeGetInfo reports it (the scheduler
+    /// counts it) and ControllerPublish refuses more (RESOURCE_EXHAUSTED);
+    /// 0 = no limit. Give both roles the same value. Default 64: every
+    /// volume is its own NVMe/TCP controller with a TCP connection per CPU
+    /// (I/O queue) to the one RDS, all reconnecting at once after an RDS
+    /// restart; 64 keeps that bounded yet exceeds what PVC-heavy nodes hold.
+    #[arg(
+        long,
+        env = "RDS_CSI_MAX_VOLUMES_PER_NODE",
+        default_value_t = DEFAULT_MAX_VOLUMES_PER_NODE
+    )]
     pub max_volumes_per_node: i64,
 
     /// Prometheus `/metrics` address (e.g. 127.0.0.1:9809); empty disables.

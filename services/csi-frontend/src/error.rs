@@ -60,6 +60,9 @@ pub enum FrontendError {
     /// The node is not in a state for the call (e.g. publish before stage).
     #[error("{0}")]
     NodePrecondition(String),
+    /// ControllerPublish to a node that holds max_volumes_per_node volumes.
+    #[error("{0}")]
+    NodeAttachLimit(String),
     /// The node data plane failed; its own table (`DataPlaneError::to_status`)
     /// picks the reason, so node and controller speak the same vocabulary.
     #[error(transparent)]
@@ -109,6 +112,9 @@ impl FrontendError {
             FrontendError::Unimplemented(_) => Status::unimplemented(msg),
             FrontendError::Internal(_) => status(Reason::Internal, msg),
             FrontendError::NodePrecondition(_) => status(Reason::NodePrecondition, msg),
+            // CSI: RESOURCE_EXHAUSTED; the bus has no per-node reason, and the
+            // nearest one (capacity) keeps the code (docs/decisions.md).
+            FrontendError::NodeAttachLimit(_) => status(Reason::CapacityExhausted, msg),
             FrontendError::DataPlane(e) => e.to_status(),
             FrontendError::Bus { status: s, .. } => match reason_of(s) {
                 // The bus's reason → code table already says what it means.

@@ -19,11 +19,11 @@
 //! |---|---|
 //! | C17 CreateVolume with a volume attribute class | MODIFY_VOLUME is not advertised (no mutable parameters exist) |
 //! | C18 CreateVolume with an invalid volume attribute class | MODIFY_VOLUME is not advertised (covered anyway: `ids_are_checked_and_namespaces_kept_apart` refuses `mutable_parameters`) |
-//! | C29 publish more volumes than the node attach limit | csi-sanity runs it only with `TestNodeVolumeAttachLimit` (off by default) and `max_volumes_per_node` > 0; we report 0 (no limit) |
 //! | M1–M6 ModifyVolume | MODIFY_VOLUME is not advertised |
 //! | G1–G6 GroupController | GROUP_CONTROLLER_SERVICE is not advertised |
 //!
 //! C5x (disabled upstream with `XIt`) runs here: the cursor paging makes it hold.
+//! C29 (upstream only with its attach-limit switch on) runs here with a limit of 3.
 //! Beyond csi-sanity: the full lifecycle (snapshot, clone, restore with data,
 //! expansion, paging), events in the local sink, traces across services,
 //! DESIGN.md §8a parameters/context/sizes/access modes, and error mapping.
@@ -33,6 +33,7 @@
 mod bench;
 mod common;
 
+mod attach_limit;
 mod contract;
 mod controller;
 mod errors;
@@ -41,5 +42,6 @@ mod expand;
 mod identity;
 mod lifecycle;
 mod node;
+mod selinux;
 mod snapshots;
 mod traces;

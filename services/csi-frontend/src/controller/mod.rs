@@ -3,6 +3,7 @@
 //! span and maps the result through [`span::finish`]. The logic lives in the
 //! sibling modules, one per concern.
 
+mod attach_limit;
 mod capabilities;
 mod expand;
 mod publish;

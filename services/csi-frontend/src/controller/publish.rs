@@ -81,6 +81,8 @@ impl Core {
             )));
         }
 
+        self.check_attach_limit(ctx, &volume, &node).await?;
+
         let info = volume_context::publish_info(&req.volume_context);
         for w in &info.warnings {
             tracing::warn!(volume_id = %volume, "volume_context: {w}");
