@@ -181,6 +181,9 @@ impl Stack {
             "50ms".into(),
             "--reconnect-backoff-max".into(),
             "500ms".into(),
+            // csi-sanity style names (not only pvc-<uuid>) are created here.
+            "--managed-nqn-prefix".into(),
+            "nqn.2000-02.com.mikrotik:".into(),
         ];
         agent_args.extend(opts.agent_args);
         let settings = <rds_agent::Args as clap::Parser>::try_parse_from(agent_args)

@@ -1,4 +1,5 @@
-//! Per-volume / per-snapshot-name operation guard. CSI sidecars retry; a
+//! Per-volume / per-snapshot operation guard (one key per object:
+//! `volume/<id>`, `snapshot/<id>`). CSI sidecars retry; a
 //! second operation on the same object while one is running gets ABORTED at
 //! once (CSI spec "operation pending") instead of racing the first. The hold
 //! is released when the handler future ends or is dropped (a cancelled CSI
@@ -30,15 +31,11 @@ impl OpGuard {
         })
     }
 
-    /// Holds a CSI snapshot name.
-    pub fn snapshot_name(&self, name: &str) -> Result<Held, FrontendError> {
-        self.take(format!("snapshot-name/{name}"), || {
-            format!("an operation on snapshot {name:?} is already in progress")
-        })
-    }
-
-    /// Holds a snapshot id (DeleteSnapshot).
-    pub fn snapshot_id(&self, id: &str) -> Result<Held, FrontendError> {
+    /// Holds a snapshot id: one key per snapshot for every operation on it
+    /// (CreateSnapshot derives the id from the name first, so a create and
+    /// a delete of the same snapshot exclude each other, and a restore from
+    /// it excludes both).
+    pub fn snapshot(&self, id: &str) -> Result<Held, FrontendError> {
         self.take(format!("snapshot/{id}"), || {
             format!("an operation on snapshot {id} is already in progress")
         })
@@ -81,8 +78,8 @@ mod tests {
         assert!(matches!(e, FrontendError::OperationPending(_)));
         assert!(g.volume("pvc-2").is_ok(), "other volumes are independent");
         assert!(
-            g.snapshot_name("pvc-1").is_ok(),
-            "snapshot names are their own space"
+            g.snapshot("pvc-1").is_ok(),
+            "snapshot ids are their own space"
         );
         drop(a);
         assert!(g.volume("pvc-1").is_ok());

@@ -20,7 +20,8 @@ use rds_proto::csi::v1::volume_capability::{AccessMode, AccessType, MountVolume}
 use rds_proto::csi::v1::{self as csi, VolumeCapability};
 use tonic::{Code, Request, Response, Status};
 
-/// What the fake does on GetVolume.
+/// What the fake does on GetVolume and CreateVolume (CreateVolume is one
+/// bus call: rds-agent decides existence itself).
 #[derive(Clone)]
 enum OnGet {
     NotFound,
@@ -52,12 +53,14 @@ fn unimplemented<T>() -> Result<Response<T>, Status> {
     Err(Status::unimplemented("fake"))
 }
 
-#[tonic::async_trait]
-impl Agent for FakeAgent {
-    async fn get_volume(&self, req: Request<GetVolumeRequest>) -> Result<Response<Volume>, Status> {
+impl FakeAgent {
+    async fn scripted(
+        &self,
+        md: &tonic::metadata::MetadataMap,
+    ) -> Result<Response<Volume>, Status> {
         let on_get = {
             let mut s = self.state.lock().unwrap();
-            if let Some(t) = req.metadata().get("grpc-timeout") {
+            if let Some(t) = md.get("grpc-timeout") {
                 s.seen_timeouts.push(t.to_str().unwrap().to_owned());
             }
             s.on_get.clone()
@@ -72,11 +75,18 @@ impl Agent for FakeAgent {
             }
         }
     }
+}
+
+#[tonic::async_trait]
+impl Agent for FakeAgent {
+    async fn get_volume(&self, req: Request<GetVolumeRequest>) -> Result<Response<Volume>, Status> {
+        self.scripted(req.metadata()).await
+    }
     async fn create_volume(
         &self,
-        _r: Request<CreateVolumeRequest>,
+        req: Request<CreateVolumeRequest>,
     ) -> Result<Response<Volume>, Status> {
-        unimplemented()
+        self.scripted(req.metadata()).await
     }
     async fn delete_volume(
         &self,
@@ -288,7 +298,7 @@ async fn bus_reasons_keep_their_csi_meaning_over_the_wire() {
         assert_eq!(err.code(), code, "{reason}");
         assert_eq!(rds_bus::reason_of(&err), Some(reason));
         assert!(
-            err.message().starts_with("rds-agent GetVolume: "),
+            err.message().starts_with("rds-agent CreateVolume: "),
             "{}",
             err.message()
         );

@@ -34,27 +34,21 @@ impl Core {
         let base_path = params::snapshot_base_path(&req.parameters, &self.cfg)?;
         let id = SnapshotId::from_name(&req.name);
         tracing::Span::current().record("snapshot_id", id.as_str());
-        let _held = self.guard.snapshot_name(&req.name)?;
-
-        if let Some(existing) = self.backends.get_snapshot(ctx, &id).await? {
-            if existing.source_volume_id.is_empty() || existing.source_volume_id == source.as_str()
-            {
-                tracing::info!(snapshot_id = %id, "snapshot already exists; returning it");
-                return Ok(CreateSnapshotResponse {
-                    snapshot: Some(csi_snapshot(existing, Some(source.as_str()))),
-                });
-            }
-            return Err(FrontendError::AlreadyExists(format!(
-                "snapshot {:?} already exists for source volume {}, not {source}",
-                req.name, existing.source_volume_id
-            )));
-        }
-        self.require_volume(ctx, &source).await?;
+        let _held = self.guard.snapshot(id.as_str())?;
+        // One bus call: rds-agent checks the existing snapshot's source and
+        // the source volume in the same read, and runs the copy detached
+        // (ready_to_use=false until it is done; the sidecar calls again).
         let snap = self
             .backends
             .create_snapshot(ctx, &id, &source, &base_path)
             .await?;
-        tracing::info!(snapshot_id = %id, volume_id = %source, "snapshot created");
+        if !snap.source_volume_id.is_empty() && snap.source_volume_id != source.as_str() {
+            return Err(FrontendError::AlreadyExists(format!(
+                "snapshot {:?} already exists for source volume {}, not {source}",
+                req.name, snap.source_volume_id
+            )));
+        }
+        tracing::info!(snapshot_id = %id, volume_id = %source, ready = snap.ready_to_use, "snapshot");
         Ok(CreateSnapshotResponse {
             snapshot: Some(csi_snapshot(snap, Some(source.as_str()))),
         })
@@ -71,7 +65,7 @@ impl Core {
             tracing::info!(snapshot_id = %id, "not a snapshot id; nothing to delete");
             return Ok(DeleteSnapshotResponse {});
         }
-        let _held = self.guard.snapshot_id(id.as_str())?;
+        let _held = self.guard.snapshot(id.as_str())?;
         let existed = self.backends.delete_snapshot(ctx, &id).await?;
         tracing::info!(snapshot_id = %id, existed, "snapshot deleted");
         Ok(DeleteSnapshotResponse {})

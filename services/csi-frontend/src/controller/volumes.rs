@@ -122,34 +122,17 @@ impl Core {
         capacity::range(req.capacity_range.as_ref())?;
         let content = Content::from_request(req.volume_content_source.as_ref())?;
         let _held = self.guard.volume(id.as_str())?;
-
-        if let Some(existing) = self.backends.get_volume(ctx, &id).await? {
-            return self.adopt_existing(&id, existing, &req, &params, &content);
-        }
-        self.refuse_case_collision(ctx, &id).await?;
-
-        let floor = match &content {
-            Content::Empty => 0,
-            Content::Snapshot(s) => {
-                self.backends
-                    .get_snapshot(ctx, s)
-                    .await?
-                    .ok_or_else(|| {
-                        FrontendError::SnapshotNotFound(format!("snapshot {s} not found"))
-                    })?
-                    .size_bytes
-            }
-            Content::Volume(v) => {
-                self.backends
-                    .get_volume(ctx, v)
-                    .await?
-                    .ok_or_else(|| {
-                        FrontendError::VolumeNotFound(format!("source volume {v} not found"))
-                    })?
-                    .size_bytes
-            }
+        // The source must not be deleted (or restored into) while it is read.
+        let _source_held = match &content {
+            Content::Empty => None,
+            Content::Snapshot(s) => Some(self.guard.snapshot(s.as_str())?),
+            Content::Volume(v) => Some(self.guard.volume(v.as_str())?),
         };
-        let size = capacity::create_size(req.capacity_range.as_ref(), floor)?;
+
+        // One bus call: rds-agent alone decides existence, idempotency, case
+        // collisions and the source's size (a restore is at least as big as
+        // its source), in one batched read on the RDS.
+        let size = capacity::create_size(req.capacity_range.as_ref(), 0)?;
         let vol = self
             .backends
             .create_volume(
@@ -163,12 +146,12 @@ impl Core {
                 },
             )
             .await?;
-        tracing::info!(volume_id = %id, size_bytes = vol.size_bytes, "volume created");
-        Ok(response(&id, &vol, &params, &content))
+        self.adopt_existing(&id, vol, &req, &params, &content)
     }
 
-    /// Idempotent CreateVolume: the existing volume answers when it is
-    /// compatible with the request; otherwise ALREADY_EXISTS.
+    /// The agent's answer (new or existing volume) is the CSI answer when it
+    /// fits the request's capacity range and content source; otherwise
+    /// ALREADY_EXISTS (an existing volume made for another request).
     fn adopt_existing(
         &self,
         id: &VolumeId,
@@ -188,28 +171,8 @@ impl Core {
                 "volume {id} already exists with a different content source"
             )));
         }
-        tracing::info!(volume_id = %id, "volume already exists; returning it");
+        tracing::info!(volume_id = %id, size_bytes = existing.size_bytes, "volume ready");
         Ok(response(id, &existing, params, content))
-    }
-
-    /// Ids that differ only in case share one NQN (DESIGN.md §8a).
-    async fn refuse_case_collision(
-        &self,
-        ctx: &CallCtx,
-        id: &VolumeId,
-    ) -> Result<(), FrontendError> {
-        let lower = id.as_str().to_ascii_lowercase();
-        let all = self.backends.list_volumes(ctx).await?;
-        if let Some(other) = all
-            .iter()
-            .find(|v| v.volume_id != id.as_str() && v.volume_id.to_ascii_lowercase() == lower)
-        {
-            return Err(FrontendError::AlreadyExists(format!(
-                "volume {id} would share its NQN with the existing volume {}",
-                other.volume_id
-            )));
-        }
-        Ok(())
     }
 
     pub async fn delete_volume(

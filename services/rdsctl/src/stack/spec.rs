@@ -117,6 +117,9 @@ pub fn services(layout: &Layout, ep: &Endpoints) -> Vec<ServiceSpec> {
                     &ep.agent,
                     "--metrics-address",
                     "",
+                    // Local mode: any volume name a user types, not only pvc-<uuid>.
+                    "--managed-nqn-prefix",
+                    "nqn.2000-02.com.mikrotik:",
                 ]),
             ]
             .concat(),
