@@ -8,7 +8,8 @@
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use rds_bus::NodeId;
+use rds_bus::ids::MANAGED_NQN_PREFIX;
+use rds_bus::{ClusterId, HostIdentity, NodeId};
 use serde::Serialize;
 
 use crate::validate;
@@ -184,6 +185,26 @@ pub struct Args {
     )]
     pub node_state_dir: std::path::PathBuf,
 
+    /// Node role: only NVMe subsystems whose NQN starts with this are ever
+    /// connected, disconnected, rescanned or swept (never a node's boot disk
+    /// on the same RDS). Test suites whose volume names do not start with
+    /// `pvc-` set their own.
+    #[arg(long, env = "RDS_CSI_MANAGED_NQN_PREFIX", default_value = rds_dataplane::DEFAULT_MANAGED_NQN_PREFIX)]
+    pub managed_nqn_prefix: String,
+
+    /// Cluster id: with the node id, derives this node's NVMe host identity
+    /// (set it when several clusters with the same node names share an RDS).
+    #[arg(long, env = "RDS_CSI_CLUSTER_ID", default_value = "default")]
+    pub cluster_id: String,
+
+    /// Node role: explicit NVMe host NQN instead of the derived one (with --host-id).
+    #[arg(long, env = "RDS_CSI_HOST_NQN")]
+    pub host_nqn: Option<String>,
+
+    /// Node role: explicit NVMe host id (a UUID) instead of the derived one (with --host-nqn).
+    #[arg(long, env = "RDS_CSI_HOST_ID")]
+    pub host_id: Option<String>,
+
     /// Node role, loop data plane: rds-sim's files root (DIR/sim/files).
     #[arg(long, env = "RDS_CSI_LOOP_FILES_ROOT")]
     pub loop_files_root: Option<std::path::PathBuf>,
@@ -245,6 +266,11 @@ pub struct Config {
     pub data_plane: DataPlaneKind,
     pub node_state_dir: std::path::PathBuf,
     pub loop_files_root: Option<std::path::PathBuf>,
+    pub managed_nqn_prefix: String,
+    pub cluster_id: String,
+    /// This node's NVMe host identity (node role): derived, or the explicit one.
+    pub host_nqn: Option<String>,
+    pub host_id: Option<String>,
     pub max_volumes_per_node: i64,
     pub metrics_address: Option<std::net::SocketAddr>,
 }
@@ -337,6 +363,7 @@ impl Args {
                 }
             }
         }
+        let (managed_nqn_prefix, cluster_id, host) = self.nvme_identity(node_id.as_deref())?;
         if self.kubeconfig.is_some() && self.node_registry != NodeRegistry::Kube {
             return Err("--kubeconfig is only used with --node-registry kube".into());
         }
@@ -366,6 +393,10 @@ impl Args {
             data_plane: self.data_plane,
             node_state_dir: self.node_state_dir.clone(),
             loop_files_root: self.loop_files_root.clone(),
+            managed_nqn_prefix,
+            cluster_id,
+            host_nqn: host.as_ref().map(|h| h.host_nqn().to_owned()),
+            host_id: host.as_ref().map(HostIdentity::host_id),
             max_volumes_per_node: self.max_volumes_per_node,
             metrics_address: match self.metrics_address.as_str() {
                 "" => None,
@@ -374,6 +405,43 @@ impl Args {
                 })?),
             },
         })
+    }
+}
+
+impl Args {
+    /// `--managed-nqn-prefix`, `--cluster-id` and the node's host identity
+    /// (derived from the cluster id and the node id unless both
+    /// `--host-nqn` and `--host-id` are given).
+    fn nvme_identity(
+        &self,
+        node_id: Option<&str>,
+    ) -> Result<(String, String, Option<HostIdentity>), String> {
+        let p = &self.managed_nqn_prefix;
+        let prefix_ok = p.starts_with(MANAGED_NQN_PREFIX)
+            && p.len() <= 200
+            && p.chars().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | ':' | '-' | '_')
+            });
+        if !prefix_ok {
+            return Err(format!(
+                "--managed-nqn-prefix: {:?} must start with {MANAGED_NQN_PREFIX} and use only [a-z0-9.:_-]",
+                validate::truncate(p)
+            ));
+        }
+        let cluster =
+            ClusterId::parse(&self.cluster_id).map_err(|e| format!("--cluster-id: {e}"))?;
+        let host = match (&self.host_nqn, &self.host_id, node_id) {
+            (Some(n), Some(i), _) => Some(
+                HostIdentity::explicit(n, i).map_err(|e| format!("--host-nqn/--host-id: {e}"))?,
+            ),
+            (None, None, Some(node)) => {
+                let node = NodeId::parse(node).map_err(|e| format!("--node-id: {e}"))?;
+                Some(HostIdentity::derive(&cluster, &node))
+            }
+            (None, None, None) => None,
+            _ => return Err("--host-nqn and --host-id go together".into()),
+        };
+        Ok((p.clone(), cluster.to_string(), host))
     }
 }
 
@@ -471,6 +539,48 @@ mod tests {
                 all.extend(["--rds-address", "10.0.0.1"]);
             }
             let e = args(&all).validate().unwrap_err();
+            assert!(e.contains(flag), "{flag}: {e}");
+        }
+    }
+
+    #[test]
+    fn each_node_gets_its_own_nvme_host_identity() {
+        let node = |n: &str, extra: &[&str]| {
+            let mut a = vec!["--role", "node", "--node-id", n];
+            a.extend_from_slice(extra);
+            args(&a).validate().unwrap()
+        };
+        let (a, b) = (node("worker-a", &[]), node("worker-b", &[]));
+        assert_eq!(a.managed_nqn_prefix, "nqn.2000-02.com.mikrotik:pvc-");
+        assert_ne!(a.host_nqn, b.host_nqn);
+        assert_ne!(a.host_id, b.host_id);
+        assert_eq!(a.host_nqn, node("worker-a", &[]).host_nqn, "deterministic");
+        let other = node("worker-a", &["--cluster-id", "eu-2"]);
+        assert_ne!(a.host_nqn, other.host_nqn);
+        let explicit = node(
+            "worker-a",
+            &[
+                "--host-nqn",
+                "nqn.2014-08.org.nvmexpress:uuid:6f1c0d6e-1111-4222-8333-944455556666",
+                "--host-id",
+                "6f1c0d6e-1111-4222-8333-944455556666",
+            ],
+        );
+        assert_eq!(
+            explicit.host_id.as_deref(),
+            Some("6f1c0d6e-1111-4222-8333-944455556666")
+        );
+        for (extra, flag) in [
+            (vec!["--host-nqn", "nqn.2014-08.org.x:y"], "--host-nqn"),
+            (
+                vec!["--managed-nqn-prefix", "nqn.2014-08.org.x:"],
+                "--managed-nqn-prefix",
+            ),
+            (vec!["--cluster-id", "a b"], "--cluster-id"),
+        ] {
+            let mut a = vec!["--role", "node", "--node-id", "n1"];
+            a.extend(extra);
+            let e = args(&a).validate().unwrap_err();
             assert!(e.contains(flag), "{flag}: {e}");
         }
     }

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rds_bus::NodeId;
+use rds_bus::{HostIdentity, NodeId};
 use rds_dataplane::source::pvc_from_context;
 use rds_dataplane::{
     Backend, CommandRunner, ExpandRequest, LoopConfig, LoopPlane, NodeConfig, NodeMetrics,
@@ -67,7 +67,19 @@ pub fn build_plane(
             LoopPlane::new(LoopConfig::new(root), runner.clone()).into()
         }
         DataPlaneKind::Nvme => {
-            NvmePlane::new(NvmeConfig::default(), runner.clone(), metrics.clone())?.into()
+            let host = match (&cfg.host_nqn, &cfg.host_id) {
+                (Some(n), Some(i)) => Some(
+                    HostIdentity::explicit(n, i)
+                        .map_err(|e| FrontendError::InvalidArgument(e.to_string()))?,
+                ),
+                _ => None,
+            };
+            let ncfg = NvmeConfig {
+                managed_prefix: cfg.managed_nqn_prefix.clone(),
+                host,
+                ..NvmeConfig::default()
+            };
+            NvmePlane::new(ncfg, runner.clone(), metrics.clone())?.into()
         }
     };
     let events = Arc::new(BusEventSink::new(backends.clone(), node_id.clone()));

@@ -46,7 +46,7 @@ pub use node::{
     PublishRequest, StageOutcome, StageRequest, StatsRequest, UnpublishOutcome, UnpublishRequest,
     UnstageOutcome, UnstageRequest, VolumeCondition, VolumeStats,
 };
-pub use nvme::{NvmeConfig, NvmePlane};
+pub use nvme::{DEFAULT_MANAGED_NQN_PREFIX, NvmeConfig, NvmePlane};
 pub use paths::NodePath;
 pub use scripted::{Reply, ScriptedRunner};
 pub use source::{BackendKind, LoopTarget, NvmeTarget, PvcRef, VolumeSource};

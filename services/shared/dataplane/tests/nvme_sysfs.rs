@@ -11,7 +11,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rds_bus::{NodeId, VolumeId};
+use rds_bus::{ClusterId, HostIdentity, NodeId, VolumeId};
 use rds_dataplane::testing::{FakeNvmeTree, Scratch};
 use rds_dataplane::{
     AccessType, Backend, DataPlane, DataPlaneError, FsType, MountFlags, NodeConfig, NodeEventKind,
@@ -811,5 +811,80 @@ async fn unstage_disconnects_a_managed_volume() {
             "-n".to_owned(),
             NQN.to_owned()
         ]]
+    );
+}
+
+#[tokio::test]
+async fn each_node_presents_its_own_host_identity() {
+    let cluster = ClusterId::parse("prod-eu").unwrap();
+    let mut seen = Vec::new();
+    for node in ["worker-a", "worker-b"] {
+        let host = HostIdentity::derive(&cluster, &NodeId::parse(node).unwrap());
+        let r = rig_with(|c| c.host = Some(host.clone()));
+        r.runner.on("nvme", &["connect"], vec![Reply::ok("")]);
+        let kernel =
+            r.kernel_creates_device_on_connect("nvme-subsys0", "nvme0", "nvme0n1", (259, 1));
+        r.plane.backend().attach(&r.source(&[])).await.unwrap();
+        kernel.await.unwrap();
+        let calls = r.runner.calls_to("nvme");
+        let args = &calls[0];
+        let after = |flag: &str| {
+            let i = args.iter().position(|a| a == flag).unwrap();
+            args[i + 1].clone()
+        };
+        assert_eq!(after("-q"), host.host_nqn(), "{args:?}");
+        assert_eq!(after("-I"), host.host_id(), "{args:?}");
+        assert!(after("-q").starts_with("nqn.2014-08.org.nvmexpress:uuid:"));
+        seen.push((after("-q"), after("-I")));
+    }
+    assert_ne!(seen[0].0, seen[1].0, "two nodes, two host NQNs");
+    assert_ne!(seen[0].1, seen[1].1, "two nodes, two host ids");
+}
+
+#[tokio::test]
+async fn the_managed_prefix_guards_connect_disconnect_rescan_and_the_sweep() {
+    // Default: nqn.2000-02.com.mikrotik:pvc- — a volume named otherwise (the
+    // node's own boot disk on the same RDS) is never connected or touched.
+    let r = rig();
+    r.runner.on("nvme", &[], vec![Reply::ok("")]);
+    let boot = VolumeId::parse("nixos-root").unwrap();
+    let src = r
+        .plane
+        .source_from_context(
+            &boot,
+            &ctx(&[("nqn", "nqn.2000-02.com.mikrotik:nixos-root")]),
+        )
+        .unwrap();
+    let e = r.plane.backend().attach(&src).await.unwrap_err();
+    assert_eq!(e.to_status().code(), tonic::Code::FailedPrecondition, "{e}");
+    r.tree
+        .add_subsystem("nvme-subsys7", "nqn.2000-02.com.mikrotik:nixos-root");
+    r.tree.add_controller("nvme-subsys7", "nvme7");
+    assert!(r.plane.backend().detach(&src).await.is_err());
+    let dev = rds_dataplane::Device {
+        path: r.tree.dev_root().join("nvme7n1"),
+        major: 259,
+        minor: 70,
+    };
+    let e = r.plane.backend().rescan(&src, &dev).await.unwrap_err();
+    assert!(e.to_string().contains("refusing to rescan"), "{e}");
+    let report = r.plane.start().await;
+    assert!(report.cleaned.is_empty(), "{report:?}");
+    assert!(r.runner.calls().is_empty(), "no command reached nvme-cli");
+
+    // A suite that names its volumes sanity-… configures that prefix: then
+    // pvc- subsystems are the ones left alone.
+    let s = rig_with(|c| c.managed_prefix = "nqn.2000-02.com.mikrotik:sanity-".into());
+    s.runner.on("nvme", &["disconnect"], vec![Reply::ok("")]);
+    s.tree
+        .add_subsystem("nvme-subsys0", "nqn.2000-02.com.mikrotik:sanity-dead");
+    s.tree.add_controller("nvme-subsys0", "nvme0");
+    s.tree
+        .add_subsystem("nvme-subsys1", "nqn.2000-02.com.mikrotik:pvc-dead");
+    s.tree.add_controller("nvme-subsys1", "nvme1");
+    let report = s.plane.start().await;
+    assert_eq!(
+        report.cleaned,
+        vec!["nqn.2000-02.com.mikrotik:sanity-dead".to_owned()]
     );
 }

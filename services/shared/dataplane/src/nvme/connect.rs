@@ -1,14 +1,17 @@
 //! nvme-cli argument building and output classification (anchor §8.4).
 
+use rds_bus::HostIdentity;
+
 use crate::command::CmdOutput;
 use crate::source::NvmeTarget;
 
-/// `connect -t tcp -a ADDR -s PORT -n NQN --ctrl-loss-tmo=… --reconnect-delay=… [--keep-alive-tmo=…]`.
-/// Options are passed exactly as the Go driver does: ctrl-loss-tmo when ≠ 0
+/// `connect -t tcp -a ADDR -s PORT -n NQN [-q HOSTNQN -I HOSTID]
+/// --ctrl-loss-tmo=… --reconnect-delay=… [--keep-alive-tmo=…]`.
+/// The timers are passed as the Go driver does: ctrl-loss-tmo when ≠ 0
 /// (default −1 = reconnect forever, so filesystems never go read-only),
-/// reconnect-delay when > 0, keep-alive-tmo when > 0. No host NQN (`-q`):
-/// the kernel default is used, as before.
-pub fn connect_args(t: &NvmeTarget) -> Vec<String> {
+/// reconnect-delay when > 0, keep-alive-tmo when > 0. The host identity is
+/// this node's own, never the image's `/etc/nvme/hostnqn`.
+pub fn connect_args(t: &NvmeTarget, host: Option<&HostIdentity>) -> Vec<String> {
     let mut v: Vec<String> = vec![
         "connect".into(),
         "-t".into(),
@@ -20,6 +23,14 @@ pub fn connect_args(t: &NvmeTarget) -> Vec<String> {
         "-n".into(),
         t.nqn.to_string(),
     ];
+    if let Some(h) = host {
+        v.extend([
+            "-q".into(),
+            h.host_nqn().to_owned(),
+            "-I".into(),
+            h.host_id(),
+        ]);
+    }
     if t.ctrl_loss_tmo != 0 {
         v.push(format!("--ctrl-loss-tmo={}", t.ctrl_loss_tmo));
     }

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rds_bus::Nqn;
 use rds_bus::ids::MANAGED_NQN_PREFIX;
+use rds_bus::{HostIdentity, Nqn};
 
 use crate::command::{Cmd, CommandRunner, run_checked};
 use crate::dataplane::{Attachment, DataPlane, OrphanReport};
@@ -20,19 +20,24 @@ use crate::metrics::NodeMetrics;
 use crate::source::{NvmeTarget, VolumeSource};
 use sysfs::{NvmeSysfs, Resolution};
 
+/// The production `--managed-nqn-prefix` (the Go driver's guard).
+pub const DEFAULT_MANAGED_NQN_PREFIX: &str = "nqn.2000-02.com.mikrotik:pvc-";
+
 /// Settings of the NVMe/TCP plane (defaults = the Go driver's timers).
 #[derive(Debug, Clone)]
 pub struct NvmeConfig {
     pub sysfs_root: PathBuf,
     pub dev_root: PathBuf,
-    /// NQNs the plane may connect, disconnect or rescan. Must start with
-    /// `rds_bus::ids::MANAGED_NQN_PREFIX`; may be narrower (the Go driver's
-    /// `CSI_MANAGED_NQN_PREFIX`).
+    /// NQNs the plane may connect, disconnect, rescan or sweep
+    /// (`--managed-nqn-prefix`). Must start with
+    /// `rds_bus::ids::MANAGED_NQN_PREFIX`; the default adds `pvc-` (the Go
+    /// driver's guard), so a node booting from the same RDS under another
+    /// name is never touched.
     pub managed_prefix: String,
-    /// The orphan sweep also needs the name part (after ':') to start with
-    /// this — the Go driver's hard-coded second layer (`pvc-`), since the
-    /// sweep acts on NQNs nobody asked about.
-    pub orphan_name_prefix: String,
+    /// The host NQN and host id `nvme connect` presents (`-q`/`-I`); `None`
+    /// leaves nvme-cli's defaults (only for tests: every node would look
+    /// the same to the RDS).
+    pub host: Option<HostIdentity>,
     pub connect_timeout: Duration,
     pub disconnect_timeout: Duration,
     pub rescan_timeout: Duration,
@@ -52,8 +57,8 @@ impl Default for NvmeConfig {
         NvmeConfig {
             sysfs_root: PathBuf::from("/sys"),
             dev_root: PathBuf::from("/dev"),
-            managed_prefix: MANAGED_NQN_PREFIX.to_owned(),
-            orphan_name_prefix: "pvc-".to_owned(),
+            managed_prefix: DEFAULT_MANAGED_NQN_PREFIX.to_owned(),
+            host: None,
             connect_timeout: Duration::from_secs(30),
             disconnect_timeout: Duration::from_secs(15),
             rescan_timeout: Duration::from_secs(30),
@@ -144,7 +149,8 @@ impl NvmePlane {
     }
 
     async fn connect_once(&self, t: &NvmeTarget) -> Result<Device> {
-        let cmd = Cmd::new("nvme", self.cfg.connect_timeout).args(connect::connect_args(t));
+        let cmd = Cmd::new("nvme", self.cfg.connect_timeout)
+            .args(connect::connect_args(t, self.cfg.host.as_ref()));
         tracing::info!(command = %cmd.display(), "nvme connect");
         let out = self.runner.run(&cmd).await?;
         if !out.success() && !connect::already_connected(&out) {
@@ -283,16 +289,6 @@ impl DataPlane for NvmePlane {
                 report.skipped.push(sub.nqn.clone());
                 continue;
             };
-            let name = nqn
-                .as_str()
-                .split_once(':')
-                .map(|(_, n)| n)
-                .unwrap_or_default();
-            if !name.starts_with(&self.cfg.orphan_name_prefix) {
-                tracing::debug!(%nqn, "orphan sweep: name guard, skipped");
-                report.skipped.push(sub.nqn.clone());
-                continue;
-            }
             if !sub.namespaces.is_empty() {
                 continue; // has a device: alive
             }
