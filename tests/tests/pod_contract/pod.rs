@@ -25,7 +25,7 @@ pub struct Cluster<'a> {
     pub node_name: String,
     /// Secrets the user creates before installing (not in the overlay).
     pub extra_secrets: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
-    /// The in-cluster API (None: pods that need it cannot start here).
+    /// The in-cluster API as the pod reaches it.
     pub api: Option<ApiFiles>,
     /// `/etc/hosts` lines (cluster names → addresses) and the addresses
     /// that must exist in a pod network namespace for them.
@@ -51,8 +51,8 @@ pub struct Pod {
     /// Keeps the pod's network namespace (None: hostNetwork).
     holder: Option<Child>,
     pub containers: Vec<RunningContainer>,
-    /// Containers of ours that need the API while the test has none.
-    pub not_started: Vec<String>,
+    /// The pod's directory (emptyDir volumes live in `empty/<name>`).
+    pub dir: PathBuf,
 }
 
 impl Drop for Pod {
@@ -251,7 +251,7 @@ pub fn start(
         name: name.clone(),
         holder,
         containers: Vec::new(),
-        not_started: Vec::new(),
+        dir: pod_dir.clone(),
     };
     let netns = pod.netns();
     in_netns(netns.as_deref());
@@ -294,24 +294,10 @@ pub fn start(
         .flatten()
         .filter(|c| is_ours(c))
     {
-        if cluster.api.is_none() && needs_api(c) {
-            pod.not_started
-                .push(c["name"].as_str().unwrap_or_default().to_owned());
-            continue;
-        }
         let rc = start_container(&ctx, c);
         pod.containers.push(rc);
     }
     pod
-}
-
-/// A container that mounts the service-account token calls the API.
-pub fn needs_api(c: &Value) -> bool {
-    c["volumeMounts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|m| m["mountPath"] == "/var/run/secrets/kubernetes.io/serviceaccount")
 }
 
 struct StartCtx<'a> {
