@@ -42,6 +42,7 @@ mod expand;
 mod identity;
 mod lifecycle;
 mod node;
+mod node_block;
 mod selinux;
 mod snapshots;
 mod traces;

@@ -27,7 +27,7 @@ fn fs_cap(mode: Mode, fs: &str) -> VolumeCapability {
     }
 }
 
-fn stage_req(
+pub(crate) fn stage_req(
     t: &Sanity,
     v: &Volume,
     cap: VolumeCapability,
@@ -43,7 +43,7 @@ fn stage_req(
     }
 }
 
-fn node_publish_req(
+pub(crate) fn node_publish_req(
     t: &Sanity,
     v: &Volume,
     cap: VolumeCapability,
@@ -61,7 +61,7 @@ fn node_publish_req(
 }
 
 /// csi-sanity's helpers: ControllerPublish (tracked), NodeStage, NodePublish.
-async fn publish_everywhere(t: &mut Sanity, v: &Volume, cap: VolumeCapability) {
+pub(crate) async fn publish_everywhere(t: &mut Sanity, v: &Volume, cap: VolumeCapability) {
     let node = t.node().to_owned();
     let mut p = publish_req(&v.volume_id, &node);
     p.volume_capability = Some(cap.clone());
@@ -76,7 +76,7 @@ async fn publish_everywhere(t: &mut Sanity, v: &Volume, cap: VolumeCapability) {
         .unwrap();
 }
 
-async fn create(t: &mut Sanity, prefix: &str, cap: VolumeCapability) -> Volume {
+pub(crate) async fn create(t: &mut Sanity, prefix: &str, cap: VolumeCapability) -> Volume {
     let mut req = create_req(&unique(prefix));
     req.volume_capabilities = vec![cap];
     t.volume(req).await

@@ -193,6 +193,7 @@ impl NodeService {
                 access: cap.access,
                 readonly: req.readonly || cap.reader_only,
                 pvc: pvc_from_context(&req.volume_context),
+                single_writer: cap.checked.mode == Mode::SingleNodeSingleWriter,
             })
             .await?;
         tracing::info!(volume_id = %volume, already_published = out.already_published, "volume published");
@@ -291,7 +292,8 @@ impl NodeService {
 }
 
 /// SINGLE_NODE_SINGLE_WRITER (ReadWriteOncePod): a filesystem volume already
-/// bind-mounted at another target may not be published again.
+/// bind-mounted at another target may not be published again (raw block:
+/// the data plane checks its recorded device nodes).
 async fn single_writer_check(staging: &Path, target: &Path) -> Result<(), FrontendError> {
     let table = mountinfo::read(Path::new(MOUNTINFO), MOUNTINFO_TIMEOUT).await?;
     let staging_c = mountinfo::comparable(staging);

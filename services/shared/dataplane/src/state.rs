@@ -30,6 +30,10 @@ pub struct StagedRecord {
     pub access: StagedAccess,
     pub readonly: bool,
     pub pvc: Option<PvcRef>,
+    /// Raw block: the device nodes published for it (the single-writer
+    /// check; a block publish leaves nothing in mountinfo).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub block_targets: Vec<PathBuf>,
 }
 
 /// Records on disk, written atomically (temp file, fsync, rename).
@@ -132,6 +136,7 @@ mod tests {
             },
             readonly: false,
             pvc: None,
+            block_targets: Vec::new(),
         };
         s.save(&rec).unwrap();
         assert_eq!(s.load("pvc-1").unwrap(), Some(rec.clone()));

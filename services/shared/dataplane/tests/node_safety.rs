@@ -237,3 +237,33 @@ async fn unpublish_is_refused_while_the_target_is_busy() {
     h.unpublish(&v, &v.target).await;
     h.unstage(&v).await;
 }
+
+#[tokio::test]
+async fn single_writer_raw_block_is_published_at_one_target_only() {
+    let h = harness();
+    let v = h.volume("pvc-rwop-block", 16 * MIB);
+    h.stage(&v, AccessType::Block).await.unwrap();
+    let other = h.path("kubelet/pods/p2/volumeDevices/pvc-rwop-block");
+    let publish = |target: &rds_dataplane::NodePath| {
+        h.plane.publish(rds_dataplane::PublishRequest {
+            volume_id: v.id.clone(),
+            staging_path: v.staging.clone(),
+            target_path: target.clone(),
+            source: Some(v.source.clone()),
+            access: AccessType::Block,
+            readonly: false,
+            pvc: None,
+            single_writer: true,
+        })
+    };
+    publish(&v.target).await.unwrap();
+    let e = publish(&other).await.unwrap_err();
+    assert_eq!(e.to_status().code(), tonic::Code::FailedPrecondition, "{e}");
+    assert!(e.to_string().contains("already published"), "{e}");
+    assert!(!other.as_path().exists(), "no device node left behind");
+    assert!(publish(&v.target).await.unwrap().already_published);
+    h.unpublish(&v, &v.target).await;
+    publish(&other).await.unwrap();
+    h.unpublish(&v, &other).await;
+    h.unstage(&v).await;
+}

@@ -632,6 +632,7 @@ async fn stale_mount_is_recovered_after_renumbering() {
         access: access.clone(),
         readonly: false,
         pvc: None,
+        single_writer: false,
     };
     r.plane.publish(publish()).await.unwrap();
     std::fs::write(target.as_path().join("kept.txt"), b"survives renumbering").unwrap();

@@ -17,6 +17,7 @@ use crate::dataplane::DataPlane;
 use crate::error::{DataPlaneError, Result};
 use crate::events::NodeEventKind;
 use crate::flags::MountFlags;
+use crate::mountinfo::comparable;
 use crate::source::VolumeSource;
 use crate::state::StagedAccess;
 use crate::sys;
@@ -38,7 +39,11 @@ impl NodePlane {
                     ))
                 })?;
             match &req.access {
-                AccessType::Block => self.publish_block(&req, &source).await,
+                AccessType::Block => {
+                    let out = self.publish_block(&req, &source).await?;
+                    self.remember_block_target(&req)?;
+                    Ok(out)
+                }
                 AccessType::Mount { fs_type, flags } => {
                     // Remount with what was staged, not what this call says.
                     let (fs_type, stage_flags, stage_ro) =
@@ -182,6 +187,9 @@ impl NodePlane {
                 req.volume_id
             ))
         })?;
+        if req.single_writer {
+            self.single_block_writer(req, &device)?;
+        }
         if let Some(parent) = target.parent() {
             ensure_dir(parent)?;
         }
@@ -274,12 +282,64 @@ impl NodePlane {
                 )));
             }
             let removed_target = remove_if_empty(target)?;
+            self.forget_block_target(&req)?;
             Ok(UnpublishOutcome {
                 was_mounted,
                 removed_target,
             })
         })
         .await
+    }
+}
+
+impl NodePlane {
+    /// SINGLE_NODE_SINGLE_WRITER for raw block: refused while another
+    /// recorded target is still a node of this device.
+    fn single_block_writer(
+        &self,
+        req: &PublishRequest,
+        device: &crate::device::Device,
+    ) -> Result<()> {
+        let Some(rec) = self.state.load(req.volume_id.as_str())? else {
+            return Ok(());
+        };
+        let target = comparable(req.target_path.as_path());
+        for other in rec.block_targets.iter().filter(|t| comparable(t) != target) {
+            if let Ok(Some(dev)) = sys::block_node_dev(other)
+                && dev == device.dev()
+            {
+                return Err(DataPlaneError::Precondition(format!(
+                    "SINGLE_NODE_SINGLE_WRITER volume {} is already published at {}",
+                    req.volume_id,
+                    other.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn remember_block_target(&self, req: &PublishRequest) -> Result<()> {
+        let Some(mut rec) = self.state.load(req.volume_id.as_str())? else {
+            return Ok(());
+        };
+        let t = req.target_path.as_path().to_path_buf();
+        if !rec.block_targets.contains(&t) {
+            rec.block_targets.push(t);
+            self.state.save(&rec)?;
+        }
+        Ok(())
+    }
+
+    fn forget_block_target(&self, req: &UnpublishRequest) -> Result<()> {
+        let Some(mut rec) = self.state.load(req.volume_id.as_str())? else {
+            return Ok(());
+        };
+        let before = rec.block_targets.len();
+        rec.block_targets.retain(|t| t != req.target_path.as_path());
+        if rec.block_targets.len() != before {
+            self.state.save(&rec)?;
+        }
+        Ok(())
     }
 }
 

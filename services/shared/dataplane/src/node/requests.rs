@@ -47,6 +47,10 @@ pub struct PublishRequest {
     pub access: AccessType,
     pub readonly: bool,
     pub pvc: Option<PvcRef>,
+    /// SINGLE_NODE_SINGLE_WRITER (ReadWriteOncePod): a raw block volume
+    /// published at another target is refused (the filesystem case is
+    /// checked in mountinfo by the CSI layer).
+    pub single_writer: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

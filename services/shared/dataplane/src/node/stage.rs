@@ -93,6 +93,12 @@ impl NodePlane {
                 }
             }
         };
+        // A restage keeps what publish recorded.
+        let block_targets = self
+            .state
+            .load(vol.as_str())?
+            .map(|r| r.block_targets)
+            .unwrap_or_default();
         self.state.save(&StagedRecord {
             volume_id: vol.to_string(),
             staging_path: req.staging_path.as_path().to_path_buf(),
@@ -106,6 +112,7 @@ impl NodePlane {
             },
             readonly: req.readonly,
             pvc: req.pvc.clone(),
+            block_targets,
         })?;
         Ok(outcome)
     }

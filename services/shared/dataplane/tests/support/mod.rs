@@ -151,6 +151,7 @@ impl Harness {
                 access,
                 readonly,
                 pvc: None,
+                single_writer: false,
             })
             .await
     }
