@@ -453,6 +453,12 @@ def check_storage_classes(c: Checks, name: str, objs) -> None:
     if not c.ok(f"{name}: csi-frontend's parameter table found ({PARAMS_RS.relative_to(REPO)})", bool(text)):
         return
     consts = set(re.findall(r'const\s+[A-Z_]+\s*:\s*&str\s*=\s*"([A-Za-z]+)"', text))
+    # Keys defined once in rds-bus (`pub const X: &str = key::Y;`).
+    vc = REPO / "services/shared/bus/src/volume_context.rs"
+    shared = dict(re.findall(r'const\s+([A-Z_]+)\s*:\s*&str\s*=\s*"([^"]+)"', vc.read_text())) if vc.is_file() else {}
+    for ref in re.findall(r'const\s+[A-Z_]+\s*:\s*&str\s*=\s*key::([A-Z_]+)\s*;', text):
+        if ref in shared and re.fullmatch(r"[A-Za-z]+", shared[ref]):
+            consts.add(shared[ref])
     ignored = re.search(r"IGNORED_KEYS[^=]*=\s*\[([^\]]*)\]", text)
     consts |= set(re.findall(r'"([A-Za-z]+)"', ignored.group(1))) if ignored else set()
     for o in objs:
