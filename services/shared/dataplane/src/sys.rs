@@ -12,13 +12,27 @@ use nix::sys::stat::{Mode, SFlag};
 
 use crate::error::{DataPlaneError, Result};
 
+tokio::task_local! {
+    /// The volume lock of the node call running on this task. Every blocking
+    /// job started by the call holds a clone until the job ends, so a job
+    /// that outlives its call (timed out, or the call was cancelled) keeps
+    /// the volume busy: a retry gets ABORTED instead of racing it.
+    pub(crate) static HELD: std::sync::Arc<tokio::sync::OwnedMutexGuard<()>>;
+}
+
 /// Runs `f` on the blocking pool; `Timeout` if it has not finished in time.
 pub(crate) async fn blocking<T, F>(what: &str, timeout: Duration, f: F) -> Result<T>
 where
     T: Send + 'static,
     F: FnOnce() -> Result<T> + Send + 'static,
 {
-    match tokio::time::timeout(timeout, tokio::task::spawn_blocking(f)).await {
+    let held = HELD.try_with(std::sync::Arc::clone).ok();
+    let job = move || {
+        let r = f();
+        drop(held);
+        r
+    };
+    match tokio::time::timeout(timeout, tokio::task::spawn_blocking(job)).await {
         Err(_) => Err(DataPlaneError::Timeout {
             what: what.to_owned(),
             secs: timeout.as_secs_f64(),

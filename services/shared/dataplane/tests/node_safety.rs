@@ -267,3 +267,87 @@ async fn single_writer_raw_block_is_published_at_one_target_only() {
     h.unpublish(&v, &other).await;
     h.unstage(&v).await;
 }
+
+fn unstage_req(v: &Vol) -> UnstageRequest {
+    UnstageRequest {
+        volume_id: v.id.clone(),
+        staging_path: v.staging.clone(),
+    }
+}
+
+/// Serves `content` to each reader of the FIFO at `path` until `stop`.
+fn serve_fifo(
+    path: std::path::PathBuf,
+    content: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::thread::spawn(move || {
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            // Non-blocking open fails (ENXIO) until a reader is there.
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(nix::libc::O_NONBLOCK)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    let _ = f.write_all(content.as_bytes());
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(2)),
+            }
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_call_keeps_the_volume_busy_until_its_work_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("mountinfo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let f = fifo.clone();
+    let h = harness_with(move |c| c.mountinfo_path = f);
+    let v = h.volume("pvc-cancelled", 16 * MIB);
+
+    // The call blocks reading the mount table (a FIFO nobody writes yet);
+    // the CO gives up on it: the call's future is dropped.
+    let cancelled = tokio::time::timeout(
+        std::time::Duration::from_millis(200),
+        h.plane.unstage(unstage_req(&v)),
+    )
+    .await;
+    assert!(cancelled.is_err(), "cancelled while its read was in flight");
+    // The read still runs on the blocking pool: the volume stays busy.
+    let e = try_unstage(&h, &v).await.unwrap_err();
+    assert_eq!(e.to_status().code(), tonic::Code::Aborted, "{e}");
+    assert_eq!(h.plane.lock_entries(), 1);
+
+    // The read ends (the mount table arrives): the volume is free again.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let server = serve_fifo(fifo, mountinfo, stop.clone());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while h.plane.lock_entries() > 0 {
+        assert!(std::time::Instant::now() < deadline, "lock never released");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    try_unstage(&h, &v).await.unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    server.join().unwrap();
+}
+
+#[tokio::test]
+async fn idle_lock_entries_are_dropped() {
+    let h = harness();
+    for i in 0..20 {
+        let v = h.volume(&format!("pvc-idle-{i}"), MIB);
+        try_unstage(&h, &v).await.unwrap();
+    }
+    assert_eq!(h.plane.lock_entries(), 0, "no entry outlives its call");
+}

@@ -205,16 +205,33 @@ impl NodePlane {
         report
     }
 
-    fn lock(&self, volume: &VolumeId) -> Result<tokio::sync::OwnedMutexGuard<()>> {
-        let m = self
-            .locks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(volume.to_string())
-            .or_default()
-            .clone();
-        m.try_lock_owned()
-            .map_err(|_| DataPlaneError::Busy(volume.to_string()))
+    /// Runs one node call on `volume` under its lock: a second call while
+    /// it (or any blocking job it started, see [`sys::HELD`]) runs is
+    /// ABORTED. Idle entries are dropped from the map.
+    async fn locked<T>(
+        &self,
+        volume: &VolumeId,
+        call: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let m = {
+            let mut map = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
+            // Only the map holds an idle entry; a held one has its guard's
+            // reference too.
+            map.retain(|_, m| Arc::strong_count(m) > 1);
+            map.entry(volume.to_string()).or_default().clone()
+        };
+        let guard = m
+            .try_lock_owned()
+            .map_err(|_| DataPlaneError::Busy(volume.to_string()))?;
+        sys::HELD.scope(Arc::new(guard), call).await
+    }
+
+    /// Entries of the lock map once idle ones are dropped: the volumes with
+    /// a call or a blocking job in flight.
+    pub fn lock_entries(&self) -> usize {
+        let mut map = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
+        map.retain(|_, m| Arc::strong_count(m) > 1);
+        map.len()
     }
 
     async fn mounts(&self) -> Result<MountTable> {

@@ -25,43 +25,47 @@ use crate::sys;
 impl NodePlane {
     #[tracing::instrument(skip_all, fields(volume = %req.volume_id, target = %req.target_path))]
     pub async fn publish(&self, req: PublishRequest) -> Result<PublishOutcome> {
-        timed(&self.metrics, "publish", async {
-            let _guard = self.lock(&req.volume_id)?;
-            let record = self.state.load(req.volume_id.as_str())?;
-            let source = record
-                .as_ref()
-                .map(|r| r.source.clone())
-                .or_else(|| req.source.clone())
-                .ok_or_else(|| {
-                    DataPlaneError::Precondition(format!(
-                        "volume {} is not staged on this node (was NodeStageVolume called?)",
-                        req.volume_id
-                    ))
-                })?;
-            match &req.access {
-                AccessType::Block => {
-                    let out = self.publish_block(&req, &source).await?;
-                    self.remember_block_target(&req)?;
-                    Ok(out)
-                }
-                AccessType::Mount { fs_type, flags } => {
-                    // Remount with what was staged, not what this call says.
-                    let (fs_type, stage_flags, stage_ro) =
-                        match record.as_ref().map(|r| (&r.access, r.readonly)) {
-                            Some((StagedAccess::Mount { fs_type, flags }, ro)) => {
-                                (*fs_type, flags.clone(), ro)
-                            }
-                            _ => (*fs_type, flags.clone(), false),
+        let volume_id = req.volume_id.clone();
+        timed(
+            &self.metrics,
+            "publish",
+            self.locked(&volume_id, async {
+                let record = self.state.load(req.volume_id.as_str())?;
+                let source = record
+                    .as_ref()
+                    .map(|r| r.source.clone())
+                    .or_else(|| req.source.clone())
+                    .ok_or_else(|| {
+                        DataPlaneError::Precondition(format!(
+                            "volume {} is not staged on this node (was NodeStageVolume called?)",
+                            req.volume_id
+                        ))
+                    })?;
+                match &req.access {
+                    AccessType::Block => {
+                        let out = self.publish_block(&req, &source).await?;
+                        self.remember_block_target(&req)?;
+                        Ok(out)
+                    }
+                    AccessType::Mount { fs_type, flags } => {
+                        // Remount with what was staged, not what this call says.
+                        let (fs_type, stage_flags, stage_ro) =
+                            match record.as_ref().map(|r| (&r.access, r.readonly)) {
+                                Some((StagedAccess::Mount { fs_type, flags }, ro)) => {
+                                    (*fs_type, flags.clone(), ro)
+                                }
+                                _ => (*fs_type, flags.clone(), false),
+                            };
+                        let spec = RemountSpec {
+                            fs_type,
+                            flags: &stage_flags,
+                            readonly: stage_ro,
                         };
-                    let spec = RemountSpec {
-                        fs_type,
-                        flags: &stage_flags,
-                        readonly: stage_ro,
-                    };
-                    self.publish_filesystem(&req, flags, &source, spec).await
+                        self.publish_filesystem(&req, flags, &source, spec).await
+                    }
                 }
-            }
-        })
+            }),
+        )
         .await
     }
 
@@ -253,41 +257,45 @@ impl NodePlane {
 
     #[tracing::instrument(skip_all, fields(volume = %req.volume_id, target = %req.target_path))]
     pub async fn unpublish(&self, req: UnpublishRequest) -> Result<UnpublishOutcome> {
-        timed(&self.metrics, "unpublish", async {
-            let _guard = self.lock(&req.volume_id)?;
-            let target = req.target_path.as_path();
-            if let Err(e) = std::fs::symlink_metadata(target) {
-                if e.kind() == std::io::ErrorKind::NotFound {
-                    return Ok(UnpublishOutcome {
-                        was_mounted: false,
-                        removed_target: false,
-                    });
+        let volume_id = req.volume_id.clone();
+        timed(
+            &self.metrics,
+            "unpublish",
+            self.locked(&volume_id, async {
+                let target = req.target_path.as_path();
+                if let Err(e) = std::fs::symlink_metadata(target) {
+                    if e.kind() == std::io::ErrorKind::NotFound {
+                        return Ok(UnpublishOutcome {
+                            was_mounted: false,
+                            removed_target: false,
+                        });
+                    }
+                    return Err(DataPlaneError::io(
+                        format!("inspecting {}", target.display()),
+                        e,
+                    ));
                 }
-                return Err(DataPlaneError::io(
-                    format!("inspecting {}", target.display()),
-                    e,
-                ));
-            }
-            // A mount table we cannot read is an error, never "not mounted"
-            // (the Go driver's RemoveAll-after-failed-check bug).
-            let was_mounted = self.mounts().await?.is_mount_point(target);
-            if was_mounted {
-                self.unmount_all(target, &req.volume_id, None, super::WhenBusy::Refuse)
-                    .await?;
-            }
-            if self.mounts().await?.is_mount_point(target) {
-                return Err(DataPlaneError::Internal(format!(
-                    "{} is still mounted after unmount",
-                    target.display()
-                )));
-            }
-            let removed_target = remove_if_empty(target)?;
-            self.forget_block_target(&req)?;
-            Ok(UnpublishOutcome {
-                was_mounted,
-                removed_target,
-            })
-        })
+                // A mount table we cannot read is an error, never "not mounted"
+                // (the Go driver's RemoveAll-after-failed-check bug).
+                let was_mounted = self.mounts().await?.is_mount_point(target);
+                if was_mounted {
+                    self.unmount_all(target, &req.volume_id, None, super::WhenBusy::Refuse)
+                        .await?;
+                }
+                if self.mounts().await?.is_mount_point(target) {
+                    return Err(DataPlaneError::Internal(format!(
+                        "{} is still mounted after unmount",
+                        target.display()
+                    )));
+                }
+                let removed_target = remove_if_empty(target)?;
+                self.forget_block_target(&req)?;
+                Ok(UnpublishOutcome {
+                    was_mounted,
+                    removed_target,
+                })
+            }),
+        )
         .await
     }
 }

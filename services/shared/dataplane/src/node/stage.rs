@@ -26,11 +26,15 @@ impl NodePlane {
     /// Stages a volume (see module docs of [`crate::node`]).
     #[tracing::instrument(skip_all, fields(volume = %req.volume_id, staging = %req.staging_path))]
     pub async fn stage(&self, req: StageRequest) -> Result<StageOutcome> {
-        timed(&self.metrics, "stage", self.stage_locked(&req)).await
+        timed(
+            &self.metrics,
+            "stage",
+            self.locked(&req.volume_id, self.stage_locked(&req)),
+        )
+        .await
     }
 
     async fn stage_locked(&self, req: &StageRequest) -> Result<StageOutcome> {
-        let _guard = self.lock(&req.volume_id)?;
         let vol = &req.volume_id;
         let pvc = req.pvc.as_ref();
         if matches!(req.access, AccessType::Mount { .. }) {

@@ -155,8 +155,8 @@ impl NodePlane {
     /// filesystem online (resize2fs / xfs_growfs). Block volumes: rescan only.
     #[tracing::instrument(skip_all, fields(volume = %req.volume_id, path = %req.volume_path))]
     pub async fn expand(&self, req: ExpandRequest) -> Result<ExpandOutcome> {
-        timed(&self.metrics, "expand", async {
-            let _guard = self.lock(&req.volume_id)?;
+        let volume_id = req.volume_id.clone();
+        timed(&self.metrics, "expand", self.locked(&volume_id, async {
             let path = req.volume_path.as_path();
             let source = self.known_source(&req.volume_id)?.ok_or_else(|| {
                 DataPlaneError::Precondition(format!("volume {} is not staged on this node", req.volume_id))
@@ -208,7 +208,7 @@ impl NodePlane {
             let capacity_bytes = device::size_bytes(self.backend.sysfs_root(), device.dev())
                 .map_err(|e| DataPlaneError::io(format!("reading the size of {device}"), e))?;
             Ok(ExpandOutcome { capacity_bytes })
-        })
+        }))
         .await
     }
 }

@@ -26,8 +26,8 @@ use rds_bus::VolumeId;
 impl NodePlane {
     #[tracing::instrument(skip_all, fields(volume = %req.volume_id, staging = %req.staging_path))]
     pub async fn unstage(&self, req: UnstageRequest) -> Result<UnstageOutcome> {
-        timed(&self.metrics, "unstage", async {
-            let _guard = self.lock(&req.volume_id)?;
+        let volume_id = req.volume_id.clone();
+        timed(&self.metrics, "unstage", self.locked(&volume_id, async {
             let vol = &req.volume_id;
             let staging = req.staging_path.as_path();
             let record = self.state.load(vol.as_str())?;
@@ -61,7 +61,7 @@ impl NodePlane {
             };
             self.state.remove(vol.as_str())?;
             Ok(UnstageOutcome { was_mounted, detached })
-        })
+        }))
         .await
     }
 
