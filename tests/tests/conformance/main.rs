@@ -43,6 +43,7 @@ mod identity;
 mod lifecycle;
 mod node;
 mod node_block;
+mod node_safety;
 mod selinux;
 mod snapshots;
 mod traces;
