@@ -11,6 +11,7 @@
 //! - `error`: the one error type and its CSI status table.
 //! - `deadline`, `guard`, `span`: per-call deadline, per-volume guard, root span.
 
+pub mod authority;
 pub mod backends;
 pub mod capability;
 pub mod capacity;

@@ -112,10 +112,27 @@ pub async fn serve_with(
         known_nodes = %deps.nodes.describe(),
         "csi-frontend serving"
     );
+    // A unix socket is fronted by the :authority relay (grpcio clients).
+    let (listener, relay) = match listener {
+        Listener::Unix(public, path) => {
+            let inner_err = |e: std::io::Error| {
+                FrontendError::Internal(format!("inner socket for {endpoint}: {e}"))
+            };
+            let addr = crate::authority::inner_address(&path).map_err(inner_err)?;
+            let inner = crate::authority::bind_inner(&addr).map_err(inner_err)?;
+            let relay = tokio::spawn(crate::authority::relay(public, addr));
+            // The bus removes `path` (the public socket file) when it stops.
+            (Listener::Unix(inner, path), Some(relay))
+        }
+        other => (other, None),
+    };
     let res = bus
         .serve(listener, shutdown)
         .await
         .map_err(|e| FrontendError::Internal(format!("serving {endpoint}: {e}")));
+    if let Some(r) = relay {
+        r.abort();
+    }
     stop_metrics.trigger();
     res
 }
