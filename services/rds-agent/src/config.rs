@@ -153,6 +153,8 @@ pub struct Settings {
     pub key_file: PathBuf,
     pub key: Arc<PrivateKey>,
     pub host_key: HostKeyPolicy,
+    /// `--rds-host-key`, re-read on rotation (crate::credentials).
+    pub host_key_file: Option<PathBuf>,
     pub base_path: DiskPath,
     /// `--base-paths` plus `--base-path`, each inside the pool.
     pub base_paths: Vec<DiskPath>,
@@ -276,6 +278,7 @@ impl Args {
             key_file: self.rds_key_file.clone(),
             key: Arc::new(key),
             host_key,
+            host_key_file: self.rds_host_key.clone(),
             base_path,
             base_paths,
             managed_nqn_prefix: self.managed_nqn_prefix.clone(),

@@ -18,6 +18,7 @@ pub mod backoff;
 pub mod breaker;
 pub mod cli;
 pub mod config;
+pub mod credentials;
 pub mod deadline;
 pub mod error;
 pub mod executor;
@@ -69,6 +70,13 @@ pub fn assemble(s: &Settings) -> Parts {
         key: s.key.clone(),
         host_key: s.host_key.clone(),
         connect_timeout: s.connect_timeout,
+        // Re-read the Secret's files for each new connection (rotation).
+        credentials: Some(Arc::new(credentials::Credentials::new(
+            s.key_file.clone(),
+            s.key.clone(),
+            s.host_key_file.clone(),
+            s.host_key.clone(),
+        ))),
     };
     let metrics = Metrics::new(&target.address());
     let pool = Arc::new(Pool::new(

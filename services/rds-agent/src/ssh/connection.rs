@@ -28,6 +28,9 @@ pub struct SshTarget {
     pub key: Arc<PrivateKey>,
     pub host_key: HostKeyPolicy,
     pub connect_timeout: Duration,
+    /// When set, `key` and `host_key` are only the start-up values: each
+    /// connection takes the current files (crate::credentials).
+    pub credentials: Option<Arc<crate::credentials::Credentials>>,
 }
 
 impl std::fmt::Debug for SshTarget {
@@ -118,6 +121,10 @@ impl SshConnection {
     /// within `target.connect_timeout`.
     pub async fn connect(target: &SshTarget) -> Result<SshConnection, AgentError> {
         let deadline = Instant::now() + target.connect_timeout;
+        let (key, policy) = match &target.credentials {
+            Some(c) => c.current(),
+            None => (target.key.clone(), target.host_key.clone()),
+        };
         let over = || {
             unreachable(
                 format!(
@@ -139,7 +146,7 @@ impl SshConnection {
         let handler = PinnedHandler {
             host: target.host.clone(),
             port: target.port,
-            policy: target.host_key.clone(),
+            policy,
         };
         let addr = (target.host.as_str(), target.port);
         let socket = timeout_at(deadline, tokio::net::TcpStream::connect(addr))
@@ -159,7 +166,7 @@ impl SshConnection {
             })?;
         // Only RSA keys need the server's preferred signature hash; asking
         // costs up to 1 s on servers that never send ext-info.
-        let hash = if target.key.algorithm().is_rsa() {
+        let hash = if key.algorithm().is_rsa() {
             timeout_at(deadline, handle.best_supported_rsa_hash())
                 .await
                 .map_err(|_| over())??
@@ -171,7 +178,7 @@ impl SshConnection {
             deadline,
             handle.authenticate_publickey(
                 target.user.clone(),
-                PrivateKeyWithHashAlg::new(target.key.clone(), hash),
+                PrivateKeyWithHashAlg::new(key, hash),
             ),
         )
         .await

@@ -1,0 +1,63 @@
+//! Rotating the Secret: the SSH key and the pinned host key are files the
+//! agent reads again for each new connection, so writing new ones (what
+//! kubelet does when the Secret changes) is enough; no restart.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Opts, Pin, env, key, wait_reachable};
+use rds_proto::agent::ProbeRequest;
+use russh::keys::ssh_key::LineEnding;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_login_key_in_the_key_file_is_used_without_a_restart() {
+    // The sim authorises key 1; the agent starts with key 2 (an old key).
+    let e = env(Opts {
+        client_key_seed: 2,
+        ..Default::default()
+    })
+    .await;
+    let mut c = e.client();
+    let p = c.probe(ProbeRequest {}).await.unwrap().into_inner();
+    assert!(!p.reachable, "key 2 is not authorised: {}", p.detail);
+
+    std::fs::write(
+        &e.key_path,
+        key(1).to_openssh(LineEnding::LF).unwrap().as_bytes(),
+    )
+    .unwrap();
+    assert!(
+        wait_reachable(&mut c, Duration::from_secs(20))
+            .await
+            .is_some(),
+        "the rotated key was not picked up"
+    );
+    e.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_pinned_host_key_in_the_pin_file_is_used_without_a_restart() {
+    let e = env(Opts {
+        pin: Pin::PublicKeyFile,
+        ..Default::default()
+    })
+    .await;
+    let pin = e.dir.path().join("rds_host.pub");
+    let real = std::fs::read_to_string(&pin).unwrap();
+    // The RDS "changed its host key": the pin no longer matches.
+    std::fs::write(&pin, key(42).public_key().to_openssh().unwrap()).unwrap();
+    let mut c = e.client();
+    let p = c.probe(ProbeRequest {}).await.unwrap().into_inner();
+    assert!(!p.reachable, "a mismatching pin must refuse: {}", p.detail);
+
+    // The operator pins the RDS's key again (updates the Secret).
+    std::fs::write(&pin, real).unwrap();
+    assert!(
+        wait_reachable(&mut c, Duration::from_secs(20))
+            .await
+            .is_some(),
+        "the re-pinned host key was not picked up"
+    );
+    e.shutdown().await;
+}
