@@ -23,6 +23,7 @@ pub mod deadline;
 pub mod error;
 pub mod executor;
 pub mod flights;
+pub mod inspect;
 pub mod layout;
 pub mod metrics;
 pub mod pool;

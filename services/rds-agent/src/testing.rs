@@ -302,6 +302,7 @@ impl FakeRds {
             }
             Command::DiskMonitorTraffic { .. } => failure("bad command name monitor-traffic"),
             Command::Batch(_) => failure("nested batch"),
+            Command::InfoPrint(_) => failure("bad command name"),
             Command::SystemResourcePrint => ok(render_singleton(
                 &[("version".to_owned(), "7.16 (stable)".to_owned())],
                 &SingletonStyle::default(),

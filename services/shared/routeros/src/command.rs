@@ -112,6 +112,37 @@ impl FileSelector {
     }
 }
 
+/// The setup prints `rdsctl doctor` reads (parsers in [`crate::system`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InfoPrint {
+    /// `/system package print detail`
+    Packages,
+    /// `/ip service print detail where name=ssh`
+    SshService,
+    /// `/user active print detail`
+    ActiveUsers,
+}
+
+impl InfoPrint {
+    /// Menu + action, for tracing spans.
+    pub fn verb(self) -> &'static str {
+        match self {
+            InfoPrint::Packages => "system package print",
+            InfoPrint::SshService => "ip service print",
+            InfoPrint::ActiveUsers => "user active print",
+        }
+    }
+
+    /// The exact command line (fixed text: nothing from the caller reaches it).
+    pub fn command_line(self) -> &'static str {
+        match self {
+            InfoPrint::Packages => "/system package print detail",
+            InfoPrint::SshService => "/ip service print detail where name=ssh",
+            InfoPrint::ActiveUsers => "/user active print detail",
+        }
+    }
+}
+
 /// The line `:put` prints after every part of a [`Command::Batch`]. Seeing
 /// it proves the part before it was printed in full: a reply cut at a record
 /// boundary (which parses fine) lacks it, so "legend only = no such disk" is
@@ -207,6 +238,8 @@ pub enum Command {
     },
     /// `/system resource print` (probe).
     SystemResourcePrint,
+    /// A read-only print of the box's setup ([`InfoPrint`], `rdsctl doctor`).
+    InfoPrint(InfoPrint),
     /// Several reads in one exec (one round trip): `<a>; :put "rds-csi:end";
     /// <b>; :put "rds-csi:end"` ([`BATCH_END`], [`split_batch`]). Reads only.
     Batch(Vec<Command>),
@@ -226,6 +259,7 @@ impl Command {
             Command::FileRemove { .. } => "file remove",
             Command::DiskMonitorTraffic { .. } => "disk monitor-traffic",
             Command::SystemResourcePrint => "system resource print",
+            Command::InfoPrint(p) => p.verb(),
             Command::Batch(parts) => parts.first().map_or("batch", Command::verb),
         }
     }
@@ -334,6 +368,7 @@ impl fmt::Display for Command {
                 write!(f, "/disk monitor-traffic {slot} once")
             }
             Command::SystemResourcePrint => f.write_str("/system resource print"),
+            Command::InfoPrint(p) => f.write_str(p.command_line()),
             Command::Batch(parts) => {
                 for (i, p) in parts.iter().enumerate() {
                     if i > 0 {

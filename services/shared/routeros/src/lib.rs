@@ -74,13 +74,14 @@ pub mod monitor;
 pub mod quote;
 pub mod singleton;
 pub mod size;
+pub mod system;
 pub mod time;
 pub mod types;
 pub mod wrap;
 
 pub use classify::{DeviceError, Position, RouterOsErrorKind, classify_error, classify_error_line};
 pub use command::{
-    BATCH_END, Command, CopyExport, DiskSelector, FileSelector, NvmeExport, split_batch,
+    BATCH_END, Command, CopyExport, DiskSelector, FileSelector, InfoPrint, NvmeExport, split_batch,
 };
 pub use detail::{PrintDetail, Prop, RawRecord, parse_print_detail};
 pub use disk::{
@@ -95,6 +96,10 @@ pub use singleton::{Singleton, SingletonStyle, parse_singleton, render_singleton
 pub use size::{
     HumanSize, format_duration_ms, format_grouped, format_human_size, format_rate,
     parse_duration_ms, parse_grouped, parse_human_size, parse_rate, round_up_mib,
+};
+pub use system::{
+    ActiveUserRecord, PackageRecord, ServiceRecord, parse_active_user_print, parse_package_print,
+    parse_service_print, render_active_user_print, render_package_print, render_service_print,
 };
 pub use time::{CivilDateTime, LastModified};
 pub use types::{DiskPath, FileSize, MIKROTIK_NQN_PREFIX, Nqn, PoolName, Port, RegexPattern, Slot};
