@@ -39,6 +39,7 @@ mod controller;
 mod errors;
 mod events;
 mod expand;
+mod go_migration;
 mod identity;
 mod lifecycle;
 mod node;
