@@ -315,6 +315,8 @@ pub struct Behaviour {
     pub reboot_downtime_ms: u64,
     /// Unverified error texts.
     pub texts: Texts,
+    /// What the setup menus doctor reads show (`crate::setup`).
+    pub setup: crate::setup::SetupMenus,
 }
 
 impl Default for Behaviour {
@@ -341,6 +343,7 @@ impl Default for Behaviour {
             file_trailing_space: false,
             reboot_downtime_ms: 90_000,
             texts: Texts::default(),
+            setup: crate::setup::SetupMenus::default(),
         }
     }
 }

@@ -22,6 +22,7 @@ mod hostkey;
 mod model;
 mod render;
 mod server;
+mod setup;
 mod ssh;
 mod store;
 mod stream;
@@ -42,6 +43,7 @@ pub use export::{DEFAULT_CONFIGFS_ROOT, MODEL_MARK, NvmetExportConfig};
 pub use faults::{FaultAction, FaultRule, FaultStatus, Faults, Garble};
 pub use hostkey::{fingerprint, load_authorized_keys, load_or_generate_host_key};
 pub use model::DiskSummary;
+pub use setup::SetupMenus;
 
 /// Entry point.
 pub struct Sim;

@@ -48,6 +48,8 @@ pub(crate) struct Shared {
     /// SSH channels open right now, over every connection (tests check that
     /// a client's cancelled commands leak none).
     pub(crate) open_channels: Arc<std::sync::atomic::AtomicU32>,
+    /// Logged-in connections (`/user active`, crate::setup).
+    pub(crate) logins: crate::setup::Logins,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -100,6 +102,7 @@ impl Shared {
             generation: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
             open_channels: Arc::default(),
+            logins: crate::setup::Logins::default(),
             cfg,
         };
         for dir in &shared.cfg.base_dirs {
@@ -152,6 +155,7 @@ impl Shared {
         let sess = Session {
             layout,
             uptime_secs,
+            logins: self.logins.snapshot(),
         };
         let mut state = lock(&self.state);
         let mut dev = Device {
@@ -264,6 +268,7 @@ async fn handle_conn(shared: Arc<Shared>, mut sock: TcpStream, peer: SocketAddr)
     let conn_id = shared.next_conn.fetch_add(1, Ordering::SeqCst);
     let kill = Arc::new(KillSwitch::default());
     lock(&shared.conns).insert(conn_id, kill.clone());
+    shared.logins.connected(conn_id, peer);
     let mut cfg = shared.ssh_cfg.clone();
     let mut close_after_ident = false;
     for f in shared.faults.check(FaultPoint::Connect, "") {
@@ -298,6 +303,7 @@ async fn handle_conn(shared: Arc<Shared>, mut sock: TcpStream, peer: SocketAddr)
     // Ends hung exec tasks of this connection.
     kill.kill();
     lock(&shared.conns).remove(&conn_id);
+    shared.logins.gone(conn_id);
 }
 
 pub(crate) async fn reboot(shared: &Arc<Shared>, downtime: Duration) {

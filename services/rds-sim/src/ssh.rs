@@ -180,6 +180,7 @@ impl Handler for Conn {
             return Ok(Auth::reject());
         }
         self.width = login.width;
+        self.shared.logins.authenticated(self.conn_id, &login.user);
         tracing::debug!(conn = self.conn_id, user = %login.user, width = ?login.width, "authenticated");
         Ok(Auth::Accept)
     }

@@ -17,6 +17,8 @@ use crate::store::FileKind;
 pub(crate) struct Session {
     pub layout: Layout,
     pub uptime_secs: u64,
+    /// Logged-in SSH connections (`/user active`).
+    pub logins: Vec<crate::setup::Login>,
 }
 
 /// What a line did.
@@ -366,6 +368,20 @@ impl Ctx<'_, '_> {
                     self.dev.state.identity = Some(n);
                     self.dev.dirty = true;
                 }
+                Ok(Ret::Nothing)
+            }
+            (Menu::SystemPackage | Menu::IpService | Menu::UserActive, Verb::Print) => {
+                let (behaviour, sess) = (self.dev.behaviour, self.sess);
+                let mut text = String::new();
+                super::setup_menus::print(
+                    cmd,
+                    behaviour,
+                    &sess.logins,
+                    &sess.layout,
+                    &mut |v| self.text(v),
+                    &mut text,
+                )?;
+                out.push_str(&text);
                 Ok(Ret::Nothing)
             }
             (Menu::System, Verb::Reboot) => {

@@ -4,5 +4,6 @@
 mod exec;
 mod expr;
 mod parse;
+mod setup_menus;
 
 pub(crate) use exec::{Outcome, Session, run_line};

@@ -47,6 +47,11 @@ pub(crate) enum Menu {
     System,
     SystemResource,
     SystemIdentity,
+    SystemPackage,
+    Ip,
+    IpService,
+    User,
+    UserActive,
 }
 
 /// Commands.
@@ -71,6 +76,11 @@ fn submenu(menu: Menu, word: &str) -> Option<Menu> {
         (Menu::Root, "system") => Menu::System,
         (Menu::System, "resource") => Menu::SystemResource,
         (Menu::System, "identity") => Menu::SystemIdentity,
+        (Menu::System, "package") => Menu::SystemPackage,
+        (Menu::Root, "ip") => Menu::Ip,
+        (Menu::Ip, "service") => Menu::IpService,
+        (Menu::Root, "user") => Menu::User,
+        (Menu::User, "active") => Menu::UserActive,
         _ => return None,
     })
 }
@@ -86,6 +96,7 @@ fn verb(menu: Menu, word: &str) -> Option<Verb> {
         (Menu::Disk | Menu::File | Menu::SystemResource | Menu::SystemIdentity, "get") => Get,
         (Menu::Disk, "monitor-traffic") => MonitorTraffic,
         (Menu::System, "reboot") => Reboot,
+        (Menu::SystemPackage | Menu::IpService | Menu::UserActive, "print") => Print,
         _ => return None,
     })
 }
@@ -495,6 +506,9 @@ fn max_positional(verb: Verb) -> usize {
 fn is_where_prop(menu: Menu, prop: &str) -> bool {
     match menu {
         Menu::File => FILE_PROPS.contains(&prop),
+        Menu::SystemPackage | Menu::IpService | Menu::UserActive => {
+            super::setup_menus::WHERE_PROPS.contains(&prop)
+        }
         _ => rds_routeros::DISK_ORDER.contains(&prop) || DISK_EXTRA_PROPS.contains(&prop),
     }
 }
