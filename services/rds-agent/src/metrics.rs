@@ -6,7 +6,8 @@
 //! per-command view): `rds_csi_rds_command_duration_seconds{verb}`,
 //! `rds_csi_rds_commands_total{verb,outcome}`, `rds_csi_rds_errors_total{reason}`
 //! (one per failed RPC, by bus reason), `rds_csi_rds_circuit_open`,
-//! `rds_csi_rds_sessions_active`.
+//! `rds_csi_rds_sessions_active`, `rds_csi_rds_sessions_max` (the bound, so
+//! a dashboard shows saturation without knowing the flag).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -61,6 +62,7 @@ pub struct Metrics {
     errors: Family<ReasonLabel, Counter>,
     circuit_open: Gauge,
     sessions_active: Gauge,
+    sessions_max: Gauge,
 }
 
 impl Metrics {
@@ -118,6 +120,12 @@ impl Metrics {
             "RouterOS commands currently running (bounded by --max-sessions)",
             sessions_active.clone(),
         );
+        let sessions_max = Gauge::default();
+        registry.register(
+            "rds_sessions_max",
+            "Most RouterOS commands that may run at once (--max-sessions)",
+            sessions_max.clone(),
+        );
         let m = Metrics {
             registry,
             address: address.to_owned(),
@@ -129,6 +137,7 @@ impl Metrics {
             errors,
             circuit_open,
             sessions_active,
+            sessions_max,
         };
         m.set_connected(false);
         Arc::new(m)
@@ -186,6 +195,10 @@ impl Metrics {
 
     pub fn session_ended(&self) {
         self.sessions_active.dec();
+    }
+
+    pub fn set_sessions_max(&self, n: usize) {
+        self.sessions_max.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// OpenMetrics text of every metric.
@@ -252,6 +265,7 @@ mod tests {
             "rds_csi_rds_commands_total{verb=\"disk add\",outcome=\"ok\"} 1",
             "rds_csi_rds_errors_total{reason=\"RDS_UNREACHABLE\"} 1",
             "rds_csi_rds_circuit_open 0",
+            "rds_csi_rds_sessions_max 0",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }

@@ -91,6 +91,7 @@ impl Pool {
         let n = cfg.max_connections.max(1);
         let sessions = cfg.max_sessions.max(1);
         let per_conn = sessions.div_ceil(n);
+        metrics.set_sessions_max(sessions);
         let backoff = Backoff::new(cfg.backoff_initial, cfg.backoff_max);
         Pool {
             inner: Arc::new(Inner {

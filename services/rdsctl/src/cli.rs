@@ -110,6 +110,10 @@ pub struct DemoArgs {
     /// OTLP/gRPC collector for every child and for rdsctl's client spans.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
+    /// After the walk, save each service's `/metrics` (what the walk
+    /// counted) to DIR/<service>.prom before the stack stops.
+    #[arg(long, value_name = "DIR")]
+    pub metrics_dir: Option<PathBuf>,
 }
 
 /// Where and how to talk CSI.

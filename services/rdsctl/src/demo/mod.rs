@@ -95,6 +95,17 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
         true
     };
     drop(walk);
+    if let Some(out) = &args.metrics_dir {
+        report.begin(&format!(
+            "save every service's /metrics in {}",
+            out.display()
+        ));
+        let t = Instant::now();
+        match save_metrics(&stack.endpoints.metrics, out).await {
+            Ok(n) => report.ok(t.elapsed(), None, Some(&format!("{n} services"))),
+            Err(e) => report.fail(t.elapsed(), None, &e.to_string()),
+        }
+    }
     report.begin("stop the stack (children first, socket removed)");
     let t = Instant::now();
     let csi_socket = stack
@@ -132,6 +143,31 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// GETs `/metrics` of every service (service → loopback host:port) into
+/// `dir/<service>.prom`; returns how many were saved.
+async fn save_metrics(
+    endpoints: &std::collections::BTreeMap<String, String>,
+    dir: &std::path::Path,
+) -> Result<usize> {
+    std::fs::create_dir_all(dir).map_err(|e| CtlError::io(dir, e))?;
+    for (service, addr) in endpoints {
+        let addr: std::net::SocketAddr = addr
+            .parse()
+            .map_err(|e| CtlError::Stack(format!("{service} metrics address {addr:?}: {e}")))?;
+        let reply =
+            crate::http::request(addr, "GET", "/metrics", None, Duration::from_secs(10)).await?;
+        if reply.status != 200 {
+            return Err(CtlError::Stack(format!(
+                "{service} /metrics answered HTTP {}",
+                reply.status
+            )));
+        }
+        let path = dir.join(format!("{service}.prom"));
+        std::fs::write(&path, reply.body).map_err(|e| CtlError::io(&path, e))?;
+    }
+    Ok(endpoints.len())
 }
 
 /// Leaves the directory for inspection (and never deletes under a mount

@@ -138,6 +138,10 @@ pub struct Endpoints {
     pub sim_control: String,
     /// The pinned host key fingerprint of the sim.
     pub sim_host_key_fingerprint: String,
+    /// `/metrics` of each service that serves one: service name → host:port
+    /// on loopback.
+    #[serde(default)]
+    pub metrics: std::collections::BTreeMap<String, String>,
 }
 
 impl Endpoints {
@@ -206,6 +210,7 @@ mod tests {
             sim_ssh: "127.0.0.1:1".into(),
             sim_control: "127.0.0.1:2".into(),
             sim_host_key_fingerprint: "SHA256:x".into(),
+            metrics: [("rds-agent".to_owned(), "127.0.0.1:3".to_owned())].into(),
         };
         e.write(&l).unwrap();
         assert_eq!(Endpoints::read(&l).unwrap(), e);

@@ -56,6 +56,33 @@ fn free_port() -> Result<SocketAddr> {
         .map_err(|e| CtlError::Stack(format!("no free port: {e}")))
 }
 
+/// A loopback `/metrics` address for each service that serves metrics
+/// (listed in endpoints.json; `rdsctl demo --metrics-dir` saves them).
+fn metrics_ports() -> Result<std::collections::BTreeMap<String, String>> {
+    let no_port = |e: std::io::Error| CtlError::Stack(format!("no free port: {e}"));
+    // All four held open at once, so no two services get the same port.
+    let held = [
+        "event-service",
+        "attachment-service",
+        "rds-agent",
+        "csi-frontend",
+    ]
+    .into_iter()
+    .map(|s| {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(no_port)?;
+        Ok((s, l))
+    })
+    .collect::<Result<Vec<_>>>()?;
+    held.iter()
+        .map(|(s, l)| {
+            Ok((
+                (*s).to_owned(),
+                l.local_addr().map_err(no_port)?.to_string(),
+            ))
+        })
+        .collect()
+}
+
 /// One `up` per DIR: a second one would fight over sockets and state.
 fn claim(layout: &Layout) -> Result<()> {
     let pid_file = layout.pid_file("rdsctl");
@@ -149,6 +176,7 @@ impl Stack {
             free_port()?,
             free_port()?,
             keys.host_key_fingerprint,
+            metrics_ports()?,
         );
         endpoints.write(&layout)?;
         let exe = std::env::current_exe()

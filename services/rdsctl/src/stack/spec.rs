@@ -32,6 +32,7 @@ pub fn endpoints(
     sim_ssh: SocketAddr,
     sim_control: SocketAddr,
     host_key_fingerprint: String,
+    metrics: std::collections::BTreeMap<String, String>,
 ) -> Endpoints {
     Endpoints {
         csi,
@@ -42,6 +43,7 @@ pub fn endpoints(
         sim_ssh: sim_ssh.to_string(),
         sim_control: sim_control.to_string(),
         sim_host_key_fingerprint: host_key_fingerprint,
+        metrics,
     }
 }
 
@@ -55,6 +57,10 @@ fn path(p: std::path::PathBuf) -> String {
 
 pub fn services(layout: &Layout, ep: &Endpoints) -> Vec<ServiceSpec> {
     let (sim_host, sim_port) = ep.sim_ssh.rsplit_once(':').unwrap_or(("127.0.0.1", "22"));
+    // Empty disables a service's metrics listener.
+    let metrics = |name: &str| ep.metrics.get(name).cloned().unwrap_or_default();
+    let (m_events, m_attach) = (metrics("event-service"), metrics("attachment-service"));
+    let (m_agent, m_frontend) = (metrics("rds-agent"), metrics("csi-frontend"));
     vec![
         ServiceSpec {
             name: "rds-sim",
@@ -77,7 +83,7 @@ pub fn services(layout: &Layout, ep: &Endpoints) -> Vec<ServiceSpec> {
                     "--sink".to_owned(),
                     format!("file:{}", layout.events_file().display()),
                 ],
-                s(&["--metrics-addr", "", "--instance", &ep.node_id]),
+                s(&["--metrics-addr", &m_events, "--instance", &ep.node_id]),
             ]
             .concat(),
         },
@@ -92,7 +98,7 @@ pub fn services(layout: &Layout, ep: &Endpoints) -> Vec<ServiceSpec> {
                     "--known-nodes",
                     &ep.node_id,
                     "--metrics-addr",
-                    "",
+                    &m_attach,
                 ]),
             ]
             .concat(),
@@ -116,7 +122,7 @@ pub fn services(layout: &Layout, ep: &Endpoints) -> Vec<ServiceSpec> {
                     "--listen",
                     &ep.agent,
                     "--metrics-address",
-                    "",
+                    &m_agent,
                     // Local mode: any volume name a user types, not only pvc-<uuid>.
                     "--managed-nqn-prefix",
                     "nqn.2000-02.com.mikrotik:",
@@ -148,6 +154,8 @@ pub fn services(layout: &Layout, ep: &Endpoints) -> Vec<ServiceSpec> {
                 &path(layout.node_dir()),
                 "--loop-files-root",
                 &path(layout.sim_files()),
+                "--metrics-address",
+                &m_frontend,
             ]),
         },
     ]
