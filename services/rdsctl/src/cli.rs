@@ -5,14 +5,19 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::attachments::AttachmentsArgs;
 use crate::csi::requests::AccessMode;
+use crate::doctor::DoctorArgs;
+use crate::orphans::OrphansArgs;
+use crate::output::OutputArgs;
 use crate::units::parse_duration;
 
 #[derive(Parser, Debug)]
 #[command(
     name = "rdsctl",
     version,
-    about = "rds-csi operator CLI: the whole stack on one machine, a demo, CSI client commands, events, sim faults"
+    about = "rds-csi operator CLI: check an RDS and a cluster, find orphans, list attachments; \
+             the whole stack on one machine, a demo, CSI client commands, events, sim faults"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -67,6 +72,20 @@ pub enum Command {
     },
     /// The event sink of a local stack, oldest first.
     Events(EventsArgs),
+    /// Check an RDS (SSH, host key, RouterOS, rose-storage, pool, base paths,
+    /// sessions) and a cluster (CSIDriver, pods, CSINodes, nvme_tcp, sidecars).
+    Doctor(DoctorArgs),
+    /// Disks and files on the RDS no PV references, and PVs whose disk is
+    /// missing (report only).
+    Orphans(OrphansArgs),
+    /// Which node holds which volume (VolumeAttachments), checked against the
+    /// RDS's exports.
+    Attachments(AttachmentsArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Drive the simulator's fault controls of a local stack.
     Sim(SimArgs),
 }
@@ -125,9 +144,8 @@ pub struct ClientArgs {
     /// A local stack's state directory: use its DIR/csi.sock.
     #[arg(long, global = true, conflicts_with = "endpoint")]
     pub state_dir: Option<PathBuf>,
-    /// Print JSON instead of text.
-    #[arg(long, global = true)]
-    pub json: bool,
+    #[command(flatten)]
+    pub out: OutputArgs,
     /// Deadline of each call.
     #[arg(long, global = true, default_value = "60s", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -307,9 +325,9 @@ pub enum SnapshotCmd {
 pub struct EventsArgs {
     #[arg(long, env = "RDSCTL_STATE_DIR")]
     pub state_dir: PathBuf,
-    /// Print the raw JSON lines.
-    #[arg(long)]
-    pub json: bool,
+    /// `-o json` (or `--json`) prints the raw JSON lines.
+    #[command(flatten)]
+    pub out: OutputArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -320,9 +338,8 @@ pub struct SimArgs {
     /// The sim's control address (host:port) instead of --state-dir.
     #[arg(long, global = true, conflicts_with = "state_dir")]
     pub control: Option<String>,
-    /// Print JSON instead of text.
-    #[arg(long, global = true)]
-    pub json: bool,
+    #[command(flatten)]
+    pub out: OutputArgs,
     #[command(subcommand)]
     pub cmd: SimCmd,
 }

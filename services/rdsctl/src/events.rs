@@ -74,7 +74,8 @@ pub fn read(path: &Path) -> Result<Vec<SinkLine>> {
     Ok(out)
 }
 
-pub fn run(state_dir: &Path, json: bool) -> Result<()> {
+pub fn run(state_dir: &Path, format: crate::output::Format) -> Result<()> {
+    use crate::output::Format;
     if !state_dir.is_dir() {
         return Err(CtlError::Usage(format!(
             "--state-dir {}: no such directory",
@@ -82,9 +83,25 @@ pub fn run(state_dir: &Path, json: bool) -> Result<()> {
         )));
     }
     let path = sink_path(state_dir);
+    let lines = read(&path)?;
+    if format == Format::Yaml {
+        // One YAML list of the events as written (skipped lines reported).
+        let mut all = Vec::new();
+        for (n, parsed, raw) in lines {
+            match parsed
+                .ok()
+                .and_then(|_| serde_json::from_str::<serde_json::Value>(&raw).ok())
+            {
+                Some(v) => all.push(v),
+                None => eprintln!("rdsctl: {}:{n}: not an event; skipped", path.display()),
+            }
+        }
+        return crate::output::print(format, &all, String::new);
+    }
+    let json = format == Format::Json;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    for (n, parsed, raw) in read(&path)? {
+    for (n, parsed, raw) in lines {
         let text = match (json, parsed) {
             (true, Ok(_)) => raw,
             (false, Ok(ev)) => ev.line(),

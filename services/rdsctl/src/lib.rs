@@ -6,17 +6,27 @@
 //! - `demo` ([`demo`]): one volume through its whole life, timed and traced.
 //! - CSI client commands ([`commands`] over [`csi`]), `events` ([`events`]),
 //!   `sim` fault controls ([`sim`]).
+//! - Operator commands against a real RDS and cluster: `doctor` ([`doctor`]),
+//!   `orphans` ([`orphans`]), `attachments` ([`attachments`]) — the RDS only
+//!   through rds-agent's library ([`target`]); `completion` ([`completion`]).
+//!   Output `-o table|json|yaml` ([`output`]) everywhere.
 
+pub mod attachments;
 pub mod cli;
 pub mod commands;
+pub mod completion;
 pub mod csi;
 pub mod demo;
+pub mod doctor;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod orphans;
+pub mod output;
 pub mod serve;
 pub mod sim;
 pub mod stack;
+pub mod target;
 pub mod trace;
 pub mod units;
 pub mod up;
@@ -81,8 +91,12 @@ async fn run(command: Command) -> Result<ExitCode> {
             Ok(serve::dispatch(&argv))
         }
         Command::Events(args) => {
-            events::run(&args.state_dir, args.json).map(|()| ExitCode::SUCCESS)
+            events::run(&args.state_dir, args.out.format()).map(|()| ExitCode::SUCCESS)
         }
+        Command::Doctor(args) => doctor::run(args).await,
+        Command::Orphans(args) => orphans::run(args).await,
+        Command::Attachments(args) => attachments::run(args).await,
+        Command::Completion { shell } => completion::run(shell),
         Command::Sim(args) => sim::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Info(client) => {
             with_client(&client, |ctx| {

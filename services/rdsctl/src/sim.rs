@@ -47,14 +47,9 @@ async fn call(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>) 
     Ok(serde_json::from_str(&reply.body).unwrap_or(Value::String(reply.body)))
 }
 
-fn print(json_out: bool, v: &Value, human: String) {
-    if json_out {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
-        );
-    } else {
-        println!("{human}");
+fn print(format: crate::output::Format, v: &Value, human: String) {
+    if let Err(e) = crate::output::print(format, v, || human) {
+        eprintln!("rdsctl: {e}");
     }
 }
 
@@ -67,7 +62,7 @@ pub async fn run(args: SimArgs) -> Result<()> {
             let v =
                 json!({ "control": format!("http://{addr}"), "health": health, "faults": faults });
             print(
-                args.json,
+                args.out.format(),
                 &v,
                 format!(
                     "sim control http://{addr}: {}\n{}",
@@ -95,13 +90,13 @@ pub async fn run(args: SimArgs) -> Result<()> {
                     .join("\n"),
                 _ => "no disks".to_owned(),
             };
-            print(args.json, &disks, human);
+            print(args.out.format(), &disks, human);
         }
         SimCmd::Reboot { downtime } => {
             let ms = u64::try_from(downtime.as_millis()).unwrap_or(u64::MAX);
             call(addr, "POST", "/reboot", Some(&json!({ "downtime_ms": ms }))).await?;
             print(
-                args.json,
+                args.out.format(),
                 &json!({ "rebooting": true, "downtime_ms": ms }),
                 format!("sim rebooting: down for {downtime:?}"),
             );
@@ -116,19 +111,19 @@ pub async fn run(args: SimArgs) -> Result<()> {
                 let rule = fault_rule(&action, command, after, times)?;
                 let v = call(addr, "POST", "/faults", Some(&rule)).await?;
                 print(
-                    args.json,
+                    args.out.format(),
                     &v,
                     format!("fault rule {} added: {rule}", v["id"]),
                 );
             }
             FaultCmd::List => {
                 let v = call(addr, "GET", "/faults", None).await?;
-                print(args.json, &v, fault_table(&v));
+                print(args.out.format(), &v, fault_table(&v));
             }
             FaultCmd::Remove { id } => {
                 call(addr, "DELETE", &format!("/faults/{id}"), None).await?;
                 print(
-                    args.json,
+                    args.out.format(),
                     &json!({ "removed": id }),
                     format!("fault rule {id} removed"),
                 );
@@ -136,7 +131,7 @@ pub async fn run(args: SimArgs) -> Result<()> {
             FaultCmd::Clear => {
                 call(addr, "DELETE", "/faults", None).await?;
                 print(
-                    args.json,
+                    args.out.format(),
                     &json!({ "cleared": true }),
                     "fault rules cleared".to_owned(),
                 );

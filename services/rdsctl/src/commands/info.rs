@@ -3,7 +3,7 @@
 use rds_proto::csi::v1 as csi;
 
 use crate::commands::Ctx;
-use crate::error::Result;
+use crate::error::{CtlError, Result};
 
 #[derive(Debug, serde::Serialize)]
 pub struct PluginInfo {
@@ -70,6 +70,7 @@ pub async fn run(ctx: &Ctx) -> Result<()> {
         controller_capabilities,
         ready: probe.ready,
     };
+    let not_ready = out.ready == Some(false);
     ctx.print(&out, || {
         format!(
             "plugin {} {}\nready: {}\nplugin capabilities: {}\ncontroller capabilities: {}",
@@ -83,5 +84,16 @@ pub async fn run(ctx: &Ctx) -> Result<()> {
                 out.controller_capabilities.join(", ")
             }
         )
-    })
+    })?;
+    if not_ready {
+        // Scripts and probes can rely on the exit code alone.
+        return Err(CtlError::Findings {
+            what: format!(
+                "{}: the plugin reports it is not ready (Probe ready=false)",
+                ctx.csi.endpoint()
+            ),
+            unhealthy: true,
+        });
+    }
+    Ok(())
 }

@@ -21,7 +21,7 @@ use crate::trace::ClientTracer;
 /// A connected client plus how to print.
 pub struct Ctx {
     pub csi: Csi,
-    pub json: bool,
+    pub format: crate::output::Format,
     pub show_trace: bool,
 }
 
@@ -43,7 +43,7 @@ impl Ctx {
         };
         Ok(Ctx {
             csi: Csi::connect(&endpoint, args.timeout, tracer)?,
-            json: args.json,
+            format: args.out.format(),
             show_trace: args.show_trace,
         })
     }
@@ -60,21 +60,9 @@ impl Ctx {
         t.result
     }
 
-    /// Prints `value` as pretty JSON, or `human` as text.
+    /// Prints `value` as JSON or YAML (`-o`), or `human` as text.
     pub fn print<T: Serialize>(&self, value: &T, human: impl FnOnce() -> String) -> Result<()> {
-        if self.json {
-            let text = serde_json::to_string_pretty(value)
-                .map_err(|e| CtlError::Stack(format!("cannot render JSON: {e}")))?;
-            println!("{text}");
-        } else {
-            let text = human();
-            if text.ends_with('\n') {
-                print!("{text}");
-            } else {
-                println!("{text}");
-            }
-        }
-        Ok(())
+        crate::output::print(self.format, value, human)
     }
 
     /// The volume_context given with `--context` or `--context-from`, else the

@@ -1,0 +1,312 @@
+//! `rdsctl attachments`: who holds which volume, from the VolumeAttachments
+//! of the driver, cross-checked against the RDS's exports.
+//!
+//! A row per volume: its node(s) (attached, or `node (pending)`), since when
+//! (the oldest attached VolumeAttachment), and the migration window when two
+//! nodes hold it (opened by the second attachment, closing after the PV's
+//! `migrationTimeoutSeconds`, default 300 s). RDS side: the disk exists and is
+//! exported. With storage fencing on (an export carries an allow list), an
+//! `ALLOW` column shows it and the list must admit exactly the attached nodes
+//! (by their derived host NQN when `--cluster-id` is given, else by count).
+
+use std::collections::BTreeMap;
+
+use clap::Args;
+use k8s_openapi::api::core::v1::PersistentVolume;
+use k8s_openapi::api::storage::v1::VolumeAttachment;
+use kube::Api;
+use kube::api::ListParams;
+use rds_agent::inspect::allow_list;
+use rds_bus::{ClusterId, HostIdentity, NodeId};
+use serde::Serialize;
+
+use crate::error::{CtlError, Result};
+use crate::output::{OutputArgs, table};
+use crate::target::{KubeArgs, RdsArgs};
+
+#[derive(Args, Debug, Clone)]
+pub struct AttachmentsArgs {
+    #[command(flatten)]
+    pub rds: RdsArgs,
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    /// The cluster id the nodes derive their NVMe host NQN from (checks
+    /// allow lists by NQN instead of by count).
+    #[arg(long, env = "RDS_CSI_CLUSTER_ID")]
+    pub cluster_id: Option<String>,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Row {
+    pub volume: String,
+    pub pv: String,
+    /// Nodes with `status.attached: true`.
+    pub nodes: Vec<String>,
+    /// Nodes whose VolumeAttachment is not attached yet (or detaching).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<String>,
+    /// RFC 3339: creation of the oldest attached VolumeAttachment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// Open when two nodes hold the volume: `<opened> .. <closes by>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migration_window: Option<String>,
+    /// `exported`, `not exported`, `missing`.
+    pub rds: String,
+    /// The export's allow list (storage fencing), when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow: Option<Vec<String>>,
+    /// What disagrees (empty: consistent).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mismatch: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub attachments: Vec<Row>,
+    pub mismatches: usize,
+}
+
+struct Holder {
+    node: String,
+    attached: bool,
+    created: Option<jiff::Timestamp>,
+}
+
+pub async fn run(args: AttachmentsArgs) -> Result<std::process::ExitCode> {
+    let report = collect(&args).await?;
+    crate::output::print(args.out.format(), &report, || human(&report))?;
+    if report.mismatches == 0 {
+        Ok(std::process::ExitCode::SUCCESS)
+    } else {
+        Err(CtlError::Findings {
+            what: format!(
+                "attachments: {} volume(s) where the cluster and the RDS disagree",
+                report.mismatches
+            ),
+            unhealthy: false,
+        })
+    }
+}
+
+pub async fn collect(args: &AttachmentsArgs) -> Result<Report> {
+    let cluster = match &args.cluster_id {
+        Some(c) => {
+            Some(ClusterId::parse(c).map_err(|e| CtlError::Usage(format!("--cluster-id: {e}")))?)
+        }
+        None => None,
+    };
+    let client = args
+        .kube
+        .client(true)
+        .await?
+        .ok_or_else(|| CtlError::Usage("no Kubernetes configuration".into()))?;
+    let vas: Api<VolumeAttachment> = Api::all(client.clone());
+    let vas = args
+        .kube
+        .call("list VolumeAttachments", vas.list(&ListParams::default()))
+        .await?
+        .items;
+    let pvs: Api<PersistentVolume> = Api::all(client);
+    let pvs = args
+        .kube
+        .call("list PersistentVolumes", pvs.list(&ListParams::default()))
+        .await?
+        .items;
+    let pv_by_name: BTreeMap<String, &PersistentVolume> = pvs
+        .iter()
+        .filter_map(|p| Some((p.metadata.name.clone()?, p)))
+        .collect();
+
+    let mut by_pv: BTreeMap<String, Vec<Holder>> = BTreeMap::new();
+    for va in vas.iter().filter(|v| v.spec.attacher == args.kube.driver) {
+        let Some(pv) = va.spec.source.persistent_volume_name.clone() else {
+            continue;
+        };
+        by_pv.entry(pv).or_default().push(Holder {
+            node: va.spec.node_name.clone(),
+            attached: va.status.as_ref().is_some_and(|s| s.attached),
+            created: va.metadata.creation_timestamp.as_ref().map(|t| t.0),
+        });
+    }
+
+    let inspector = args.rds.inspector()?;
+    let disks = inspector.disks().await;
+    inspector.close().await;
+    let disks = disks.map_err(|e| CtlError::rds(&e))?;
+    let disk_of = |slot: &str| {
+        disks
+            .iter()
+            .find(|d| d.record.slot.as_deref() == Some(slot))
+    };
+
+    let mut rows = Vec::new();
+    for (pv_name, mut holders) in by_pv {
+        holders.sort_by_key(|h| h.created);
+        let pv = pv_by_name.get(&pv_name);
+        let csi = pv
+            .and_then(|p| p.spec.as_ref())
+            .and_then(|s| s.csi.as_ref());
+        let volume = csi.map(|c| c.volume_handle.clone()).unwrap_or_default();
+        let window_secs: i64 = csi
+            .and_then(|c| c.volume_attributes.as_ref())
+            .and_then(|a| a.get(rds_bus::volume_context::key::MIGRATION_TIMEOUT))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(i64::from(
+                rds_bus::volume_context::DEFAULT_MIGRATION_TIMEOUT,
+            ));
+        let attached: Vec<&Holder> = holders.iter().filter(|h| h.attached).collect();
+        let nodes: Vec<String> = attached.iter().map(|h| h.node.clone()).collect();
+        let pending: Vec<String> = holders
+            .iter()
+            .filter(|h| !h.attached)
+            .map(|h| h.node.clone())
+            .collect();
+        let since = attached
+            .first()
+            .and_then(|h| h.created)
+            .map(|t| t.to_string());
+        let migration_window = (attached.len() >= 2)
+            .then(|| attached.get(1).and_then(|h| h.created))
+            .flatten()
+            .map(|opened| {
+                let closes = opened
+                    .checked_add(jiff::SignedDuration::from_secs(window_secs))
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(|_| "?".into());
+                format!("{opened} .. {closes}")
+            });
+        let mut mismatch = Vec::new();
+        if pv.is_none() {
+            mismatch.push(format!("PV {pv_name} not found"));
+        }
+        if attached.len() > 2 {
+            mismatch.push(format!(
+                "{} nodes attached (at most 2, during a migration)",
+                attached.len()
+            ));
+        }
+        let (rds, allow) = match disk_of(&volume) {
+            None => {
+                if !attached.is_empty() {
+                    mismatch.push("attached, but the RDS has no disk for it".into());
+                }
+                ("missing".to_owned(), None)
+            }
+            Some(d) => {
+                let exported = d.record.nvme_tcp_export == Some(true);
+                if !exported && !attached.is_empty() {
+                    mismatch.push("attached, but the RDS does not export it".into());
+                }
+                let list = allow_list(&d.record);
+                let allow = if list.is_empty() {
+                    None
+                } else {
+                    match &cluster {
+                        Some(c) => {
+                            let want: Vec<String> = nodes
+                                .iter()
+                                .filter_map(|n| NodeId::parse(n).ok())
+                                .map(|n| HostIdentity::derive(c, &n).host_nqn().to_owned())
+                                .collect();
+                            let extra: Vec<&String> =
+                                list.iter().filter(|h| !want.contains(h)).collect();
+                            let lacking: Vec<&String> =
+                                want.iter().filter(|h| !list.contains(h)).collect();
+                            if !extra.is_empty() {
+                                mismatch.push(format!(
+                                    "allow list admits hosts not attached: {}",
+                                    join(&extra)
+                                ));
+                            }
+                            if !lacking.is_empty() {
+                                mismatch.push(format!(
+                                    "allow list lacks attached hosts: {}",
+                                    join(&lacking)
+                                ));
+                            }
+                        }
+                        None if list.len() != nodes.len() => mismatch.push(format!(
+                            "allow list has {} host(s), {} node(s) attached",
+                            list.len(),
+                            nodes.len()
+                        )),
+                        None => {}
+                    }
+                    Some(list)
+                };
+                (
+                    if exported { "exported" } else { "not exported" }.to_owned(),
+                    allow,
+                )
+            }
+        };
+        rows.push(Row {
+            volume,
+            pv: pv_name,
+            nodes,
+            pending,
+            since,
+            migration_window,
+            rds,
+            allow,
+            mismatch,
+        });
+    }
+    let mismatches = rows.iter().filter(|r| !r.mismatch.is_empty()).count();
+    Ok(Report {
+        attachments: rows,
+        mismatches,
+    })
+}
+
+fn join(v: &[&String]) -> String {
+    v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+pub fn human(r: &Report) -> String {
+    let fencing = r.attachments.iter().any(|a| a.allow.is_some());
+    let mut header = vec!["VOLUME", "PV", "NODES", "SINCE", "MIGRATION", "RDS"];
+    if fencing {
+        header.push("ALLOW");
+    }
+    header.push("CHECK");
+    let rows: Vec<Vec<String>> = r
+        .attachments
+        .iter()
+        .map(|a| {
+            let mut nodes = a.nodes.clone();
+            nodes.extend(a.pending.iter().map(|n| format!("{n} (pending)")));
+            let mut row = vec![
+                a.volume.clone(),
+                a.pv.clone(),
+                if nodes.is_empty() {
+                    "-".into()
+                } else {
+                    nodes.join(",")
+                },
+                a.since.clone().unwrap_or_else(|| "-".into()),
+                a.migration_window.clone().unwrap_or_else(|| "-".into()),
+                a.rds.clone(),
+            ];
+            if fencing {
+                row.push(a.allow.as_ref().map_or("any".into(), |l| l.join(",")));
+            }
+            row.push(if a.mismatch.is_empty() {
+                "ok".into()
+            } else {
+                format!("MISMATCH: {}", a.mismatch.join("; "))
+            });
+            row
+        })
+        .collect();
+    let mut out = table(&header, &rows);
+    out.push_str(&format!(
+        "\n{} volume(s) attached, {} mismatch(es)\n",
+        r.attachments.len(),
+        r.mismatches
+    ));
+    out
+}

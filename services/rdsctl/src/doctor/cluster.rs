@@ -1,0 +1,292 @@
+//! The cluster checks: CSIDriver, controller and node pods, CSINode per node,
+//! `nvme_tcp` per node, sidecar versions.
+//!
+//! **How a node reports `nvme_tcp`**: the annotation [`NVME_TCP_ANNOTATION`]
+//! on its Node object, `loaded` or `missing`, written by the node plugin (the
+//! same channel the storage-fencing work uses for the node's host NQN). Doctor
+//! only reads it; without it the check warns that the node does not report.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::storage::v1::{CSIDriver, CSINode};
+use kube::Api;
+use kube::api::ListParams;
+
+use super::Check;
+use crate::target::KubeArgs;
+
+/// Node annotation carrying what the node plugin found: `loaded` | `missing`.
+pub const NVME_TCP_ANNOTATION: &str = "rds.csi.srvlab.io/nvme-tcp";
+
+/// Sidecars each pod must run (container names in deploy/base).
+const CONTROLLER_SIDECARS: &[&str] = &["csi-provisioner", "csi-attacher", "csi-resizer"];
+const NODE_SIDECARS: &[&str] = &["node-driver-registrar"];
+
+fn pod_ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn pod_node(p: &Pod) -> String {
+    p.spec
+        .as_ref()
+        .and_then(|s| s.node_name.clone())
+        .unwrap_or_default()
+}
+
+fn pod_name(p: &Pod) -> String {
+    p.metadata.name.clone().unwrap_or_default()
+}
+
+pub async fn checks(k: &KubeArgs, client: &kube::Client) -> Vec<Check> {
+    let mut out = Vec::new();
+    let drivers: Api<CSIDriver> = Api::all(client.clone());
+    match k.call("get CSIDriver", drivers.get_opt(&k.driver)).await {
+        Ok(Some(d)) => {
+            let attach = d.spec.attach_required.unwrap_or(true);
+            out.push(Check::pass(
+                "csidriver",
+                format!("{} present (attachRequired={attach})", k.driver),
+            ));
+        }
+        Ok(None) => out.push(Check::fail(
+            "csidriver",
+            format!("no CSIDriver {}", k.driver),
+            "install the driver: `kubectl apply -k deploy/overlays/prod`",
+        )),
+        Err(e) => {
+            out.push(Check::fail(
+                "kubernetes",
+                e.to_string(),
+                "check the kubeconfig/context and that the API server is reachable",
+            ));
+            return out;
+        }
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &k.namespace);
+    let list = |component: &'static str| {
+        let lp = ListParams::default().labels(&format!(
+            "app.kubernetes.io/name=rds-csi,app.kubernetes.io/component={component}"
+        ));
+        let pods = pods.clone();
+        async move { pods.list(&lp).await.map(|l| l.items) }
+    };
+    let controllers = k.call("list controller pods", list("controller")).await;
+    let node_pods = k.call("list node pods", list("node")).await;
+    let nodes_api: Api<Node> = Api::all(client.clone());
+    let nodes = k
+        .call("list nodes", nodes_api.list(&ListParams::default()))
+        .await
+        .map(|l| l.items);
+    let csinodes_api: Api<CSINode> = Api::all(client.clone());
+    let csinodes = k
+        .call("list CSINodes", csinodes_api.list(&ListParams::default()))
+        .await
+        .map(|l| l.items);
+
+    match &controllers {
+        Ok(ps) if ps.is_empty() => out.push(Check::fail(
+            "controller-pods",
+            format!("no controller pod in namespace {}", k.namespace),
+            "`kubectl -n rds-csi get deploy rds-csi-controller` and its events",
+        )),
+        Ok(ps) => {
+            let ready = ps.iter().filter(|p| pod_ready(p)).count();
+            let not: Vec<String> = ps.iter().filter(|p| !pod_ready(p)).map(pod_name).collect();
+            let detail = format!("{ready}/{} ready", ps.len());
+            out.push(if not.is_empty() {
+                Check::pass("controller-pods", detail)
+            } else {
+                let fix = format!("`kubectl -n {} describe pod {}`", k.namespace, not[0]);
+                if ready > 0 {
+                    Check::warn(
+                        "controller-pods",
+                        format!("{detail}; not ready: {}", not.join(", ")),
+                        fix,
+                    )
+                } else {
+                    Check::fail(
+                        "controller-pods",
+                        format!("{detail}; not ready: {}", not.join(", ")),
+                        fix,
+                    )
+                }
+            });
+        }
+        Err(e) => out.push(Check::fail(
+            "controller-pods",
+            e.to_string(),
+            "check RBAC: list pods",
+        )),
+    }
+
+    let node_names: Vec<String> = match &nodes {
+        Ok(ns) => ns.iter().filter_map(|n| n.metadata.name.clone()).collect(),
+        Err(e) => {
+            out.push(Check::fail(
+                "nodes",
+                e.to_string(),
+                "check RBAC: list nodes",
+            ));
+            Vec::new()
+        }
+    };
+    match &node_pods {
+        Ok(ps) => {
+            let by_node: BTreeMap<String, &Pod> = ps.iter().map(|p| (pod_node(p), p)).collect();
+            let missing: Vec<&String> = node_names
+                .iter()
+                .filter(|n| !by_node.contains_key(*n))
+                .collect();
+            let unready: Vec<String> = ps.iter().filter(|p| !pod_ready(p)).map(pod_name).collect();
+            let detail = format!(
+                "{} of {} nodes run a ready node pod",
+                ps.iter().filter(|p| pod_ready(p)).count(),
+                node_names.len()
+            );
+            out.push(if missing.is_empty() && unready.is_empty() {
+                Check::pass("node-pods", detail)
+            } else {
+                let mut why = Vec::new();
+                if !missing.is_empty() {
+                    why.push(format!("no pod on {}", join(&missing)));
+                }
+                if !unready.is_empty() {
+                    why.push(format!("not ready: {}", unready.join(", ")));
+                }
+                Check::fail(
+                    "node-pods",
+                    format!("{detail}; {}", why.join("; ")),
+                    "`kubectl -n rds-csi describe ds rds-csi-node` (taints, node selector, image pulls)",
+                )
+            });
+        }
+        Err(e) => out.push(Check::fail(
+            "node-pods",
+            e.to_string(),
+            "check RBAC: list pods",
+        )),
+    }
+
+    let registered: BTreeMap<String, bool> = match &csinodes {
+        Ok(cs) => cs
+            .iter()
+            .map(|c| {
+                let has = c.spec.drivers.iter().any(|d| d.name == k.driver);
+                (c.metadata.name.clone().unwrap_or_default(), has)
+            })
+            .collect(),
+        Err(e) => {
+            out.push(Check::fail(
+                "csinodes",
+                e.to_string(),
+                "check RBAC: list csinodes",
+            ));
+            BTreeMap::new()
+        }
+    };
+    if let Ok(ns) = &nodes {
+        for n in ns {
+            let name = n.metadata.name.clone().unwrap_or_default();
+            out.push(if registered.get(&name).copied().unwrap_or(false) {
+                Check::pass(format!("csinode/{name}"), format!("{} registered", k.driver))
+            } else {
+                Check::fail(
+                    format!("csinode/{name}"),
+                    format!("{} not registered on {name}", k.driver),
+                    format!(
+                        "check the node pod on {name}: `kubectl -n {} logs <pod> -c node-driver-registrar`",
+                        k.namespace
+                    ),
+                )
+            });
+            let ann = n
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(NVME_TCP_ANNOTATION))
+                .map(String::as_str);
+            out.push(match ann {
+                Some("loaded") => Check::pass(format!("nvme-tcp/{name}"), "nvme_tcp loaded (node plugin reports)"),
+                Some(other) => Check::fail(
+                    format!("nvme-tcp/{name}"),
+                    format!("node plugin reports nvme_tcp {other:?}"),
+                    format!("on {name}: `modprobe nvme_tcp` and add nvme_tcp to /etc/modules-load.d/"),
+                ),
+                None => Check::warn(
+                    format!("nvme-tcp/{name}"),
+                    format!("not reported (no {NVME_TCP_ANNOTATION} annotation on the Node)"),
+                    format!("check by hand on {name}: `lsmod | grep nvme_tcp`; a node plugin that reports it sets the annotation"),
+                ),
+            });
+        }
+    }
+
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    let mut missing = Vec::new();
+    for (pods, wanted) in [
+        (&controllers, CONTROLLER_SIDECARS),
+        (&node_pods, NODE_SIDECARS),
+    ] {
+        let Ok(pods) = pods else { continue };
+        if pods.is_empty() {
+            continue;
+        }
+        for want in wanted {
+            let image = pods.iter().find_map(|p| {
+                p.spec.as_ref().and_then(|s| {
+                    s.containers
+                        .iter()
+                        .find(|c| c.name == *want)
+                        .and_then(|c| c.image.clone())
+                })
+            });
+            match image {
+                Some(i) => {
+                    seen.insert((*want).to_owned(), i);
+                }
+                None => missing.push((*want).to_owned()),
+            }
+        }
+    }
+    let untagged: Vec<String> = seen
+        .iter()
+        .filter(|(_, i)| image_tag(i).is_none_or(|t| t == "latest"))
+        .map(|(n, i)| format!("{n}={i}"))
+        .collect();
+    let detail = seen
+        .iter()
+        .map(|(n, i)| format!("{n} {}", image_tag(i).unwrap_or("untagged")))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if !missing.is_empty() {
+        out.push(Check::fail(
+            "sidecars",
+            format!("missing: {}; running: {detail}", missing.join(", ")),
+            "re-apply the manifests (`kubectl apply -k deploy/overlays/prod`)",
+        ));
+    } else if !untagged.is_empty() {
+        out.push(Check::warn(
+            "sidecars",
+            format!("not pinned: {}", untagged.join(", ")),
+            "pin sidecar images to a version (kustomize `images:`)",
+        ));
+    } else if !seen.is_empty() {
+        out.push(Check::pass("sidecars", detail));
+    }
+    out
+}
+
+fn join(v: &[&String]) -> String {
+    v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// `repo:tag` → `tag` (a digest-only reference has none).
+fn image_tag(image: &str) -> Option<&str> {
+    let name = image.split('@').next().unwrap_or(image);
+    let last = name.rsplit('/').next().unwrap_or(name);
+    last.split_once(':').map(|(_, t)| t)
+}
