@@ -19,6 +19,11 @@ pub trait Cluster: Send + Sync + 'static {
     fn node(&self, node: &NodeId) -> Presence;
     /// Does a VolumeAttachment (ours) for this volume on this node exist?
     fn attachment_object(&self, volume: &VolumeId, node: &NodeId) -> Presence;
+    /// Err(why) while the view Attach and Detach decide on is incomplete
+    /// (Kubernetes mode: the VolumeAttachment cache is being (re)listed).
+    fn decisions_ready(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Local mode: the configured node ids (none configured → `Unknown`, so the

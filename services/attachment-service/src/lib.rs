@@ -4,7 +4,8 @@
 //! idempotent) over the bus, fences single-node volumes to one node and
 //! RWX block volumes to two (the live-migration window), keeps the table
 //! durable (a file store in local mode, VolumeAttachments in Kubernetes
-//! mode), clears stale attachments (leader only) and posts the attachment
+//! mode), clears stale attachments (every replica its own table; the
+//! Lease holder posts the events) and posts the attachment
 //! events through event-service after each durable change.
 //!
 //! In-process use (tests, rdsctl): [`serve`], or [`start`] for a handle on
@@ -71,6 +72,11 @@ impl Running {
     /// Whether this replica runs the reconciler now (always in local mode).
     pub fn is_leader(&self) -> bool {
         *self.leader.borrow()
+    }
+
+    /// Follows leadership changes (tests sample it).
+    pub fn leader_watch(&self) -> watch::Receiver<bool> {
+        self.leader.clone()
     }
 
     pub fn metrics_addr(&self) -> Option<SocketAddr> {

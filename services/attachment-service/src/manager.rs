@@ -111,6 +111,16 @@ impl Manager {
         }
     }
 
+    /// Attach and Detach decide on a complete view only: UNAVAILABLE
+    /// (STORE_NOT_READY; the caller retries) while the cluster view is being
+    /// listed, never a decision on a partial table.
+    fn ensure_decidable(&self) -> Result<(), Error> {
+        self.ensure_ready()?;
+        self.cluster
+            .decisions_ready()
+            .map_err(|why| Error::StoreNotReady(format!("{why}; retry shortly")))
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<VolumeId, Record>> {
         self.table.read().unwrap_or_else(|e| e.into_inner())
     }
@@ -157,7 +167,7 @@ impl Manager {
         started: Instant,
     ) -> Result<(Record, bool), Error> {
         fencing::check_mode(want.access_mode, want.block)?;
-        self.ensure_ready()?;
+        self.ensure_decidable()?;
         if want.migration_timeout_secs == 0 {
             want.migration_timeout_secs = self.default_migration_timeout_secs;
         }
@@ -165,6 +175,8 @@ impl Manager {
             return Err(Error::NodeNotFound(want.node.clone()));
         }
         let _guard = self.locks.lock(&want.volume).await;
+        // Again under the lock: a re-list may have started while we waited.
+        self.ensure_decidable()?;
         let current = self.record(&want.volume);
         let plan = match fencing::plan_attach(current.as_ref(), want, Timestamp::now()) {
             Ok(plan) => plan,
@@ -229,8 +241,9 @@ impl Manager {
     /// attached.
     pub async fn detach(&self, volume: &VolumeId, node: Option<&NodeId>) -> Result<bool, Error> {
         let started = Instant::now();
-        self.ensure_ready()?;
+        self.ensure_decidable()?;
         let _guard = self.locks.lock(volume).await;
+        self.ensure_decidable()?;
         let current = self.record(volume);
         let now = Timestamp::now();
         match fencing::plan_detach(current.as_ref(), node, now) {

@@ -77,7 +77,7 @@ impl Metrics {
         );
         registry.register(
             "rds_csi_attachment_reconcile",
-            "Reconciler actions (clear_stale, node_watcher_trigger)",
+            "Reconciler actions (clear_stale, node_watcher_trigger, forget, forget_kept)",
             reconcile.clone(),
         );
         registry.register(

@@ -1,15 +1,17 @@
-//! The reconciler and the migration watchdog (one task, leader only).
+//! The reconciler and the migration watchdog.
 //!
 //! - Stale attachments: an attachment whose node (or, in Kubernetes mode,
 //!   whose VolumeAttachment) is gone is cleared once it has been seen gone
-//!   for the grace period — on an interval, when triggered (a Node deleted),
-//!   and exactly at the grace deadline of anything seen missing. Clears are
-//!   durable before StaleAttachmentCleared is posted.
-//! - Migration windows: at each window's deadline the record is marked timed
-//!   out and MigrationFailed is posted (see `fencing::expire_migration`).
-//!
-//! A replica that is not the leader does nothing and forgets what it saw
-//! missing (its grace clock restarts when it becomes leader).
+//!   for the grace period — on an interval, when triggered (a Node or an
+//!   attached VolumeAttachment deleted), and exactly at the grace deadline
+//!   of anything seen missing. **Every replica** clears its own table (it
+//!   is local memory, decided from the same watched API objects), so all
+//!   replicas converge; only the Lease holder posts StaleAttachmentCleared
+//!   (one event per clear, not one per replica). The clear re-checks under
+//!   the volume's lock (see `Manager::clear_stale`).
+//! - Migration windows (leader only): at each window's deadline the record
+//!   is marked timed out and MigrationFailed is posted (see
+//!   `fencing::expire_migration`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -27,7 +29,9 @@ pub struct Reconciler {
     manager: Arc<Manager>,
     cluster: Arc<dyn Cluster>,
     grace: Duration,
-    missing_since: HashMap<(VolumeId, NodeId), Instant>,
+    /// When each pair was first seen missing (monotonic, and wall clock
+    /// for comparing with `attached_at`).
+    missing_since: HashMap<(VolumeId, NodeId), (Instant, Timestamp)>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -52,11 +56,17 @@ impl Reconciler {
         }
     }
 
-    /// One pass over the table (its own trace: the events it posts hang
-    /// off this span).
-    #[tracing::instrument(name = "attachment.reconcile", skip_all)]
+    /// One pass over the table as the leader (clears post events).
     pub async fn pass(&mut self) -> Result<PassReport, Error> {
+        self.pass_as(true).await
+    }
+
+    /// One pass over the table (its own trace: the events it posts hang
+    /// off this span). `leading`: whether clears post events.
+    #[tracing::instrument(name = "attachment.reconcile", skip(self))]
+    pub async fn pass_as(&mut self, leading: bool) -> Result<PassReport, Error> {
         let started = Instant::now();
+        let now = Timestamp::now();
         let pairs = self.manager.pairs();
         let mut gone = HashSet::new();
         let mut stale = Vec::new();
@@ -67,15 +77,18 @@ impl Reconciler {
                 continue;
             }
             let key = (v.clone(), n.clone());
-            let since = *self.missing_since.entry(key.clone()).or_insert(started);
+            let (since, since_wall) = *self
+                .missing_since
+                .entry(key.clone())
+                .or_insert((started, now));
             if started.duration_since(since) >= self.grace {
-                stale.push(key.clone());
+                stale.push((v.clone(), n.clone(), since_wall));
             }
             gone.insert(key);
         }
         // Back (or detached) within the grace period: the clock restarts.
         self.missing_since.retain(|k, _| gone.contains(k));
-        let cleared = self.manager.clear_stale(&stale).await?;
+        let cleared = self.manager.clear_stale(&stale, leading).await?;
         for c in &cleared {
             self.missing_since.remove(c);
         }
@@ -85,12 +98,18 @@ impl Reconciler {
             checked: pairs.len(),
             gone: gone.len(),
             cleared: cleared.len(),
-            next_due: self.missing_since.values().min().map(|s| *s + self.grace),
+            next_due: self
+                .missing_since
+                .values()
+                .map(|(s, _)| *s)
+                .min()
+                .map(|s| s + self.grace),
             took,
         })
     }
 
-    /// Runs until shutdown: passes while `leader` is true.
+    /// Runs until shutdown: passes on every replica (clears post events only
+    /// while `leader` is true); the migration watchdog only while leading.
     pub async fn run(
         mut self,
         interval: Duration,
@@ -102,13 +121,13 @@ impl Reconciler {
         loop {
             let leading = *leader.borrow_and_update();
             let mut wake_at = Instant::now() + interval;
-            if leading && self.manager.is_ready() {
-                if let Err(e) = self.manager.expire_migrations(Timestamp::now()).await {
+            if self.manager.is_ready() {
+                if leading && let Err(e) = self.manager.expire_migrations(Timestamp::now()).await {
                     tracing::warn!(error = %e, "migration watchdog failed; retrying");
                     wake_at = wake_at.min(Instant::now() + Duration::from_secs(1));
                 }
                 if Instant::now() >= next_pass {
-                    match self.pass().await {
+                    match self.pass_as(leading).await {
                         Ok(r) => {
                             tracing::debug!(checked = r.checked, gone = r.gone, cleared = r.cleared, took = ?r.took, "reconcile pass");
                             next_pass = Instant::now() + interval;
@@ -123,12 +142,10 @@ impl Reconciler {
                     }
                 }
                 wake_at = wake_at.min(next_pass);
-                if let Some(deadline) = self.manager.next_migration_deadline() {
+                if leading && let Some(deadline) = self.manager.next_migration_deadline() {
                     let left = to_std(deadline.duration_since(Timestamp::now()));
                     wake_at = wake_at.min(Instant::now() + left);
                 }
-            } else if !self.missing_since.is_empty() {
-                self.missing_since.clear();
             }
             tokio::select! {
                 _ = tokio::time::sleep_until(wake_at.into()) => {}
@@ -139,7 +156,6 @@ impl Reconciler {
                         tracing::warn!("leader election stopped; reconciler stops");
                         return;
                     }
-                    next_pass = Instant::now();
                 }
                 _ = shutdown.wait() => return,
             }

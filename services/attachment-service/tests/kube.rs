@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::{Node, PersistentVolume};
 use k8s_openapi::api::storage::v1::VolumeAttachment;
 use rds_bus::{Reason, reason_of};
 use rds_proto::attachment::{self as pb, AccessMode};
+use rds_testkit::Verb;
 use serde_json::{Value, json};
 use support::*;
 use tonic::Code;
@@ -21,7 +22,7 @@ const LEASE_NS: &str = "rds-csi";
 const LEASE: &str = "rds-csi-attachment-service";
 
 fn kube_cfg(fake: &FakeApi, dir: &std::path::Path, events: &Events, identity: &str) -> Config {
-    let mut c = Config::kube(fake.kubeconfig(dir));
+    let mut c = Config::kube(fake.kubeconfig_for(dir, identity));
     c.events_endpoint = Some(events.endpoint());
     c.lease_identity = Some(identity.to_owned());
     c.lease_namespace = LEASE_NS.to_owned();
@@ -308,8 +309,16 @@ async fn a_deleted_node_is_cleared_after_the_grace_period_with_an_event() {
 
     let deleted = Instant::now();
     fake.delete::<Node>(None, "n2");
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(list(&mut c).await.len(), 1, "kept within the grace period");
+    // Kept within the grace period: the moment it left the table is at or
+    // after the grace period (a positive wait, then the comparison).
+    support::eventually(Duration::from_secs(10), || {
+        let mut c = c.clone();
+        async move { list(&mut c).await.is_empty().then_some(()) }
+    })
+    .await
+    .expect("cleared");
+    let cleared_after = deleted.elapsed();
+    assert!(cleared_after >= Duration::from_secs(1), "{cleared_after:?}");
     let ev = &events.wait("StaleAttachmentCleared", "pvc-a", 1).await[0];
     let after = deleted.elapsed();
     assert!(
@@ -437,10 +446,19 @@ async fn only_the_lease_holder_reconciles_and_a_standby_takes_over() {
     let events = Events::start(dir.path()).await;
     seed_nodes(&fake, &["n1", "n2"]);
     seed_rwo(&fake, "a");
+    seed_rwo(&fake, "b");
     fake.put_value::<VolumeAttachment>(objects::va(
         "va-a",
         "pv-a",
         "n2",
+        true,
+        DRIVER,
+        "2025-01-01T00:00:00Z",
+    ));
+    fake.put_value::<VolumeAttachment>(objects::va(
+        "va-b",
+        "pv-b",
+        "n1",
         true,
         DRIVER,
         "2025-01-01T00:00:00Z",
@@ -452,19 +470,41 @@ async fn only_the_lease_holder_reconciles_and_a_standby_takes_over() {
     let (mut ca, mut cb) = (a.client(), b.client());
     ready(&mut ca).await;
     ready(&mut cb).await;
-    // Several lease durations later the standby has not taken it.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Three lease durations of the standby's reads later (one read per
+    // third of a duration), it has not taken the Lease.
+    let reads = |who: &str| {
+        fake.calls_to(Verb::Get, "leases")
+            .iter()
+            .filter(|c| c.client == who && c.status.is_some())
+            .count()
+    };
+    let before = reads("replica-b");
+    support::eventually(Duration::from_secs(10), || {
+        let n = reads("replica-b");
+        async move { (n >= before + 9).then_some(()) }
+    })
+    .await
+    .expect("the standby keeps reading the Lease");
     assert_eq!(holder(&fake).as_deref(), Some("replica-a"));
 
+    // A node goes: every replica clears its own table; the leader alone
+    // posts the event.
     fake.delete::<Node>(None, "n2");
     events.wait("StaleAttachmentCleared", "pvc-a", 1).await;
-    assert!(list(&mut ca).await.is_empty(), "the leader cleared it");
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(list(&mut cb).await.len(), 1, "the standby did nothing");
-    assert_eq!(events.with_reason("StaleAttachmentCleared").len(), 1);
+    for (who, c) in [("leader", &ca), ("standby", &cb)] {
+        support::eventually(Duration::from_secs(10), || {
+            let mut c = c.clone();
+            async move {
+                let held = list(&mut c).await;
+                held.iter().all(|x| x.volume_id != "pvc-a").then_some(())
+            }
+        })
+        .await
+        .unwrap_or_else(|| panic!("the {who} keeps the stale attachment"));
+    }
 
     // The leader crashes without releasing: the standby takes over after the
-    // lease duration and does the work.
+    // lease duration and does the leader's work.
     let crashed = Instant::now();
     a.kill().await;
     wait_holder(&fake, "replica-b", Duration::from_secs(10)).await;
@@ -477,12 +517,22 @@ async fn only_the_lease_holder_reconciles_and_a_standby_takes_over() {
     );
     let lease = fake.get_value::<Lease>(Some(LEASE_NS), LEASE).unwrap();
     assert_eq!(lease["spec"]["leaseTransitions"], 1);
+    fake.delete::<Node>(None, "n1");
+    events.wait("StaleAttachmentCleared", "pvc-b", 1).await;
     support::eventually(Duration::from_secs(10), || {
         let mut cb = cb.clone();
         async move { list(&mut cb).await.is_empty().then_some(()) }
     })
     .await
     .expect("the new leader reconciles");
+    // The later event is the barrier: pvc-a's clear was posted once, by the
+    // leader of the time, not once per replica.
+    let about_a = events
+        .with_reason("StaleAttachmentCleared")
+        .into_iter()
+        .filter(|e| e["volume_id"] == "pvc-a")
+        .count();
+    assert_eq!(about_a, 1);
 
     // A graceful stop hands the Lease back at once.
     b.stop().await.unwrap();
@@ -500,8 +550,11 @@ async fn late_watch_events_neither_resurrect_nor_drop_attachments() {
     seed_nodes(&fake, &["n1"]);
     seed_rwo(&fake, "w");
     seed_rwo(&fake, "v");
+    seed_rwo(&fake, "q");
     let mut cfg = kube_cfg(&fake, dir.path(), &events, "r1");
     cfg.grace_period = Duration::from_secs(30);
+    let metrics = free_addr();
+    cfg.metrics_addr = metrics.clone();
     let svc = Proc::start(cfg);
     let mut c = svc.client();
     ready(&mut c).await;
@@ -525,9 +578,24 @@ async fn late_watch_events_neither_resurrect_nor_drop_attachments() {
     let mut deleting = va_w.clone();
     deleting["metadata"]["deletionTimestamp"] = json!("2025-01-01T01:00:00Z");
     fake.put_value::<VolumeAttachment>(deleting);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Barrier: a later VA (another volume) has been adopted, so the watch
+    // has delivered the deleting one before it.
+    fake.put_value::<VolumeAttachment>(objects::va(
+        "va-q",
+        "pv-q",
+        "n1",
+        true,
+        DRIVER,
+        "2025-01-01T00:00:00Z",
+    ));
+    let held = support::eventually(Duration::from_secs(5), || {
+        let mut c = c.clone();
+        async move { Some(list(&mut c).await).filter(|l| l.iter().any(|a| a.volume_id == "pvc-q")) }
+    })
+    .await
+    .expect("va-q adopted");
     assert!(
-        list(&mut c).await.is_empty(),
+        held.iter().all(|a| a.volume_id != "pvc-w"),
         "a VA being deleted is not adopted"
     );
 
@@ -544,10 +612,14 @@ async fn late_watch_events_neither_resurrect_nor_drop_attachments() {
     ))
     .await
     .unwrap();
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(
-        list(&mut c).await.len(),
-        1,
+    // Barrier: the watch's decision about the old VA was made.
+    wait_metric(
+        &metrics,
+        "rds_csi_attachment_reconcile_total{action=\"forget_kept\"} 1",
+    )
+    .await;
+    assert!(
+        list(&mut c).await.iter().any(|a| a.volume_id == "pvc-w"),
         "attached after the old VA was seen gone"
     );
     let old = objects::va("va-v", "pv-v", "n1", true, DRIVER, "2025-01-01T00:00:00Z");
@@ -570,15 +642,36 @@ async fn late_watch_events_neither_resurrect_nor_drop_attachments() {
         DRIVER,
         "2025-01-01T02:00:00Z",
     ));
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    wait_metric(
+        &metrics,
+        "rds_csi_attachment_reconcile_total{action=\"forget_kept\"} 2",
+    )
+    .await;
     let held: Vec<String> = list(&mut c)
         .await
         .into_iter()
         .map(|a| a.volume_id)
         .collect();
-    assert_eq!(held, ["pvc-v", "pvc-w"], "a newer VA for the pair keeps it");
+    assert_eq!(
+        held,
+        ["pvc-q", "pvc-v", "pvc-w"],
+        "a newer VA for the pair keeps it"
+    );
+    assert!(
+        !scrape(&metrics).await.contains("action=\"forget\""),
+        "nothing forgotten"
+    );
     c.detach(detach_req("pvc-v", "n1")).await.unwrap();
     c.detach(detach_req("pvc-w", "n1")).await.unwrap();
 
     svc.stop().await.unwrap();
+}
+
+/// Waits (≤ 10 s) until the metrics page shows `line`.
+async fn wait_metric(addr: &str, line: &str) {
+    support::eventually(Duration::from_secs(10), || async move {
+        scrape(addr).await.contains(line).then_some(())
+    })
+    .await
+    .unwrap_or_else(|| panic!("metric never showed {line}"));
 }

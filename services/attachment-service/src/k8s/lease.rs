@@ -5,8 +5,9 @@
 //! record has been seen unchanged — never by comparing the holder's
 //! renewTime with our clock, so skew between machines does not matter. A
 //! conflict (409) means someone else won the race. The leader steps down
-//! when it could not renew for 2/3 of the duration, and releases the Lease
-//! on shutdown so a standby takes over at once.
+//! by a timer 2/3 of the duration after it *sent* its last successful
+//! renewal (see [`spawn`]), and releases the Lease on shutdown so a standby
+//! takes over at once.
 
 use std::time::{Duration, Instant};
 
@@ -148,6 +149,15 @@ impl Elector {
 }
 
 /// Starts the election loop; the receiver says whether we lead right now.
+///
+/// Leadership ends by a timer, never by waiting for an answer: a renewal
+/// sent at `t` keeps us leading until `t + 2/3 · duration` (`valid_until`).
+/// Another replica takes over no earlier than a full duration after it saw
+/// that renewal, which it cannot have seen before `t`; so the two never
+/// both lead. While leading, each round runs in a `select!` against
+/// `valid_until` (the round is bounded by the remaining validity; a round
+/// still in flight then is abandoned) and the pause between rounds wakes
+/// at `valid_until` too.
 pub fn spawn(
     client: Client,
     cfg: LeaseConfig,
@@ -162,35 +172,54 @@ pub fn spawn(
     };
     let task = tokio::spawn(async move {
         let retry = (elector.cfg.duration / 3).max(Duration::from_millis(100));
-        let step_down_after = elector.cfg.duration * 2 / 3;
-        let mut last_renew: Option<Instant> = None;
+        let valid_for = elector.cfg.duration * 2 / 3;
+        // Some(deadline) while we lead.
+        let mut valid_until: Option<Instant> = None;
         loop {
-            match elector.round().await {
-                Ok(true) => {
-                    last_renew = Some(Instant::now());
-                    if !*tx.borrow() {
-                        tracing::info!(identity = %elector.cfg.identity, lease = %elector.cfg.name, "became leader");
-                    }
-                    set(&tx, true);
+            let sent = Instant::now();
+            let outcome = {
+                let round = elector.round();
+                tokio::pin!(round);
+                tokio::select! {
+                    r = &mut round => Some(r),
+                    _ = sleep_until_opt(valid_until) => None,
+                    _ = shutdown.wait() => break,
                 }
-                Ok(false) => {
-                    if *tx.borrow() {
-                        tracing::warn!("lost the Lease to another holder");
-                    }
-                    last_renew = None;
+            };
+            match outcome {
+                None => {
+                    tracing::warn!(
+                        "Lease renewal still unanswered when our leadership expired; stepping down"
+                    );
+                    valid_until = None;
                     set(&tx, false);
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "lease round failed");
-                    if last_renew.is_some_and(|t| t.elapsed() >= step_down_after) {
-                        tracing::warn!("could not renew the Lease in time; stepping down");
-                        last_renew = None;
-                        set(&tx, false);
+                Some(Ok(true)) => {
+                    if valid_until.is_none() {
+                        tracing::info!(identity = %elector.cfg.identity, lease = %elector.cfg.name, "became leader");
                     }
+                    valid_until = Some(sent + valid_for);
+                    set(&tx, true);
+                }
+                Some(Ok(false)) => {
+                    if valid_until.take().is_some() {
+                        tracing::warn!("lost the Lease to another holder");
+                    }
+                    set(&tx, false);
+                }
+                Some(Err(e)) => {
+                    // Still leading until valid_until (the select above and
+                    // below enforce it).
+                    tracing::warn!(error = %e, "lease round failed");
                 }
             }
             tokio::select! {
                 _ = tokio::time::sleep(retry) => {}
+                _ = sleep_until_opt(valid_until) => {
+                    tracing::warn!("could not renew the Lease in time; stepping down");
+                    valid_until = None;
+                    set(&tx, false);
+                }
                 _ = shutdown.wait() => break,
             }
         }
@@ -200,6 +229,14 @@ pub fn spawn(
         }
     });
     (rx, task)
+}
+
+/// Sleeps until `at`; never resolves for None.
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Publishes only changes: receivers wake on a leadership change, not on

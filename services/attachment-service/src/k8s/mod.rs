@@ -6,8 +6,11 @@
 //! - [`watch`] keeps it in step: a VA that becomes attached is adopted, a VA
 //!   deleted after it detached is forgotten (another replica served that
 //!   Detach and posted the event); Node deletions trigger the reconciler.
-//! - [`lease`]: a coordination.k8s.io/v1 Lease so that only one replica runs
-//!   the reconciler and the migration watchdog.
+//!   While the VA watch (re-)lists, the cache is marked unsynced: Attach
+//!   and Detach answer UNAVAILABLE and the reconciler sees `Unknown`.
+//! - [`lease`]: a coordination.k8s.io/v1 Lease so that only one replica
+//!   posts the reconciler's events and runs the migration watchdog (every
+//!   replica clears stale entries from its own table).
 //! - [`KubeState`] answers the reconciler's questions from the watched
 //!   caches ([`crate::cluster::Cluster`]).
 
@@ -185,6 +188,12 @@ impl KubeState {
         self.nodes.write().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A re-list started: until it completes the cache may miss objects
+    /// (Attach/Detach answer UNAVAILABLE, the reconciler sees Unknown).
+    pub(crate) fn va_unsync(&self) {
+        self.vas().synced = false;
+    }
+
     pub(crate) fn va_upsert(&self, info: VaInfo, volume: Option<VolumeId>) {
         self.vas().insert(info, volume);
     }
@@ -246,6 +255,14 @@ impl KubeState {
 }
 
 impl Cluster for KubeState {
+    fn decisions_ready(&self) -> Result<(), String> {
+        if self.vas.read().unwrap_or_else(|e| e.into_inner()).synced {
+            Ok(())
+        } else {
+            Err("the VolumeAttachment cache is being listed".to_owned())
+        }
+    }
+
     fn node(&self, node: &NodeId) -> Presence {
         let set = self.nodes.read().unwrap_or_else(|e| e.into_inner());
         if !set.synced {

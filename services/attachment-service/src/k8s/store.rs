@@ -2,7 +2,11 @@
 //! VolumeAttachment Kubernetes created before it called ControllerPublish
 //! (and deletes only after ControllerUnpublish succeeded), so `commit`
 //! writes nothing: an acknowledged Attach is already backed by its VA, and a
-//! restart finds it again in `load`. This keeps the publish path free of API
+//! restart finds it again in `load`. "Durable" here therefore means "backed
+//! by a VA the API server stored": events that wait for a durable change
+//! wait only for the in-memory table, because the VA already exists when
+//! the call arrives; a clear by the reconciler is durable because the VA
+//! (or Node) it follows is already gone from the API. This keeps the publish path free of API
 //! round trips and RBAC read-only. What the VA does not carry is read from
 //! the PV (see `objects`). A migration's timed-out mark is not persisted:
 //! after a restart an expired window is detected (and MigrationFailed posted)

@@ -103,7 +103,10 @@ async fn on_va_event(
     ev: Event<VolumeAttachment>,
 ) {
     match ev {
-        Event::Init => buffer.clear(),
+        Event::Init => {
+            buffer.clear();
+            state.va_unsync();
+        }
         Event::InitApply(va) => buffer.extend(objects::va_info(&va, &state.driver)),
         Event::InitDone => {
             let mut all = Vec::with_capacity(buffer.len());
@@ -216,11 +219,17 @@ fn deleted(
             _ = shutdown.wait() => return,
         }
         state.set_forgetting(&vol, &node, false);
+        // Counted either way, so a test can wait for the decision.
         if state.attachment_object(&vol, &node) == Presence::Present {
+            manager.metrics().reconcile("forget_kept");
             return;
         }
-        if let Err(e) = manager.forget(&vol, &node, seen_gone).await {
-            tracing::warn!(error = %e, volume_id = %vol, node_id = %node, "cannot forget detached attachment");
+        match manager.forget(&vol, &node, seen_gone).await {
+            Ok(true) => manager.metrics().reconcile("forget"),
+            Ok(false) => manager.metrics().reconcile("forget_kept"),
+            Err(e) => {
+                tracing::warn!(error = %e, volume_id = %vol, node_id = %node, "cannot forget detached attachment");
+            }
         }
     });
 }

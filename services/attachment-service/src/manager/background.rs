@@ -9,6 +9,7 @@ use jiff::Timestamp;
 use rds_bus::{NodeId, VolumeId};
 
 use super::{Adopted, CLEAR_BATCH, Manager, to_std};
+use crate::cluster::Presence;
 use crate::error::Error;
 use crate::events;
 use crate::fencing;
@@ -16,14 +17,21 @@ use crate::model::{Migration, NodeAttachment, Record};
 
 impl Manager {
     /// Clears stale (volume, node) pairs: durable first (in batches), then
-    /// StaleAttachmentCleared per pair. Returns the pairs actually cleared.
+    /// StaleAttachmentCleared per pair when `post_events` (the leader).
+    /// Each pair comes with when it was first seen missing; under the
+    /// volume's lock the decision is made again and the pair is skipped
+    /// when its node or VolumeAttachment is no longer seen gone (e.g. a
+    /// re-list started, or a new VA appeared) or when the attachment was
+    /// made after it was first seen missing (a new Attach served
+    /// meanwhile). Returns the pairs actually cleared.
     pub async fn clear_stale(
         &self,
-        stale: &[(VolumeId, NodeId)],
+        stale: &[(VolumeId, NodeId, Timestamp)],
+        post_events: bool,
     ) -> Result<Vec<(VolumeId, NodeId)>, Error> {
         let mut cleared = Vec::new();
         for chunk in stale.chunks(CLEAR_BATCH) {
-            let mut vols: Vec<&VolumeId> = chunk.iter().map(|(v, _)| v).collect();
+            let mut vols: Vec<&VolumeId> = chunk.iter().map(|(v, _, _)| v).collect();
             vols.sort();
             vols.dedup();
             let mut guards = Vec::with_capacity(vols.len());
@@ -41,11 +49,18 @@ impl Manager {
             }
             let mut done = Vec::new();
             let mut pvcs = Vec::new();
-            for (v, n) in chunk {
+            for (v, n, missing_since) in chunk {
                 let Some(rec) = work.get_mut(v) else { continue };
                 let Some(pos) = rec.nodes.iter().position(|x| &x.node == n) else {
                     continue;
                 };
+                let still_gone = self.cluster.node(n) == Presence::Gone
+                    || self.cluster.attachment_object(v, n) == Presence::Gone;
+                if !still_gone || rec.nodes[pos].attached_at > *missing_since {
+                    tracing::info!(volume_id = %v, node_id = %n, still_gone,
+                        "not clearing: no longer stale, or attached after it was seen missing");
+                    continue;
+                }
                 rec.nodes.remove(pos);
                 if rec.migration.take().is_some_and(|m| !m.timed_out) {
                     self.metrics.migration_closed();
@@ -53,16 +68,22 @@ impl Manager {
                 pvcs.push(rec.pvc.clone());
                 done.push((v.clone(), n.clone()));
             }
-            let (remove, put): (Vec<Record>, Vec<Record>) =
-                work.into_values().partition(|r| r.nodes.is_empty());
+            let touched: std::collections::HashSet<&VolumeId> =
+                done.iter().map(|(v, _)| v).collect();
+            let (remove, put): (Vec<Record>, Vec<Record>) = work
+                .into_values()
+                .filter(|r| touched.contains(&r.volume))
+                .partition(|r| r.nodes.is_empty());
             let remove: Vec<VolumeId> = remove.into_iter().map(|r| r.volume).collect();
             self.commit(put, remove).await?;
             drop(guards);
             for ((v, n), pvc) in done.iter().zip(pvcs) {
                 self.metrics.reconcile("clear_stale");
-                tracing::info!(volume_id = %v, node_id = %n, "cleared stale attachment");
-                self.events
-                    .post(v, Some(n), pvc.as_ref(), events::stale_cleared(n));
+                tracing::info!(volume_id = %v, node_id = %n, post_events, "cleared stale attachment");
+                if post_events {
+                    self.events
+                        .post(v, Some(n), pvc.as_ref(), events::stale_cleared(n));
+                }
             }
             self.metrics.stale_cleared(done.len() as u64);
             cleared.extend(done);
@@ -170,23 +191,23 @@ impl Manager {
     /// Kubernetes mode: a VolumeAttachment finished detaching (served by
     /// another replica, which posted the event). Removes it silently — unless
     /// the entry was (re)attached at or after `seen_gone`, i.e. it belongs to
-    /// a newer VolumeAttachment.
+    /// a newer VolumeAttachment. Returns whether it removed anything.
     pub async fn forget(
         &self,
         volume: &VolumeId,
         node: &NodeId,
         seen_gone: Timestamp,
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
         let _guard = self.locks.lock(volume).await;
         let Some(mut rec) = self.record(volume) else {
-            return Ok(());
+            return Ok(false);
         };
         let Some(pos) = rec
             .nodes
             .iter()
             .position(|n| &n.node == node && n.attached_at < seen_gone)
         else {
-            return Ok(());
+            return Ok(false);
         };
         rec.nodes.remove(pos);
         if rec.migration.take().is_some_and(|m| !m.timed_out) {
@@ -194,9 +215,10 @@ impl Manager {
         }
         tracing::info!(volume_id = %volume, node_id = %node, "VolumeAttachment detached elsewhere; forgetting");
         if rec.nodes.is_empty() {
-            self.commit(vec![], vec![volume.clone()]).await
+            self.commit(vec![], vec![volume.clone()]).await?;
         } else {
-            self.commit(vec![rec], vec![]).await
+            self.commit(vec![rec], vec![]).await?;
         }
+        Ok(true)
     }
 }

@@ -169,6 +169,136 @@ impl Drop for Proc {
     }
 }
 
+/// attachment-service in its own runtime through the public `start()`, with
+/// the bus served on top, so a test can watch whether it leads.
+pub struct Replica {
+    pub endpoint: String,
+    pub name: String,
+    leader: tokio::sync::watch::Receiver<bool>,
+    manager: std::sync::Arc<attachment_service::Manager>,
+    rt: Option<tokio::runtime::Runtime>,
+    shutdown: Shutdown,
+    serving: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Replica {
+    pub async fn start(name: &str, cfg: Config) -> Replica {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        std_listener.set_nonblocking(true).unwrap();
+        let listener = {
+            let _g = rt.enter();
+            Listener::Tcp(tokio::net::TcpListener::from_std(std_listener).unwrap())
+        };
+        let endpoint = listener.endpoint();
+        let shutdown = Shutdown::new();
+        let settings = cfg.validate().unwrap();
+        let s = shutdown.clone();
+        let running = rt
+            .spawn(async move { attachment_service::start(&settings, s).await })
+            .await
+            .unwrap()
+            .unwrap();
+        let (leader, manager) = (running.leader_watch(), running.manager().clone());
+        let s = shutdown.clone();
+        let serving = rt.spawn(async move {
+            let _ = rds_bus::Bus::new()
+                .add_service(
+                    rds_proto::attachment::attachments_server::AttachmentsServer::new(
+                        running.service(),
+                    ),
+                )
+                .serve(listener, async move { s.wait().await })
+                .await;
+            running.stop().await;
+        });
+        Replica {
+            endpoint,
+            name: name.to_owned(),
+            leader,
+            manager,
+            rt: Some(rt),
+            shutdown,
+            serving: Some(serving),
+        }
+    }
+
+    /// Whether it believes it leads right now.
+    pub fn is_leader(&self) -> bool {
+        *self.leader.borrow()
+    }
+
+    pub fn manager(&self) -> std::sync::Arc<attachment_service::Manager> {
+        self.manager.clone()
+    }
+
+    /// A handle for sampling leadership from another thread.
+    pub fn leader_watch(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.leader.clone()
+    }
+
+    /// Its table, read directly (no RPC): (volume, nodes).
+    pub fn table(&self) -> Vec<(String, Vec<String>)> {
+        self.manager
+            .list(None, None)
+            .map(|recs| {
+                recs.into_iter()
+                    .map(|r| {
+                        (
+                            r.volume.to_string(),
+                            r.nodes.iter().map(|n| n.node.to_string()).collect(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn holds(&self, volume: &str, node: &str) -> bool {
+        self.table()
+            .iter()
+            .any(|(v, nodes)| v == volume && nodes.iter().any(|n| n == node))
+    }
+
+    pub fn client(&self) -> Client {
+        AttachmentsClient::new(
+            rds_bus::connect(
+                &self.endpoint,
+                ClientOptions {
+                    connect_timeout: Duration::from_secs(2),
+                    request_timeout: Duration::from_secs(10),
+                },
+            )
+            .unwrap(),
+        )
+    }
+
+    /// Graceful stop (the leader releases its Lease).
+    pub async fn stop(mut self) {
+        self.shutdown.trigger();
+        if let Some(t) = self.serving.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(6), t).await;
+        }
+        if let Some(rt) = self.rt.take() {
+            tokio::task::spawn_blocking(move || rt.shutdown_timeout(Duration::from_secs(6)))
+                .await
+                .unwrap();
+        }
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 /// Waits until the service answers List (its store is ready).
 pub async fn ready(client: &mut Client) {
     eventually(Duration::from_secs(10), || {
