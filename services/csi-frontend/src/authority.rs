@@ -91,6 +91,10 @@ fn bad(msg: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg.to_owned())
 }
 
+/// A header block being collected: (stream, flags of HEADERS, priority
+/// fields, block so far).
+type Pending = (u32, u8, Option<[u8; 5]>, Vec<u8>);
+
 /// Client → server: frames pass through, header blocks get their
 /// `:authority` fixed (HEADERS + CONTINUATION are joined, rewritten and
 /// re-split).
@@ -107,8 +111,7 @@ where
         tokio::io::copy(r, w).await?;
         return Ok(());
     }
-    // A header block being collected: (stream, flags of HEADERS, priority, block).
-    let mut pending: Option<(u32, u8, Option<[u8; 5]>, Vec<u8>)> = None;
+    let mut pending: Option<Pending> = None;
     loop {
         let mut head = [0u8; 9];
         match r.read_exact(&mut head).await {

@@ -1,11 +1,12 @@
 //! Volume logic: validation first, then RouterOS commands, idempotent by slot,
 //! deciding from the RDS state after every mutation ([`decide_after`]).
 //!
-//! Round trips (flat layout): CreateVolume = one batched read (the slot, any
-//! disk already exporting the NQN, the source, the target file) + `/disk add`
-//! + one verify; DeleteVolume = one batched read (the disk and this id's file
-//! under every base path) + `/disk remove` + `/file remove`. No hot path
-//! prints every disk, so their cost does not grow with the pool.
+//! Round trips (flat layout): CreateVolume is one batched read (the slot, any
+//! disk already exporting the NQN, the source, the target file), then
+//! `/disk add`, then one verify; DeleteVolume is one batched read (the disk and
+//! this id's file under every base path), then `/disk remove` and
+//! `/file remove`. No hot path prints every disk, so their cost does not grow
+//! with the pool.
 //!
 //! Inputs are validated into rds-routeros newtypes before any command text
 //! exists, so nothing unchecked reaches the RDS (docs/safety.md).

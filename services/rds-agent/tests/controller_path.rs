@@ -397,3 +397,38 @@ async fn calls_that_give_up_leak_no_channel_and_no_session() {
     );
     env.shutdown().await;
 }
+
+/// Parse a 10,000-disk `/disk print detail` (ignored; prints the time).
+#[test]
+#[ignore]
+fn bench_parse_10000_disk_print_detail() {
+    use rds_routeros::{DiskRecord, Legend, RenderOptions, render_disk_print};
+    let legend = Legend::rose_storage();
+    let disks: Vec<DiskRecord> = (0..10_000)
+        .map(|i| {
+            let slot = format!("pvc-{i:08}-922a-5dd8-b376-c2c6ccb56dd8");
+            let mut d = DiskRecord::file_disk(
+                &legend,
+                &slot,
+                &format!("/storage-pool/metal-csi/{slot}.img"),
+                5 << 30,
+                Some((4420, &format!("nqn.2000-02.com.mikrotik:{slot}"))),
+            );
+            d.number = Some(i);
+            d
+        })
+        .collect();
+    let text = render_disk_print(&legend, &disks, &RenderOptions::default());
+    let mut best = Duration::MAX;
+    for _ in 0..5 {
+        let t = std::time::Instant::now();
+        let parsed = rds_agent::rds::parse_disks_strict(&text).unwrap();
+        best = best.min(t.elapsed());
+        assert_eq!(parsed.len(), 10_000);
+    }
+    println!(
+        "parse a 10,000-disk print detail ({:.1} MiB): best of 5 {:.1} ms (goal <= 50 ms)",
+        text.len() as f64 / (1 << 20) as f64,
+        best.as_secs_f64() * 1000.0
+    );
+}

@@ -100,6 +100,12 @@ impl SimHandle {
         self.shared.disks()
     }
 
+    /// Runs one console line in-process (no SSH, not logged, no faults):
+    /// seeds state for tests and benchmarks. Blocking (file I/O).
+    pub fn console(&self, line: &str) -> String {
+        self.shared.run_line(line, self.shared.layout(None)).output
+    }
+
     /// SSH channels open right now over all connections (a client that
     /// closes what it opens brings this back to 0).
     pub fn open_channels(&self) -> u32 {

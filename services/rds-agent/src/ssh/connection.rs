@@ -176,10 +176,8 @@ impl SshConnection {
         };
         let auth = timeout_at(
             deadline,
-            handle.authenticate_publickey(
-                target.user.clone(),
-                PrivateKeyWithHashAlg::new(key, hash),
-            ),
+            handle
+                .authenticate_publickey(target.user.clone(), PrivateKeyWithHashAlg::new(key, hash)),
         )
         .await
         .map_err(|_| over())?
