@@ -80,3 +80,8 @@ fn tiltfile_evaluates_and_declares_images_overlay_and_port_forwards() {
 fn dockerfiles_match_the_workspace_and_the_manifests() {
     run("test_dockerfiles.py");
 }
+
+#[test]
+fn kubevirt_examples_validate_against_their_schemas() {
+    run("test_kubevirt.py");
+}
