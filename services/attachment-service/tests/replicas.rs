@@ -267,8 +267,9 @@ async fn a_re_list_during_a_publish_keeps_the_new_attachment() {
     fake.put_value::<VolumeAttachment>(attached_va("va-r", "pv-r", "n1"));
     fake.put_value::<VolumeAttachment>(attached_va("va-s", "pv-s", "n1"));
     // The grace period is long enough for the watch to break and start its
-    // re-list (after kube's backoff, ~1 s) before the old VA counts as stale.
-    let (grace, interval) = (Duration::from_secs(3), Duration::from_secs(30));
+    // re-list (after kube's backoff: 0.8 s plus up to 0.8 s of jitter) before the
+    // old VA counts as stale.
+    let (grace, interval) = (Duration::from_secs(4), Duration::from_secs(30));
     let a = Replica::start(
         "r-a",
         cfg_for(&fake, dir.path(), &events, "r-a", grace, interval),
@@ -300,12 +301,12 @@ async fn a_re_list_during_a_publish_keeps_the_new_attachment() {
     })
     .await;
 
-    // The VA watch breaks; its re-list takes 5 s (past the grace deadline).
+    // The VA watch breaks; its re-list takes 6 s (past the grace deadline).
     let lists_before = fake.calls_to(Verb::List, "volumeattachments").len();
     fake.inject(
         Fault::on(Verb::List)
             .resource("volumeattachments")
-            .delay(Duration::from_secs(5))
+            .delay(Duration::from_secs(6))
             .times(2),
     );
     fake.expire_watches();
@@ -383,7 +384,17 @@ async fn a_re_list_during_a_publish_keeps_the_new_attachment() {
     })
     .await;
     fake.delete::<VolumeAttachment>(None, "va-s");
-    events.wait("StaleAttachmentCleared", "pvc-s", 1).await;
+    until(
+        "pvc-s cleared by the leader",
+        Duration::from_secs(15),
+        || {
+            events
+                .with_reason("StaleAttachmentCleared")
+                .iter()
+                .any(|e| e["volume_id"] == "pvc-s")
+        },
+    )
+    .await;
     // The leader has passed the grace deadlines of both VAs by now.
     assert!(
         !lost.load(Ordering::SeqCst),

@@ -37,6 +37,8 @@ async fn fake_api() -> kube::Client {
     api.client()
 }
 
+// `cfg(test)`: test code for clippy (clippy.toml allows unwrap there).
+#[cfg(test)]
 fn node(n: &str) -> NodeId {
     NodeId::parse(n).unwrap()
 }
