@@ -140,6 +140,18 @@ impl Metrics {
             sessions_max,
         };
         m.set_connected(false);
+        // Series the alerts watch exist from the start at 0, so the first
+        // failure is an increase (an absent series has none to show).
+        for status in ["success", "failure"] {
+            let _ = m.reconnects.get_or_create(&StatusLabel {
+                status: status.to_owned(),
+            });
+        }
+        for reason in [rds_bus::Reason::RdsUnreachable, rds_bus::Reason::RdsTimeout] {
+            let _ = m.errors.get_or_create(&ReasonLabel {
+                reason: reason.as_str().to_owned(),
+            });
+        }
         Arc::new(m)
     }
 
@@ -266,6 +278,8 @@ mod tests {
             "rds_csi_rds_errors_total{reason=\"RDS_UNREACHABLE\"} 1",
             "rds_csi_rds_circuit_open 0",
             "rds_csi_rds_sessions_max 0",
+            "rds_csi_rds_reconnect_total{status=\"failure\"} 0",
+            "rds_csi_rds_errors_total{reason=\"RDS_TIMEOUT\"} 0",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }

@@ -602,10 +602,109 @@ async fn prod_overlay_pods_run_as_kubelet_would_run_them() {
     overlay("overlays/prod").await;
 }
 
+/// The Helm chart's default render (deploy/tests/helm_render.py: real Helm
+/// through helm-python-sdk, which `./test` installs) runs like the prod
+/// overlay it must equal.
+#[tokio::test(flavor = "multi_thread")]
+async fn helm_chart_pods_run_as_kubelet_would_run_them() {
+    if needs_root("helm_chart_pods_run_as_kubelet_would_run_them") {
+        return;
+    }
+    let file = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
+    let script = manifest::repo_root().join("deploy/tests/helm_render.py");
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{} failed (needs helm-python-sdk: run ./test):\n{}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    overlay(file.path().to_str().unwrap()).await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn dev_overlay_pods_run_as_kubelet_would_run_them() {
     if needs_root("dev_overlay_pods_run_as_kubelet_would_run_them") {
         return;
     }
     overlay("overlays/dev").await;
+}
+
+/// What the dev loop may change in a pod spec, removed: Tilt's live-update
+/// emptyDir and the init containers that seed it, tracing and log env,
+/// image tags, the generated names' hash suffixes, and prod's HA settings
+/// (replicas, anti-affinity).
+fn dev_loop_neutral(workload: &Value) -> Value {
+    let mut w = workload.clone();
+    let spec = &mut w["spec"];
+    if let Some(m) = spec.as_object_mut() {
+        m.remove("replicas");
+    }
+    let pod = &mut spec["template"]["spec"];
+    if let Some(m) = pod.as_object_mut() {
+        m.remove("affinity");
+        m.remove("initContainers");
+    }
+    if let Some(vols) = pod["volumes"].as_array_mut() {
+        vols.retain(|v| v["name"] != "live-bin");
+    }
+    let strip_hash = |s: &str| -> String {
+        match s.rsplit_once('-') {
+            Some((base, h)) if h.len() == 10 && h.chars().all(|c| c.is_ascii_alphanumeric()) => {
+                base.to_owned()
+            }
+            _ => s.to_owned(),
+        }
+    };
+    for v in pod["volumes"].as_array_mut().into_iter().flatten() {
+        if let Some(n) = v["secret"]["secretName"].as_str().map(strip_hash) {
+            v["secret"]["secretName"] = Value::from(n);
+        }
+    }
+    for c in pod["containers"].as_array_mut().into_iter().flatten() {
+        if let Some(img) = c["image"].as_str() {
+            let repo = img.split(':').next().unwrap_or(img).to_owned();
+            c["image"] = Value::from(repo);
+        }
+        if let Some(env) = c["env"].as_array_mut() {
+            env.retain(|e| e["name"] != "OTEL_EXPORTER_OTLP_ENDPOINT" && e["name"] != "RUST_LOG");
+            for e in env.iter_mut() {
+                if let Some(n) = e["valueFrom"]["configMapKeyRef"]["name"]
+                    .as_str()
+                    .map(strip_hash)
+                {
+                    e["valueFrom"]["configMapKeyRef"]["name"] = Value::from(n);
+                }
+            }
+        }
+        if let Some(m) = c["volumeMounts"].as_array_mut() {
+            m.retain(|m| m["name"] != "live-bin");
+        }
+    }
+    w
+}
+
+/// The dev overlay runs the prod pod specs: it may differ only in what the
+/// dev loop needs (so the dev loop cannot hide a prod-only failure, as
+/// `readOnlyRootFilesystem: false` once did).
+#[test]
+fn dev_differs_from_prod_only_in_what_the_dev_loop_needs() {
+    let prod = manifest::render("overlays/prod");
+    let dev = manifest::render("overlays/dev");
+    for (kind, name) in [
+        ("Deployment", "rds-csi-controller"),
+        ("DaemonSet", "rds-csi-node"),
+    ] {
+        let p = dev_loop_neutral(manifest::find(&prod, kind, name).unwrap());
+        let d = dev_loop_neutral(manifest::find(&dev, kind, name).unwrap());
+        assert_eq!(
+            serde_json::to_string_pretty(&p["spec"]).unwrap(),
+            serde_json::to_string_pretty(&d["spec"]).unwrap(),
+            "{kind}/{name}: dev differs from prod beyond the dev loop's needs"
+        );
+    }
 }

@@ -15,8 +15,14 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// `kubectl kustomize deploy/<overlay>`, every document as JSON.
+/// `kubectl kustomize deploy/<overlay>`, every document as JSON; an
+/// `overlay` ending in .yaml is an already rendered stream (the Helm chart's).
 pub fn render(overlay: &str) -> Vec<Value> {
+    if overlay.ends_with(".yaml") {
+        let text = std::fs::read_to_string(overlay).unwrap_or_else(|e| panic!("{overlay}: {e}"));
+        let docs: Vec<Value> = serde_saphyr::from_multiple(&text).expect("rendered YAML");
+        return docs.into_iter().filter(|d| !d.is_null()).collect();
+    }
     let dir = repo_root().join("deploy").join(overlay);
     let out = Command::new("kubectl")
         .arg("kustomize")

@@ -70,8 +70,20 @@ fn status(ok: bool) -> String {
 }
 
 impl NodeMetrics {
+    /// Every metric, with the success/failure series of the counters
+    /// dashboards and alerts watch present from the start at 0 (so the first
+    /// failure shows as an increase, and the families are listed at once).
     pub fn new() -> Self {
-        Self::default()
+        let m = Self::default();
+        for ok in [true, false] {
+            let _ = m
+                .nvme_connects
+                .get_or_create(&Status { status: status(ok) });
+            let _ = m
+                .stale_recoveries
+                .get_or_create(&Status { status: status(ok) });
+        }
+        m
     }
 
     /// Registers every metric on `registry` (names include `rds_csi_`;
@@ -196,6 +208,8 @@ mod tests {
             "rds_csi_stale_mounts_detected_total 1",
             "rds_csi_stale_recoveries_total{status=\"success\"} 1",
             "rds_csi_orphans_cleaned_total 1",
+            "rds_csi_nvme_connects_total{status=\"success\"} 0",
+            "rds_csi_stale_recoveries_total{status=\"failure\"} 0",
         ] {
             assert!(out.contains(name), "missing {name} in\n{out}");
         }
