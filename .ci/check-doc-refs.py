@@ -147,6 +147,8 @@ def check_file(rel, problems):
             start -= 1
         window = text[start:m.start()]
         names = [n for n in MD_NAME.finditer(window) if CHAIN.match(window[n.end():])]
+        if re.search(r"\bRFC\s?\d+\s*$", window):
+            continue  # a section of an RFC, not of a document of ours
         if names:
             name = names[-1].group(0)
             target = resolve(name, rel)
