@@ -1,4 +1,4 @@
-//! `rdsctl events --state-dir DIR [--json]` (DESIGN.md §8): one line per
+//! `rdsctl events --state-dir DIR [--json]` (docs/local-mode.md §4): one line per
 //! event of `DIR/events.jsonl`, oldest first (the sink only appends, so file
 //! order is time order):
 //! `<time> <type> <reason> <pvc_namespace>/<pvc_name> <volume_id> <message>`,
@@ -31,7 +31,7 @@ pub struct Event {
 }
 
 impl Event {
-    /// The text line of DESIGN.md §8.
+    /// The text line of docs/local-mode.md §4.
     pub fn line(&self) -> String {
         format!(
             "{} {} {} {}/{} {} {}",

@@ -1,7 +1,7 @@
 //! rdsctl: the operator CLI of rds-csi.
 //!
 //! - `up` ([`up`], [`stack`]): the whole stack on one machine as supervised
-//!   child processes (DESIGN.md §8), and `serve` ([`serve`]) which those
+//!   child processes (docs/local-mode.md §1), and `serve` ([`serve`]) which those
 //!   children run.
 //! - `demo` ([`demo`]): one volume through its whole life, timed and traced.
 //! - CSI client commands ([`commands`] over [`csi`]), `events` ([`events`]),

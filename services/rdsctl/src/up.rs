@@ -1,4 +1,4 @@
-//! `rdsctl up` (DESIGN.md §8): start the stack, print exactly one
+//! `rdsctl up` (docs/local-mode.md §1): start the stack, print exactly one
 //! `READY csi=<endpoint> node=<node-id>` line on stdout once every service
 //! is healthy, keep it running (children restarted by their supervisors),
 //! stop everything cleanly on SIGINT/SIGTERM.

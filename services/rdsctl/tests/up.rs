@@ -222,7 +222,7 @@ fn up_serves_csi_names_and_restarts_children_and_stops_cleanly() {
     assert_eq!(info["name"], "rds.csi.srvlab.io");
     assert_eq!(info["ready"], true);
 
-    // The DIR layout of DESIGN.md §8.
+    // The DIR layout of docs/local-mode.md §2.
     for p in [
         "sim",
         "sim/commands.log",
@@ -529,7 +529,7 @@ fn restart_with_the_same_dir_finds_state_and_client_commands_speak_json() {
         "{human}"
     );
 
-    // Events: the sink format and the `events` rendering of DESIGN.md §8.
+    // Events: the sink format and the `events` rendering of docs/local-mode.md §3-§4.
     let until = Instant::now() + Duration::from_secs(10);
     let raw = loop {
         let raw = ctl_ok(&["events", "--state-dir", state, "--json"]);

@@ -48,7 +48,7 @@ pub async fn read(path: PathBuf) -> Result<Vec<u8>> {
     blocking(move || std::fs::read(&path).map_err(|e| CtlError::io(&path, e))).await
 }
 
-/// Where the sim keeps the file of a RouterOS path (DESIGN.md §8 layout).
+/// Where the sim keeps the file of a RouterOS path (docs/local-mode.md §2 layout).
 pub fn backing_file(sim_files: &Path, volume_path: &str) -> Result<PathBuf> {
     let rel = volume_path.trim_start_matches('/');
     if rel.is_empty() || rel.split('/').any(|c| c == ".." || c.is_empty()) {

@@ -1,4 +1,4 @@
-//! `rdsctl demo` (DESIGN.md §8): start a stack in a temporary directory as
+//! `rdsctl demo` (docs/local-mode.md §5): start a stack in a temporary directory as
 //! child processes (the same supervisor as `up`) and walk one volume through
 //! create, attach, stage, publish, write + read, snapshot, expand,
 //! unpublish, unstage, detach, restore (data checked) and delete — each step
