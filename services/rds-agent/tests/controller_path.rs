@@ -432,3 +432,39 @@ fn bench_parse_10000_disk_print_detail() {
         best.as_secs_f64() * 1000.0
     );
 }
+
+/// A reply larger than the 8 MiB output cap is refused (BAD_OUTPUT, never
+/// buffered without bound) and its channel is closed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reply_over_the_output_cap_is_refused_and_its_channel_closed() {
+    let env = env(Opts::default()).await;
+    let mut c = env.client();
+    c.create_volume(create_req("pvc-big", GIB)).await.unwrap();
+    let rule = env.sim.faults().add(
+        FaultRule::new(FaultAction::Garble(Garble::Oversize(9 << 20))).on("where slot=pvc-big"),
+    );
+    let err = c
+        .get_volume(GetVolumeRequest {
+            volume_id: "pvc-big".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Internal, "{err:?}");
+    assert_eq!(reason(&err), Some(Reason::RdsBadOutput), "{err:?}");
+    assert!(err.message().contains("8388608 bytes"), "{err:?}");
+    assert!(env.sim.faults().fired(rule) > 0);
+    assert!(
+        eventually(Duration::from_secs(5), async || env.sim.open_channels()
+            == 0)
+        .await,
+        "open channels: {}",
+        env.sim.open_channels()
+    );
+    env.sim.faults().remove(rule);
+    c.get_volume(GetVolumeRequest {
+        volume_id: "pvc-big".into(),
+    })
+    .await
+    .unwrap();
+    env.shutdown().await;
+}

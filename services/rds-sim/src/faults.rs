@@ -26,6 +26,8 @@ pub enum Garble {
     NoTrailingBlankLine,
     /// Only the first N bytes of the output are sent.
     Truncate(usize),
+    /// N bytes of `#` lines are appended (a reply larger than a client's cap).
+    Oversize(usize),
     /// Invalid UTF-8 bytes are inserted at the start of the output.
     InvalidUtf8,
     /// ANSI colour escapes around the output.

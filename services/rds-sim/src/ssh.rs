@@ -500,6 +500,14 @@ fn garble(bytes: Vec<u8>, g: &Garble) -> Vec<u8> {
             b.truncate(*n);
             b
         }
+        Garble::Oversize(n) => {
+            let mut b = bytes;
+            let line = [b"#".repeat(78), b"\r\n".to_vec()].concat();
+            while b.len() < *n {
+                b.extend_from_slice(&line);
+            }
+            b
+        }
         Garble::InvalidUtf8 => {
             let mut b = vec![0xff, 0xfe, b'\r', b'\n'];
             b.extend(bytes);
