@@ -217,6 +217,21 @@ def main() -> None:
         c.ok("self-test: the comparison tells the default render from the non-default one",
              normalize(default[0]) != want if default else False)
 
+    if all_on is not None:
+        def packaged():
+            # What a chart repository serves: `helm package` (the files/
+            # links inlined), loaded back from the archive.
+            with tempfile.TemporaryDirectory() as td, helm_render.helm_stderr():
+                tgz = h.package(str(helm_render.CHART), destination=td)
+                chart = h.Chart.load_archive(Path(tgz).read_bytes())
+                out = chart.render(ALL_ON, name=helm_render.RELEASE, namespace=helm_render.RELEASE_NAMESPACE)
+                docs = "\n---\n".join(v for k, v in sorted(out.items()) if k.endswith(".yaml"))
+                return [d for d in yaml.safe_load_all(docs) if d]
+        pkg = c.run("helm package, then render the archive (every option on)", packaged)
+        if pkg is not None:
+            c.ok("the packaged chart renders the same objects, dashboard and rules included",
+                 normalize(pkg) == normalize(all_on[0]), diff(normalize(all_on[0]), normalize(pkg)))
+
     if default is not None:
         notes = default[1]
         c.ok("NOTES.txt names the Secret to create, the rollout commands and the placeholder warning",
