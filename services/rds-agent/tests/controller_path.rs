@@ -245,6 +245,29 @@ async fn a_copy_slower_than_the_call_is_joined_by_retries_never_resent() {
             .filter(|c| c.contains("copy-from") && c.contains(&format!("slot={slot} ")))
             .count()
     };
+    // Barrier: the slow copy has finished on the RDS (logged when it ends),
+    // so a second copy, had one been sent, would be in the log by now.
+    let slow_done = |slot: String| {
+        let log = env.sim.commands_log();
+        async move {
+            eventually(Duration::from_secs(10), async || {
+                std::fs::read_to_string(&log)
+                    .unwrap_or_default()
+                    .lines()
+                    .any(|l| {
+                        l.contains("copy-from")
+                            && l.contains(&format!("slot={slot} "))
+                            && l.split("latency_ms=")
+                                .nth(1)
+                                .and_then(|v| v.split(' ').next())
+                                .and_then(|v| v.parse::<u64>().ok())
+                                .is_some_and(|ms| ms >= 2500)
+                    })
+            })
+            .await
+        }
+    };
+    assert!(slow_done(sid.to_owned()).await, "the slow copy ran");
     assert_eq!(copies(sid), 1, "one copy for {} polls", polls.len());
 
     env.sim.faults().add(slow());
@@ -267,6 +290,10 @@ async fn a_copy_slower_than_the_call_is_joined_by_retries_never_resent() {
     };
     assert!(!codes.is_empty(), "the first attempt was still running");
     assert_eq!(vol.source_snapshot_id, sid);
+    assert!(
+        slow_done("pvc-restored".to_owned()).await,
+        "the slow copy ran"
+    );
     assert_eq!(copies("pvc-restored"), 1, "retries joined: {codes:?}");
     assert_eq!(env.disks_with_slot("pvc-restored"), 1);
     // The source cannot be deleted under a running copy; afterwards it can.
