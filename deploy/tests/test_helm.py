@@ -238,6 +238,28 @@ def main() -> None:
              all(s in notes for s in ("create secret generic rds-csi-secret",
                                       "rollout status ds/rds-csi-node", "WARNING")), notes)
 
+    other = c.run("helm template (createNamespace off, logLevel, controller placement)", lambda: helm_render.render({
+        "createNamespace": False, "logLevel": "debug,h2=info",
+        "controller": {"nodeSelector": {"node-role.kubernetes.io/control-plane": ""},
+                       "tolerations": [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists",
+                                        "effect": "NoSchedule"}],
+                       "antiAffinity": False},
+    })[0])
+    if other is not None and default is not None:
+        c.ok("createNamespace: false renders no Namespace, and nothing else goes",
+             sorted(normalize(other)) == sorted(k for k in normalize(default[0]) if not k.startswith("Namespace/")))
+        ours = [ct for _, pod in test_render.pod_templates(other) for ct in test_render.containers(pod)
+                if ct["image"].startswith("rds-csi/")]
+        c.ok("logLevel sets RUST_LOG on each of our six containers, and only there",
+             len(ours) == 6 and all({"name": "RUST_LOG", "value": "debug,h2=info"} in ct.get("env", []) for ct in ours)
+             and "RUST_LOG" not in json.dumps([ct for _, pod in test_render.pod_templates(other)
+                                               for ct in test_render.containers(pod) if ct not in ours]))
+        dep = next(o for o in other if o["kind"] == "Deployment")["spec"]["template"]["spec"]
+        c.ok("controller nodeSelector and tolerations set, anti-affinity off",
+             dep.get("nodeSelector") == {"node-role.kubernetes.io/control-plane": ""}
+             and dep.get("tolerations", [{}])[0].get("effect") == "NoSchedule" and "affinity" not in dep, json.dumps(dep)[:400])
+        test_render.check_schemas(c, "chart createNamespace off", [o for o in other if o["kind"] in ("Deployment", "DaemonSet")])
+
     classes = c.run("two StorageClasses from the list, one default", lambda: helm_render.render({
         "storageClasses": [
             {"name": "fast", "isDefault": True, "parameters": {"csi.storage.k8s.io/fstype": "xfs"}},
