@@ -189,6 +189,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn info_prints_are_fixed_read_only_lines() {
+        use crate::{Command, InfoPrint};
+        for (p, text, verb) in [
+            (
+                InfoPrint::Packages,
+                "/system package print detail",
+                "system package print",
+            ),
+            (
+                InfoPrint::SshService,
+                "/ip service print detail where name=ssh",
+                "ip service print",
+            ),
+            (
+                InfoPrint::ActiveUsers,
+                "/user active print detail",
+                "user active print",
+            ),
+        ] {
+            let cmd = Command::InfoPrint(p);
+            assert_eq!(cmd.to_string(), text);
+            assert_eq!(cmd.verb(), verb);
+            assert!(!cmd.is_mutating() && cmd.slot().is_none());
+        }
+    }
+
+    #[test]
     fn rendered_prints_parse_back() {
         let opts = RenderOptions::default();
         let pkgs = vec![
