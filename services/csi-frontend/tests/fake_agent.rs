@@ -142,6 +142,18 @@ impl Agent for FakeAgent {
             .into(),
         }))
     }
+    async fn set_allowed_hosts(
+        &self,
+        _r: Request<SetAllowedHostsRequest>,
+    ) -> Result<Response<AllowedHosts>, Status> {
+        Err(Status::unimplemented("not used by csi-frontend"))
+    }
+    async fn list_allowed_hosts(
+        &self,
+        _r: Request<ListAllowedHostsRequest>,
+    ) -> Result<Response<ListAllowedHostsResponse>, Status> {
+        Err(Status::unimplemented("not used by csi-frontend"))
+    }
 }
 
 struct Env {

@@ -14,6 +14,7 @@
 //!
 //! [`start`] runs everything in-process (tests, `rdsctl`); `main.rs` is thin.
 
+pub mod allow_hosts;
 pub mod backoff;
 pub mod breaker;
 pub mod cli;

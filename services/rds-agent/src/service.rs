@@ -326,4 +326,29 @@ impl Agent for AgentService {
         let res = self.probe_impl().instrument(span);
         Ok(Response::new(crate::deadline::scoped(deadline, res).await))
     }
+
+    async fn set_allowed_hosts(
+        &self,
+        req: Request<rds_proto::agent::SetAllowedHostsRequest>,
+    ) -> Result<Response<rds_proto::agent::AllowedHosts>, Status> {
+        let deadline = crate::deadline::from_metadata(req.metadata());
+        let r = req.into_inner();
+        let span = span("SetAllowedHosts", &r.volume_id);
+        let list = crate::allow_hosts::AllowList::new(self.volumes.rds().clone());
+        let res = list.set(r).instrument(span.clone());
+        let res = crate::deadline::scoped(deadline, res).await;
+        self.finish(&span, res)
+    }
+
+    async fn list_allowed_hosts(
+        &self,
+        req: Request<rds_proto::agent::ListAllowedHostsRequest>,
+    ) -> Result<Response<rds_proto::agent::ListAllowedHostsResponse>, Status> {
+        let deadline = crate::deadline::from_metadata(req.metadata());
+        let span = span("ListAllowedHosts", "");
+        let list = crate::allow_hosts::AllowList::new(self.volumes.rds().clone());
+        let res = list.list().instrument(span.clone());
+        let res = crate::deadline::scoped(deadline, res).await;
+        self.finish(&span, res)
+    }
 }

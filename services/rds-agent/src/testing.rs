@@ -275,6 +275,12 @@ impl FakeRds {
                 d.file_size = Some(rds_routeros::HumanSize::from_bytes(file_size.bytes()));
                 ok(String::new())
             }
+            Command::DiskSetAllowHosts { slot, hosts } => {
+                if let Some(d) = s.disks.get_mut(slot.as_str()) {
+                    d.nvme_tcp_server_allow_host_name = Some(hosts.value());
+                }
+                ok(String::new())
+            }
             Command::DiskRemove { slot } => {
                 s.disks.remove(slot.as_str());
                 ok(String::new())

@@ -219,6 +219,14 @@ pub enum Command {
         /// New size in bytes.
         file_size: FileSize,
     },
+    /// `/disk set [find slot=<slot>] nvme-tcp-server-allow-host-name="<hosts>"` (storage
+    /// fencing; value format assumed in [`crate::allow`]).
+    DiskSetAllowHosts {
+        /// Disk whose export is fenced.
+        slot: Slot,
+        /// The hosts admitted (or any host).
+        hosts: crate::allow::AllowHosts,
+    },
     /// `/disk remove [find slot=<slot>]` (does NOT delete the backing file, fact 6).
     DiskRemove {
         /// Disk to remove.
@@ -253,7 +261,7 @@ impl Command {
         match self {
             Command::DiskAddFile { .. } | Command::DiskAddCopy { .. } => "disk add",
             Command::DiskPrint(_) => "disk print",
-            Command::DiskSetFileSize { .. } => "disk set",
+            Command::DiskSetFileSize { .. } | Command::DiskSetAllowHosts { .. } => "disk set",
             Command::DiskRemove { .. } => "disk remove",
             Command::FilePrint(_) => "file print",
             Command::FileRemove { .. } => "file remove",
@@ -271,6 +279,7 @@ impl Command {
             Command::DiskAddFile { slot, .. }
             | Command::DiskAddCopy { slot, .. }
             | Command::DiskSetFileSize { slot, .. }
+            | Command::DiskSetAllowHosts { slot, .. }
             | Command::DiskRemove { slot }
             | Command::DiskMonitorTraffic { slot }
             | Command::DiskPrint(DiskSelector::Slot(slot)) => Some(slot),
@@ -293,6 +302,7 @@ impl Command {
             Command::DiskAddFile { .. }
                 | Command::DiskAddCopy { .. }
                 | Command::DiskSetFileSize { .. }
+                | Command::DiskSetAllowHosts { .. }
                 | Command::DiskRemove { .. }
                 | Command::FileRemove { .. }
         )
@@ -354,6 +364,12 @@ impl fmt::Display for Command {
             Command::DiskSetFileSize { slot, file_size } => {
                 write!(f, "/disk set [find slot={slot}] file-size={file_size}")
             }
+            Command::DiskSetAllowHosts { slot, hosts } => write!(
+                f,
+                "/disk set [find slot={slot}] {}={}",
+                crate::allow::ALLOW_HOST_PROPERTY,
+                quote_output(&hosts.value())
+            ),
             Command::DiskRemove { slot } => write!(f, "/disk remove [find slot={slot}]"),
             Command::FilePrint(sel) => {
                 f.write_str("/file print detail where ")?;

@@ -63,6 +63,7 @@
 //! # Ok::<(), RouterOsError>(())
 //! ```
 
+pub mod allow;
 pub mod classify;
 pub mod command;
 pub mod detail;
@@ -79,6 +80,9 @@ pub mod time;
 pub mod types;
 pub mod wrap;
 
+pub use allow::{
+    ALLOW_HOST_PROPERTY, ALLOW_LIST_SEPARATOR, AllowHosts, HostNqn, parse_allow_hosts,
+};
 pub use classify::{DeviceError, Position, RouterOsErrorKind, classify_error, classify_error_line};
 pub use command::{
     BATCH_END, Command, CopyExport, DiskSelector, FileSelector, InfoPrint, NvmeExport, split_batch,
