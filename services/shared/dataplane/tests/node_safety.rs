@@ -300,6 +300,27 @@ fn serve_fifo(
     })
 }
 
+/// Ends every read of the FIFO still waiting when dropped (even on a
+/// failed assertion: a blocked read would keep the runtime from shutting
+/// down).
+struct ReleaseFifo(std::path::PathBuf);
+
+impl Drop for ReleaseFifo {
+    fn drop(&mut self) {
+        use std::os::unix::fs::OpenOptionsExt;
+        for _ in 0..200 {
+            // Opening and closing without writing gives a reader its EOF.
+            let opened = std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(nix::libc::O_NONBLOCK)
+                .open(&self.0);
+            if opened.is_err() {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cancelled_call_keeps_the_volume_busy_until_its_work_ends() {
     let dir = tempfile::tempdir().unwrap();
@@ -313,6 +334,7 @@ async fn a_cancelled_call_keeps_the_volume_busy_until_its_work_ends() {
     );
     let f = fifo.clone();
     let h = harness_with(move |c| c.mountinfo_path = f);
+    let _release = ReleaseFifo(fifo.clone());
     let v = h.volume("pvc-cancelled", 16 * MIB);
 
     // The call blocks reading the mount table (a FIFO nobody writes yet);
@@ -331,7 +353,7 @@ async fn a_cancelled_call_keeps_the_volume_busy_until_its_work_ends() {
     // The read ends (the mount table arrives): the volume is free again.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let server = serve_fifo(fifo, mountinfo, stop.clone());
+    let server = serve_fifo(fifo.clone(), mountinfo, stop.clone());
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while h.plane.lock_entries() > 0 {
         assert!(std::time::Instant::now() < deadline, "lock never released");
