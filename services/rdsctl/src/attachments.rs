@@ -310,3 +310,50 @@ pub fn human(r: &Report) -> String {
     ));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(allow: Option<Vec<String>>) -> Row {
+        Row {
+            volume: "pvc-1".into(),
+            pv: "pv-1".into(),
+            nodes: vec!["n1".into()],
+            pending: vec!["n2".into()],
+            since: Some("2026-01-01T00:00:00Z".into()),
+            migration_window: None,
+            rds: "exported".into(),
+            allow,
+            mismatch: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_allow_column_appears_only_with_storage_fencing() {
+        let plain = human(&Report {
+            attachments: vec![row(None)],
+            mismatches: 0,
+        });
+        assert!(!plain.contains("ALLOW"), "{plain}");
+        assert!(
+            plain.contains("n1,n2 (pending)") && plain.contains(" ok"),
+            "{plain}"
+        );
+        let fenced = human(&Report {
+            attachments: vec![
+                row(Some(vec!["nqn.2014-08.org.nvmexpress:uuid:x".into()])),
+                row(None),
+            ],
+            mismatches: 0,
+        });
+        assert!(
+            fenced.contains("ALLOW") && fenced.contains("nqn.2014-08.org.nvmexpress:uuid:x"),
+            "{fenced}"
+        );
+        assert!(
+            fenced.contains("any"),
+            "an export without a list admits any host: {fenced}"
+        );
+    }
+}

@@ -321,3 +321,58 @@ pub fn human(r: &Report) -> String {
     out.push_str("\nreport only: nothing was changed\n");
     out
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn report(tag: Option<&str>) -> Report {
+        Report {
+            orphan_disks: vec![OrphanDisk {
+                slot: "pvc-1".into(),
+                file_path: "/storage-pool/metal-csi/pvc-1.img".into(),
+                size_bytes: Some(1 << 30),
+                age_seconds: Some(3 * 86_400),
+                tag: tag.map(str::to_owned),
+            }],
+            orphan_files: Vec::new(),
+            missing_disks: Vec::new(),
+            snapshots_not_judged: 0,
+            volumes_on_rds: 1,
+            pvs_of_driver: 0,
+        }
+    }
+
+    #[test]
+    fn the_tag_column_appears_only_when_a_disk_has_a_tag() {
+        let without = human(&report(None));
+        assert!(!without.contains("TAG"), "{without}");
+        assert!(
+            without.contains("pvc-1") && without.contains("3d"),
+            "{without}"
+        );
+        let json = serde_json::to_value(report(None)).unwrap();
+        assert!(json["orphan_disks"][0].get("tag").is_none());
+        let tag = "rds-csi cluster=c1 pv=pvc-1 pvc=apps/data";
+        let with = human(&report(Some(tag)));
+        assert!(with.contains("TAG") && with.contains(tag), "{with}");
+        let json = serde_json::to_value(report(Some(tag))).unwrap();
+        assert_eq!(json["orphan_disks"][0]["tag"], tag);
+    }
+
+    #[test]
+    fn ownership_tag_reads_a_comment_when_the_print_has_one() {
+        use rds_routeros::{DiskRecord, Legend, Prop};
+        let mut d = DiskRecord::file_disk(
+            &Legend::rose_storage(),
+            "pvc-1",
+            "/storage-pool/metal-csi/pvc-1.img",
+            1 << 20,
+            None,
+        );
+        assert_eq!(ownership_tag(&d), None);
+        d.raw.push(Prop::quoted("comment", "cluster=c1 pv=pvc-1"));
+        assert_eq!(ownership_tag(&d).as_deref(), Some("cluster=c1 pv=pvc-1"));
+    }
+}
