@@ -48,7 +48,7 @@ pub struct Rendered {
 
 /// Every reason the catalogue can produce (for metrics pre-registration and
 /// for tests that walk the whole catalogue).
-pub const REASONS: [&str; 12] = [
+pub const REASONS: [&str; 13] = [
     "VolumeAttached",
     "VolumeDetached",
     "StaleAttachmentCleared",
@@ -61,6 +61,7 @@ pub const REASONS: [&str; 12] = [
     "StaleMountDetected",
     "ConnectionFailure",
     "ConnectionRecovery",
+    "StorageFenceRepaired",
 ];
 
 /// Renders the event of `req`; `None` when no event is set.
@@ -199,6 +200,16 @@ pub fn message_for(req: &PostRequest) -> Option<Rendered> {
             format!(
                 "[{vol}] on [{node}]: Connection to {} recovered after {} attempts",
                 e.address, e.attempts
+            ),
+            node,
+        ),
+        Typed::StorageFenceRepaired(e) => entry(
+            "StorageFenceRepaired",
+            Warning,
+            "Fence",
+            format!(
+                "[{vol}]: storage fence drift repaired - the RDS admitted [{}], set back to [{}]",
+                e.found, e.expected
             ),
             node,
         ),

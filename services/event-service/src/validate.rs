@@ -123,6 +123,9 @@ fn check_event_fields(event: &Typed) -> Result<(), Error> {
         }
         Typed::ConnectionFailure(e) => text("address", &e.address).and(text("error", &e.error)),
         Typed::ConnectionRecovery(e) => text("address", &e.address),
+        Typed::StorageFenceRepaired(e) => {
+            text("found", &e.found).and(text("expected", &e.expected))
+        }
     }
 }
 

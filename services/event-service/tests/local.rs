@@ -283,6 +283,20 @@ fn catalogue_cases() -> Vec<(PostRequest, &'static str, &'static str, &'static s
             "Normal",
             "[pvc-1a2b] on [worker-1]: Connection to 10.0.0.5:4420 recovered after 4 attempts",
         ),
+        (
+            req(
+                v,
+                "",
+                None,
+                Typed::StorageFenceRepaired(StorageFenceRepaired {
+                    found: "".into(),
+                    expected: "nqn.2014-08.org.nvmexpress:uuid:a".into(),
+                }),
+            ),
+            "StorageFenceRepaired",
+            "Warning",
+            "[pvc-1a2b]: storage fence drift repaired - the RDS admitted [], set back to [nqn.2014-08.org.nvmexpress:uuid:a]",
+        ),
     ]
 }
 
