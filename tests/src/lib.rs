@@ -158,38 +158,19 @@ impl Stack {
         // rds-agent over real SSH to the sim, host key pinned by fingerprint.
         let key_path = dir.path().join("id_ed25519");
         std::fs::write(&key_path, key.to_openssh(LineEnding::LF)?.as_bytes())?;
-        let port = sim.addr().port().to_string();
-        let mut agent_args: Vec<String> = vec![
-            "rds-agent".into(),
-            "--rds-address".into(),
-            "127.0.0.1".into(),
-            "--rds-port".into(),
-            port,
-            "--rds-key-file".into(),
-            path_str(&key_path)?,
-            "--rds-host-key-fingerprint".into(),
-            sim.host_key_fingerprint(),
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--metrics-address".into(),
-            String::new(),
-            "--command-timeout".into(),
-            "5s".into(),
-            "--connect-timeout".into(),
-            "3s".into(),
-            "--reconnect-backoff-initial".into(),
-            "50ms".into(),
-            "--reconnect-backoff-max".into(),
-            "500ms".into(),
-            // csi-sanity style names (not only pvc-<uuid>) are created here.
-            "--managed-nqn-prefix".into(),
-            "nqn.2000-02.com.mikrotik:".into(),
-        ];
-        agent_args.extend(opts.agent_args);
-        let settings = <rds_agent::Args as clap::Parser>::try_parse_from(agent_args)
-            .map_err(|e| err("rds-agent flags", e))?
-            .validate()
-            .map_err(|e| err("rds-agent config", e))?;
+        let mut spec = rds_agent::spec::AgentSpec::new(
+            "127.0.0.1",
+            sim.addr().port(),
+            key_path.clone(),
+            rds_agent::spec::HostKeyPin::Fingerprint(sim.host_key_fingerprint()),
+        );
+        spec.command_timeout = Some(Duration::from_secs(5));
+        spec.connect_timeout = Some(Duration::from_secs(3));
+        spec.reconnect_backoff = Some((Duration::from_millis(50), Duration::from_millis(500)));
+        // csi-sanity style names (not only pvc-<uuid>) are created here.
+        spec.managed_nqn_prefix = Some("nqn.2000-02.com.mikrotik:".into());
+        spec.extra_args = opts.agent_args;
+        let settings = spec.settings().map_err(|e| err("rds-agent config", e))?;
         let agent = rds_agent::start(settings)
             .await
             .map_err(|e| err("rds-agent", e))?;

@@ -31,6 +31,7 @@ pub mod pool;
 pub mod rds;
 pub mod service;
 pub mod snapshots;
+pub mod spec;
 pub mod ssh;
 #[cfg(test)]
 mod testing;

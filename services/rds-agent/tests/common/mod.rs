@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use rds_agent::RunningAgent;
+use rds_agent::spec::{AgentSpec, HostKeyPin};
 use rds_bus::{BusChannel, ClientOptions};
 use rds_proto::agent::agent_client::AgentClient;
 use rds_proto::agent::{CreateVolumeRequest, DeleteVolumeRequest, ProbeRequest};
@@ -76,47 +77,15 @@ pub async fn env(opts: Opts) -> Env {
             .as_bytes(),
     )
     .unwrap();
-    let port = sim.addr().port().to_string();
-    let mut args: Vec<String> = [
-        "rds-agent",
-        "--rds-address",
-        "127.0.0.1",
-        "--rds-port",
-        &port,
-        "--rds-user",
-        "admin",
-        "--rds-key-file",
-        key_path.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--metrics-address",
-        "127.0.0.1:0",
-        "--command-timeout",
-        "2s",
-        "--connect-timeout",
-        "2s",
-        "--reconnect-backoff-initial",
-        "50ms",
-        "--reconnect-backoff-max",
-        "400ms",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    match opts.pin {
-        Pin::Fingerprint => {
-            args.push("--rds-host-key-fingerprint".into());
-            args.push(sim.host_key_fingerprint());
-        }
+    let pin = match opts.pin {
+        Pin::Fingerprint => HostKeyPin::Fingerprint(sim.host_key_fingerprint()),
         Pin::WrongFingerprint => {
-            args.push("--rds-host-key-fingerprint".into());
-            args.push(rds_agent::ssh::fingerprint(key(99).public_key()));
+            HostKeyPin::Fingerprint(rds_agent::ssh::fingerprint(key(99).public_key()))
         }
         Pin::PublicKeyFile => {
             let p = dir.path().join("rds_host.pub");
             std::fs::write(&p, sim.host_public_key().to_openssh().unwrap()).unwrap();
-            args.push("--rds-host-key".into());
-            args.push(p.to_str().unwrap().into());
+            HostKeyPin::PublicKeyFile(p)
         }
         Pin::KnownHosts => {
             let p = dir.path().join("known_hosts");
@@ -126,16 +95,17 @@ pub async fn env(opts: Opts) -> Env {
                 sim.host_public_key().to_openssh().unwrap()
             );
             std::fs::write(&p, line).unwrap();
-            args.push("--rds-known-hosts".into());
-            args.push(p.to_str().unwrap().into());
+            HostKeyPin::KnownHosts(p)
         }
-        Pin::Insecure => args.push("--rds-insecure-skip-host-key-verify".into()),
-    }
-    args.extend(opts.agent_args);
-    let settings = <rds_agent::Args as clap::Parser>::try_parse_from(args)
-        .unwrap()
-        .validate()
-        .unwrap();
+        Pin::Insecure => HostKeyPin::InsecureSkip,
+    };
+    let mut spec = AgentSpec::new("127.0.0.1", sim.addr().port(), key_path.clone(), pin);
+    spec.metrics_address = Some("127.0.0.1:0".into());
+    spec.command_timeout = Some(Duration::from_secs(2));
+    spec.connect_timeout = Some(Duration::from_secs(2));
+    spec.reconnect_backoff = Some((Duration::from_millis(50), Duration::from_millis(400)));
+    spec.extra_args = opts.agent_args;
+    let settings = spec.settings().unwrap();
     let agent = rds_agent::start(settings).await.unwrap();
     let channel = rds_bus::connect(
         &agent.endpoint,

@@ -55,6 +55,27 @@ fn path(p: std::path::PathBuf) -> String {
     p.display().to_string()
 }
 
+/// rds-agent's typed settings (the builder the tests use in-process too).
+fn agent_spec(
+    layout: &Layout,
+    ep: &Endpoints,
+    sim_host: &str,
+    sim_port: &str,
+    metrics: &str,
+) -> rds_agent::spec::AgentSpec {
+    let mut spec = rds_agent::spec::AgentSpec::new(
+        sim_host,
+        sim_port.parse().unwrap_or(22),
+        layout.client_key(),
+        rds_agent::spec::HostKeyPin::Fingerprint(ep.sim_host_key_fingerprint.clone()),
+    );
+    spec.listen = ep.agent.clone();
+    spec.metrics_address = Some(metrics.to_owned());
+    // Local mode: any volume name a user types, not only pvc-<uuid>.
+    spec.managed_nqn_prefix = Some("nqn.2000-02.com.mikrotik:".into());
+    spec
+}
+
 pub fn services(layout: &Layout, ep: &Endpoints) -> Vec<ServiceSpec> {
     let (sim_host, sim_port) = ep.sim_ssh.rsplit_once(':').unwrap_or(("127.0.0.1", "22"));
     // Empty disables a service's metrics listener.
@@ -105,30 +126,7 @@ pub fn services(layout: &Layout, ep: &Endpoints) -> Vec<ServiceSpec> {
         },
         ServiceSpec {
             name: "rds-agent",
-            args: [
-                s(&[
-                    "--rds-address",
-                    sim_host,
-                    "--rds-port",
-                    sim_port,
-                    "--rds-user",
-                    "admin",
-                    "--rds-key-file",
-                ]),
-                vec![path(layout.client_key())],
-                s(&[
-                    "--rds-host-key-fingerprint",
-                    &ep.sim_host_key_fingerprint,
-                    "--listen",
-                    &ep.agent,
-                    "--metrics-address",
-                    &m_agent,
-                    // Local mode: any volume name a user types, not only pvc-<uuid>.
-                    "--managed-nqn-prefix",
-                    "nqn.2000-02.com.mikrotik:",
-                ]),
-            ]
-            .concat(),
+            args: agent_spec(layout, ep, sim_host, sim_port, &m_agent).to_args(),
         },
         ServiceSpec {
             name: "csi-frontend",
