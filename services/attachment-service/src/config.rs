@@ -103,6 +103,29 @@ pub struct Config {
     #[arg(long, env = "ATTACHMENT_METRICS_ADDR", default_value = DEFAULT_METRICS_ADDR)]
     pub metrics_addr: String,
 
+    /// Storage fencing (off by default; the RouterOS allow-list semantics
+    /// are unverified): each volume's NVMe/TCP export admits only the host
+    /// NQNs of the nodes holding it (a sentinel when none), set through
+    /// rds-agent before Attach answers and removed before Detach releases.
+    /// Needs --agent-endpoint and --cluster-id. Off with --agent-endpoint
+    /// set: the leader opens the exports it had fenced, once.
+    #[arg(long, env = "ATTACHMENT_STORAGE_FENCING", default_value_t = false, action = clap::ArgAction::Set)]
+    pub storage_fencing: bool,
+
+    /// rds-agent bus address (storage fencing).
+    #[arg(long, env = "ATTACHMENT_AGENT_ENDPOINT")]
+    pub agent_endpoint: Option<String>,
+
+    /// Deadline of one rds-agent call (storage fencing).
+    #[arg(long, env = "ATTACHMENT_AGENT_DEADLINE", default_value = "10s", value_parser = parse_duration)]
+    #[serde(serialize_with = "ser_duration")]
+    pub agent_deadline: Duration,
+
+    /// The cluster id the nodes derive their NVMe host identity from (the
+    /// same value as the csi-frontends' RDS_CSI_CLUSTER_ID).
+    #[arg(long, env = "RDS_CSI_CLUSTER_ID")]
+    pub cluster_id: Option<String>,
+
     /// Validate flags, print the effective config and exit.
     #[arg(long)]
     #[serde(skip)]
@@ -164,6 +187,10 @@ impl Config {
             lease_identity: None,
             lease_duration: Duration::from_secs(15),
             metrics_addr: String::new(),
+            storage_fencing: false,
+            agent_endpoint: None,
+            agent_deadline: Duration::from_secs(10),
+            cluster_id: None,
             check_config: false,
         }
     }
@@ -231,6 +258,20 @@ impl Config {
         if let Some(ep) = &self.events_endpoint {
             rds_bus::connect(ep, rds_bus::ClientOptions::default())
                 .map_err(|e| Error::Config(format!("--events-endpoint: {e}")))?;
+        }
+        if let Some(ep) = &self.agent_endpoint {
+            rds_bus::connect(ep, rds_bus::ClientOptions::default())
+                .map_err(|e| Error::Config(format!("--agent-endpoint: {e}")))?;
+        }
+        if let Some(c) = &self.cluster_id {
+            rds_bus::ClusterId::parse(c)
+                .map_err(|e| Error::Config(format!("--cluster-id: {e}")))?;
+        }
+        if self.storage_fencing && (self.agent_endpoint.is_none() || self.cluster_id.is_none()) {
+            return bad("--storage-fencing needs --agent-endpoint and --cluster-id".into());
+        }
+        if self.agent_deadline.is_zero() {
+            return bad("--agent-deadline must be positive".into());
         }
         let metrics_addr = match self.metrics_addr.trim() {
             "" => None,

@@ -71,6 +71,11 @@ pub enum Error {
 
     #[error("{0}")]
     Internal(String),
+
+    /// Storage fencing could not set or verify an export's allow list on
+    /// the RDS; `reason` is rds-agent's (RDS_UNREACHABLE → UNAVAILABLE, ...).
+    #[error("{message}")]
+    StorageFence { reason: Reason, message: String },
 }
 
 fn join(nodes: &[NodeId]) -> String {
@@ -105,6 +110,7 @@ impl Error {
             Error::Io { .. } | Error::Corrupt { .. } | Error::Kube(_) | Error::Internal(_) => {
                 Reason::Internal
             }
+            Error::StorageFence { reason, .. } => *reason,
         }
     }
 }

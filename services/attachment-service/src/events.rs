@@ -181,6 +181,14 @@ pub fn migration_failed(
     })
 }
 
+/// `found`/`expected`: host NQNs (the RDS's list, the table's decision).
+pub fn storage_fence_repaired(found: &[String], expected: &[String]) -> Event {
+    Event::StorageFenceRepaired(ev::StorageFenceRepaired {
+        found: found.join(","),
+        expected: expected.join(","),
+    })
+}
+
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

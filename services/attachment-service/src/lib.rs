@@ -24,6 +24,7 @@ pub mod manager;
 pub mod metrics;
 pub mod model;
 pub mod reconcile;
+pub mod storage_fence;
 pub mod store;
 
 use std::future::Future;
@@ -174,6 +175,13 @@ pub async fn start(settings: &Settings, shutdown: Shutdown) -> Result<Running, E
         }
     };
 
+    if let Some(fence) = storage_fence::StorageFence::from_config(cfg)? {
+        tracing::info!(
+            enabled = fence.enabled(),
+            "storage fencing through rds-agent"
+        );
+        manager.set_storage_fence(Arc::new(fence));
+    }
     let reconciler = Reconciler::new(manager.clone(), cluster, cfg.grace_period);
     tasks.push(tokio::spawn(reconciler.run(
         cfg.reconcile_interval,

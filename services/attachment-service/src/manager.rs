@@ -21,6 +21,7 @@ use crate::model::{AccessMode, PvcRef, Record};
 use crate::store::{Batch, Store};
 
 mod background;
+mod storage;
 
 /// Reconciler clears are made durable in batches of this many volumes.
 const CLEAR_BATCH: usize = 1000;
@@ -37,6 +38,11 @@ pub struct Manager {
     /// Woken when a migration window opens (the watchdog recomputes its
     /// next deadline).
     migration_wake: Notify,
+    /// Storage fencing through rds-agent (`--agent-endpoint`), set once at
+    /// start; see `manager/storage.rs`.
+    storage: std::sync::OnceLock<Arc<crate::storage_fence::StorageFence>>,
+    /// Fencing off: the exports it had fenced were opened (once).
+    storage_opened: AtomicBool,
 }
 
 /// What is known about an attachment found in the API (Kubernetes mode).
@@ -71,6 +77,8 @@ impl Manager {
             ready: AtomicBool::new(false),
             default_migration_timeout_secs: default_migration_timeout_secs.max(1),
             migration_wake: Notify::new(),
+            storage: std::sync::OnceLock::new(),
+            storage_opened: AtomicBool::new(false),
         })
     }
 
@@ -197,14 +205,21 @@ impl Manager {
                 return Err(e);
             }
         };
+        let doing = format!("attach to {}", want.node);
         match plan {
-            AttachPlan::Already(rec) => Ok((rec, true)),
+            AttachPlan::Already(rec) => {
+                // A repeat also repairs a list a failed first try left behind.
+                self.fence_to(&rec.volume, &rec.node_ids(), &doing).await?;
+                Ok((rec, true))
+            }
             AttachPlan::Refresh(rec) => {
                 self.commit(vec![rec.clone()], vec![]).await?;
+                self.fence_to(&rec.volume, &rec.node_ids(), &doing).await?;
                 Ok((rec, true))
             }
             AttachPlan::Attach(rec) => {
                 self.commit(vec![rec.clone()], vec![]).await?;
+                self.fence_to(&rec.volume, &rec.node_ids(), &doing).await?;
                 let took = started.elapsed();
                 self.metrics.attach(true);
                 self.metrics.op("attach", took);
@@ -218,6 +233,7 @@ impl Manager {
             }
             AttachPlan::StartMigration(rec) => {
                 self.commit(vec![rec.clone()], vec![]).await?;
+                self.fence_to(&rec.volume, &rec.node_ids(), &doing).await?;
                 self.metrics.attach(true);
                 self.metrics.op("attach_secondary", started.elapsed());
                 self.metrics.migration_started();
@@ -249,6 +265,11 @@ impl Manager {
         match fencing::plan_detach(current.as_ref(), node, now) {
             DetachPlan::NotAttached => Ok(false),
             DetachPlan::Remove { old, detached } => {
+                let doing = format!("detach from {}", join_nodes(&detached));
+                if let Err(e) = self.fence_to(volume, &[], &doing).await {
+                    self.metrics.detach(false);
+                    return Err(e);
+                }
                 if let Err(e) = self.commit(vec![], vec![volume.clone()]).await {
                     self.metrics.detach(false);
                     return Err(e);
@@ -270,6 +291,11 @@ impl Manager {
                 Ok(true)
             }
             DetachPlan::Partial { new, outcome } => {
+                let doing = format!("detach (keeping {})", join_nodes(&new.node_ids()));
+                if let Err(e) = self.fence_to(volume, &new.node_ids(), &doing).await {
+                    self.metrics.detach(false);
+                    return Err(e);
+                }
                 if let Err(e) = self.commit(vec![new.clone()], vec![]).await {
                     self.metrics.detach(false);
                     return Err(e);
@@ -354,4 +380,12 @@ impl Manager {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+fn join_nodes(nodes: &[NodeId]) -> String {
+    nodes
+        .iter()
+        .map(NodeId::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }

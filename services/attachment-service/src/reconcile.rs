@@ -141,6 +141,9 @@ impl Reconciler {
                         }
                     }
                 }
+                if leading && let Err(e) = self.manager.repair_storage_fence().await {
+                    tracing::warn!(error = %e, "storage fence repair failed; retrying on the next pass");
+                }
                 wake_at = wake_at.min(next_pass);
                 if leading && let Some(deadline) = self.manager.next_migration_deadline() {
                     let left = to_std(deadline.duration_since(Timestamp::now()));

@@ -75,6 +75,37 @@ impl Manager {
                 .filter(|r| touched.contains(&r.volume))
                 .partition(|r| r.nodes.is_empty());
             let remove: Vec<VolumeId> = remove.into_iter().map(|r| r.volume).collect();
+            // Storage fencing: the RDS stops admitting the cleared nodes
+            // before the table forgets them; a volume the RDS did not
+            // confirm stays as it was (retried on the next pass).
+            let mut unfenced = std::collections::HashSet::new();
+            for r in &put {
+                if self
+                    .fence_to(&r.volume, &r.node_ids(), "clear stale")
+                    .await
+                    .is_err()
+                {
+                    unfenced.insert(r.volume.clone());
+                }
+            }
+            for v in &remove {
+                if self.fence_to(v, &[], "clear stale").await.is_err() {
+                    unfenced.insert(v.clone());
+                }
+            }
+            let put: Vec<Record> = put
+                .into_iter()
+                .filter(|r| !unfenced.contains(&r.volume))
+                .collect();
+            let remove: Vec<VolumeId> = remove
+                .into_iter()
+                .filter(|v| !unfenced.contains(v))
+                .collect();
+            let (done, pvcs): (Vec<_>, Vec<_>) = done
+                .into_iter()
+                .zip(pvcs)
+                .filter(|((v, _), _)| !unfenced.contains(v))
+                .unzip();
             self.commit(put, remove).await?;
             drop(guards);
             for ((v, n), pvc) in done.iter().zip(pvcs) {
