@@ -29,8 +29,11 @@ async fn packages_services_and_active_users() {
     let (out, _) = run(&a, "/user active print detail").await;
     let users = rds_routeros::parse_active_user_print(&out).unwrap();
     assert_eq!(users.len(), 2, "{out}");
-    assert!(users.iter().all(|u| u.via.as_deref() == Some("ssh")
-        && u.address.as_deref() == Some("127.0.0.1")));
+    assert!(
+        users
+            .iter()
+            .all(|u| u.via.as_deref() == Some("ssh") && u.address.as_deref() == Some("127.0.0.1"))
+    );
     drop(b);
     let mut n = 2;
     for _ in 0..100 {
@@ -53,6 +56,9 @@ async fn rose_storage_can_be_missing() {
     let sim = start(cfg).await;
     let a = connect(&sim).await;
     let (out, _) = run(&a, "/system/package/print detail where name=rose-storage").await;
-    assert!(rds_routeros::parse_package_print(&out).unwrap().is_empty(), "{out}");
+    assert!(
+        rds_routeros::parse_package_print(&out).unwrap().is_empty(),
+        "{out}"
+    );
     sim.stop().await;
 }
