@@ -74,8 +74,16 @@ impl Manager {
             self.storage_opened.store(true, Ordering::Release);
             return Ok(report);
         }
+        // The table's decisions as they were before the read: a volume whose
+        // decision changed while the RDS was read was set by that change.
+        let before_read: std::collections::HashMap<VolumeId, Vec<String>> = self
+            .read()
+            .values()
+            .map(|r| (r.volume.clone(), f.desired(&r.node_ids())))
+            .collect();
+        let nobody = f.desired(&[]);
         for (v, found) in f.list().await? {
-            let before = f.desired(&self.record(&v).map(|r| r.node_ids()).unwrap_or_default());
+            let before = before_read.get(&v).unwrap_or(&nobody).clone();
             if before == found {
                 continue;
             }
@@ -89,6 +97,12 @@ impl Manager {
                 continue;
             }
             f.apply(&v, want.clone(), "repair drift").await?;
+            if rec.is_none() && found.is_empty() {
+                // A volume created since the last pass (created open):
+                // closing it is routine, not drift.
+                tracing::info!(volume_id = %v, "storage fence: unattached volume closed");
+                continue;
+            }
             tracing::warn!(volume_id = %v, ?found, expected = ?want, "storage fence drift repaired");
             self.metrics.reconcile("fence_repaired");
             self.events.post(
