@@ -100,36 +100,93 @@ fn run(cmd: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// The backing file of `volume_id` under the stack's scratch dir.
+fn backing_file(root: &std::path::Path, volume_id: &str) -> std::path::PathBuf {
+    let want = format!("{volume_id}.img");
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.file_name().is_some_and(|n| n == want.as_str()) {
+                return p;
+            }
+        }
+    }
+    panic!("no backing file {want} under {}", root.display());
+}
+
+fn median_ms(mut d: Vec<Duration>) -> f64 {
+    d.sort();
+    d[d.len() / 2].as_secs_f64() * 1000.0
+}
+
+/// Reads what the node reads to prove a device blank (same regions).
+fn safety_read(dev: &str) -> Duration {
+    use std::io::{Read, Seek, SeekFrom};
+    let s = Instant::now();
+    let mut f = std::fs::File::open(dev).unwrap();
+    let size = f.seek(SeekFrom::End(0)).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let zeros = vec![0u8; 1 << 20];
+    for (offset, len) in rds_dataplane::fs::blank_regions(size) {
+        let mut at = offset;
+        while at < offset + len {
+            let n = (offset + len - at).min(1 << 20) as usize;
+            f.seek(SeekFrom::Start(at)).unwrap();
+            f.read_exact(&mut buf[..n]).unwrap();
+            assert!(buf[..n] == zeros[..n]);
+            at += n as u64;
+        }
+    }
+    s.elapsed()
+}
+
+/// P7: NodeStage+NodePublish of a blank 1 GiB ext4 volume through CSI
+/// against the same work by hand (`blkid -p`, `mkfs.ext4`, `mount`, bind
+/// mount) on the same kind of loop device, each round on a fresh blank
+/// volume whose loop device is already attached (so both sides format and
+/// mount the same thing). Median of 21 rounds each, interleaved.
 #[tokio::test(flavor = "multi_thread")]
 #[ignore]
 async fn bench_node_stage_publish_1gib_ext4_vs_by_hand() {
     let mut t = Sanity::start_node().await;
-    let rounds = 5;
-    let v = t.volume(create_req("bench-node")).await;
+    let rounds = 21;
     let mut nc = t.node_client();
-    let stage = NodeStageVolumeRequest {
-        volume_id: v.volume_id.clone(),
-        staging_target_path: t.staging_path(),
-        volume_capability: Some(snw()),
-        volume_context: v.volume_context.clone(),
-        publish_context: HashMap::new(),
-        ..Default::default()
-    };
-    let publish = NodePublishVolumeRequest {
-        volume_id: v.volume_id.clone(),
-        staging_target_path: t.staging_path(),
-        target_path: t.target_path(),
-        volume_capability: Some(snw()),
-        volume_context: v.volume_context.clone(),
-        ..Default::default()
-    };
-    let (mut up, mut down) = (Vec::new(), Vec::new());
-    for _ in 0..rounds {
+    let dir = t.stack.dir.path().join("byhand");
+    std::fs::create_dir_all(dir.join("stage")).unwrap();
+    std::fs::create_dir_all(dir.join("target")).unwrap();
+    let (st, tg) = (
+        dir.join("stage").display().to_string(),
+        dir.join("target").display().to_string(),
+    );
+    let (mut csi, mut hand, mut reads) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        // Through CSI.
+        let v = t.volume(create_req(&format!("bench-node-{round}"))).await;
+        let file = backing_file(t.stack.dir.path(), &v.volume_id);
+        let dev = run("losetup", &["--find", "--show", file.to_str().unwrap()]);
+        let stage = NodeStageVolumeRequest {
+            volume_id: v.volume_id.clone(),
+            staging_target_path: t.staging_path(),
+            volume_capability: Some(snw()),
+            volume_context: v.volume_context.clone(),
+            publish_context: HashMap::new(),
+            ..Default::default()
+        };
+        let publish = NodePublishVolumeRequest {
+            volume_id: v.volume_id.clone(),
+            staging_target_path: t.staging_path(),
+            target_path: t.target_path(),
+            volume_capability: Some(snw()),
+            volume_context: v.volume_context.clone(),
+            ..Default::default()
+        };
         let s = Instant::now();
-        nc.node_stage_volume(stage.clone()).await.unwrap();
-        nc.node_publish_volume(publish.clone()).await.unwrap();
-        up.push(s.elapsed());
-        let s = Instant::now();
+        nc.node_stage_volume(stage).await.unwrap();
+        nc.node_publish_volume(publish).await.unwrap();
+        csi.push(s.elapsed());
         nc.node_unpublish_volume(NodeUnpublishVolumeRequest {
             volume_id: v.volume_id.clone(),
             target_path: t.target_path(),
@@ -142,49 +199,40 @@ async fn bench_node_stage_publish_1gib_ext4_vs_by_hand() {
         })
         .await
         .unwrap();
-        down.push(s.elapsed());
-    }
-    let first = up[0];
-    summary("CSI stage+publish (1st round formats)", up);
-    summary("CSI unpublish+unstage", down);
+        let _ = Command::new("losetup").args(["-d", &dev]).status();
+        t.delete_volume(&v.volume_id).await.unwrap();
 
-    // The same steps by hand on a fresh 1 GiB sparse file.
-    let dir = t.stack.dir.path().join("byhand");
-    std::fs::create_dir_all(dir.join("stage")).unwrap();
-    std::fs::create_dir_all(dir.join("target")).unwrap();
-    let img = dir.join("vol.img");
-    std::fs::File::create(&img)
-        .unwrap()
-        .set_len(SIZE as u64)
-        .unwrap();
-    let (img, st, tg) = (
-        img.display().to_string(),
-        dir.join("stage").display().to_string(),
-        dir.join("target").display().to_string(),
-    );
-    let (mut hup, mut hdown) = (Vec::new(), Vec::new());
-    for round in 0..rounds {
+        // By hand, a fresh blank file of the same size.
+        let img = dir.join(format!("vol-{round}.img"));
+        std::fs::File::create(&img)
+            .unwrap()
+            .set_len(SIZE as u64)
+            .unwrap();
+        let dev = run("losetup", &["--find", "--show", img.to_str().unwrap()]);
+        reads.push(safety_read(&dev));
         let s = Instant::now();
-        let dev = run("losetup", &["--find", "--show", "--direct-io=on", &img]);
-        if round == 0 {
-            run("mkfs.ext4", &["-q", "-F", &dev]);
-        }
+        let probe = Command::new("blkid").args(["-p", &dev]).status().unwrap();
+        assert_eq!(probe.code(), Some(2), "blank");
+        run("mkfs.ext4", &["-q", &dev]);
         run("mount", &["-t", "ext4", &dev, &st]);
         run("mount", &["--bind", &st, &tg]);
-        hup.push(s.elapsed());
-        let s = Instant::now();
+        hand.push(s.elapsed());
         run("umount", &[&tg]);
         run("umount", &[&st]);
         run("losetup", &["-d", &dev]);
-        hdown.push(s.elapsed());
+        std::fs::remove_file(&img).unwrap();
     }
-    let hfirst = hup[0];
-    summary("by hand losetup+mount+bind (1st round mkfs)", hup);
-    summary("by hand umount+umount+losetup -d", hdown);
-    println!(
-        "first round (with mkfs): CSI {:.1} ms vs by hand {:.1} ms",
-        first.as_secs_f64() * 1000.0,
-        hfirst.as_secs_f64() * 1000.0
+    let (c, h, r) = (
+        median_ms(csi.clone()),
+        median_ms(hand.clone()),
+        median_ms(reads),
     );
+    summary("P7 CSI NodeStage+NodePublish (blank 1 GiB ext4)", csi);
+    summary("P7 by hand blkid -p+mkfs.ext4+mount+bind", hand);
+    println!(
+        "P7 ratio CSI/by hand (medians): {:.2}x ({c:.1} ms / {h:.1} ms)",
+        c / h
+    );
+    println!("P7 safety read (blank regions, cold device): median {r:.2} ms");
     t.finish().await;
 }

@@ -11,6 +11,8 @@
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -141,7 +143,22 @@ async fn probe_once(
     let cmd = Cmd::new("blkid", timeout)
         .args(["-p", "-o", "export"])
         .arg(path.clone());
-    let out = runner.run(&cmd).await.map_err(|e| e.to_string())?;
+    // The blank check reads while blkid runs (both only read): a blank
+    // device costs the longer of the two, not their sum. Any other answer
+    // stops the read at its next chunk.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (p, flag) = (device.path.clone(), stop.clone());
+    let check = tokio::task::spawn_blocking(move || first_non_zero(&p, &flag));
+    let out = match runner.run(&cmd).await {
+        Ok(out) => out,
+        Err(e) => {
+            stop.store(true, Ordering::Relaxed);
+            return Err(e.to_string());
+        }
+    };
+    if out.code != Some(2) {
+        stop.store(true, Ordering::Relaxed);
+    }
     match out.code {
         Some(0) => {
             let kv = parse_export(&out.stdout);
@@ -165,8 +182,6 @@ async fn probe_once(
             // blkid says nothing found. Prove the device reads, and reads as
             // zeros where any filesystem would have left a trace; otherwise
             // "nothing found" may mean "could not look" or "damaged".
-            let p = device.path.clone();
-            let check = tokio::task::spawn_blocking(move || first_non_zero(&p));
             match tokio::time::timeout(timeout, check).await {
                 Ok(Ok(Ok(None))) => Ok(Probe::Empty),
                 Ok(Ok(Ok(Some(offset)))) => Ok(Probe::Data { offset }),
@@ -201,8 +216,9 @@ pub fn blank_regions(size: u64) -> Vec<(u64, u64)> {
 static ZEROS: [u8; MIB as usize] = [0; MIB as usize];
 
 /// The device opens, has a non-zero size and reads back: `None` when every
-/// [`blank_regions`] byte is zero, else the first non-zero offset.
-fn first_non_zero(path: &Path) -> std::result::Result<Option<u64>, String> {
+/// [`blank_regions`] byte is zero, else the first non-zero offset. Gives up
+/// (with an error) once `stop` is set.
+fn first_non_zero(path: &Path, stop: &AtomicBool) -> std::result::Result<Option<u64>, String> {
     let mut f =
         std::fs::File::open(path).map_err(|e| format!("the device cannot be opened: {e}"))?;
     let size = f
@@ -215,6 +231,9 @@ fn first_non_zero(path: &Path) -> std::result::Result<Option<u64>, String> {
     for (offset, len) in blank_regions(size) {
         let mut at = offset;
         while at < offset + len {
+            if stop.load(Ordering::Relaxed) {
+                return Err("stopped".to_owned());
+            }
             let n = (offset + len - at).min(MIB) as usize;
             f.seek(SeekFrom::Start(at))
                 .map_err(|e| format!("seek to {at} failed: {e}"))?;
@@ -293,7 +312,11 @@ mod tests {
         let p = dir.path().join("dev.img");
         let f = std::fs::File::create(&p).unwrap();
         f.set_len(200 * MIB).unwrap();
-        assert_eq!(first_non_zero(&p).unwrap(), None, "sparse zeros are blank");
+        assert_eq!(
+            first_non_zero(&p, &AtomicBool::new(false)).unwrap(),
+            None,
+            "sparse zeros are blank"
+        );
         use std::os::unix::fs::FileExt;
         for at in [
             200 * MIB - 1,
@@ -304,14 +327,18 @@ mod tests {
             0,
         ] {
             f.write_all_at(&[0x53], at).unwrap();
-            assert_eq!(first_non_zero(&p).unwrap(), Some(at), "{at}");
+            assert_eq!(
+                first_non_zero(&p, &AtomicBool::new(false)).unwrap(),
+                Some(at),
+                "{at}"
+            );
         }
         // Outside every region: not looked at (the bytes of a blank device).
         let q = dir.path().join("dev2.img");
         let g = std::fs::File::create(&q).unwrap();
         g.set_len(200 * MIB).unwrap();
         g.write_all_at(&[1], 64 * MIB).unwrap();
-        assert_eq!(first_non_zero(&q).unwrap(), None);
+        assert_eq!(first_non_zero(&q, &AtomicBool::new(false)).unwrap(), None);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Loop-device data plane for local mode: rds-sim's sparse backing files
 //! (`<files_root>/<volumePath>`) attached with losetup. Same guarantees as
 //! NVMe: idempotent attach (`--nooverlap` reuses an existing device), the
-//! device found again from the *file* on every call (`losetup -j`), and only
-//! devices backed by files under the files root are ever detached.
+//! device found again from the *file* on every call (sysfs `backing_file`,
+//! what `losetup -j` reads, without a process per call), and only devices
+//! backed by files under the files root are ever detached.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -71,37 +72,39 @@ impl LoopPlane {
         Cmd::new("losetup", self.cfg.command_timeout)
     }
 
-    /// All loop devices backed by `file`, lowest number first.
+    /// All loop devices backed by `file`, lowest number first: every
+    /// `<sysfs>/block/loop*/loop/backing_file` naming it (the kernel prints
+    /// the resolved path the file had when it was attached).
     async fn devices_of(&self, file: &Path) -> Result<Vec<Device>> {
         if !file.is_file() {
             return Ok(Vec::new());
         }
-        let cmd = self
-            .cmd()
-            .args(["--noheadings", "--output", "NAME", "--associated"])
-            .arg(file.display().to_string());
-        let out = run_checked(self.runner.as_ref(), &cmd).await?;
+        let want = std::fs::canonicalize(file)
+            .map_err(|e| DataPlaneError::io(format!("resolving {}", file.display()), e))?;
+        let block = self.cfg.sysfs_root.join("block");
+        let rd = std::fs::read_dir(&block)
+            .map_err(|e| DataPlaneError::io(format!("listing {}", block.display()), e))?;
         let mut devs = Vec::new();
-        for line in out.stdout.lines().map(str::trim).filter(|l| !l.is_empty()) {
-            match Device::from_node(Path::new(line)) {
-                Ok(Some(d)) if self.is_bound(&d) => devs.push(d),
-                Ok(_) => tracing::debug!(device = line, "listed loop device is not bound; ignored"),
-                Err(e) => tracing::debug!(device = line, %e, "listed loop device vanished"),
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let Some(name) = name.to_str().filter(|n| n.starts_with("loop")) else {
+                continue;
+            };
+            let Ok(backing) = std::fs::read_to_string(e.path().join("loop/backing_file")) else {
+                continue; // not bound
+            };
+            if Path::new(backing.trim_end_matches('\n')) != want {
+                continue;
+            }
+            let node = Path::new("/dev").join(name);
+            match Device::from_node(&node) {
+                Ok(Some(d)) => devs.push(d),
+                Ok(None) => tracing::debug!(device = name, "not a block device node; ignored"),
+                Err(e) => tracing::debug!(device = name, %e, "loop device node vanished"),
             }
         }
         devs.sort_by_key(|d| d.minor);
         Ok(devs)
-    }
-
-    /// A loop device is bound while sysfs shows a backing file.
-    fn is_bound(&self, d: &Device) -> bool {
-        self.cfg
-            .sysfs_root
-            .join(format!(
-                "dev/block/{}:{}/loop/backing_file",
-                d.major, d.minor
-            ))
-            .exists()
     }
 
     /// The files root with symlinks resolved (as sysfs prints backing files).

@@ -9,7 +9,7 @@ use crate::device::Device;
 use crate::error::{DataPlaneError, Result};
 use crate::events::NodeEventKind;
 use crate::flags::MountFlags;
-use crate::fs::{self, FsType, Probe, ProbePolicy};
+use crate::fs::{self, FsType, Probe};
 use crate::state::{StagedAccess, StagedRecord};
 use crate::{command, sys};
 
@@ -204,18 +204,8 @@ impl NodePlane {
                 tracing::warn!(device = %device, fs = %fs_type, "FORMAT: blkid reports no filesystem and the device reads fine; formatting");
                 let cmd = fs_type.mkfs(&device.path, self.cfg.mkfs_timeout);
                 command::run_checked(self.runner.as_ref(), &cmd).await?;
-                let once = ProbePolicy {
-                    attempts: 1,
-                    ..self.probe_policy()
-                };
-                match fs::probe(self.runner.as_ref(), device, once).await? {
-                    Probe::Filesystem { fs_type: t, .. } if t == fs_type.as_str() => {}
-                    other => {
-                        return Err(DataPlaneError::Internal(format!(
-                            "after mkfs.{fs_type} on {device} blkid reports {other:?}"
-                        )));
-                    }
-                }
+                // No second blkid: the mount below names the type, so a
+                // mkfs that left anything else fails there.
                 (fs_type.as_str().to_owned(), true)
             }
             Probe::Data { offset } => {
