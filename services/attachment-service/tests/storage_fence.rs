@@ -4,6 +4,8 @@
 //! event, turning the option off opens the lists it set, and an RDS outage
 //! fails Attach/Detach with UNAVAILABLE while keeping the stricter state.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::time::Duration;

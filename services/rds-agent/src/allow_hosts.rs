@@ -148,7 +148,13 @@ mod tests {
             Err(AgentError::InvalidArgument(_))
         ));
         assert!(desired(&req(&["nqn.x\" ; /disk remove"], false)).is_err());
-        assert!(desired(&req(&["nqn.2014-08.org.nvmexpress:a,nqn.2014-08.org.x:b"], false)).is_err());
+        assert!(
+            desired(&req(
+                &["nqn.2014-08.org.nvmexpress:a,nqn.2014-08.org.x:b"],
+                false
+            ))
+            .is_err()
+        );
         let (_, l) = desired(&req(&[], true)).unwrap();
         assert!(l.hosts().is_empty());
     }
