@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use integration_tests::Stack;
+use integration_tests::{Stack, StackOpts};
 use rds_proto::csi::v1::volume_capability::access_mode::Mode;
 use rds_proto::csi::v1::volume_capability::{AccessMode, AccessType, MountVolume};
 use rds_proto::csi::v1::{
@@ -38,6 +38,17 @@ fn delete_req(id: &str) -> DeleteVolumeRequest {
     }
 }
 
+/// The sim without per-change fsync of its state file: the sim's own disk
+/// flushes are not RouterOS time (the latency faults model that).
+async fn stack() -> Stack {
+    Stack::start_with(StackOpts {
+        sim: Box::new(|c| c.sync_state = false),
+        ..StackOpts::default()
+    })
+    .await
+    .unwrap()
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -50,7 +61,7 @@ fn ncmd(s: &Stack) -> usize {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore]
 async fn bench_commands_and_latency_per_create_delete() {
-    let s = Stack::start().await.unwrap();
+    let s = stack().await;
     let mut ctl = s.controller().unwrap();
     // Warm: the first call also opens the SSH connection.
     ctl.create_volume(create_req("pvc-warm")).await.unwrap();
@@ -92,7 +103,7 @@ async fn bench_commands_and_latency_per_create_delete() {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore]
 async fn bench_100_concurrent_creates_at_50ms_per_command() {
-    let s = Stack::start().await.unwrap();
+    let s = stack().await;
     let ctl = s.controller().unwrap();
     ctl.clone()
         .create_volume(create_req("pvc-warm"))
@@ -139,7 +150,7 @@ async fn bench_100_concurrent_creates_at_50ms_per_command() {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore]
 async fn bench_create_delete_at_0_and_2000_existing_disks() {
-    let s = Stack::start().await.unwrap();
+    let s = stack().await;
     let mut ctl = s.controller().unwrap();
     let measure = async |ctl: &mut rds_proto::csi::v1::controller_client::ControllerClient<
         rds_bus::BusChannel,

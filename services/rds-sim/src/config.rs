@@ -28,6 +28,9 @@ pub struct SimConfig {
     /// Directories (RouterOS `/file` form, e.g. `storage-pool/metal-csi`) created at start if
     /// missing. DESIGN.md §8 local mode wants `storage-pool/metal-csi`.
     pub base_dirs: Vec<String>,
+    /// fsync `state.json` after every change (default). Benchmarks turn it
+    /// off so the sim's own disk flushes do not count as RouterOS time.
+    pub sync_state: bool,
     /// Behaviour switches.
     pub behaviour: Behaviour,
     /// NVMe/TCP export into the kernel target (nvmet over configfs); off by default.
@@ -44,6 +47,7 @@ impl SimConfig {
             host_key: None,
             pool_size: DEFAULT_POOL_SIZE,
             base_dirs: Vec::new(),
+            sync_state: true,
             behaviour: Behaviour::default(),
             nvmet: crate::NvmetExportConfig::default(),
         }

@@ -21,7 +21,7 @@ use crate::export::Export;
 use crate::faults::{FaultAction, FaultPoint, Faults};
 use crate::model::{Device, DiskSummary, POOL, State};
 use crate::render::Layout;
-use crate::store::{Store, write_atomic};
+use crate::store::{Store, write_atomic_sync};
 use crate::stream::{KillSwitch, KillableStream};
 
 /// RouterOS's identification string (fact 1).
@@ -146,7 +146,7 @@ impl Shared {
 
     fn save(&self, state: &State) -> Result<(), SimError> {
         let json = serde_json::to_vec_pretty(state).map_err(|e| SimError::State(e.to_string()))?;
-        write_atomic(&self.store.state_path(), &json, None)
+        write_atomic_sync(&self.store.state_path(), &json, None, self.cfg.sync_state)
     }
 
     /// Run one console line under the state lock (blocking: file I/O).

@@ -11,6 +11,16 @@ use crate::error::SimError;
 
 /// Write `bytes` to `path` via a temporary file + fsync + rename.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<(), SimError> {
+    write_atomic_sync(path, bytes, mode, true)
+}
+
+/// [`write_atomic`], with the fsync optional (the rename stays atomic).
+pub(crate) fn write_atomic_sync(
+    path: &Path,
+    bytes: &[u8],
+    mode: Option<u32>,
+    sync: bool,
+) -> Result<(), SimError> {
     let tmp = path.with_extension("tmp");
     let mut f = fs::File::create(&tmp).map_err(|e| SimError::io("creating", &tmp, e))?;
     if let Some(m) = mode {
@@ -19,7 +29,9 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: Option<u32>) -> Resu
     }
     f.write_all(bytes)
         .map_err(|e| SimError::io("writing", &tmp, e))?;
-    f.sync_all().map_err(|e| SimError::io("syncing", &tmp, e))?;
+    if sync {
+        f.sync_all().map_err(|e| SimError::io("syncing", &tmp, e))?;
+    }
     fs::rename(&tmp, path).map_err(|e| SimError::io("renaming to", path, e))
 }
 
