@@ -41,12 +41,14 @@ fn delete_req(id: &str) -> DeleteVolumeRequest {
 /// The sim without per-change fsync of its state file: the sim's own disk
 /// flushes are not RouterOS time (the latency faults model that).
 async fn stack() -> Stack {
-    Stack::start_with(StackOpts {
+    let opts = StackOpts {
         sim: Box::new(|c| c.sync_state = false),
         ..StackOpts::default()
-    })
-    .await
-    .unwrap()
+    };
+    match Stack::start_with(opts).await {
+        Ok(s) => s,
+        Err(e) => panic!("stack: {e}"),
+    }
 }
 
 fn ms(d: Duration) -> f64 {
