@@ -46,5 +46,6 @@ mod node;
 mod node_block;
 mod node_safety;
 mod selinux;
+mod sidecars;
 mod snapshots;
 mod traces;
