@@ -50,6 +50,16 @@ pub struct Args {
     /// Address the kernel target listens on for every exported port (--nvmet-export).
     #[arg(long, env = "RDS_SIM_NVMET_TRADDR", default_value = "127.0.0.1")]
     pub nvmet_traddr: std::net::IpAddr,
+    /// --nvmet-export: read a disk's nvme-tcp-server-allow-host-name as ONE host name (not a
+    /// list). Unverified on RouterOS; the default reads a list.
+    #[arg(long, env = "RDS_SIM_NVMET_ALLOW_SINGLE")]
+    pub nvmet_allow_single: bool,
+    /// --nvmet-export: separator of the allow list.
+    #[arg(long, env = "RDS_SIM_NVMET_ALLOW_SEPARATOR", default_value_t = ',')]
+    pub nvmet_allow_separator: char,
+    /// --nvmet-export: a change of the allow list disconnects connected controllers.
+    #[arg(long, env = "RDS_SIM_NVMET_ALLOW_CHANGE_DROPS")]
+    pub nvmet_allow_change_drops: bool,
     /// Fault rule (JSON) active from start; repeatable.
     #[arg(long = "fault")]
     pub faults: Vec<String>,
@@ -83,6 +93,11 @@ pub fn build(a: &Args) -> Result<(SimConfig, Vec<FaultRule>), String> {
     cfg.nvmet.enabled = a.nvmet_export;
     cfg.nvmet.configfs_root.clone_from(&a.nvmet_configfs_root);
     cfg.nvmet.traddr = a.nvmet_traddr;
+    cfg.nvmet.allow_list = crate::AllowListSwitches {
+        single_value: a.nvmet_allow_single,
+        separator: a.nvmet_allow_separator,
+        drop_on_change: a.nvmet_allow_change_drops,
+    };
     if a.local_mode {
         cfg = cfg.local_mode();
     }

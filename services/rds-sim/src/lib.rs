@@ -39,7 +39,7 @@ pub use config::{
 };
 pub use control::{FaultRuleJson, serve_control};
 pub use error::SimError;
-pub use export::{DEFAULT_CONFIGFS_ROOT, MODEL_MARK, NvmetExportConfig};
+pub use export::{AllowListSwitches, DEFAULT_CONFIGFS_ROOT, MODEL_MARK, NvmetExportConfig};
 pub use faults::{FaultAction, FaultRule, FaultStatus, Faults, Garble};
 pub use hostkey::{fingerprint, load_authorized_keys, load_or_generate_host_key};
 pub use model::DiskSummary;

@@ -20,6 +20,8 @@ pub(crate) struct WantedSubsystem {
     pub size: u64,
     /// `nvme-tcp-server-port`s it is exported on.
     pub ports: BTreeSet<u16>,
+    /// The disk's `nvme-tcp-server-allow-host-name` as set (interpreted in `hosts.rs`).
+    pub allow_value: String,
 }
 
 /// The whole export wanted now, keyed by NQN.
@@ -79,6 +81,7 @@ pub(crate) fn desired(state: &State, store: &Store) -> (Desired, Vec<String>) {
                             device_path,
                             size,
                             ports: BTreeSet::from([port]),
+                            allow_value: f.nvme_tcp_server_allow_host_name.clone(),
                         },
                     );
                 }

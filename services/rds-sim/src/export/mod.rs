@@ -18,6 +18,7 @@
 //! withdraws what a previous run made.
 
 mod desired;
+mod hosts;
 mod owned;
 mod tree;
 
@@ -32,6 +33,7 @@ use crate::error::SimError;
 use crate::model::State;
 use crate::store::Store;
 use desired::{Desired, desired};
+pub use hosts::AllowListSwitches;
 use owned::{Owned, OwnedSubsystem};
 use tree::{PORT_DEFAULT_GROUPS, SUBSYSTEM_DEFAULT_GROUPS, Tree};
 
@@ -53,6 +55,8 @@ pub struct NvmetExportConfig {
     /// Namespaces use buffered file I/O: the sim's files may live on tmpfs, where the kernel
     /// refuses O_DIRECT, and the real box serves from its page cache too.
     pub buffered_io: bool,
+    /// How a disk's host allow list is read (unverified RouterOS details).
+    pub allow_list: AllowListSwitches,
 }
 
 impl Default for NvmetExportConfig {
@@ -62,6 +66,7 @@ impl Default for NvmetExportConfig {
             configfs_root: PathBuf::from(DEFAULT_CONFIGFS_ROOT),
             traddr: IpAddr::V4(Ipv4Addr::LOCALHOST),
             buffered_io: true,
+            allow_list: AllowListSwitches::default(),
         }
     }
 }
@@ -133,6 +138,25 @@ impl Exporter {
         for (nqn, sub) in &want.subsystems {
             if !self.ensure_subsystem(nqn, sub, &mut errs) {
                 continue;
+            }
+            match self.ensure_hosts(nqn, sub) {
+                Ok(true) if self.cfg.allow_list.drop_on_change => {
+                    // Drop connected controllers: unlink now, relinked just below.
+                    for port in &sub.ports {
+                        if self.tree.exists(&self.tree.link(*port, nqn)) {
+                            let _ = self.tree.remove_link(*port, nqn);
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    // Not linked: an export whose access cannot be set is not offered.
+                    for port in &sub.ports {
+                        let _ = self.tree.remove_link(*port, nqn);
+                    }
+                    errs.push(e);
+                    continue;
+                }
             }
             for port in sub.ports.iter().filter(|p| usable_ports.contains(p)) {
                 if !self.tree.exists(&self.tree.link(*port, nqn))
@@ -239,6 +263,7 @@ impl Exporter {
     }
 
     fn remove_subsystem(&self, nqn: &str) -> Result<(), SimError> {
+        self.clear_hosts(nqn);
         let ns = self.tree.namespace(nqn);
         if self.tree.exists(&ns) {
             // Disable first so the file is closed before the group goes.

@@ -55,6 +55,11 @@ impl Tree {
         self.nvmet.join("ports").join(id.to_string())
     }
 
+    /// `nvmet/hosts/<host NQN>` (allowed-host links point here).
+    pub(crate) fn host(&self, host_nqn: &str) -> PathBuf {
+        self.nvmet.join("hosts").join(host_nqn)
+    }
+
     pub(crate) fn link(&self, id: u16, nqn: &str) -> PathBuf {
         self.port(id).join("subsystems").join(nqn)
     }
