@@ -25,7 +25,7 @@ use rds_proto::csi::v1::controller_service_capability::rpc::Type as CtlRpc;
 use rds_proto::csi::v1::node_service_capability::rpc::Type as NodeRpc;
 use rds_proto::csi::v1::plugin_capability::service::Type as ServiceType;
 use rds_proto::csi::v1::volume_capability::access_mode::Mode;
-use rds_proto::csi::v1::volume_capability::{AccessMode, AccessType, MountVolume};
+use rds_proto::csi::v1::volume_capability::{AccessMode, AccessType, BlockVolume, MountVolume};
 use rds_proto::csi::v1::volume_content_source::{SnapshotSource, Type as SourceType};
 use rds_proto::csi::v1::volume_usage::Unit;
 use rds_proto::csi::v1::*;
@@ -42,6 +42,7 @@ const PROVISIONER_IDENTITY: &str = "storage.kubernetes.io/csiProvisionerIdentity
 enum PvcMode {
     Rwo,
     Rwop,
+    Rwx,
 }
 
 /// What the plugin and its controller and node services advertise.
@@ -104,6 +105,7 @@ fn csi_mode(m: PvcMode, snmw: bool) -> Mode {
         (PvcMode::Rwo, false) => Mode::SingleNodeWriter,
         (PvcMode::Rwop, true) => Mode::SingleNodeSingleWriter,
         (PvcMode::Rwop, false) => Mode::SingleNodeWriter,
+        (PvcMode::Rwx, _) => Mode::MultiNodeMultiWriter,
     }
 }
 
@@ -120,6 +122,18 @@ fn fs_cap(mode: Mode, mount_flags: &[&str]) -> VolumeCapability {
     }
 }
 
+/// The capability of a PV: raw block for `volumeMode: Block`, else ext4.
+fn pv_cap(mode: Mode, block: bool) -> VolumeCapability {
+    if block {
+        VolumeCapability {
+            access_mode: Some(AccessMode { mode: mode as i32 }),
+            access_type: Some(AccessType::Block(BlockVolume {})),
+        }
+    } else {
+        fs_cap(mode, &[])
+    }
+}
+
 /// A PV the way the provisioner writes it.
 struct Pv {
     handle: String,
@@ -127,6 +141,8 @@ struct Pv {
     attributes: HashMap<String, String>,
     capacity: i64,
     mode: Mode,
+    /// `volumeMode: Block`.
+    block: bool,
 }
 
 /// The provisioner's CreateVolume for a PVC: name `pvc-<uid>`, the
@@ -205,6 +221,10 @@ async fn provision(t: &mut Sanity, req: CreateVolumeRequest) -> Pv {
         attributes,
         capacity: v.capacity_bytes,
         mode,
+        block: matches!(
+            req.volume_capabilities[0].access_type,
+            Some(AccessType::Block(_))
+        ),
     }
 }
 
@@ -227,17 +247,22 @@ async fn attach(t: &mut Sanity, caps: &Caps, pv: &Pv, node: &str) -> HashMap<Str
     let req = ControllerPublishVolumeRequest {
         volume_id: pv.handle.clone(),
         node_id: node.to_owned(),
-        volume_capability: Some(fs_cap(pv.mode, &[])),
+        volume_capability: Some(pv_cap(pv.mode, pv.block)),
         readonly,
         secrets: HashMap::new(),
         volume_context: pv.attributes.clone(),
     };
     let pc = t.publish(req).await.unwrap().into_inner().publish_context;
     // Stored in VolumeAttachment.status.attachmentMetadata and handed to
-    // NodeStage by kubelet: the Go driver's keys (docs/csi.md §4).
-    for k in ["nvme_address", "nvme_port", "nvme_nqn", "fs_type"] {
+    // NodeStage by kubelet: the Go driver's keys, `fs_type` only for a
+    // filesystem (docs/csi.md §4).
+    for k in ["nvme_address", "nvme_port", "nvme_nqn"] {
         assert!(pc.get(k).is_some_and(|v| !v.is_empty()), "{k} in {pc:?}");
     }
+    assert_eq!(
+        pc.get("fs_type").map(String::as_str),
+        (!pv.block).then_some("ext4")
+    );
     assert_eq!(
         pc["nvme_nqn"],
         format!("nqn.2000-02.com.mikrotik:{}", pv.handle.to_lowercase())
@@ -482,6 +507,23 @@ struct KubeletPaths {
 
 fn kubelet_paths(t: &Sanity, pv: &Pv) -> KubeletPaths {
     let root = t.stack.dir.path().join("kubelet");
+    if pv.block {
+        // kubelet: plugins/kubernetes.io/csi/volumeDevices/{staging/<pv>,
+        // publish/<pv>/<pod uid>}; it creates the staging dir and the
+        // publish dir's parent, the driver creates the device file.
+        let devices = root.join("plugins/kubernetes.io/csi/volumeDevices");
+        let staging = devices.join("staging").join(&pv.handle);
+        let parent = devices.join("publish").join(&pv.handle);
+        std::fs::create_dir_all(&staging).unwrap();
+        std::fs::create_dir_all(&parent).unwrap();
+        return KubeletPaths {
+            staging: staging.display().to_string(),
+            target: parent
+                .join(uuid::Uuid::new_v4().to_string())
+                .display()
+                .to_string(),
+        };
+    }
     // kubelet: plugins/kubernetes.io/csi/<driver>/<sha256 of the handle>/globalmount,
     // created before NodeStage; the pod's .../mount is left to the driver.
     let hash = format!(
@@ -542,14 +584,19 @@ async fn kubelet_stats(t: &Sanity, pv: &Pv, p: &KubeletPaths) -> (i64, i64) {
         .iter()
         .find(|u| u.unit == Unit::Bytes as i32)
         .expect("BYTES usage");
-    let inodes = r
-        .usage
-        .iter()
-        .find(|u| u.unit == Unit::Inodes as i32)
-        .expect("INODES usage");
-    assert!(bytes.total > 0 && bytes.used >= 0 && bytes.available > 0);
-    assert!(bytes.used + bytes.available <= bytes.total);
-    assert!(inodes.total > 0 && inodes.available > 0);
+    if pv.block {
+        // A raw device: its size is all kubelet can show.
+        assert_eq!(bytes.total, pv.capacity, "{r:?}");
+    } else {
+        let inodes = r
+            .usage
+            .iter()
+            .find(|u| u.unit == Unit::Inodes as i32)
+            .expect("INODES usage");
+        assert!(bytes.total > 0 && bytes.used >= 0 && bytes.available > 0);
+        assert!(bytes.used + bytes.available <= bytes.total);
+        assert!(inodes.total > 0 && inodes.available > 0);
+    }
     if nc.contains(&NodeRpc::VolumeCondition) {
         let c = r.volume_condition.expect("a condition");
         assert!(!c.abnormal, "{}", c.message);
@@ -569,9 +616,9 @@ async fn kubelet_mount(
     let p = kubelet_paths(t, pv);
     let nc = node_caps(t).await;
     assert!(nc.contains(&NodeRpc::StageUnstageVolume));
-    let cap = fs_cap(
+    let cap = pv_cap(
         csi_mode(mode, nc.contains(&NodeRpc::SingleNodeMultiWriter)),
-        &[],
+        pv.block,
     );
     let mut node = t.node_client();
     node.node_stage_volume(NodeStageVolumeRequest {
@@ -845,6 +892,32 @@ async fn external_resizer_v2_2_1_and_kubelet_expand_online() {
     );
 
     kubelet_unmount(&t, &pv, &p).await;
+    detach(&mut t, &pv).await;
+    deprovision(&mut t, &pv).await;
+    t.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kubelet_maps_a_raw_block_rwx_volume_for_kubevirt() {
+    let mut t = Sanity::start_node().await;
+    let (_, caps) = sidecar_start(&mut t).await;
+    // A `volumeMode: Block`, ReadWriteMany claim (a KubeVirt disk): the
+    // provisioner sends a block capability and no fs type.
+    let mut req = provision_req(&caps, "vms", "disk-0", GIB, PvcMode::Rwx, None);
+    req.volume_capabilities = vec![pv_cap(Mode::MultiNodeMultiWriter, true)];
+    let pv = provision(&mut t, req).await;
+    assert!(pv.block);
+    let node = t.node().to_owned();
+    let pc = attach(&mut t, &caps, &pv, &node).await;
+    let p = kubelet_mount(&t, &pv, pc, PvcMode::Rwx).await;
+    let md = std::fs::symlink_metadata(&p.target).unwrap();
+    assert!(
+        std::os::unix::fs::FileTypeExt::is_block_device(&md.file_type()),
+        "a device node at the pod's path"
+    );
+    kubelet_stats(&t, &pv, &p).await;
+    kubelet_unmount(&t, &pv, &p).await;
+    assert!(!std::path::Path::new(&p.target).exists());
     detach(&mut t, &pv).await;
     deprovision(&mut t, &pv).await;
     t.finish().await;
