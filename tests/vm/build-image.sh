@@ -23,10 +23,12 @@ KPKG=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/{p
 [ -n "$KPKG" ] || { echo "cannot resolve linux-image-amd64 (apt-get update?)" >&2; exit 1; }
 KV=${KPKG#linux-image-}
 # busybox: the guest's shell and tools; nvme-cli: connect/disconnect (what the node plane
-# runs); e2fsprogs: mkfs.ext4 + resize2fs; util-linux: blkid (the node's format rule needs its
-# exit codes: 2 = definitively nothing); kmod: depmod for the module tree (host side only);
+# runs); e2fsprogs: mkfs.ext4 + resize2fs + e2fsck (the recovery of a lost primary
+# superblock); xfsprogs: mkfs.xfs + xfs_growfs (online xfs grow); util-linux: blkid (the node's
+# format rule needs its exit codes: 2 = definitively nothing); kmod: depmod for the module tree (host side only);
 # libc6 + libgcc-s1: what our Rust binaries link; the rest: libraries of nvme-cli/e2fsprogs.
 PKGS="$KPKG busybox-static nvme-cli libnvme1 libjson-c5 e2fsprogs libext2fs2 libcom-err2 \
+  xfsprogs libinih1 liburcu8 \
   libss2 util-linux libblkid1 libuuid1 libc6 libgcc-s1 libssl3 zlib1g libdbus-1-3 libsystemd0 \
   libcap2 libgcrypt20 liblzma5 libzstd1 liblz4-1 libgpg-error0 kmod libkmod2"
 if [ "${SKIP_FETCH:-0}" != 1 ] || [ ! -d debs ]; then
@@ -67,8 +69,14 @@ rm -rf "$S"
 mkdir -p "$S"/{bin,sbin,usr/bin,usr/sbin,lib/x86_64-linux-gnu,lib64,etc/nvme,proc,sys,dev,tmp,run,mnt,host}
 cp root/bin/busybox "$S/bin/busybox"
 cp root/usr/sbin/nvme "$S/usr/sbin/nvme"
-cp root/sbin/mke2fs root/sbin/resize2fs root/sbin/blkid "$S/sbin/"
+cp root/sbin/mke2fs root/sbin/resize2fs root/sbin/e2fsck root/sbin/blkid "$S/sbin/"
 for fs in ext4 ext3; do ln -sf mke2fs "$S/sbin/mkfs.$fs"; done
+# xfsprogs puts them in /sbin or /usr/sbin depending on the release.
+for t in mkfs.xfs xfs_growfs; do
+  src=$(ls root/sbin/$t root/usr/sbin/$t 2> /dev/null | head -n1 || true)
+  [ -n "$src" ] || { echo "xfsprogs has no $t" >&2; exit 1; }
+  cp "$src" "$S/sbin/$t"
+done
 
 # Shared libraries (ldd through the unpacked loader), always the copy from the unpacked debs:
 # the guest runs bookworm's libc, like the host that built our binaries.
@@ -84,7 +92,9 @@ copy_libs() {
       cp -L "$src" "$S/lib/x86_64-linux-gnu/$b"
     done
 }
-for b in usr/sbin/nvme sbin/mke2fs sbin/resize2fs sbin/blkid; do copy_libs "$S/$b"; done
+for b in usr/sbin/nvme sbin/mke2fs sbin/resize2fs sbin/e2fsck sbin/blkid sbin/mkfs.xfs sbin/xfs_growfs; do
+  copy_libs "$S/$b"
+done
 for b in $OUR_BINS; do
   [ -x "$BIN_DIR/$b" ] || { echo "missing $BIN_DIR/$b (cargo build --bins)" >&2; exit 1; }
   copy_libs "$BIN_DIR/$b"
@@ -93,7 +103,7 @@ cp "$LDSO" "$S/lib64/ld-linux-x86-64.so.2"
 
 # Kernel modules: the dependency closure of the target, the initiator, ext4, and virtio-9p
 # (our binaries come from the host over a shared folder).
-MODS="configfs nvmet nvmet-tcp nvme-tcp crc32c_generic crc32c-intel ext4 virtio_pci 9p 9pnet_virtio"
+MODS="configfs nvmet nvmet-tcp nvme-tcp crc32c_generic crc32c-intel ext4 xfs virtio_pci 9p 9pnet_virtio"
 for m in $MODS; do
   kmod_as modprobe -d "$WORK/root" -S "$KV" --show-depends "$m" | awk '$1=="insmod"{print $2}'
 done | sort -u | while read -r ko; do
@@ -112,7 +122,7 @@ chmod +x "$S/init" "$S/scenario.sh"
 (cd "$S" && find . -print0 | "$WORK/root/bin/busybox" cpio --null -o -H newc 2> /dev/null) > initramfs.cpio
 {
   echo "kernel: $KPKG $(dpkg-deb -f debs/"${KPKG}"_*.deb Version)"
-  for p in busybox-static nvme-cli e2fsprogs util-linux libc6; do
+  for p in busybox-static nvme-cli e2fsprogs xfsprogs util-linux libc6; do
     echo "$p: $(dpkg-deb -f debs/"${p}"_*.deb Version)"
   done
 } > image.txt

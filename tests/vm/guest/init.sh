@@ -23,7 +23,7 @@ halt() {
 echo /sbin/modprobe > /proc/sys/kernel/modprobe
 ip link set lo up
 # crc32c: ext4 asks the crypto API for it; 9p: the host share.
-for m in configfs nvmet nvmet-tcp nvme-tcp crc32c ext4 virtio_pci 9pnet_virtio 9p; do
+for m in configfs nvmet nvmet-tcp nvme-tcp crc32c ext4 xfs virtio_pci 9pnet_virtio 9p; do
   modprobe "$m" || { echo "FAIL modprobe $m"; bad=1; }
 done
 mount -t configfs none /sys/kernel/config || { echo "FAIL mount configfs"; bad=1; }
@@ -36,7 +36,9 @@ if [ "$bad" = 1 ]; then
   halt
 fi
 
-# The node connects without -q (as the Go driver did): nvme-cli takes the host NQN from here.
+# What a node image would ship (Debian's nvme-cli postinst writes these): the node plugin
+# must NOT use it — it passes its own derived host NQN and id (-q/-I); only the scenario's
+# reconnect by hand does.
 echo "nqn.2014-08.org.nvmexpress:uuid:6f1c0d5e-2b7a-4c1e-9a51-000000000001" > /etc/nvme/hostnqn
 echo "6f1c0d5e-2b7a-4c1e-9a51-000000000001" > /etc/nvme/hostid
 

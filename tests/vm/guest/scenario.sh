@@ -319,6 +319,153 @@ check "port 4420 withdrawn, nothing listening" sh -c "test ! -e $NVMET/ports/442
 check "backing files deleted" test ! -e $FILE_A -a ! -e $R/sim/files/storage-pool/metal-csi/$VOL_B.img
 check "ListVolumes empty" sh -c "$BIN/rdsctl volume list --json --endpoint $CSI > $OUT/list.out 2>&1 && grep -q '^\[\]' $OUT/list.out"
 
+# --- 7. node data safety: never pull a device from a live consumer, never format data -------
+VOL_C=pvc-vm-c
+VOL_D=pvc-vm-d
+VOL_E=pvc-vm-e
+VOL_X=pvc-vm-x
+NQN_C=$PREFIX:$VOL_C
+NQN_D=$PREFIX:$VOL_D
+STAGE_C=$KUBELET/plugins/kubernetes.io/csi/rds.csi.srvlab.io/c/globalmount
+TARGET_C=$KUBELET/pods/pod-c/volumes/kubernetes.io~csi/$VOL_C/mount
+STAGE_D=$KUBELET/plugins/kubernetes.io/csi/volumeDevices/staging/$VOL_D
+TARGET_D=$KUBELET/plugins/kubernetes.io/csi/volumeDevices/publish/$VOL_D/pod-d
+STAGE_E=$KUBELET/plugins/kubernetes.io/csi/rds.csi.srvlab.io/e/globalmount
+TARGET_E=$KUBELET/pods/pod-e/volumes/kubernetes.io~csi/$VOL_E/mount
+STAGE_X=$KUBELET/plugins/kubernetes.io/csi/rds.csi.srvlab.io/x/globalmount
+TARGET_X=$KUBELET/pods/pod-x/volumes/kubernetes.io~csi/$VOL_X/mount
+FILES=$R/sim/files/storage-pool/metal-csi
+# hold <path>: a process with <path> open on fd 3 (the barrier: its fd 3 exists).
+hold() {
+  sh -c 'exec 3<"$1"; exec sleep 600' sh "$1" &
+  HOLDER=$!
+  wait_for 10 test -e /proc/$HOLDER/fd/3
+}
+release() {
+  kill $HOLDER 2> /dev/null
+  wait $HOLDER 2> /dev/null
+}
+refused() { # refused <tag> <needle>: the last call failed naming <needle>
+  grep -q "FailedPrecondition\|FAILED_PRECONDITION\|failed precondition" "$OUT/$1.out" && grep -q -- "$2" "$OUT/$1.out"
+}
+size_kb() { df -k "$1" | awk 'NR==2 { print $2 }'; }
+stage_fs() { # stage_fs <tag> <vol> <stage> <target> <json> [fs]
+  ctl "$1-cpub" controller publish "$2" --node $NODE --context-from "$5" &&
+    ctl "$1-stage" node stage "$2" --staging-path "$3" --fs-type "${6:-ext4}" --context-from "$5" &&
+    ctl "$1-pub" node publish "$2" --staging-path "$3" --target-path "$4" --fs-type "${6:-ext4}" --context-from "$5"
+}
+stage_block() { # stage_block <tag> <vol> <stage> <target> <json>
+  ctl "$1-cpub" controller publish "$2" --node $NODE --block --context-from "$5" &&
+    ctl "$1-stage" node stage "$2" --staging-path "$3" --block --context-from "$5" &&
+    ctl "$1-pub" node publish "$2" --staging-path "$3" --target-path "$4" --block --context-from "$5"
+}
+
+step "node safety: a file held open on the filesystem"
+check "CreateVolume $VOL_C" ctl create-c volume create $VOL_C --size 256Mi --json
+cp $OUT/create-c.out $R/c.json
+check "stage + publish $VOL_C" stage_fs c $VOL_C $STAGE_C $TARGET_C $R/c.json
+CTRL_C=$(ctrls_of $NQN_C)
+HOSTNQN_C=$(cat /sys/class/nvme/$CTRL_C/hostnqn 2> /dev/null)
+info "volume C: controller=$CTRL_C host NQN $HOSTNQN_C"
+check "nvme connect presented the node's own host NQN (-q), not the image's /etc/nvme/hostnqn" \
+  test -n "$HOSTNQN_C" -a "$HOSTNQN_C" != "$(cat /etc/nvme/hostnqn)"
+check "host NQN is the derived uuid form" sh -c "echo $HOSTNQN_C | grep -q '^nqn.2014-08.org.nvmexpress:uuid:'"
+check "the kernel target saw that host NQN" sh -c "dmesg | grep -q 'for NQN $HOSTNQN_C'"
+echo "kept while held" > $TARGET_C/held
+sync
+hold $STAGE_C/held
+check "NodeUnpublish $VOL_C (the file is open through the staging mount)" \
+  ctl unpub-c node unpublish $VOL_C --target-path $TARGET_C
+ctl unstage-c-held node unstage $VOL_C --staging-path $STAGE_C > /dev/null
+check "NodeUnstage $VOL_C refused, naming pid $HOLDER" refused unstage-c-held "pid $HOLDER"
+check "still mounted, data intact" test "$(cat $STAGE_C/held 2> /dev/null)" = "kept while held"
+check "device still connected" test -n "$(ctrls_of $NQN_C)"
+check "VolumeInUse event posted" grep -q 'unstage refused' $R/events.jsonl
+release
+step "node safety: an extra bind mount"
+mkdir -p /mnt/extra
+mount -o bind $STAGE_C /mnt/extra
+ctl unstage-c-bind node unstage $VOL_C --staging-path $STAGE_C > /dev/null
+check "NodeUnstage $VOL_C refused, naming the bind mount /mnt/extra" refused unstage-c-bind /mnt/extra
+check "device still connected" test -n "$(ctrls_of $NQN_C)"
+umount /mnt/extra
+check "released: NodeUnstage $VOL_C" ctl unstage-c node unstage $VOL_C --staging-path $STAGE_C
+check "subsystem disconnected (no controller for $NQN_C)" wait_for 10 no_ctrl $NQN_C
+
+step "node safety: raw block held open by a process"
+check "CreateVolume $VOL_D (raw block)" ctl create-d volume create $VOL_D --size 64Mi --block --json
+cp $OUT/create-d.out $R/d.json
+check "stage + publish $VOL_D (raw block)" stage_block d $VOL_D $STAGE_D $TARGET_D $R/d.json
+hold $TARGET_D
+check "NodeUnpublish $VOL_D" ctl unpub-d node unpublish $VOL_D --target-path $TARGET_D
+ctl unstage-d-held node unstage $VOL_D --staging-path $STAGE_D > /dev/null
+check "NodeUnstage $VOL_D refused after the bounded wait, naming pid $HOLDER" refused unstage-d-held "pid $HOLDER"
+check "device still connected" test -n "$(ctrls_of $NQN_D)"
+release
+check "released: NodeUnstage $VOL_D" ctl unstage-d node unstage $VOL_D --staging-path $STAGE_D
+check "subsystem disconnected (no controller for $NQN_D)" wait_for 10 no_ctrl $NQN_D
+
+step "node safety: ext4 with its primary superblock zeroed"
+check "CreateVolume $VOL_E" ctl create-e volume create $VOL_E --size 256Mi --json
+cp $OUT/create-e.out $R/e.json
+check "stage + publish $VOL_E" stage_fs e $VOL_E $STAGE_E $TARGET_E $R/e.json
+echo "survives a lost superblock" > $TARGET_E/precious
+sync
+check "unpublish + unstage $VOL_E" sh -c "$BIN/rdsctl node unpublish $VOL_E --target-path $TARGET_E --endpoint $CSI > /dev/null 2>&1 && $BIN/rdsctl node unstage $VOL_E --staging-path $STAGE_E --endpoint $CSI > /dev/null 2>&1"
+FILE_E=$FILES/$VOL_E.img
+LOG_BS=$(od -An -tu4 -j 1048 -N 4 $FILE_E | tr -d ' ')
+BS=$((1024 << LOG_BS))
+BACKUP=8193 # group 1 starts at block 8193 with 1 KiB blocks, 16384 with 2 KiB, 32768 with 4 KiB
+[ $BS = 2048 ] && BACKUP=16384
+[ $BS = 4096 ] && BACKUP=32768
+info "volume E: ext4 block size $BS, first backup superblock at block $BACKUP"
+dd if=/dev/zero of=$FILE_E bs=1024 seek=1 count=1 conv=notrunc 2> /dev/null
+FORMATS=$(format_count)
+ctl stage-e-broken node stage $VOL_E --staging-path $STAGE_E --context-from $R/e.json > /dev/null
+check "NodeStage refuses to format it (first non-zero byte named)" refused stage-e-broken "is non-zero"
+check "no FORMAT" test "$(format_count)" = "$FORMATS"
+check "FormatRefused event posted" grep -q 'refusing to format' $R/events.jsonl
+check "e2fsck -b $BACKUP recovers it" sh -c "e2fsck -f -y -b $BACKUP -B $BS $FILE_E > $OUT/e2fsck.out 2>&1; [ \$? -le 1 ]"
+check "NodeStage + NodePublish $VOL_E after the repair" sh -c "$BIN/rdsctl node stage $VOL_E --staging-path $STAGE_E --context-from $R/e.json --endpoint $CSI > /dev/null 2>&1 && $BIN/rdsctl node publish $VOL_E --staging-path $STAGE_E --target-path $TARGET_E --context-from $R/e.json --endpoint $CSI > /dev/null 2>&1"
+check "data recovered" test "$(cat $TARGET_E/precious 2> /dev/null)" = "survives a lost superblock"
+
+step "node safety: online ext4 grow through CSI"
+BEFORE=$(size_kb $TARGET_E)
+check "ControllerExpand $VOL_E to 2Gi" ctl expand-e volume expand $VOL_E --size 2Gi
+check "NodeExpand $VOL_E (ns-rescan + resize2fs, mounted)" ctl nexpand-e node expand $VOL_E --path $TARGET_E --staging-path $STAGE_E --size 2Gi
+AFTER=$(size_kb $TARGET_E)
+info "ext4 $VOL_E: ${BEFORE} KiB -> ${AFTER} KiB"
+check "ext4 grew online (df)" test "$AFTER" -gt $((BEFORE + 500000))
+check "data still there" test "$(cat $TARGET_E/precious 2> /dev/null)" = "survives a lost superblock"
+
+step "node safety: online xfs grow through CSI"
+check "CreateVolume $VOL_X (320 MiB, xfs)" ctl create-x volume create $VOL_X --size 320Mi --fs-type xfs --json
+cp $OUT/create-x.out $R/x.json
+check "stage + publish $VOL_X (mkfs.xfs)" stage_fs x $VOL_X $STAGE_X $TARGET_X $R/x.json xfs
+check "blkid: xfs" test "$(blkid -p -o value -s TYPE /dev/$(dev_of $PREFIX:$VOL_X) 2> /dev/null)" = xfs
+echo "xfs data" > $TARGET_X/f
+BEFORE=$(size_kb $TARGET_X)
+check "ControllerExpand $VOL_X to 2Gi" ctl expand-x volume expand $VOL_X --size 2Gi
+check "NodeExpand $VOL_X (xfs_growfs, mounted)" ctl nexpand-x node expand $VOL_X --path $TARGET_X --staging-path $STAGE_X --size 2Gi --fs-type xfs
+AFTER=$(size_kb $TARGET_X)
+info "xfs $VOL_X: ${BEFORE} KiB -> ${AFTER} KiB"
+check "xfs grew online (df)" test "$AFTER" -gt $((BEFORE + 500000))
+check "xfs data still there" test "$(cat $TARGET_X/f 2> /dev/null)" = "xfs data"
+
+step "node safety: a restore from an empty snapshot"
+check "CreateVolume pvc-vm-f (never staged: its snapshot is all zeros)" ctl create-f volume create pvc-vm-f --size 256Mi --json
+check "CreateSnapshot of pvc-vm-f" ctl snap-f snapshot create snap-empty --source pvc-vm-f --json
+SNAP=$(sed -n 's/.*"snapshot_id": *"\([^"]*\)".*/\1/p' $OUT/snap-f.out | head -n1)
+check "CreateVolume pvc-vm-r from $SNAP" ctl create-r volume create pvc-vm-r --size 256Mi --from-snapshot "$SNAP" --json
+cp $OUT/create-r.out $R/r.json
+check "volume_context records the source" grep -q "\"contentSource\": *\"snapshot:$SNAP\"" $R/r.json
+FORMATS=$(format_count)
+ctl cpub-r controller publish pvc-vm-r --node $NODE --context-from $R/r.json > /dev/null
+ctl stage-r node stage pvc-vm-r --staging-path $KUBELET/plugins/r/globalmount --context-from $R/r.json > /dev/null
+check "NodeStage refuses to format a blank restore, naming the snapshot" refused stage-r "$SNAP"
+check "no FORMAT" test "$(format_count)" = "$FORMATS"
+check "nothing mounted, nothing left connected" sh -c "! grep -q ' $KUBELET/plugins/r/globalmount ' /proc/self/mountinfo && test -z \"\$(ls /sys/class/nvme-subsystem/*/subsysnqn 2> /dev/null | xargs grep -l pvc-vm-r 2> /dev/null)\""
+
 alive=""
 for svc in rds_sim event_service attachment_service rds_agent csi_frontend; do
   eval "pid=\$PID_$svc"

@@ -1,0 +1,168 @@
+#!/bin/sh
+# Storage fencing on real NVMe/TCP, run inside the VM (kernel target = nvmet fed by rds-sim).
+#
+# attachment-service runs with --storage-fencing: each ControllerPublish sets the volume's
+# allow list on the (simulated) RDS, which rds-sim mirrors into the subsystem's allowed_hosts
+# with attr_allow_any_host=0. Initiator identities are chosen per `nvme connect -q/-I`, so one
+# VM plays node-a, node-b and a host that holds nothing. Their host NQNs are read back from
+# configfs after each publish (attachment-service derives them from the cluster id and node
+# name, as the node plugin does).
+#
+# Output: "PASS/FAIL <check>", "INFO ...", final "N passed, N failed"; exit 0 when nothing failed.
+
+BIN=/host/bin
+R=/run/fence
+LOGS=$R/logs
+OUT=$R/out
+CSI=unix://$R/csi.sock
+NVMET=/sys/kernel/config/nvmet
+VOL=pvc-vm-fence
+NQN=nqn.2000-02.com.mikrotik:$VOL
+SUB=$NVMET/subsystems/$NQN
+SENTINEL=nqn.2000-02.com.mikrotik:rds-csi-no-host
+# A host that holds nothing (its own UUID form, as a stray node would present).
+HC=nqn.2014-08.org.nvmexpress:uuid:0c0c0c0c-0000-4000-8000-00000000000c
+mkdir -p $LOGS $OUT
+
+P=0
+F=0
+pass() { P=$((P + 1)); echo "PASS $*"; }
+fail() { F=$((F + 1)); echo "FAIL $*"; }
+check() { name=$1; shift; if "$@"; then pass "$name"; else fail "$name"; fi; }
+info() { echo "INFO $*"; }
+step() { echo "STEP t=$(cut -d' ' -f1 /proc/uptime) $*"; }
+ctl() {
+  tag=$1
+  shift
+  timeout 120 $BIN/rdsctl "$@" --endpoint "$CSI" --timeout 90s > "$OUT/$tag.out" 2>&1
+  rc=$?
+  [ "$rc" != 0 ] && { echo "  rdsctl $* -> exit $rc"; tail -n 8 "$OUT/$tag.out" | sed 's/^/    /'; }
+  return $rc
+}
+wait_for() {
+  n=$(($1 * 10))
+  shift
+  while [ $n -gt 0 ]; do
+    "$@" && return 0
+    usleep 100000
+    n=$((n - 1))
+  done
+  "$@"
+}
+allowed() { ls "$SUB/allowed_hosts" 2> /dev/null | sort | tr '\n' ' ' | sed 's/ $//'; }
+closed() { [ "$(cat $SUB/attr_allow_any_host 2> /dev/null)" = 0 ]; }
+# Controllers connected to $NQN with host NQN $1.
+ctrls_as() {
+  for c in /sys/class/nvme/nvme*; do
+    [ -e "$c/subsysnqn" ] || continue
+    [ "$(cat "$c/subsysnqn")" = "$NQN" ] && [ "$(cat "$c/hostnqn" 2> /dev/null)" = "$1" ] && basename "$c"
+  done
+}
+hostid_of() { echo "${1##*uuid:}"; }
+# connect_as <host nqn>: nvme connect with that identity (own host id), no retries.
+connect_as() {
+  timeout 60 nvme connect -t tcp -a 127.0.0.1 -s 4420 -n "$NQN" -q "$1" -I "$(hostid_of "$1")" \
+    --ctrl-loss-tmo=0 > "$OUT/connect.out" 2>&1
+}
+connected_as() { [ -n "$(ctrls_as "$1")" ]; }
+disconnect_as() { for c in $(ctrls_as "$1"); do nvme disconnect -d "$c" > /dev/null 2>&1; done; }
+# The namespace block device (head) of controller $1: the nvme-subsystem holding it lists it.
+dev_of_ctrl() {
+  for s in /sys/class/nvme-subsystem/nvme-subsys*; do
+    [ -e "$s/$1" ] || continue
+    for n in "$s"/nvme*n*; do
+      b=$(basename "$n")
+      case $b in *c*) continue ;; esac
+      [ -e "/dev/$b" ] && { echo "$b"; return 0; }
+    done
+  done
+  return 1
+}
+rw_as() { # write a marker through $1's connection, read it back (O_DIRECT)
+  c=$(ctrls_as "$1" | head -n1)
+  d=$(dev_of_ctrl "$c") || return 1
+  printf 'fence-%s' "$2" | dd of=/dev/$d bs=4096 conv=sync oflag=direct 2> /dev/null || return 1
+  dd if=/dev/$d bs=4096 count=1 iflag=direct 2> /dev/null | grep -q "fence-$2"
+}
+
+step "start the stack (storage fencing on)"
+mkdir -p $R/keys $R/sim $R/attachments
+cp /host/keys/* $R/keys/ && chmod 600 $R/keys/*
+export NO_COLOR=1 RUST_LOG=${RUST_LOG:-info}
+start() {
+  svc=$1
+  shift
+  "$BIN/$svc" "$@" > "$LOGS/$svc.log" 2>&1 &
+}
+start rds-sim --listen 127.0.0.1:2222 --state-dir $R/sim --authorized-keys $R/keys/admin.pub \
+  --host-key $R/keys/host_key --local-mode --nvmet-export
+start event-service --listen unix://$R/events.sock --sink file:$R/events.jsonl --metrics-addr "" --instance vm
+start attachment-service --listen unix://$R/attachment.sock --mode local --state-dir $R/attachments \
+  --events-endpoint unix://$R/events.sock --known-nodes node-a,node-b --metrics-addr "" \
+  --storage-fencing true --agent-endpoint unix://$R/agent.sock --cluster-id vm-cluster \
+  --agent-deadline 60s --reconcile-interval 3s
+wait_for 30 sh -c "netstat -ltn 2> /dev/null | grep -q ' 127.0.0.1:2222 '"
+start rds-agent --rds-address 127.0.0.1 --rds-port 2222 --rds-user admin \
+  --rds-key-file $R/keys/admin --rds-host-key $R/keys/host_key.pub \
+  --listen unix://$R/agent.sock --metrics-address "" --connect-timeout 30s --command-timeout 30s
+start csi-frontend --endpoint $CSI --role controller --rds-address 127.0.0.1 \
+  --agent-endpoint unix://$R/agent.sock --attachment-endpoint unix://$R/attachment.sock \
+  --event-endpoint unix://$R/events.sock --known-node node-a --known-node node-b
+probe_ok() { $BIN/rdsctl info --endpoint "$CSI" --timeout 5s > $OUT/info.out 2>&1 && grep -q 'ready: true' $OUT/info.out; }
+n=90
+while [ $n -gt 0 ] && ! probe_ok; do sleep 1; n=$((n - 1)); done
+check "stack up (CSI Probe ready)" probe_ok
+
+step "CreateVolume $VOL (raw block, RWX): closed before any publish"
+check "CreateVolume $VOL" ctl create volume create $VOL --size 64Mi --block --access-mode multi-node-multi-writer --json
+cp $OUT/create.out $R/v.json
+check "subsystem exported" wait_for 20 test -d "$SUB"
+check "unattached volume admits only the sentinel (reconciler closes it)" \
+  wait_for 30 sh -c "[ \"\$(ls $SUB/allowed_hosts 2> /dev/null)\" = $SENTINEL ] && [ \"\$(cat $SUB/attr_allow_any_host)\" = 0 ]"
+check "host C refused before any publish" sh -c "! timeout 60 nvme connect -t tcp -a 127.0.0.1 -s 4420 -n $NQN -q $HC -I $(hostid_of $HC) --ctrl-loss-tmo=0 > $OUT/c0.out 2>&1"
+
+step "ControllerPublish -> node-a"
+check "ControllerPublish $VOL -> node-a" ctl pub-a controller publish $VOL --node node-a --block \
+  --access-mode multi-node-multi-writer --context-from $R/v.json
+HA=$(allowed)
+info "allow list after publish to node-a: $HA (attr_allow_any_host=$(cat $SUB/attr_allow_any_host))"
+check "allow list = one derived host NQN" sh -c "echo '$HA' | grep -qx 'nqn.2014-08.org.nvmexpress:uuid:[0-9a-f-]*'"
+check "subsystem closed (attr_allow_any_host=0)" closed
+check "node-a identity connects" connect_as "$HA"
+check "node-a reads and writes" rw_as "$HA" a1
+check "host C is refused by the kernel target" sh -c "! timeout 60 nvme connect -t tcp -a 127.0.0.1 -s 4420 -n $NQN -q $HC -I $(hostid_of $HC) --ctrl-loss-tmo=0 > $OUT/c1.out 2>&1"
+info "host C connect said: $(tr '\n' ' ' < $OUT/c1.out | cut -c1-160)"
+check "no controller for host C" sh -c "[ -z \"$(ctrls_as $HC)\" ]"
+
+step "migration window: ControllerPublish -> node-b too"
+check "ControllerPublish $VOL -> node-b (migration)" ctl pub-b controller publish $VOL --node node-b --block \
+  --access-mode multi-node-multi-writer --context-from $R/v.json
+BOTH=$(allowed)
+HB=$(echo "$BOTH" | tr ' ' '\n' | grep -vx "$HA")
+info "allow list during migration: $BOTH"
+check "allow list holds both nodes" test "$(echo "$BOTH" | wc -w)" = 2
+check "node-b identity connects during the window" connect_as "$HB"
+check "node-a still connected" connected_as "$HA"
+check "node-b reads and writes" rw_as "$HB" b1
+
+step "ControllerUnpublish node-a"
+check "ControllerUnpublish $VOL from node-a" ctl unpub-a controller unpublish $VOL --node node-a
+check "allow list = node-b only" test "$(allowed)" = "$HB"
+if connected_as "$HA" && rw_as "$HA" a2; then
+  info "node-a's EXISTING connection survives the allow-list change (the kernel target checks the host at connect only); I/O through it still works"
+else
+  info "node-a's existing connection was dropped or fails I/O after the change"
+fi
+disconnect_as "$HA"
+check "node-a disconnected" sh -c "[ -z \"\$(for c in /sys/class/nvme/nvme*; do [ \"\$(cat \$c/hostnqn 2>/dev/null)\" = '$HA' ] && echo x; done)\" ]"
+check "node-a cannot reconnect after unpublish" sh -c "! timeout 60 nvme connect -t tcp -a 127.0.0.1 -s 4420 -n $NQN -q $HA -I $(hostid_of "$HA") --ctrl-loss-tmo=0 > $OUT/a2.out 2>&1"
+check "node-b unaffected" rw_as "$HB" b2
+
+step "tear down"
+disconnect_as "$HB"
+check "ControllerUnpublish node-b" ctl unpub-b controller unpublish $VOL --node node-b
+check "back to the sentinel" test "$(allowed)" = "$SENTINEL"
+check "DeleteVolume" ctl del volume delete $VOL
+cp $LOGS/*.log /host/out/ 2> /dev/null
+echo "$P passed, $F failed"
+[ "$F" = 0 ]
