@@ -889,3 +889,18 @@ async fn the_managed_prefix_guards_connect_disconnect_rescan_and_the_sweep() {
         vec!["nqn.2000-02.com.mikrotik:sanity-dead".to_owned()]
     );
 }
+
+#[tokio::test]
+async fn a_context_naming_another_volumes_nqn_is_refused() {
+    let r = rig();
+    // An edited or static PV: volume pvc-0f92… pointing at another volume's subsystem.
+    let e = r
+        .plane
+        .source_from_context(
+            &vol(),
+            &ctx(&[("nqn", "nqn.2000-02.com.mikrotik:pvc-someone-else")]),
+        )
+        .unwrap_err();
+    assert_eq!(e.to_status().code(), tonic::Code::InvalidArgument, "{e}");
+    assert!(e.to_string().contains("another volume's data"), "{e}");
+}
