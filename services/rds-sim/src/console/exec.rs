@@ -5,7 +5,7 @@
 
 use rds_routeros::{Legend, format_human_size};
 
-use super::expr::{Props, eval, parse_number};
+use super::expr::{Props, eval, mentions_any, parse_number};
 use super::parse::{Command, Menu, Value, Verb, parse_line};
 use crate::config::EmptyFindMode;
 use crate::model::{Device, Disk, DiskArgs, DiskKind, FileItem, POOL, format_id, parse_id};
@@ -35,10 +35,17 @@ pub(crate) struct Outcome {
 }
 
 /// What `where` evaluation needs, computed once per command.
+/// Each variant carries an id → position index, so evaluating a filter over
+/// n items is O(n), not O(n²).
 enum View {
     None,
-    Files(Vec<FileItem>),
-    Usage(crate::model::PoolUsage),
+    Files(Vec<FileItem>, std::collections::HashMap<u64, usize>),
+    /// Pool usage walks every file: computed only if the pool record's
+    /// properties are needed.
+    Usage(
+        std::cell::OnceCell<crate::model::PoolUsage>,
+        std::collections::HashMap<u64, usize>,
+    ),
 }
 
 enum Ret {
@@ -432,8 +439,18 @@ impl Ctx<'_, '_> {
         // Computed once per command: both walk the pool's files.
         let view = match (&cmd.filter, cmd.menu) {
             (None, _) => View::None,
-            (Some(_), Menu::File) => View::Files(self.dev.files()),
-            (Some(_), _) => View::Usage(self.dev.usage()),
+            (Some(_), Menu::File) => self.files_view(),
+            (Some(f), _) => {
+                let view = self.usage_view();
+                // Membership only: a filter that reads no usage property
+                // does not need the pool's usage (a walk over every file).
+                if !mentions_any(f, &["size", "free", "use"])
+                    && let View::Usage(cell, _) = &view
+                {
+                    let _ = cell.set(crate::model::PoolUsage { total: 0, used: 0 });
+                }
+                view
+            }
         };
         let mut out = Vec::new();
         for (pos, (id, _)) in all.iter().enumerate() {
@@ -461,27 +478,42 @@ impl Ctx<'_, '_> {
     fn props_in(&self, view: &View, id: u64) -> Option<Props> {
         let upper = self.upper();
         match view {
-            View::Files(files) => files
-                .iter()
-                .find(|f| f.id == id)
+            View::Files(files, at) => at
+                .get(&id)
+                .and_then(|&i| files.get(i))
                 .map(|f| file_props(f, upper)),
-            View::Usage(u) => self
-                .dev
-                .state
-                .disks
-                .iter()
-                .find(|d| d.id == id)
-                .map(|d| disk_props(d, upper, *u)),
+            View::Usage(u, at) => at
+                .get(&id)
+                .and_then(|&i| self.dev.state.disks.get(i))
+                .map(|d| disk_props(d, upper, &|| *u.get_or_init(|| self.dev.usage()))),
             View::None => None,
         }
     }
 
     fn props_of(&mut self, menu: Menu, id: u64) -> Option<Props> {
         let view = match menu {
-            Menu::File => View::Files(self.dev.files()),
-            _ => View::Usage(self.dev.usage()),
+            Menu::File => self.files_view(),
+            _ => self.usage_view(),
         };
         self.props_in(&view, id)
+    }
+
+    fn files_view(&mut self) -> View {
+        let files = self.dev.files();
+        let at = files.iter().enumerate().map(|(i, f)| (f.id, i)).collect();
+        View::Files(files, at)
+    }
+
+    fn usage_view(&mut self) -> View {
+        let at = self
+            .dev
+            .state
+            .disks
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.id, i))
+            .collect();
+        View::Usage(std::cell::OnceCell::new(), at)
     }
 
     fn disk_args(&mut self, cmd: &Command) -> Result<DiskArgs, String> {
@@ -578,7 +610,7 @@ impl Ctx<'_, '_> {
     }
 }
 
-fn disk_props(d: &Disk, upper: bool, usage: crate::model::PoolUsage) -> Props {
+fn disk_props(d: &Disk, upper: bool, usage: &dyn Fn() -> crate::model::PoolUsage) -> Props {
     let mut p: Vec<(&'static str, String)> =
         vec![(".id", format_id(d.id, upper)), ("slot", d.slot.clone())];
     p.push(("disabled", yes_no(d.disabled)));
@@ -586,6 +618,7 @@ fn disk_props(d: &Disk, upper: bool, usage: crate::model::PoolUsage) -> Props {
     p.push(("slot-default", String::new()));
     match &d.kind {
         DiskKind::Pool => {
+            let usage = usage();
             p.extend([
                 ("type", "raid".to_owned()),
                 ("parent", "none".into()),

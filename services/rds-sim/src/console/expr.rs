@@ -27,6 +27,15 @@ pub(crate) enum Expr {
     Cmp { prop: String, op: Op, value: Value },
 }
 
+/// True when the expression reads any of `props`.
+pub(crate) fn mentions_any(e: &Expr, props: &[&str]) -> bool {
+    match e {
+        Expr::And(a, b) | Expr::Or(a, b) => mentions_any(a, props) || mentions_any(b, props),
+        Expr::Not(a) => mentions_any(a, props),
+        Expr::IsSet(p) | Expr::Cmp { prop: p, .. } => props.contains(&p.as_str()),
+    }
+}
+
 /// Typed view of one item for evaluation: `(key, raw value, is_bool)`.
 pub(crate) struct Props(pub Vec<(&'static str, String)>);
 
