@@ -427,6 +427,14 @@ fn start_container(ctx: &StartCtx, c: &Value) -> RunningContainer {
         "{} is not built: run `cargo build --workspace --bins` (the README's test command does)",
         host_bin.display()
     );
+    if let Some(newer) = newer_source(&host_bin) {
+        panic!(
+            "{} is older than {}: a stale binary would be tested; run \
+             `cargo build --workspace --bins` (the README's test command builds them)",
+            host_bin.display(),
+            newer.display()
+        );
+    }
 
     // securityContext: the container's over the pod's.
     let csc = &c["securityContext"];
@@ -575,4 +583,38 @@ fn start_container(ctx: &StartCtx, c: &Value) -> RunningContainer {
         child,
         log,
     }
+}
+
+/// A Rust source or manifest of `bin`'s crate, the shared crates or the
+/// protos newer than `bin`, if any: `cargo nextest run -p integration-tests`
+/// alone does not rebuild the service binaries this test starts.
+fn newer_source(bin: &Path) -> Option<PathBuf> {
+    let built = std::fs::metadata(bin).and_then(|m| m.modified()).ok()?;
+    let root = crate::manifest::repo_root();
+    let name = bin.file_name()?;
+    let mut stack = vec![
+        root.join("services").join(name),
+        root.join("services/shared"),
+        root.join("proto"),
+    ];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() {
+                if p.file_name().is_some_and(|n| n != "target" && n != "tests") {
+                    stack.push(p);
+                }
+            } else if p
+                .extension()
+                .is_some_and(|x| x == "rs" || x == "toml" || x == "proto")
+                && e.metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t > built)
+            {
+                return Some(p);
+            }
+        }
+    }
+    None
 }
