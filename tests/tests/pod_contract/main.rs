@@ -748,3 +748,71 @@ fn dev_differs_from_prod_only_in_what_the_dev_loop_needs() {
         );
     }
 }
+
+/// The node DaemonSet's csi-frontend, as the manifest configures it on node
+/// `node`: its effective configuration (`--check-config`, env resolved from
+/// the rendered ConfigMap and fieldRefs).
+fn node_frontend_config(objs: &[Value], node: &str) -> Value {
+    let ds = manifest::find(objs, "DaemonSet", "rds-csi-node").unwrap();
+    let c = ds["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "csi-frontend")
+        .unwrap();
+    let meta = manifest::PodMeta {
+        name: "rds-csi-node-x".into(),
+        namespace: "rds-csi".into(),
+        node_name: node.into(),
+        service_account: "rds-csi-node".into(),
+    };
+    let env = manifest::resolve_env(c, objs, &meta, &[]);
+    let args: Vec<String> = manifest::strings(&c["args"])
+        .iter()
+        .map(|a| manifest::expand(a, &env))
+        .collect();
+    let out = std::process::Command::new(profile_dir().join("csi-frontend"))
+        .args(&args)
+        .arg("--check-config")
+        .env_clear()
+        .envs(env)
+        .output()
+        .expect("csi-frontend is built (cargo build --workspace --bins)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("--check-config prints JSON")
+}
+
+/// Each node gets its own NVMe host identity from the manifests alone: the
+/// ConfigMap's cluster-id plus the node name (fieldRef), derived, never a
+/// value shared through the image.
+#[test]
+fn each_node_of_the_prod_overlay_gets_its_own_derived_host_identity() {
+    let objs = manifest::render("overlays/prod");
+    let cluster = objs
+        .iter()
+        .find(|o| {
+            o["kind"] == "ConfigMap"
+                && o["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("rds-csi-config"))
+        })
+        .map(|o| manifest::str_map(&o["data"])["cluster-id"].clone())
+        .unwrap();
+    let mut seen = Vec::new();
+    for node in ["worker-a", "worker-b"] {
+        let cfg = node_frontend_config(&objs, node);
+        assert_eq!(cfg["cluster_id"], cluster.as_str(), "{cfg}");
+        let want = rds_bus::HostIdentity::derive(
+            &rds_bus::ClusterId::parse(&cluster).unwrap(),
+            &rds_bus::NodeId::parse(node).unwrap(),
+        );
+        assert_eq!(cfg["host_nqn"], want.host_nqn(), "{node}: {cfg}");
+        assert_eq!(cfg["host_id"], want.host_id().to_string(), "{node}: {cfg}");
+        seen.push(cfg["host_nqn"].clone());
+    }
+    assert_ne!(seen[0], seen[1], "two nodes, two host NQNs");
+}
