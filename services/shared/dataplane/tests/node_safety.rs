@@ -52,6 +52,13 @@ impl Drop for Holder {
     }
 }
 
+/// Run in a fresh mount namespace with `$1` = this test's scratch dir:
+/// drops the copies of other tests' scratch mounts (tests run in parallel
+/// and would see the namespace as a user of their volumes).
+const DROP_OTHER_SCRATCH_MOUNTS: &str = r#"for m in $(awk '{print $5}' /proc/self/mountinfo | grep '^/tmp/rds-dp-' | sort -r); do
+  case "$m" in "$1"|"$1"/*) ;; *) umount -l "$m" 2>/dev/null ;; esac
+done"#;
+
 async fn try_unstage(h: &Harness, v: &Vol) -> rds_dataplane::Result<rds_dataplane::UnstageOutcome> {
     h.plane
         .unstage(UnstageRequest {
@@ -157,17 +164,14 @@ async fn unstage_is_refused_while_another_mount_namespace_has_it_mounted() {
     // when ours does, and it keeps the filesystem alive. It drops the copies
     // of other tests' scratch mounts at once (they run in parallel and would
     // see this namespace as a user of their volumes).
-    let script = r#"for m in $(awk '{print $5}' /proc/self/mountinfo | grep '^/tmp/rds-dp-' | sort -r); do
-  case "$m" in "$1"|"$1"/*) ;; *) umount -l "$m" 2>/dev/null ;; esac
-done
-echo ready && exec sleep 600"#;
+    let script = format!("{DROP_OTHER_SCRATCH_MOUNTS}\necho ready && exec sleep 600");
     let holder = Holder::spawn(Command::new("unshare").args([
         "-m",
         "--propagation",
         "private",
         "sh",
         "-c",
-        script,
+        &script,
         "sh",
         h.scratch.path().to_str().unwrap(),
     ]));
@@ -372,4 +376,51 @@ async fn idle_lock_entries_are_dropped() {
         try_unstage(&h, &v).await.unwrap();
     }
     assert_eq!(h.plane.lock_entries(), 0, "no entry outlives its call");
+}
+
+#[tokio::test]
+async fn a_superblock_kept_only_by_a_namespace_without_processes_does_not_block_unstage() {
+    let h = harness();
+    let v = h.volume("pvc-orphan-ns", 64 * MIB);
+    h.stage(&v, mount(FsType::Ext4)).await.unwrap();
+    std::fs::write(v.staging.as_path().join("f"), b"synced").unwrap();
+    // A mount namespace pinned by a bind mount of its nsfs file, whose only
+    // process has exited: it keeps a copy of the staging mount (and the
+    // superblock alive), but no process can use it and /proc cannot see it.
+    let pin = h.scratch.path().join("pinned-ns");
+    std::fs::write(&pin, b"").unwrap();
+    // As in the namespace test, the copies of other tests' mounts are
+    // dropped at once (they run in parallel).
+    let st = Command::new("unshare")
+        .arg(format!("--mount={}", pin.display()))
+        .args([
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            DROP_OTHER_SCRATCH_MOUNTS,
+            "sh",
+        ])
+        .arg(h.scratch.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let u = try_unstage(&h, &v).await;
+    // Release the namespace before asserting (its mounts go with it).
+    let released = Command::new("umount").arg(&pin).status().unwrap();
+    let u = u.unwrap();
+    assert!(released.success());
+    assert!(u.detached, "not blocked forever by an invisible namespace");
+    assert!(
+        h.events.reasons().contains(&"ForcedCleanup"),
+        "{:?}",
+        h.events.reasons()
+    );
+    // What we wrote was flushed before the detach.
+    h.stage(&v, mount(FsType::Ext4)).await.unwrap();
+    assert_eq!(
+        std::fs::read(v.staging.as_path().join("f")).unwrap(),
+        b"synced"
+    );
+    h.unstage(&v).await;
 }
