@@ -116,7 +116,8 @@ kmod_as depmod -b "$S" "$KV"
 
 cp "$HERE/guest/init.sh" "$S/init"
 cp "$HERE/guest/scenario.sh" "$S/scenario.sh"
-chmod +x "$S/init" "$S/scenario.sh"
+cp "$HERE/guest/fence.sh" "$S/fence.sh"
+chmod +x "$S/init" "$S/scenario.sh" "$S/fence.sh"
 
 # busybox cpio: no host cpio needed. Plain (uncompressed) cpio: gunzip costs ~1 s under TCG.
 (cd "$S" && find . -print0 | "$WORK/root/bin/busybox" cpio --null -o -H newc 2> /dev/null) > initramfs.cpio

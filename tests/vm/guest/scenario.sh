@@ -104,6 +104,9 @@ wait_for() { # wait_for <seconds> <command...>
 no_ctrl() { [ -z "$(ctrls_of "$1")" ]; }
 rate() { awk -v mb="$1" -v t0="$2" -v t1="$3" 'BEGIN { d = t1 - t0; if (d <= 0) d = 0.01; printf "%.1f MiB/s (%d MiB in %.2f s)", mb / d, mb, d }'; }
 
+# Storage fencing first (guest/fence.sh, its own stack; leaves the kernel target empty).
+[ -x /fence.sh ] && { /fence.sh || F=$((F + 1)); }
+
 # --- 0. the stack ----------------------------------------------------------------------------
 step "start the stack"
 mkdir -p $R/keys $R/sim $R/attachments $R/node
