@@ -25,7 +25,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,17 +79,26 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _download_crate(pin: Pin) -> bytes:
-    # crates.io serves each published .crate at a fixed address; cargo itself
-    # has no "download one crate" command that leaves the build graph alone.
-    url = f"https://static.crates.io/crates/{pin.package}/{pin.package}-{pin.version}.crate"
+def _download_crate(pin: Pin, work: Path) -> bytes:
+    # cargo is the registry's ordinary client. `cargo info NAME@VERSION` run
+    # outside any workspace downloads exactly that one .crate into cargo's own
+    # cache (no dependencies, no Cargo.lock, no build graph); we read it there.
+    cmd = ["cargo", "info", "--quiet", f"{pin.package}@{pin.version}"]
     try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as r:
-            data = r.read(MAX_BYTES + 1)
-    except OSError as e:
-        raise FetchError(f"cannot download {url}: {e}") from e
+        proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise FetchError(f"cargo info {pin.package}@{pin.version} failed: {e}") from e
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        raise FetchError(f"cargo info {pin.package}@{pin.version} failed: {' | '.join(tail)}")
+    home = Path(os.environ.get("CARGO_HOME") or Path.home() / ".cargo")
+    name = f"{pin.package}-{pin.version}.crate"
+    found = sorted((home / "registry" / "cache").glob(f"*/{name}"))
+    if not found:
+        raise FetchError(f"cargo info left no {name} under {home / 'registry' / 'cache'}")
+    data = found[0].read_bytes()
     if len(data) > MAX_BYTES:
-        raise FetchError(f"{url} is larger than {MAX_BYTES} bytes")
+        raise FetchError(f"{name} is larger than {MAX_BYTES} bytes")
     return data
 
 
@@ -141,7 +149,7 @@ def fetch(name: str) -> Path:
         return out
     with tempfile.TemporaryDirectory(prefix="rds-csi-fetch-") as tmp:
         if pin.registry == "crates.io":
-            archive = _download_crate(pin)
+            archive = _download_crate(pin, Path(tmp))
         elif pin.registry == "pypi":
             archive = _download_sdist(pin, Path(tmp))
         else:
