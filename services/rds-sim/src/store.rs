@@ -161,7 +161,8 @@ impl Store {
             } else {
                 format!("{prefix}/{n}")
             };
-            let Ok(md) = e.path().symlink_metadata() else {
+            // `DirEntry::metadata` does not follow symlinks (an fstatat on the open directory).
+            let Ok(md) = e.metadata() else {
                 continue;
             };
             let is_dir = md.is_dir();
@@ -174,9 +175,10 @@ impl Store {
 
     /// Bytes allocated by every file under `mount`.
     pub(crate) fn used_bytes(&self, mount: &str, apparent: bool) -> u64 {
+        let prefix = format!("{mount}/");
         self.list()
             .iter()
-            .filter(|f| f.kind == FileKind::File && f.name.starts_with(&format!("{mount}/")))
+            .filter(|f| f.kind == FileKind::File && f.name.starts_with(&prefix))
             .map(|f| if apparent { f.size } else { f.allocated })
             .sum()
     }

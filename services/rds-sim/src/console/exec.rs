@@ -5,7 +5,7 @@
 
 use rds_routeros::{Legend, format_human_size};
 
-use super::expr::{Props, eval, mentions_any, parse_number};
+use super::expr::{Props, eq_alternatives, eval, mentions_any, parse_number, values_eq};
 use super::parse::{Command, Menu, Value, Verb, parse_line};
 use crate::config::EmptyFindMode;
 use crate::model::{Device, Disk, DiskArgs, DiskKind, FileItem, POOL, format_id, parse_id};
@@ -452,10 +452,18 @@ impl Ctx<'_, '_> {
                 view
             }
         };
+        let alts = cmd.filter.as_ref().and_then(eq_alternatives);
         let mut out = Vec::new();
         for (pos, (id, _)) in all.iter().enumerate() {
             let keep = match &cmd.filter {
                 None => true,
+                Some(_)
+                    if alts
+                        .as_ref()
+                        .is_some_and(|a| !self.may_match(&view, *id, a)) =>
+                {
+                    false
+                }
                 Some(f) => {
                     let props = self.props_in(&view, *id).unwrap_or(Props(Vec::new()));
                     let bad_regex = self.dev.behaviour.texts.bad_regex.clone();
@@ -473,6 +481,37 @@ impl Ctx<'_, '_> {
             }
         }
         Ok(out)
+    }
+
+    /// Quick pre-check against [`eq_alternatives`] without building the item's properties:
+    /// false only when no alternative can hold. Properties it does not know say "maybe".
+    fn may_match(&self, view: &View, id: u64, alts: &[(&str, &str)]) -> bool {
+        // Some(None): the item has no such property, so `=` is false.
+        let cheap = |prop: &str| -> Option<Option<&str>> {
+            match view {
+                View::Files(files, at) => {
+                    let f = at.get(&id).and_then(|&i| files.get(i))?;
+                    (prop == "name").then_some(Some(f.info.name.as_str()))
+                }
+                View::Usage(_, at) => {
+                    let d = at.get(&id).and_then(|&i| self.dev.state.disks.get(i))?;
+                    match (prop, &d.kind) {
+                        ("slot", _) => Some(Some(d.slot.as_str())),
+                        ("file-path", DiskKind::File(f)) => Some(Some(f.file_path.as_str())),
+                        ("nvme-tcp-server-nqn", DiskKind::File(f)) => {
+                            Some(f.nvme_tcp_export.then_some(f.nvme_tcp_server_nqn.as_str()))
+                        }
+                        _ => None,
+                    }
+                }
+                View::None => None,
+            }
+        };
+        alts.iter().any(|(prop, want)| match cheap(prop) {
+            None => true,
+            Some(None) => false,
+            Some(Some(have)) => values_eq(have, want),
+        })
     }
 
     fn props_in(&self, view: &View, id: u64) -> Option<Props> {

@@ -36,6 +36,33 @@ pub(crate) fn mentions_any(e: &Expr, props: &[&str]) -> bool {
     }
 }
 
+/// A necessary condition of `e` for a quick pre-check: `Some(alts)` when every matching
+/// item has `prop = literal` (as [`values_eq`] compares) for at least one pair of `alts`.
+/// Only plain-text equalities joined by `||` qualify (they cannot fail), plus the left side
+/// of `&&` (an item it rejects is rejected before the right side is evaluated, so skipping
+/// it cannot hide an error). Lets a filtered print look at a handful of items, not all.
+pub(crate) fn eq_alternatives(e: &Expr) -> Option<Vec<(&str, &str)>> {
+    match e {
+        Expr::Cmp {
+            prop,
+            op: Op::Eq,
+            value: Value::Text(t),
+        } => Some(vec![(prop.as_str(), t.as_str())]),
+        Expr::Or(a, b) => {
+            let mut alts = eq_alternatives(a)?;
+            alts.extend(eq_alternatives(b)?);
+            Some(alts)
+        }
+        Expr::And(a, _) => eq_alternatives(a),
+        _ => None,
+    }
+}
+
+/// `have = want` as a `where` filter compares (booleans and numbers normalised).
+pub(crate) fn values_eq(have: &str, want: &str) -> bool {
+    norm_bool(have) == norm_bool(want) || num_eq(have, want)
+}
+
 /// Typed view of one item for evaluation: `(key, raw value, is_bool)`.
 pub(crate) struct Props(pub Vec<(&'static str, String)>);
 
@@ -93,8 +120,8 @@ pub(crate) fn eval(
                 return Ok(*op == Op::Ne);
             };
             match op {
-                Op::Eq => norm_bool(have) == norm_bool(&want) || num_eq(have, &want),
-                Op::Ne => !(norm_bool(have) == norm_bool(&want) || num_eq(have, &want)),
+                Op::Eq => values_eq(have, &want),
+                Op::Ne => !values_eq(have, &want),
                 Op::Match => regex::Regex::new(&want)
                     .map_err(|_| "bad-regex".to_owned())?
                     .is_match(have),
