@@ -74,6 +74,13 @@ pub struct Config {
     #[arg(long, env = "EVENT_SERVICE_METRICS_ADDR", default_value = DEFAULT_METRICS_ADDR)]
     pub metrics_addr: String,
 
+    /// How a volume's PV is found: `watch` keeps a cache of all PVs by a
+    /// cluster-wide list + watch (controller; RBAC list/watch on PVs);
+    /// `get` fetches one PV by name with the attempt deadline and keeps it
+    /// briefly (node pods; RBAC get on PVs only).
+    #[arg(long, env = "EVENT_SERVICE_PV_LOOKUP", value_enum, default_value_t = PvLookupMode::Watch)]
+    pub pv_lookup: PvLookupMode,
+
     /// Validate flags and environment, print the effective config, exit.
     #[arg(long)]
     #[serde(skip)]
@@ -95,6 +102,7 @@ impl Config {
             attempt_timeout_ms: 5_000,
             drain_timeout_ms: 5_000,
             metrics_addr: String::new(),
+            pv_lookup: PvLookupMode::Watch,
             check_config: false,
         }
     }
@@ -182,6 +190,7 @@ impl Config {
             attempt_timeout: Duration::from_millis(self.attempt_timeout_ms),
             drain_timeout: Duration::from_millis(self.drain_timeout_ms),
             metrics_addr,
+            pv_lookup: self.pv_lookup,
         })
     }
 }
@@ -211,6 +220,15 @@ pub struct Settings {
     #[serde(serialize_with = "millis")]
     pub drain_timeout: Duration,
     pub metrics_addr: Option<std::net::SocketAddr>,
+    pub pv_lookup: PvLookupMode,
+}
+
+/// `--pv-lookup`: see [`Config::pv_lookup`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum PvLookupMode {
+    Watch,
+    Get,
 }
 
 fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

@@ -8,7 +8,7 @@
 //! - [`queue`] + [`worker`]: bounded drop-oldest queue, one delivery task with
 //!   bounded retries.
 //! - [`sink`]: [`sink::file::FileSink`] (local mode) and
-//!   [`sink::kube::KubeSink`] (PV cache + kube's Recorder).
+//!   [`sink::kube::KubeSink`] (PV lookup by watch or GET + kube's Recorder).
 //! - [`metrics`][mod@metrics]: `rds_csi_events_{posted,failed,dropped}_total`.
 //!
 //! Embedding / tests: [`serve`] runs the service until a shutdown future
@@ -34,7 +34,7 @@ use rds_bus::{Bus, Listener, Shutdown};
 use rds_proto::event::events_server::EventsServer;
 
 pub use catalogue::{EventType, Rendered, message_for};
-pub use config::{Config, Settings, SinkSpec};
+pub use config::{Config, PvLookupMode, Settings, SinkSpec};
 pub use error::Error;
 pub use metrics::{DropCause, Metrics};
 
@@ -100,6 +100,7 @@ pub async fn start(cfg: Config, listener: Listener) -> Result<Running, Error> {
                 settings.driver_name.clone(),
                 settings.instance.clone(),
                 settings.attempt_timeout,
+                settings.pv_lookup,
             ))
         }
     };

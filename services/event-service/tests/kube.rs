@@ -638,3 +638,109 @@ async fn one_recorder_dedups_repeats_into_a_series() {
     assert_eq!(creates[1].1["related"]["name"], "worker-3");
     env.running.stop().await.unwrap();
 }
+
+/// `--pv-lookup=get` (the node pod): the PV behind an event is one GET by
+/// name with the attempt deadline, reused for a while; PVs are never listed
+/// or watched (the node's ServiceAccount has `get` on PVs only).
+#[tokio::test(flavor = "multi_thread")]
+async fn get_mode_resolves_by_one_bounded_get_and_never_lists_or_watches_pvs() {
+    let fake = Fake::start().await;
+    fake.put_pv(
+        "pvc-g1",
+        DRIVER,
+        "pvc-g1",
+        Some(("apps", "data-0", "uid-data-0")),
+    );
+    // A PV of that name but another driver is not ours.
+    fake.put_pv(
+        "pvc-g2",
+        "other.csi.example.com",
+        "pvc-g2",
+        Some(("x", "y", "uid-y")),
+    );
+    fake.put_pv(
+        "pvc-g3",
+        DRIVER,
+        "pvc-g3",
+        Some(("apps", "data-3", "uid-data-3")),
+    );
+    let mut env = start(fake, |c| c.pv_lookup = event_service::PvLookupMode::Get).await;
+    let m = env.running.metrics();
+
+    // No PVC in the request: the PV's claimRef names it, with its uid.
+    let detached = |vol: &str| PostRequest {
+        volume_id: vol.into(),
+        event: Some(Typed::VolumeDetached(VolumeDetached {
+            node_id: "worker-2".into(),
+        })),
+        ..Default::default()
+    };
+    env.client.post(detached("pvc-g1")).await.unwrap();
+    eventually("detached posted", || m.posted("VolumeDetached") == 1).await;
+    let (ns, ev) = env.fake.creates().pop().unwrap();
+    assert_eq!(ns, "apps");
+    assert_eq!(
+        ev["regarding"],
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "namespace": "apps",
+               "name": "data-0", "uid": "uid-data-0"})
+    );
+
+    // More events about the same volume, with and without the PVC named:
+    // the fetched PV is reused, no further GET.
+    for _ in 0..5 {
+        env.client.post(detached("pvc-g1")).await.unwrap();
+    }
+    env.client
+        .post(attached("pvc-g1", "worker-2", Some(("apps", "data-0"))))
+        .await
+        .unwrap();
+    eventually("6 detached + 1 attached", || {
+        m.posted("VolumeDetached") == 6 && m.posted("VolumeAttached") == 1
+    })
+    .await;
+    let (_, ev) = env.fake.creates().pop().unwrap();
+    assert_eq!(ev["regarding"]["uid"], "uid-data-0");
+
+    // Another driver's PV of that name: nothing to post on.
+    env.client.post(detached("pvc-g2")).await.unwrap();
+    eventually("no object", || {
+        m.dropped("VolumeDetached", DropCause::NoObject) == 1
+    })
+    .await;
+
+    // A GET that never answers is cut at the attempt deadline; an event that
+    // names its PVC still goes out (without the uid).
+    env.fake.api.inject(
+        Fault::on(Verb::Get)
+            .resource("persistentvolumes")
+            .name("pvc-g3")
+            .hang(),
+    );
+    env.client
+        .post(attached("pvc-g3", "worker-2", Some(("apps", "data-3"))))
+        .await
+        .unwrap();
+    eventually("posted despite the hung GET", || {
+        m.posted("VolumeAttached") == 2
+    })
+    .await;
+    let (_, ev) = env.fake.creates().pop().unwrap();
+    assert_eq!(ev["regarding"]["name"], "data-3");
+    assert!(ev["regarding"].get("uid").is_none());
+
+    let st = env.fake.seen();
+    assert_eq!(st.pv_lists, 0, "PVs must never be listed in get mode");
+    assert_eq!(st.pv_watches, 0, "PVs must never be watched in get mode");
+    let gets = |name: &str| {
+        env.fake
+            .api
+            .calls_to(Verb::Get, "persistentvolumes")
+            .iter()
+            .filter(|c| c.name.as_deref() == Some(name))
+            .count()
+    };
+    assert_eq!(gets("pvc-g1"), 1, "one GET, then the cached PV");
+    assert_eq!(gets("pvc-g2"), 1);
+    assert_eq!(gets("pvc-g3"), 1);
+    env.running.stop().await.unwrap();
+}

@@ -2,12 +2,15 @@
 //! through kube's events `Recorder` (events.k8s.io/v1, deduplicated into a
 //! series by reason + action + regarding + related).
 //!
-//! Resolution, without one API GET per event:
+//! Resolution (no API call per event in watch mode, at most one GET per
+//! volume per TTL in get mode):
 //! 1. the PVC named in the request (csi-frontend copies
 //!    `csi.storage.k8s.io/pvc/{namespace,name}` into volume_context);
 //! 2. else the `claimRef` of the PV whose `spec.csi.volumeHandle` is the
-//!    volume id and whose `spec.csi.driver` is ours, from a WATCHED cache of
-//!    PVs (kube::runtime reflector);
+//!    volume id and whose `spec.csi.driver` is ours: from a WATCHED cache of
+//!    all PVs ([`super::pv_watch`], the controller), or from one GET of the
+//!    PV by name kept for a short TTL ([`super::pv_get`], the node pod, which
+//!    must not list PVs cluster-wide);
 //! 3. else that PV itself; 4. else nothing (the worker logs and counts it).
 //!
 //! The PV cache also supplies the PVC's uid when the request named the PVC:
@@ -24,18 +27,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use futures::future::BoxFuture;
-use futures::{FutureExt, StreamExt};
 
 use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolume};
+use kube::Client;
 use kube::runtime::events::{Event, EventType as KubeEventType, Recorder, Reporter};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client};
 use tracing::Instrument;
 
+use super::pv_get::GetPvs;
+use super::pv_watch::WatchedPvs;
 use super::{Delivered, Sink};
 use crate::catalogue::EventType;
+use crate::config::PvLookupMode;
 use crate::error::Error;
 use crate::validate::{Pending, PvcKey};
 
@@ -45,83 +49,61 @@ pub const NOTE_LIMIT: usize = 1024;
 pub struct KubeSink {
     /// ONE recorder per process (the Go driver leaked a broadcaster per event).
     recorder: Recorder,
-    pvs: Store<PersistentVolume>,
-    driver_name: String,
+    pvs: PvLookup,
     attempt_timeout: Duration,
-    watch: tokio::task::JoinHandle<()>,
 }
 
-impl Drop for KubeSink {
-    fn drop(&mut self) {
-        self.watch.abort();
-    }
+/// How a volume id becomes its PV (`--pv-lookup`).
+enum PvLookup {
+    Watch(WatchedPvs),
+    Get(GetPvs),
 }
 
 impl KubeSink {
-    /// Starts the PV watch and builds the recorder. Must run in a runtime.
+    /// Starts the PV lookup (a watch in `watch` mode) and builds the
+    /// recorder. Must run in a runtime.
     pub fn new(
         client: Client,
         driver_name: String,
         instance: String,
         attempt_timeout: Duration,
+        mode: PvLookupMode,
     ) -> KubeSink {
-        let (reader, writer) = reflector::store::<PersistentVolume>();
-        let api: Api<PersistentVolume> = Api::all(client.clone());
-        let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
-            .default_backoff();
-        let watch = tokio::spawn(async move {
-            let mut stream = std::pin::pin!(stream);
-            while let Some(item) = stream.next().await {
-                match item {
-                    Ok(watcher::Event::InitDone) => {
-                        tracing::info!("PersistentVolume cache synced")
-                    }
-                    Ok(_) => {}
-                    // The stream retries with backoff; each failure is logged.
-                    Err(e) => tracing::warn!(error = %e, "PersistentVolume watch failed; retrying"),
-                }
-            }
-        });
+        let pvs = match mode {
+            PvLookupMode::Watch => PvLookup::Watch(WatchedPvs::new(
+                client.clone(),
+                driver_name.clone(),
+                attempt_timeout,
+            )),
+            PvLookupMode::Get => PvLookup::Get(GetPvs::new(
+                client.clone(),
+                driver_name.clone(),
+                attempt_timeout,
+            )),
+        };
         let recorder = Recorder::new(
             client,
             Reporter {
-                controller: driver_name.clone(),
+                controller: driver_name,
                 instance: Some(instance),
             },
         );
         KubeSink {
             recorder,
-            pvs: reader,
-            driver_name,
+            pvs,
             attempt_timeout,
-            watch,
         }
     }
 
-    /// The PV of `volume_id` from the cache. Until the first list has been
-    /// applied it waits up to the attempt timeout; if the cache is still not
-    /// synced, `Ok(None)` when the request named the PVC itself (the event can
-    /// go out, only without the PVC's uid), else [`Error::CacheNotReady`].
     async fn find_pv(
         &self,
         volume_id: &str,
         have_pvc: bool,
     ) -> Result<Option<Arc<PersistentVolume>>, Error> {
-        let ready = tokio::time::timeout(self.attempt_timeout, self.pvs.wait_until_ready()).await;
-        if !matches!(ready, Ok(Ok(()))) {
-            return if have_pvc {
-                Ok(None)
-            } else {
-                Err(Error::CacheNotReady)
-            };
+        match &self.pvs {
+            PvLookup::Watch(w) => w.find(volume_id, have_pvc).await,
+            PvLookup::Get(g) => g.find(volume_id, have_pvc).await,
         }
-        let driver = self.driver_name.as_str();
-        Ok(self.pvs.find(|pv| {
-            pv.spec
-                .as_ref()
-                .and_then(|s| s.csi.as_ref())
-                .is_some_and(|csi| csi.driver == driver && csi.volume_handle == volume_id)
-        }))
     }
 
     /// The object to post on, or `None` when there is none.

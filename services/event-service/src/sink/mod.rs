@@ -4,6 +4,8 @@
 
 pub mod file;
 pub mod kube;
+pub mod pv_get;
+pub mod pv_watch;
 
 use futures::future::BoxFuture;
 
