@@ -16,7 +16,9 @@
    A call on an `Api` whose resource type cannot be told fails the test:
    annotate it (`let x: Api<T>`).
    csi-frontend's triples go to the pod that runs its role: sources under a
-   `node` path → node role, the rest → controller role.
+   `node` path → node role, the rest → controller role. event-service's PV
+   calls live in one file per `--pv-lookup` mode (EVENT_PV_LOOKUP); a
+   container gets the mode its args select.
 2. The sidecars' rules are their upstream deploy/kubernetes/rbac.yaml at the
    pinned tag (table below; optional rules we do not need left out).
 3. For each ServiceAccount of the rendered base: every rule bound to it
@@ -134,6 +136,17 @@ SIDECAR_ROLES = {
 }
 
 
+# event-service's `--pv-lookup=MODE` (default watch): the source file of each
+# mode's PV calls. The container's triples are the crate's other files plus
+# the file of the mode its args select.
+EVENT_PV_LOOKUP = {"watch": "pv_watch", "get": "pv_get"}
+
+
+def event_service_comps(ct: dict) -> list[str]:
+    mode = next((a.split("=", 1)[1] for a in ct.get("args", []) if a.startswith("--pv-lookup=")), "watch")
+    return ["event-service", f"event-service/pv-{mode}"]
+
+
 def strip_tests(text: str) -> str:
     i = text.find("#[cfg(test)]")
     return text if i < 0 else text[:i]
@@ -239,6 +252,9 @@ def code_triples() -> tuple[dict[str, set[Triple]], list[str]]:
             if crate == "csi-frontend":
                 role = "node" if "node" in f.relative_to(src).parts or f.stem.startswith("node") else "controller"
                 out[f"csi-frontend/{role}"] |= t
+            elif crate == "event-service" and f.stem in EVENT_PV_LOOKUP.values():
+                mode = next(m for m, stem in EVENT_PV_LOOKUP.items() if stem == f.stem)
+                out[f"event-service/pv-{mode}"] |= t
             else:
                 out[crate] |= t
     return out, problems
@@ -305,19 +321,23 @@ def main() -> None:
     c.ok("sidecar leader election is a namespaced Role",
          roles.get("rds-csi-sidecar-leader-election", {}).get("kind") == "Role")
 
+    # role name -> the code components whose calls it must grant exactly.
     ours = {
-        "attachment-service": ["rds-csi-attachment-service"],
-        "event-service": ["rds-csi-event-service"],
-        "csi-frontend/controller": ["rds-csi-frontend-controller"],
+        "rds-csi-attachment-service": ["attachment-service"],
+        "rds-csi-event-service": ["event-service", "event-service/pv-watch"],
+        "rds-csi-event-service-node": ["event-service", "event-service/pv-get"],
+        "rds-csi-frontend-controller": ["csi-frontend/controller"],
     }
-    for comp, role_names in ours.items():
+    for rn, comps in ours.items():
+        comp = " + ".join(comps)
+        role_names = [rn]
         have = set()
         for rn in role_names:
             have |= rules_triples(roles.get(rn, {}).get("rules"))
             # a Role of the same name (namespaced part, e.g. leases)
         have |= {t for o in objs if o["kind"] == "Role" and o["metadata"]["name"] in role_names
                  for t in rules_triples(o.get("rules"))}
-        want = code.get(comp, set())
+        want = set().union(*(code.get(c, set()) for c in comps))
         c.ok(f"roles of {comp} = what its code uses", have == want,
              f"missing (code uses, RBAC lacks):\n{fmt(want - have)}\nextra (RBAC grants, code never uses):\n{fmt(have - want)}")
     for comp in ("rds-agent", "rds-sim", "csi-frontend/node"):
@@ -338,6 +358,8 @@ def main() -> None:
             if b == "csi-frontend":
                 role = next((a.split("=", 1)[1] for a in ct.get("args", []) if a.startswith("--role=")), "controller")
                 comps = ["csi-frontend/controller", "csi-frontend/node"] if role == "all" else [f"csi-frontend/{role}"]
+            elif b == "event-service":
+                comps = event_service_comps(ct)
             elif b:
                 comps = [b]
             else:
@@ -363,6 +385,19 @@ def main() -> None:
             have == want,
             f"bound: {', '.join(bound)}\nmissing:\n{fmt(want - have)}\nextra:\n{fmt(have - want)}",
         )
+    # The node pod runs on every node: it must not hold a cluster-wide list or
+    # watch of PVs (its event-service resolves one PV at a time by GET).
+    for w, pod in pod_templates(objs):
+        if pod.get("serviceAccountName") != "rds-csi-node":
+            continue
+        have, _ = bound_rules(objs, w["metadata"].get("namespace", "default"), "rds-csi-node")
+        pv = {v for g, r, v in have if g == "" and r == "persistentvolumes"}
+        c.ok("the node ServiceAccount may get PVs but never list or watch them",
+             pv == {"get"}, f"persistentvolumes verbs: {sorted(pv)}")
+        ev = [ct for ct in containers(pod) if our_binary(ct) == "event-service"]
+        c.ok("the node event-service runs with --pv-lookup=get",
+             bool(ev) and all(event_service_comps(ct)[1] == "event-service/pv-get" for ct in ev),
+             str([ct.get("args") for ct in ev]))
     c.ok("controller and node pods use separate ServiceAccounts", {"rds-csi-controller", "rds-csi-node"} <= seen_sa,
          str(seen_sa))
 
