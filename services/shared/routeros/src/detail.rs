@@ -118,10 +118,9 @@ fn first_key_pos(s: &str) -> Option<usize> {
         .find(|&i| (i == 0 || b[i - 1] == b' ' || b[i - 1] == b'\t') && key_len_at(b, i).is_some())
 }
 
-/// Split `key=value ...` text into properties.
-pub(crate) fn tokenize(s: &str) -> Vec<Prop> {
+/// Split `key=value ...` text into properties, appending to `props`.
+fn tokenize_into(s: &str, props: &mut Vec<Prop>) {
     let b = s.as_bytes();
-    let mut props = Vec::new();
     let mut i = 0;
     while i < b.len() {
         if b[i] == b' ' || b[i] == b'\t' {
@@ -176,7 +175,6 @@ pub(crate) fn tokenize(s: &str) -> Vec<Prop> {
             i = j;
         }
     }
-    props
 }
 
 /// Tracks quote state of a growing logical line so cut quoted values are recognised.
@@ -209,45 +207,56 @@ impl QuoteScan {
     }
 }
 
+/// The record being assembled. Its logical line lives in a buffer the parser reuses for
+/// every record (one allocation for the whole output, not one per record and line).
 struct Building {
     number: Option<u32>,
     flags: String,
-    logical: String,
     indent: Option<usize>,
     scan: QuoteScan,
 }
 
 impl Building {
-    fn new(number: Option<u32>, flags: String, first: &str, indent: Option<usize>) -> Self {
+    fn new(
+        logical: &mut String,
+        number: Option<u32>,
+        flags: String,
+        first: &str,
+        indent: Option<usize>,
+    ) -> Self {
         let mut scan = QuoteScan::default();
         scan.feed(first);
+        logical.clear();
+        logical.push_str(first);
         Self {
             number,
             flags,
-            logical: first.to_owned(),
             indent,
             scan,
         }
     }
 
-    fn continuation(&mut self, line: &str) {
+    fn continuation(&mut self, logical: &mut String, line: &str) {
         let lead = line.len() - line.trim_start_matches(' ').len();
         let indent = *self.indent.get_or_insert(lead);
         let stripped = &line[lead.min(indent)..];
         let joined_raw = self.scan.in_quote || key_len_at(stripped.as_bytes(), 0).is_none();
-        if !joined_raw && !self.logical.is_empty() {
-            self.logical.push(' ');
+        if !joined_raw && !logical.is_empty() {
+            logical.push(' ');
             self.scan.feed(" ");
         }
-        self.logical.push_str(stripped);
+        logical.push_str(stripped);
         self.scan.feed(stripped);
     }
 
-    fn finish(self) -> RawRecord {
+    /// `props_hint`: expected number of properties (the previous record's), to pre-size.
+    fn finish(self, logical: &str, props_hint: usize) -> RawRecord {
+        let mut props = Vec::with_capacity(props_hint);
+        tokenize_into(logical, &mut props);
         RawRecord {
             number: self.number,
             flags: self.flags,
-            props: tokenize(&self.logical),
+            props,
         }
     }
 }
@@ -274,16 +283,29 @@ fn record_start(line: &str) -> Option<(u32, usize)> {
 /// Errors: [`RouterOsError::Device`] if a line is a RouterOS error message,
 /// [`RouterOsError::Parse`] for a line that belongs to neither the legend nor a record.
 pub fn parse_print_detail(text: &str) -> Result<PrintDetail, RouterOsError> {
-    let mut out = PrintDetail::default();
+    // A `/disk` record prints ≈ 900 bytes; reserving for one per 1 KiB saves most regrowth.
+    let mut out = PrintDetail {
+        legend: None,
+        records: Vec::with_capacity(text.len() / 1024),
+    };
     let mut cur: Option<Building> = None;
     let mut in_legend = false;
+    let mut logical = String::with_capacity(1024);
+    let mut hint = 16;
+    // Close the open record (if any) into `out.records`.
+    let close =
+        |cur: &mut Option<Building>, out: &mut PrintDetail, logical: &str, hint: &mut usize| {
+            if let Some(b) = cur.take() {
+                let rec = b.finish(logical, *hint);
+                *hint = rec.props.len().max(4);
+                out.records.push(rec);
+            }
+        };
     for (idx, raw_line) in text.split('\n').enumerate() {
         let line = raw_line.strip_suffix('\r').unwrap_or(raw_line);
         let lead = line.len() - line.trim_start_matches(' ').len();
         if line.trim().is_empty() {
-            if let Some(b) = cur.take() {
-                out.records.push(b.finish());
-            }
+            close(&mut cur, &mut out, &logical, &mut hint);
             in_legend = false;
             continue;
         }
@@ -291,14 +313,12 @@ pub fn parse_print_detail(text: &str) -> Result<PrintDetail, RouterOsError> {
         if let Some(b) = cur.as_mut()
             && b.indent.is_some_and(|ind| lead >= ind && ind > 0)
         {
-            b.continuation(line);
+            b.continuation(&mut logical, line);
             continue;
         }
         // 2. A numbered record.
         if let Some((number, end)) = record_start(line) {
-            if let Some(b) = cur.take() {
-                out.records.push(b.finish());
-            }
+            close(&mut cur, &mut out, &logical, &mut hint);
             in_legend = false;
             let rest = &line[end..];
             let (flags, first, indent) = match first_key_pos(rest) {
@@ -308,14 +328,18 @@ pub fn parse_print_detail(text: &str) -> Result<PrintDetail, RouterOsError> {
                 }
                 None => (rest.get(1..).unwrap_or("").trim_end().to_owned(), "", None),
             };
-            cur = Some(Building::new(Some(number), flags, first, indent));
+            cur = Some(Building::new(
+                &mut logical,
+                Some(number),
+                flags,
+                first,
+                indent,
+            ));
             continue;
         }
         // 3. The legend.
         if line.starts_with("Flags:") {
-            if let Some(b) = cur.take() {
-                out.records.push(b.finish());
-            }
+            close(&mut cur, &mut out, &logical, &mut hint);
             out.legend = Some(line.trim_end().to_owned());
             in_legend = true;
             continue;
@@ -324,19 +348,23 @@ pub fn parse_print_detail(text: &str) -> Result<PrintDetail, RouterOsError> {
         if lead > 0
             && let Some(b) = cur.as_mut()
         {
-            b.continuation(line);
+            b.continuation(&mut logical, line);
             continue;
         }
         // 5. A record without number/flags prefix (capture cut at the property column).
         if let Some(p) = first_key_pos(line)
             && p == lead
         {
-            if let Some(b) = cur.take() {
-                out.records.push(b.finish());
-            }
+            close(&mut cur, &mut out, &logical, &mut hint);
             in_legend = false;
             let indent = if lead > 0 { Some(lead) } else { None };
-            cur = Some(Building::new(None, String::new(), &line[lead..], indent));
+            cur = Some(Building::new(
+                &mut logical,
+                None,
+                String::new(),
+                &line[lead..],
+                indent,
+            ));
             continue;
         }
         if let Some(e) = classify_error_line(line) {
@@ -355,9 +383,7 @@ pub fn parse_print_detail(text: &str) -> Result<PrintDetail, RouterOsError> {
             reason: format!("unexpected line {}", shorten(line)),
         });
     }
-    if let Some(b) = cur.take() {
-        out.records.push(b.finish());
-    }
+    close(&mut cur, &mut out, &logical, &mut hint);
     Ok(out)
 }
 

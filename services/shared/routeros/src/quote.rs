@@ -213,5 +213,9 @@ pub fn unquote(s: &str) -> Result<String, RouterOsError> {
 
 /// Lenient unescape for output parsing (never fails; unknown escapes kept literally).
 pub(crate) fn unescape_lenient(body: &str) -> String {
+    // Most values (paths, slots, NQNs) have no escape: copy them as they are.
+    if !body.contains('\\') {
+        return body.to_owned();
+    }
     unescape_body(body, false).unwrap_or_else(|_| body.to_owned())
 }
