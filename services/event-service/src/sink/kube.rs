@@ -56,7 +56,7 @@ pub struct KubeSink {
 /// How a volume id becomes its PV (`--pv-lookup`).
 enum PvLookup {
     Watch(WatchedPvs),
-    Get(GetPvs),
+    Get(Box<GetPvs>),
 }
 
 impl KubeSink {
@@ -75,11 +75,11 @@ impl KubeSink {
                 driver_name.clone(),
                 attempt_timeout,
             )),
-            PvLookupMode::Get => PvLookup::Get(GetPvs::new(
+            PvLookupMode::Get => PvLookup::Get(Box::new(GetPvs::new(
                 client.clone(),
                 driver_name.clone(),
                 attempt_timeout,
-            )),
+            ))),
         };
         let recorder = Recorder::new(
             client,
