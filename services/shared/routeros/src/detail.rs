@@ -19,6 +19,8 @@
 //! ` <key>=` — so grouped numbers (`size=53 687 091 200`), `type=.img file` and
 //! `last-modified=2025-11-11 14:32:41` are single values. Trailing spaces are trimmed.
 
+use std::borrow::Cow;
+
 use crate::classify::classify_error_line;
 use crate::error::{RouterOsError, shorten};
 use crate::quote::{quote_output, unescape_lenient};
@@ -27,8 +29,9 @@ use crate::wrap::{RenderOptions, join_lines, pack_tokens};
 /// One `key=value` property as printed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prop {
-    /// Property name, e.g. `file-path`.
-    pub key: String,
+    /// Property name, e.g. `file-path`. Known names are borrowed from a static table (no
+    /// allocation per property when parsing thousands of records).
+    pub key: Cow<'static, str>,
     /// Value with quotes removed and escapes decoded (bare values verbatim, trimmed).
     pub value: String,
     /// Whether it was printed in double quotes.
@@ -37,7 +40,7 @@ pub struct Prop {
 
 impl Prop {
     /// A bare property (`key=value`).
-    pub fn bare(key: impl Into<String>, value: impl Into<String>) -> Self {
+    pub fn bare(key: impl Into<Cow<'static, str>>, value: impl Into<String>) -> Self {
         Self {
             key: key.into(),
             value: value.into(),
@@ -46,7 +49,7 @@ impl Prop {
     }
 
     /// A quoted property (`key="value"`).
-    pub fn quoted(key: impl Into<String>, value: impl Into<String>) -> Self {
+    pub fn quoted(key: impl Into<Cow<'static, str>>, value: impl Into<String>) -> Self {
         Self {
             key: key.into(),
             value: value.into(),
@@ -118,8 +121,63 @@ fn first_key_pos(s: &str) -> Option<usize> {
         .find(|&i| (i == 0 || b[i - 1] == b' ' || b[i - 1] == b'\t') && key_len_at(b, i).is_some())
 }
 
-/// Split `key=value ...` text into properties, appending to `props`.
-fn tokenize_into(s: &str, props: &mut Vec<Prop>) {
+/// Property names printed by `/disk` and `/file`, shared instead of allocated per record.
+const STATIC_KEYS: &[&str] = &[
+    "type",
+    "slot",
+    "slot-default",
+    "parent",
+    "fs",
+    "fs-label",
+    "model",
+    "serial",
+    "size",
+    "free",
+    "use",
+    "mount-point",
+    "mount-filesystem",
+    "mount-read-only",
+    "compress",
+    "sector-size",
+    "raid-type",
+    "raid-device-count",
+    "raid-chunk-size",
+    "raid-master",
+    "nvme-tcp-export",
+    "nvme-tcp-server-port",
+    "nvme-tcp-server-nqn",
+    "nvme-tcp-server-allow-host-name",
+    "iscsi-export",
+    "nfs-sharing",
+    "smb-sharing",
+    "media-sharing",
+    "media-interface",
+    "swap",
+    "file-path",
+    "file-size",
+    "file-offset",
+    "name",
+    "last-modified",
+    "comment",
+];
+
+/// The key as a `Cow`: borrowed when it is a known name. `like` is the key at the same
+/// position in the previous record (records repeat their order), checked first.
+fn intern(key: &str, like: Option<&Cow<'static, str>>) -> Cow<'static, str> {
+    if let Some(Cow::Borrowed(k)) = like
+        && *k == key
+    {
+        return Cow::Borrowed(k);
+    }
+    match STATIC_KEYS.iter().find(|k| **k == key) {
+        Some(k) => Cow::Borrowed(k),
+        None => Cow::Owned(key.to_owned()),
+    }
+}
+
+/// Split `key=value ...` text into properties, appending to `props`. `prev`: the previous
+/// record's properties (key order hint).
+fn tokenize_into(s: &str, props: &mut Vec<Prop>, prev: &[Prop]) {
     let b = s.as_bytes();
     let mut i = 0;
     while i < b.len() {
@@ -134,7 +192,7 @@ fn tokenize_into(s: &str, props: &mut Vec<Prop>) {
             }
             continue;
         };
-        let key = &s[i..i + klen];
+        let key = intern(&s[i..i + klen], prev.get(props.len()).map(|p| &p.key));
         i += klen + 1;
         if b.get(i) == Some(&b'"') {
             let start = i + 1;
@@ -249,10 +307,10 @@ impl Building {
         self.scan.feed(stripped);
     }
 
-    /// `props_hint`: expected number of properties (the previous record's), to pre-size.
-    fn finish(self, logical: &str, props_hint: usize) -> RawRecord {
-        let mut props = Vec::with_capacity(props_hint);
-        tokenize_into(logical, &mut props);
+    /// `prev`: the previous record's properties (size and key order hint).
+    fn finish(self, logical: &str, prev: &[Prop]) -> RawRecord {
+        let mut props = Vec::with_capacity(prev.len().max(8));
+        tokenize_into(logical, &mut props, prev);
         RawRecord {
             number: self.number,
             flags: self.flags,
@@ -291,21 +349,19 @@ pub fn parse_print_detail(text: &str) -> Result<PrintDetail, RouterOsError> {
     let mut cur: Option<Building> = None;
     let mut in_legend = false;
     let mut logical = String::with_capacity(1024);
-    let mut hint = 16;
     // Close the open record (if any) into `out.records`.
-    let close =
-        |cur: &mut Option<Building>, out: &mut PrintDetail, logical: &str, hint: &mut usize| {
-            if let Some(b) = cur.take() {
-                let rec = b.finish(logical, *hint);
-                *hint = rec.props.len().max(4);
-                out.records.push(rec);
-            }
-        };
+    let close = |cur: &mut Option<Building>, out: &mut PrintDetail, logical: &str| {
+        if let Some(b) = cur.take() {
+            let prev = out.records.last().map_or(&[][..], |r| r.props.as_slice());
+            let rec = b.finish(logical, prev);
+            out.records.push(rec);
+        }
+    };
     for (idx, raw_line) in text.split('\n').enumerate() {
         let line = raw_line.strip_suffix('\r').unwrap_or(raw_line);
         let lead = line.len() - line.trim_start_matches(' ').len();
         if line.trim().is_empty() {
-            close(&mut cur, &mut out, &logical, &mut hint);
+            close(&mut cur, &mut out, &logical);
             in_legend = false;
             continue;
         }
@@ -318,7 +374,7 @@ pub fn parse_print_detail(text: &str) -> Result<PrintDetail, RouterOsError> {
         }
         // 2. A numbered record.
         if let Some((number, end)) = record_start(line) {
-            close(&mut cur, &mut out, &logical, &mut hint);
+            close(&mut cur, &mut out, &logical);
             in_legend = false;
             let rest = &line[end..];
             let (flags, first, indent) = match first_key_pos(rest) {
@@ -339,7 +395,7 @@ pub fn parse_print_detail(text: &str) -> Result<PrintDetail, RouterOsError> {
         }
         // 3. The legend.
         if line.starts_with("Flags:") {
-            close(&mut cur, &mut out, &logical, &mut hint);
+            close(&mut cur, &mut out, &logical);
             out.legend = Some(line.trim_end().to_owned());
             in_legend = true;
             continue;
@@ -355,7 +411,7 @@ pub fn parse_print_detail(text: &str) -> Result<PrintDetail, RouterOsError> {
         if let Some(p) = first_key_pos(line)
             && p == lead
         {
-            close(&mut cur, &mut out, &logical, &mut hint);
+            close(&mut cur, &mut out, &logical);
             in_legend = false;
             let indent = if lead > 0 { Some(lead) } else { None };
             cur = Some(Building::new(
@@ -383,7 +439,7 @@ pub fn parse_print_detail(text: &str) -> Result<PrintDetail, RouterOsError> {
             reason: format!("unexpected line {}", shorten(line)),
         });
     }
-    close(&mut cur, &mut out, &logical, &mut hint);
+    close(&mut cur, &mut out, &logical);
     Ok(out)
 }
 

@@ -287,7 +287,7 @@ impl DiskRecord {
         for p in &rec.props {
             let v = p.value.as_str();
             let s = || Some(v.to_owned());
-            match p.key.as_str() {
+            match p.key.as_ref() {
                 "type" => d.disk_type = s(),
                 "slot" => d.slot = s(),
                 "slot-default" => d.slot_default = s(),
@@ -388,7 +388,7 @@ impl DiskRecord {
         out.extend(
             self.raw
                 .iter()
-                .filter(|p| !DISK_ORDER.contains(&p.key.as_str()))
+                .filter(|p| !DISK_ORDER.contains(&p.key.as_ref()))
                 .map(Prop::render),
         );
         out

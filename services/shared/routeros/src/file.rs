@@ -67,7 +67,7 @@ impl FileRecord {
             ..Self::default()
         };
         for p in &rec.props {
-            match p.key.as_str() {
+            match p.key.as_ref() {
                 "name" => f.name = p.value.clone(),
                 "type" => f.file_type = Some(p.value.clone()),
                 "size" => f.size = HumanSize::parse(&p.value),
@@ -94,7 +94,7 @@ impl FileRecord {
         out.extend(
             self.raw
                 .iter()
-                .filter(|p| !KNOWN.contains(&p.key.as_str()))
+                .filter(|p| !KNOWN.contains(&p.key.as_ref()))
                 .map(Prop::render),
         );
         out

@@ -60,7 +60,7 @@ fn check_synth_file(recs: &[DiskRecord]) {
     assert_eq!(fs.text, "5120.0MiB");
     assert_eq!(fs.bytes, 5_368_709_120);
     assert_eq!(r.file_offset, Some(0));
-    let keys: Vec<&str> = r.raw.iter().map(|p| p.key.as_str()).collect();
+    let keys: Vec<&str> = r.raw.iter().map(|p| p.key.as_ref()).collect();
     assert_eq!(
         keys.join(" "),
         "type slot slot-default parent fs model size mount-filesystem mount-read-only compress \
