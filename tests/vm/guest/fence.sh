@@ -10,6 +10,8 @@
 #
 # Output: "PASS/FAIL <check>", "INFO ...", final "fence: N passed, N failed"; exit 0 when nothing
 # failed. Run by scenario.sh before its own stack (rds-sim here on :2223); leaves the target empty.
+# The worst case of an unverified RouterOS detail (a list change drops connected controllers):
+# boot with guest_script=/host/x.sh where x.sh is `SIM_EXTRA=--nvmet-allow-change-drops exec /fence.sh`.
 
 BIN=/host/bin
 R=/run/fence
@@ -24,6 +26,9 @@ SENTINEL=nqn.2000-02.com.mikrotik:rds-csi-no-host
 # A host that holds nothing (its own UUID form, as a stray node would present).
 HC=nqn.2014-08.org.nvmexpress:uuid:0c0c0c0c-0000-4000-8000-00000000000c
 mkdir -p $LOGS $OUT
+# SIM_EXTRA=--nvmet-allow-change-drops: rds-sim drops every connected controller of an export
+# whose list changes (worst case of an unverified RouterOS detail).
+case "${SIM_EXTRA:-}" in *--nvmet-allow-change-drops*) DROPS=1 ;; *) DROPS=0 ;; esac
 
 P=0
 F=0
@@ -76,6 +81,7 @@ refused_as() {
   [ -z "$(ctrls_as "$1")" ] && dmesg | grep -q "connect by host $1 for subsystem $NQN not allowed"
 }
 connected_as() { [ -n "$(ctrls_as "$1")" ]; }
+no_ctrl_as() { [ -z "$(ctrls_as "$1")" ]; }
 disconnect_as() { for c in $(ctrls_as "$1"); do nvme disconnect -d "$c" > /dev/null 2>&1; done; }
 # The namespace block device (head) of controller $1: the nvme-subsystem holding it lists it.
 dev_of_ctrl() {
@@ -107,7 +113,7 @@ start() {
   PIDS="$! $PIDS"
 }
 start rds-sim --listen 127.0.0.1:2223 --state-dir $R/sim --authorized-keys $R/keys/admin.pub \
-  --host-key $R/keys/host_key --local-mode --nvmet-export
+  --host-key $R/keys/host_key --local-mode --nvmet-export ${SIM_EXTRA:-}
 start event-service --listen unix://$R/events.sock --sink file:$R/events.jsonl --metrics-addr "" --instance vm
 start attachment-service --listen unix://$R/attachment.sock --mode local --state-dir $R/attachments \
   --events-endpoint unix://$R/events.sock --known-nodes node-a,node-b --metrics-addr "" \
@@ -152,17 +158,34 @@ HB=$(echo "$BOTH" | tr ' ' '\n' | grep -vx "$HA")
 info "allow list during migration: $BOTH"
 check "allow list holds both nodes" test "$(echo "$BOTH" | wc -w)" = 2
 check "node-b identity connects during the window" connect_as "$HB"
-check "node-a still connected" connected_as "$HA"
+if [ $DROPS = 1 ]; then
+  # Adding node-b changed the list: every connected controller goes, node-a's included.
+  check "change-drops mode: node-a's controller dropped when node-b was added" wait_for 30 no_ctrl_as "$HA"
+  check "change-drops mode: node-a (still allowed) reconnects" connect_as "$HA"
+else
+  check "node-a still connected" connected_as "$HA"
+fi
 check "node-b reads and writes" rw_as "$HB" b1
 
 step "ControllerUnpublish node-a"
 check "ControllerUnpublish $VOL from node-a" ctl unpub-a controller unpublish $VOL --node node-a
 check "allow list = node-b only" test "$(allowed)" = "$HB"
-if connected_as "$HA" && rw_as "$HA" a2; then
-  info "node-a's EXISTING connection survives the allow-list change (the kernel target checks the host at connect only); I/O through it still works"
-else
-  info "node-a's existing connection was dropped or fails I/O after the change"
-fi
+case $DROPS in
+1)
+  # rds-sim told to drop connected controllers on a list change (unlink/relink from the port).
+  check "change-drops mode: node-a's existing controller is dropped" wait_for 30 no_ctrl_as "$HA"
+  wait_for 30 no_ctrl_as "$HB"
+  info "change-drops mode: node-b's controller after the change: $(ctrls_as "$HB" | wc -w) left"
+  check "change-drops mode: node-b (still allowed) reconnects" connect_as "$HB"
+  ;;
+*)
+  if connected_as "$HA" && rw_as "$HA" a2; then
+    info "node-a's EXISTING connection survives the allow-list change (the kernel target checks the host at connect only); I/O through it still works"
+  else
+    info "node-a's existing connection was dropped or fails I/O after the change"
+  fi
+  ;;
+esac
 disconnect_as "$HA"
 check "node-a disconnected" sh -c "[ -z \"\$(for c in /sys/class/nvme/nvme*; do [ \"\$(cat \$c/hostnqn 2>/dev/null)\" = '$HA' ] && echo x; done)\" ]"
 check "node-a cannot reconnect after unpublish (kernel target refuses)" refused_as "$HA"
