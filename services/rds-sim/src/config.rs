@@ -28,8 +28,10 @@ pub struct SimConfig {
     /// Directories (RouterOS `/file` form, e.g. `storage-pool/metal-csi`) created at start if
     /// missing. DESIGN.md §8 local mode wants `storage-pool/metal-csi`.
     pub base_dirs: Vec<String>,
-    /// fsync `state.json` after every change (default). Benchmarks turn it
-    /// off so the sim's own disk flushes do not count as RouterOS time.
+    /// Write and fsync `state.json` before replying to every change (default).
+    /// Benchmarks turn it off: the file is then written behind the reply by a
+    /// writer thread (still atomically; reboot and stop flush it), so the sim's
+    /// own persistence does not count as RouterOS time (crate::persist).
     pub sync_state: bool,
     /// Behaviour switches.
     pub behaviour: Behaviour,

@@ -20,6 +20,7 @@ mod export;
 mod faults;
 mod hostkey;
 mod model;
+mod persist;
 mod render;
 mod server;
 mod setup;

@@ -288,25 +288,39 @@ impl Device<'_> {
     pub(crate) fn files(&mut self) -> Vec<FileItem> {
         let list = self.store.list();
         let mut next = self.state.next_file_id;
-        let mut ids = BTreeMap::new();
         let mut items = Vec::with_capacity(list.len());
+        let mut new_names = Vec::new();
         for info in list {
             let id = match self.state.file_ids.get(&info.name) {
                 Some(&id) => id,
                 None => {
                     let id = next;
                     next += 1;
+                    new_names.push((info.name.clone(), id));
                     id
                 }
             };
-            ids.insert(info.name.clone(), id);
             items.push(FileItem { id, info });
         }
-        if next != self.state.next_file_id || ids != self.state.file_ids {
+        // Usually nothing appeared or vanished: then the id table stays as it is (no
+        // rebuild per command).
+        let known = items.len() - new_names.len();
+        if !new_names.is_empty() || known != self.state.file_ids.len() {
+            let mut ids: BTreeMap<String, u64> = new_names.into_iter().collect();
+            if known != self.state.file_ids.len() {
+                // Some vanished: keep only the names still listed.
+                for i in &items {
+                    if let Some(&id) = self.state.file_ids.get(&i.info.name) {
+                        ids.insert(i.info.name.clone(), id);
+                    }
+                }
+                self.state.file_ids = ids;
+            } else {
+                self.state.file_ids.append(&mut ids);
+            }
+            self.state.next_file_id = next;
             self.dirty = true;
         }
-        self.state.next_file_id = next;
-        self.state.file_ids = ids;
         items.sort_by_key(|i| i.id);
         items
     }

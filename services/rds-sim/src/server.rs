@@ -20,8 +20,9 @@ use crate::error::SimError;
 use crate::export::Export;
 use crate::faults::{FaultAction, FaultPoint, Faults};
 use crate::model::{Device, DiskSummary, POOL, State};
+use crate::persist::Persister;
 use crate::render::Layout;
-use crate::store::{Store, write_atomic_sync};
+use crate::store::Store;
 use crate::stream::{KillSwitch, KillableStream};
 
 /// RouterOS's identification string (fact 1).
@@ -30,6 +31,7 @@ pub(crate) const SSH_IDENT: &str = "SSH-2.0-ROSSSH";
 pub(crate) struct Shared {
     cfg: SimConfig,
     pub(crate) store: Store,
+    persist: Persister,
     state: Mutex<State>,
     pub(crate) faults: Faults,
     export: Export,
@@ -84,7 +86,9 @@ impl Shared {
         let alt = crate::hostkey::alternate_key(&host_key);
         let log = CommandLog::open(cfg.state_dir.join("commands.log"))?;
         let export = Export::start(&cfg.nvmet, &cfg.state_dir, &state, &store)?;
+        let persist = Persister::new(store.state_path(), cfg.sync_state)?;
         let shared = Self {
+            persist,
             store,
             state: Mutex::new(state),
             faults: Faults::default(),
@@ -145,10 +149,7 @@ impl Shared {
     }
 
     fn save(&self, state: &State) -> Result<(), SimError> {
-        // Compact: the whole state is rewritten per change, and pretty printing
-        // 2,000 disks doubles the bytes (`jq . state.json` reads it).
-        let json = serde_json::to_vec(state).map_err(|e| SimError::State(e.to_string()))?;
-        write_atomic_sync(&self.store.state_path(), &json, None, self.cfg.sync_state)
+        self.persist.save(state)
     }
 
     /// Run one console line under the state lock (blocking: file I/O).
@@ -190,6 +191,7 @@ impl Shared {
     }
 
     fn reload(&self) {
+        self.persist.flush();
         match load_state(&self.store) {
             Ok(s) => {
                 self.export.sync(&s, &self.store);
@@ -356,4 +358,5 @@ pub(crate) async fn stop(shared: &Arc<Shared>) {
         let _ = t.await;
     }
     shared.kill_all();
+    shared.persist.flush();
 }

@@ -147,12 +147,13 @@ impl Store {
 
     fn walk(&self, dir: &Path, prefix: &str, out: &mut Vec<FileInfo>) {
         let Ok(rd) = fs::read_dir(dir) else { return };
-        let mut entries: Vec<_> = rd.filter_map(Result::ok).collect();
-        entries.sort_by_key(|e| e.file_name());
-        for e in entries {
-            let Some(n) = e.file_name().to_str().map(str::to_owned) else {
-                continue;
-            };
+        // Names read once (sorting by `DirEntry::file_name` would allocate per comparison).
+        let mut entries: Vec<_> = rd
+            .filter_map(Result::ok)
+            .filter_map(|e| Some((e.file_name().into_string().ok()?, e)))
+            .collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (n, e) in entries {
             if n.ends_with(".tmp") && prefix.is_empty() {
                 continue;
             }
