@@ -293,3 +293,66 @@ async fn rds_outage_fails_attach_and_detach_clearly_and_keeps_the_stricter_state
     assert_eq!(e.code(), Code::FailedPrecondition);
     p.stop().await.unwrap();
 }
+
+/// Failed agent calls so far (any reason), from rds-agent's own counter.
+fn agent_errors(rds: &Rds) -> u64 {
+    rds._agent
+        .metrics
+        .encode()
+        .lines()
+        .filter(|l| l.starts_with("rds_csi_rds_errors_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stale_clear_waits_for_the_rds_to_stop_admitting_the_gone_node() {
+    let rds = Rds::start().await;
+    rds.create("pvc-s").await;
+    let events = Events::start(rds.dir.path()).await;
+    let mut cfg = config(rds.dir.path(), &rds, &events, true);
+    cfg.known_nodes = vec!["n1".into(), "n2".into()];
+    let p = Proc::start(cfg.clone());
+    p.client()
+        .attach(attach_req(
+            "pvc-s",
+            "n2",
+            AccessMode::SingleNodeWriter,
+            false,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(rds.hosts("pvc-s").await, vec![nqn("n2")]);
+    p.stop().await.unwrap();
+
+    // n2 is gone while the RDS is down: the clear is tried and must not release n2.
+    rds.sim.reboot(Duration::from_secs(12)).await;
+    cfg.known_nodes = vec!["n1".into()];
+    cfg.grace_period = Duration::from_millis(100);
+    let before = agent_errors(&rds);
+    let p = Proc::start(cfg);
+    let mut c = p.client();
+    // Barrier: two failed agent calls = at least one whole reconciler pass (the clear's
+    // SetAllowedHosts, then the repair's ListAllowedHosts) ran against the dead RDS.
+    let tried = eventually(Duration::from_secs(8), || async {
+        (agent_errors(&rds) >= before + 2).then_some(())
+    })
+    .await;
+    assert!(tried.is_some(), "the reconciler never reached the agent");
+    let held = c
+        .get(rds_proto::attachment::GetRequest {
+            volume_id: "pvc-s".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        held.nodes[0].node_id, "n2",
+        "released before the RDS confirmed"
+    );
+    assert!(rds.sim.wait_up(Duration::from_secs(30)).await);
+    // Back: cleared, and the RDS no longer admits n2.
+    events.wait("StaleAttachmentCleared", "pvc-s", 1).await;
+    assert_eq!(rds.hosts("pvc-s").await, vec![NO_HOST_NQN.to_owned()]);
+    p.stop().await.unwrap();
+}
