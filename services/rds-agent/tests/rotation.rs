@@ -36,6 +36,14 @@ async fn a_new_login_key_in_the_key_file_is_used_without_a_restart() {
     e.shutdown().await;
 }
 
+/// Swap a file's content atomically, as kubelet swaps a Secret's files (a
+/// reader never sees it empty or half-written).
+fn replace(path: &std::path::Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_new_pinned_host_key_in_the_pin_file_is_used_without_a_restart() {
     let e = env(Opts {
@@ -45,11 +53,20 @@ async fn a_new_pinned_host_key_in_the_pin_file_is_used_without_a_restart() {
     .await;
     let pin = e.dir.path().join("rds_host.pub");
     let real = std::fs::read_to_string(&pin).unwrap();
+    let mut c = e.client();
+    // Barrier: the agent's start-up login (which read the real pin) is done.
+    // Without it, a login begun before the pin changes can finish after the
+    // reboot below, and every later probe reuses that session.
+    assert!(
+        wait_reachable(&mut c, Duration::from_secs(20))
+            .await
+            .is_some(),
+        "the agent never logged in with the real pin"
+    );
     // The pin no longer matches the RDS (as after an RDS host key change);
     // the sim drops every session, so the agent must log in again.
-    std::fs::write(&pin, key(42).public_key().to_openssh().unwrap()).unwrap();
+    replace(&pin, &key(42).public_key().to_openssh().unwrap());
     e.sim.reboot(Duration::ZERO).await;
-    let mut c = e.client();
     let mut refused = false;
     for _ in 0..200 {
         let p = c.probe(ProbeRequest {}).await.unwrap().into_inner();
@@ -62,7 +79,7 @@ async fn a_new_pinned_host_key_in_the_pin_file_is_used_without_a_restart() {
     assert!(refused, "a mismatching pin must refuse the next login");
 
     // The operator pins the RDS's key again (updates the Secret).
-    std::fs::write(&pin, real).unwrap();
+    replace(&pin, &real);
     assert!(
         wait_reachable(&mut c, Duration::from_secs(20))
             .await
