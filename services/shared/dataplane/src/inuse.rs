@@ -25,6 +25,11 @@ const TRANSIENT_OPENERS: &[&str] = &[
     "udevd",
     "udevadm",
     "blkid",
+    // losetup opens loop devices while it looks for a free one or reads their
+    // status; it never writes to them, and under load (loop operations share
+    // one kernel lock) that open can outlast the bounded holder wait, which
+    // made unstage refuse on another program's lookup.
+    "losetup",
 ];
 
 /// One thing that uses the device or its filesystem.
