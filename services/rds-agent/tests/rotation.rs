@@ -38,6 +38,7 @@ async fn a_new_login_key_in_the_key_file_is_used_without_a_restart() {
 
 /// Swap a file's content atomically, as kubelet swaps a Secret's files (a
 /// reader never sees it empty or half-written).
+#[allow(clippy::unwrap_used)]
 fn replace(path: &std::path::Path, text: &str) {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text).unwrap();
