@@ -112,6 +112,11 @@ pub struct Args {
         default_value = "0.0.0.0:9811"
     )]
     pub metrics_address: String,
+    /// How often the storage pool's size and free space are read for
+    /// `/metrics` (one `/disk print` each time, never from a scrape); 0
+    /// disables.
+    #[arg(long, env = "RDS_POOL_METRICS_INTERVAL", default_value = "60s", value_parser = parse_interval_or_off)]
+    pub pool_metrics_interval: Duration,
     /// Validate flags, env and files, print the effective config and exit.
     #[arg(long, default_value_t = false)]
     pub check_config: bool,
@@ -144,6 +149,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_millis(ms))
 }
 
+/// [`parse_duration`], or zero (`0`, `0s`, …) meaning "off" (returned as
+/// [`Duration::ZERO`]).
+pub fn parse_interval_or_off(s: &str) -> Result<Duration, String> {
+    let digits = s.trim().trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    if digits.trim().parse::<u64>() == Ok(0) {
+        return Ok(Duration::ZERO);
+    }
+    parse_duration(s)
+}
+
 /// Validated configuration. The private key is held here and nowhere else.
 #[derive(Clone)]
 pub struct Settings {
@@ -172,6 +187,8 @@ pub struct Settings {
     pub backoff_max: Duration,
     pub listen: String,
     pub metrics_address: Option<SocketAddr>,
+    /// `None`: the storage pool gauges are not refreshed.
+    pub pool_metrics_interval: Option<Duration>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -295,6 +312,7 @@ impl Args {
             backoff_max: self.reconnect_backoff_max,
             listen: self.listen.clone(),
             metrics_address,
+            pool_metrics_interval: Some(self.pool_metrics_interval).filter(|d| !d.is_zero()),
         })
     }
 
@@ -376,6 +394,7 @@ impl Settings {
             "reconnect_backoff_max_ms": self.backoff_max.as_millis() as u64,
             "listen": self.listen,
             "metrics_address": self.metrics_address.map(|a| a.to_string()),
+            "pool_metrics_interval_ms": self.pool_metrics_interval.map(|d| d.as_millis() as u64),
         })
     }
 }
@@ -414,6 +433,13 @@ mod tests {
         assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("soon").is_err());
+        assert_eq!(parse_interval_or_off("0").unwrap(), Duration::ZERO);
+        assert_eq!(parse_interval_or_off("0s").unwrap(), Duration::ZERO);
+        assert_eq!(
+            parse_interval_or_off("90s").unwrap(),
+            Duration::from_secs(90)
+        );
+        assert!(parse_interval_or_off("never").is_err());
     }
 
     #[test]

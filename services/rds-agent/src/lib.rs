@@ -10,13 +10,15 @@
 //! - [`volumes`] and [`snapshots`] (the [`snapshots::SnapshotBackend`] seam);
 //! - [`service`]: the `rds.agent.v1.Agent` gRPC service; errors → status in
 //!   [`error::AgentError::to_status`] only;
-//! - [`metrics`]: Prometheus `/metrics`; [`config`]: flags/env.
+//! - [`metrics`]: Prometheus `/metrics` ([`capacity_poll`] keeps the storage
+//!   pool gauges fresh); [`config`]: flags/env.
 //!
 //! [`start`] runs everything in-process (tests, `rdsctl`); `main.rs` is thin.
 
 pub mod allow_hosts;
 pub mod backoff;
 pub mod breaker;
+pub mod capacity_poll;
 pub mod cli;
 pub mod config;
 pub mod credentials;
@@ -46,6 +48,7 @@ use rds_proto::agent::agent_server::AgentServer;
 pub use config::{Args, Settings};
 pub use error::AgentError;
 
+use crate::capacity_poll::CapacityPoll;
 use crate::executor::Executor;
 use crate::flights::Flights;
 use crate::layout::BasePaths;
@@ -62,6 +65,8 @@ pub struct Parts {
     pub service: AgentService,
     pub pool: Arc<Pool>,
     pub metrics: Arc<Metrics>,
+    /// Reads the storage pool for the gauges (same path as GetCapacity).
+    pub capacity_poll: CapacityPoll,
 }
 
 /// Wires SSH target → pool → executor → volume/snapshot logic → service.
@@ -96,7 +101,11 @@ pub fn assemble(s: &Settings) -> Parts {
         metrics.clone(),
     ));
     let transport: Arc<dyn Transport> = pool.clone();
-    let exec = Arc::new(Executor::new(transport, metrics.clone(), s.command_timeout));
+    let exec = Arc::new(Executor::new(
+        transport.clone(),
+        metrics.clone(),
+        s.command_timeout,
+    ));
     // Settings validated at least one base path (the default one).
     let bases = BasePaths::new(s.base_paths.clone())
         .unwrap_or_else(|_| BasePaths::single(s.base_path.clone()));
@@ -119,10 +128,18 @@ pub fn assemble(s: &Settings) -> Parts {
             wait_default: s.command_timeout,
         },
     ));
+    let capacity_poll = CapacityPoll::new(
+        volumes.clone(),
+        transport,
+        metrics.clone(),
+        s.pool.clone(),
+        s.command_timeout,
+    );
     Parts {
         service: AgentService::new(volumes, exec, s.command_timeout),
         pool,
         metrics,
+        capacity_poll,
     }
 }
 
@@ -165,9 +182,17 @@ pub async fn start(s: Settings) -> Result<RunningAgent, AgentError> {
     };
     let pool = parts.pool.clone();
     let warm = pool.clone();
+    let poll = parts.capacity_poll;
+    let interval = s.pool_metrics_interval;
+    let sd = shutdown.clone();
     tokio::spawn(async move {
         if let Err(e) = warm.warm_up().await {
             tracing::warn!(error = %e, "RDS not reachable at start; will retry");
+        }
+        // After the start-up connection, so the first read reuses it and
+        // the gauges exist moments after start.
+        if let Some(every) = interval {
+            poll.run(every, sd).await;
         }
     });
     let sd = shutdown.clone();

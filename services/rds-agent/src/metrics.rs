@@ -7,7 +7,10 @@
 //! `rds_csi_rds_commands_total{verb,outcome}`, `rds_csi_rds_errors_total{reason}`
 //! (one per failed RPC, by bus reason), `rds_csi_rds_circuit_open`,
 //! `rds_csi_rds_sessions_active`, `rds_csi_rds_sessions_max` (the bound, so
-//! a dashboard shows saturation without knowing the flag).
+//! a dashboard shows saturation without knowing the flag),
+//! `rds_csi_rds_pool_size_bytes{pool}` and `rds_csi_rds_pool_free_bytes{pool}`
+//! (the storage pool, set by [`crate::capacity_poll`]; absent until its
+//! first successful read, so "unknown" never reads as "0 bytes free").
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,6 +44,11 @@ pub struct VerbOutcomeLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolLabel {
+    pub pool: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
     pub reason: String,
 }
@@ -63,6 +71,8 @@ pub struct Metrics {
     circuit_open: Gauge,
     sessions_active: Gauge,
     sessions_max: Gauge,
+    pool_size: Family<PoolLabel, Gauge>,
+    pool_free: Family<PoolLabel, Gauge>,
 }
 
 impl Metrics {
@@ -126,6 +136,18 @@ impl Metrics {
             "Most RouterOS commands that may run at once (--max-sessions)",
             sessions_max.clone(),
         );
+        let pool_size = Family::<PoolLabel, Gauge>::default();
+        registry.register(
+            "rds_pool_size_bytes",
+            "Size of the RDS storage pool in bytes (read every --pool-metrics-interval)",
+            pool_size.clone(),
+        );
+        let pool_free = Family::<PoolLabel, Gauge>::default();
+        registry.register(
+            "rds_pool_free_bytes",
+            "Free bytes of the RDS storage pool (read every --pool-metrics-interval)",
+            pool_free.clone(),
+        );
         let m = Metrics {
             registry,
             address: address.to_owned(),
@@ -138,6 +160,8 @@ impl Metrics {
             circuit_open,
             sessions_active,
             sessions_max,
+            pool_size,
+            pool_free,
         };
         m.set_connected(false);
         // Series the alerts watch exist from the start at 0, so the first
@@ -213,6 +237,16 @@ impl Metrics {
         self.sessions_max.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
+    /// The storage pool's size and free bytes as last read from the RDS.
+    pub fn set_pool_capacity(&self, pool: &str, size: u64, free: u64) {
+        let label = PoolLabel {
+            pool: pool.to_owned(),
+        };
+        let bytes = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.pool_size.get_or_create(&label).set(bytes(size));
+        self.pool_free.get_or_create(&label).set(bytes(free));
+    }
+
     /// OpenMetrics text of every metric.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -280,6 +314,24 @@ mod tests {
             "rds_csi_rds_sessions_max 0",
             "rds_csi_rds_reconnect_total{status=\"failure\"} 0",
             "rds_csi_rds_errors_total{reason=\"RDS_TIMEOUT\"} 0",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn storage_pool_gauges_are_absent_until_read() {
+        let m = Metrics::new("10.0.0.1:22");
+        let text = m.encode();
+        // No series (and, with prometheus-client, no `# TYPE` line) until
+        // the first read: unknown is not "0 bytes free".
+        assert!(!text.contains("rds_csi_rds_pool_size_bytes"), "{text}");
+        assert!(!text.contains("rds_csi_rds_pool_free_bytes"), "{text}");
+        m.set_pool_capacity("storage-pool", 7_681_574_174_720, 7_301_927_047_168);
+        let text = m.encode();
+        for needle in [
+            "rds_csi_rds_pool_size_bytes{pool=\"storage-pool\"} 7681574174720",
+            "rds_csi_rds_pool_free_bytes{pool=\"storage-pool\"} 7301927047168",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }
