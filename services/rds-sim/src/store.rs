@@ -174,14 +174,32 @@ impl Store {
         }
     }
 
-    /// Bytes allocated by every file under `mount`.
+    /// Bytes allocated by every file under `mount` (the same files [`Store::list`] shows
+    /// there, summed without building the listing: every `/disk add` asks).
     pub(crate) fn used_bytes(&self, mount: &str, apparent: bool) -> u64 {
-        let prefix = format!("{mount}/");
-        self.list()
-            .iter()
-            .filter(|f| f.kind == FileKind::File && f.name.starts_with(&prefix))
-            .map(|f| if apparent { f.size } else { f.allocated })
-            .sum()
+        fn sum(dir: &Path, apparent: bool) -> u64 {
+            let Ok(rd) = fs::read_dir(dir) else { return 0 };
+            let mut total = 0;
+            for e in rd.filter_map(Result::ok) {
+                // `list` skips names that are not UTF-8; so does this.
+                if e.file_name().to_str().is_none() {
+                    continue;
+                }
+                let Ok(md) = e.metadata() else { continue };
+                total += if md.is_dir() {
+                    sum(&e.path(), apparent)
+                } else if apparent {
+                    md.len()
+                } else {
+                    md.blocks() * 512
+                };
+            }
+            total
+        }
+        match normalise(mount) {
+            Some(rel) => sum(&self.files.join(rel), apparent),
+            None => 0,
+        }
     }
 
     pub(crate) fn mkdir_p(&self, rel: &str) -> std::io::Result<()> {
@@ -332,5 +350,17 @@ mod tests {
                 ("storage-pool/b.img".to_string(), FileKind::File)
             ]
         );
+        s.mkdir_p("storage-pool/sub").unwrap();
+        s.create_sparse("storage-pool/sub/c.img", 1 << 20).unwrap();
+        let listed = |apparent: bool| -> u64 {
+            s.list()
+                .iter()
+                .filter(|f| f.kind == FileKind::File)
+                .map(|f| if apparent { f.size } else { f.allocated })
+                .sum()
+        };
+        assert_eq!(s.used_bytes("storage-pool", true), (128 << 20) + (1 << 20));
+        assert_eq!(s.used_bytes("storage-pool", true), listed(true));
+        assert_eq!(s.used_bytes("storage-pool", false), listed(false));
     }
 }
