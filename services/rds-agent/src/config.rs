@@ -443,6 +443,21 @@ mod tests {
     }
 
     #[test]
+    fn pool_metrics_interval_defaults_to_a_minute_and_zero_turns_it_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = key_file(dir.path());
+        let pin = "--rds-insecure-skip-host-key-verify";
+        let s = args(&[pin], &key).unwrap();
+        assert_eq!(s.pool_metrics_interval, Some(Duration::from_secs(60)));
+        for off in ["0", "0s", "0ms"] {
+            let s = args(&[pin, "--pool-metrics-interval", off], &key).unwrap();
+            assert_eq!(s.pool_metrics_interval, None, "{off}");
+        }
+        let s = args(&[pin, "--pool-metrics-interval", "5m"], &key).unwrap();
+        assert_eq!(s.pool_metrics_interval, Some(Duration::from_secs(300)));
+    }
+
+    #[test]
     fn host_key_must_be_pinned_exactly_once() {
         let dir = tempfile::tempdir().unwrap();
         let key = key_file(dir.path());
