@@ -5,13 +5,20 @@
 //! command would make the benchmarks measure the sim. Both ways replace the file atomically
 //! (temporary file + rename), so a crash leaves the old or the new state, never a torn one.
 //! Reboot and stop flush first, so a reload never reads an older state than the memory copy.
+//! The writer waits [`DEBOUNCE`] after a change before writing, so a burst of changes costs
+//! one write, not one per command (on two cores a write per change competes with the
+//! commands themselves).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use crate::error::SimError;
 use crate::model::State;
 use crate::store::write_atomic_sync;
+
+/// How long the writer collects changes before writing them (write-behind mode only).
+const DEBOUNCE: Duration = Duration::from_millis(250);
 
 #[derive(Default)]
 struct Slot {
@@ -19,6 +26,8 @@ struct Slot {
     queued: u64,
     written: u64,
     closed: bool,
+    /// A flush waits: write now.
+    urgent: bool,
 }
 
 #[derive(Default)]
@@ -77,6 +86,8 @@ impl Persister {
         if let Some(b) = &self.behind {
             let mut s = lock(&b.slot);
             while s.written < s.queued {
+                s.urgent = true;
+                b.cv.notify_all();
                 s = b.cv.wait(s).unwrap_or_else(|e| e.into_inner());
             }
         }
@@ -96,6 +107,19 @@ impl Drop for Persister {
 fn writer(b: &Behind, path: &std::path::Path) {
     let mut s = lock(&b.slot);
     loop {
+        if s.pending.is_some() && !s.urgent && !s.closed {
+            let until = Instant::now() + DEBOUNCE;
+            while !s.urgent && !s.closed {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                s =
+                    b.cv.wait_timeout(s, left)
+                        .map(|(g, _)| g)
+                        .unwrap_or_else(|e| e.into_inner().0);
+            }
+        }
         if let Some(state) = s.pending.take() {
             let upto = s.queued;
             drop(s);
@@ -104,6 +128,9 @@ fn writer(b: &Behind, path: &std::path::Path) {
             }
             s = lock(&b.slot);
             s.written = upto;
+            if s.written == s.queued {
+                s.urgent = false;
+            }
             b.cv.notify_all();
         } else if s.closed {
             return;
