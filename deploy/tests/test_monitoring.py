@@ -4,7 +4,7 @@ the same files).
 
 1. The Grafana dashboard JSON parses, every panel has a PromQL target, and
    each topic operators asked for has a panel.
-2. The PrometheusRule has the six alerts and validates strictly against its
+2. The PrometheusRule has the seven alerts and validates strictly against its
    kind's schema from the registry package (common.resource_schema), as the
    component renders it (`kubectl kustomize`).
 
@@ -36,6 +36,8 @@ TOPICS = {
     "RouterOS command errors by verb": ["RouterOS command errors by verb"],
     "SSH pool saturation": ["SSH session pool saturation"],
     "SSH pool capacity and use": ["SSH session pool: capacity and use"],
+    "storage pool size and free": ["Storage pool: size and free"],
+    "storage pool used %": ["Storage pool used %"],
     "breaker state": ["Breaker"],
     "event posting drops": ["Event posting drops"],
     "node stage/publish latency": ["Node stage / publish latency"],
@@ -45,6 +47,7 @@ TOPICS = {
 ALERTS = {
     "RdsCsiRdsUnreachable", "RdsCsiBreakerOpen", "RdsCsiSshSessionPoolSaturated",
     "RdsCsiStaleAttachmentsCleared", "RdsCsiFormatRefused", "RdsCsiEventsDropped",
+    "RdsCsiStoragePoolAlmostFull",
 }
 
 test_render.CRDS.add(("monitoring.coreos.com", "PrometheusRule"))
@@ -86,7 +89,7 @@ def main() -> None:
         cm = next((o for o in objs if o["kind"] == "ConfigMap"), None)
         if rule:
             names = {r.get("alert") for g in rule["spec"]["groups"] for r in g["rules"]}
-            c.ok("the PrometheusRule has the six alerts", names == ALERTS, str(sorted(names - {None})))
+            c.ok("the PrometheusRule has the seven alerts", names == ALERTS, str(sorted(names - {None})))
             c.ok("every alert has a severity and a summary", all(
                 r.get("labels", {}).get("severity") in ("critical", "warning", "info")
                 and r.get("annotations", {}).get("summary")
