@@ -57,6 +57,20 @@ fn intent(r: &pb::AttachRequest) -> Result<AttachIntent, Error> {
     })
 }
 
+/// Runs a state change to its end even when the caller goes away. A dropped
+/// call would otherwise stop the manager between its store commit (which a
+/// blocking thread finishes anyway) and the update of the in-memory table,
+/// and release the volume lock while the write is still landing: disk and
+/// memory would disagree. The spawned task keeps the lock until both agree.
+async fn to_completion<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, Error>> + Send + 'static,
+) -> Result<T, Error> {
+    use tracing::Instrument;
+    tokio::spawn(work.instrument(tracing::Span::current()))
+        .await
+        .map_err(|e| Error::Internal(format!("attachment task failed: {e}")))?
+}
+
 #[tonic::async_trait]
 impl Attachments for AttachmentsService {
     #[tracing::instrument(name = "attachment.Attach", skip_all,
@@ -66,9 +80,12 @@ impl Attachments for AttachmentsService {
         req: Request<pb::AttachRequest>,
     ) -> Result<Response<pb::AttachResponse>, Status> {
         let want = intent(req.get_ref())?;
-        let (rec, already) = self.manager.attach(want).await.inspect_err(|e| {
-            tracing::info!(error = %e, "attach refused");
-        })?;
+        let manager = self.manager.clone();
+        let (rec, already) = to_completion(async move { manager.attach(want).await })
+            .await
+            .inspect_err(|e| {
+                tracing::info!(error = %e, "attach refused");
+            })?;
         Ok(Response::new(pb::AttachResponse {
             attachment: Some(rec.to_proto()),
             already_attached: already,
@@ -84,7 +101,9 @@ impl Attachments for AttachmentsService {
         let r = req.get_ref();
         let vol = volume(&r.volume_id)?;
         let node = optional_node(&r.node_id)?;
-        let was_attached = self.manager.detach(&vol, node.as_ref()).await?;
+        let manager = self.manager.clone();
+        let was_attached =
+            to_completion(async move { manager.detach(&vol, node.as_ref()).await }).await?;
         Ok(Response::new(pb::DetachResponse { was_attached }))
     }
 

@@ -826,3 +826,120 @@ async fn clear_stale_re_checks_under_the_volume_lock() {
         .collect();
     assert_eq!(held, ["back", "new"]);
 }
+
+/// A cancelled Attach never leaves disk and memory disagreeing. The store
+/// below finishes its write on a task of its own, as the file store's
+/// blocking thread does after its caller is dropped; the call is dropped
+/// while that write is held back. Once the write has landed, a second Attach
+/// of the same pair must find it (already attached): the first call's work
+/// ran to its end, table included, under the volume lock.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_attach_completes_in_memory_as_on_disk() {
+    use attachment_service::AttachmentsService;
+    use attachment_service::cluster::KnownNodes;
+    use attachment_service::error::Error;
+    use attachment_service::events::EventPoster;
+    use attachment_service::metrics::Metrics;
+    use attachment_service::model::Record;
+    use attachment_service::store::file::FileStore;
+    use attachment_service::store::{Batch, Store};
+    use futures::FutureExt;
+    use futures::future::BoxFuture;
+    use rds_bus::VolumeId;
+    use rds_proto::attachment::attachments_server::Attachments;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::sync::Semaphore;
+
+    struct HeldStore {
+        inner: Arc<FileStore>,
+        gate: Arc<Semaphore>,
+        landed: Arc<AtomicBool>,
+    }
+    impl Store for HeldStore {
+        fn load(&self) -> BoxFuture<'_, Result<Vec<Record>, Error>> {
+            self.inner.load()
+        }
+        fn commit<'a>(&'a self, batch: Batch<'a>) -> BoxFuture<'a, Result<(), Error>> {
+            let (inner, gate, landed) =
+                (self.inner.clone(), self.gate.clone(), self.landed.clone());
+            let (put, remove): (Vec<Record>, Vec<VolumeId>) =
+                (batch.put.to_vec(), batch.remove.to_vec());
+            let write = tokio::spawn(async move {
+                let _permit = gate.acquire().await;
+                let r = inner
+                    .commit(Batch {
+                        put: &put,
+                        remove: &remove,
+                    })
+                    .await;
+                landed.store(true, Ordering::SeqCst);
+                r
+            });
+            async move { write.await.map_err(|e| Error::Internal(e.to_string()))? }.boxed()
+        }
+        fn describe(&self) -> String {
+            "held file store".into()
+        }
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let gate = Arc::new(Semaphore::new(0));
+    let landed = Arc::new(AtomicBool::new(false));
+    let store = Arc::new(HeldStore {
+        inner: Arc::new(FileStore::open(dir.path()).unwrap()),
+        gate: gate.clone(),
+        landed: landed.clone(),
+    });
+    let metrics = Arc::new(Metrics::new());
+    let manager = attachment_service::Manager::new(
+        store,
+        EventPoster::new(None, Duration::from_secs(1), metrics.clone()).unwrap(),
+        metrics,
+        Arc::new(KnownNodes::new(&[])),
+        300,
+    );
+    manager.install(vec![]);
+    let svc = AttachmentsService::new(manager.clone());
+    let req = || pb::AttachRequest {
+        volume_id: "pvc-cancelled".into(),
+        node_id: "node-a".into(),
+        access_mode: AccessMode::SingleNodeWriter as i32,
+        ..Default::default()
+    };
+
+    // The caller gives up while the write is held back.
+    let first = tokio::time::timeout(
+        Duration::from_millis(200),
+        svc.attach(tonic::Request::new(req())),
+    )
+    .await;
+    assert!(
+        first.is_err(),
+        "the call must still be waiting on the store"
+    );
+    gate.add_permits(10);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !landed.load(Ordering::SeqCst) {
+        assert!(Instant::now() < deadline, "the held write never landed");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(dir.path().join("pvc-cancelled.json").exists());
+
+    let again = svc
+        .attach(tonic::Request::new(req()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        again.already_attached,
+        "memory must hold what the cancelled call wrote to disk"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

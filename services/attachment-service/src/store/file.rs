@@ -83,8 +83,13 @@ impl FileStore {
         self.dir.join(format!("{vol}{SUFFIX}"))
     }
 
+    /// A name no other write uses: two commits of one volume (a cancelled
+    /// call's write still landing, and the retry's) never share a temp file.
     fn tmp_path_of(&self, vol: &VolumeId) -> PathBuf {
-        self.dir.join(format!(".{vol}{TMP_SUFFIX}"))
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.dir
+            .join(format!(".{vol}.{}-{n}{TMP_SUFFIX}", std::process::id()))
     }
 
     fn load_blocking(&self) -> Result<Vec<Record>, Error> {
