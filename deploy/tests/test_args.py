@@ -8,7 +8,7 @@ rendered base, prod and dev manifests, run
 
 with exactly the container's environment, and require exit 0. The binary
 parses and validates its flags, env and files, prints the effective config
-and exits without serving (DESIGN.md §8).
+and exits without serving (docs/local-mode.md §6).
 
 Substitutions, the only differences from what the kubelet would run:
   - env `valueFrom.configMapKeyRef`: the value from the rendered ConfigMap
@@ -30,7 +30,7 @@ Also: every env var a container sets must be one the binary reads (clap's
 `[env: NAME=]` in --help, or a name the crate/rds-bus reads with
 std::env::var) or one its args use as $(VAR), else it would be silently
 ignored; and the sidecar timeouts
-must exceed csi-frontend's bus deadlines (DESIGN.md §4, deadlines shrink
+must exceed csi-frontend's bus deadlines (docs/ARCHITECTURE.md §4, deadlines shrink
 inward).
 """
 
@@ -302,7 +302,7 @@ def check_deadlines(c: Checks, objs: list[dict], outputs: dict, label: str) -> N
                   if name == "rds-agent" and "rds-csi-controller" in wid), None)
     if c.ok(f"{label}: controller rds-agent effective config available", agent is not None):
         c.ok(
-            f"{label}: rds-agent pins the RDS host key (DESIGN.md §9)",
+            f"{label}: rds-agent pins the RDS host key (docs/safety.md §5.1)",
             str(agent.get("host_key", "")).startswith("public key")
             and "NOT VERIFIED" not in str(agent.get("host_key")),
             str(agent.get("host_key")),

@@ -4,7 +4,7 @@
 //!   `csi/v1/csi.proto`, wire-compatible with CSI spec v1.12.0 (checked by
 //!   `tests/wire_compat.rs`; see proto/README.md).
 //! - [`rds::agent::v1`], [`rds::attachment::v1`], [`rds::event::v1`]: the
-//!   internal bus (DESIGN.md §4).
+//!   internal bus (docs/ARCHITECTURE.md §4).
 
 #![allow(clippy::all, clippy::pedantic, missing_docs)]
 
