@@ -12,7 +12,7 @@ use crate::error::Error;
 pub const DEFAULT_DRIVER_NAME: &str = "rds.csi.srvlab.io";
 /// The bus ports: rds-agent 50051, attachment-service 50052, event-service 50053.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50052";
-/// Loopback by default (DESIGN §9); deployments that scrape pass 0.0.0.0:9812.
+/// Loopback by default (docs/safety.md §5.4); deployments that scrape pass 0.0.0.0:9812.
 pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9812";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]

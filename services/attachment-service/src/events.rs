@@ -1,4 +1,4 @@
-//! Posting the attachment events through event-service (DESIGN §8a: this
+//! Posting the attachment events through event-service (docs/csi.md §9.1: this
 //! service is their one owner). Best effort by construction: every post runs
 //! in its own spawned task (carrying the caller's span, so the trace goes on
 //! to event-service) with a short deadline, at most `MAX_IN_FLIGHT` at once

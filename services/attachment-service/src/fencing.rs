@@ -1,4 +1,4 @@
-//! The fencing rules (DESIGN §6) as pure functions: given the current record
+//! The fencing rules (docs/ARCHITECTURE.md §6) as pure functions: given the current record
 //! and a request, what happens. No I/O here, so every rule is unit-tested.
 //!
 //! - Single-node modes hold one node; another node is refused naming the
@@ -39,7 +39,7 @@ pub enum AttachPlan {
     StartMigration(Record),
 }
 
-/// Multi-node access is only for raw block volumes (DESIGN §8a).
+/// Multi-node access is only for raw block volumes (docs/csi.md §6).
 pub fn check_mode(access_mode: AccessMode, block: bool) -> Result<(), Error> {
     if access_mode.is_multi_node() && !block {
         return Err(Error::AccessModeUnsupported(format!(

@@ -1,4 +1,4 @@
-//! attachment-service: which volume is attached where (DESIGN §6).
+//! attachment-service: which volume is attached where (docs/ARCHITECTURE.md §6).
 //!
 //! Serves `rds.attachment.v1.Attachments` (Attach, Detach, Get, List;
 //! idempotent) over the bus, fences single-node volumes to one node and

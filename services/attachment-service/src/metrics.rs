@@ -1,5 +1,5 @@
 //! Prometheus metrics under the Go driver's names (reference
-//! anchor-go-driver.md §12.1), served as OpenMetrics text on `/metrics`.
+//! docs/ARCHITECTURE.md §10), served as OpenMetrics text on `/metrics`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -8,7 +8,7 @@ use rds_proto::attachment as pb;
 
 use crate::error::Error;
 
-/// CSI access modes (DESIGN §8a): the four single-node modes hold one node;
+/// CSI access modes (docs/csi.md §6): the four single-node modes hold one node;
 /// the two multi-node modes are for block volumes and a migration window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]

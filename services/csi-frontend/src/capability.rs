@@ -1,4 +1,4 @@
-//! Volume capabilities and access modes (DESIGN.md §8a): the four single-node
+//! Volume capabilities and access modes (docs/csi.md §6): the four single-node
 //! modes for everything; MULTI_NODE_MULTI_WRITER and MULTI_NODE_READER_ONLY
 //! for raw block only (the KubeVirt live-migration window); filesystem RWX and
 //! MULTI_NODE_SINGLE_WRITER refused.

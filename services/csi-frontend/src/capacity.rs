@@ -1,4 +1,4 @@
-//! Sizes (DESIGN.md §8a): whole MiB, rounded UP (the Go driver truncated
+//! Sizes (docs/csi.md §5): whole MiB, rounded UP (the Go driver truncated
 //! 1.5 GiB to 1 GiB); CreateVolume keeps the Go driver's 1 GiB minimum when
 //! the request allows it; `limit_bytes` is honoured, OUT_OF_RANGE when no
 //! whole-MiB size fits.

@@ -17,7 +17,7 @@ use crate::validate;
 /// The Go driver's default CSI socket (drop-in compatible).
 pub const DEFAULT_ENDPOINT: &str = "unix:///var/lib/kubelet/plugins/rds.csi.srvlab.io/csi.sock";
 pub const DEFAULT_DRIVER_NAME: &str = "rds.csi.srvlab.io";
-/// The Go driver's default `volumePath` (reference/anchor-go-driver.md §2.3).
+/// The Go driver's default `volumePath` (docs/csi.md §2.4).
 pub const DEFAULT_BASE_PATH: &str = "/storage-pool/metal-csi";
 pub const DEFAULT_NVME_PORT: u16 = 4420;
 /// Volumes per node when --max-volumes-per-node is not given (why 64: the flag's help).
@@ -54,7 +54,7 @@ pub enum DataPlaneKind {
     Loop,
 }
 
-/// Where ControllerPublish learns whether a node exists (DESIGN.md §8a).
+/// Where ControllerPublish learns whether a node exists (docs/csi.md §7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NodeRegistry {

@@ -1,6 +1,6 @@
 //! Request ids checked at the edge: empty → INVALID_ARGUMENT "X is required",
 //! malformed → INVALID_ARGUMENT with the grammar; a well-formed id that does
-//! not exist is the handler's NOT_FOUND (DESIGN.md §8a).
+//! not exist is the handler's NOT_FOUND (docs/csi.md §2.2).
 //!
 //! Volumes and snapshots share the RouterOS slot namespace. Snapshot slots
 //! always start with `snap-` (`SnapshotId::from_name`), so a `snap-` name is

@@ -1,4 +1,4 @@
-//! "Known nodes" for ControllerPublishVolume (DESIGN.md §8a): publishing to a
+//! "Known nodes" for ControllerPublishVolume (docs/csi.md §7): publishing to a
 //! node that does not exist is NOT_FOUND. Local mode knows the node ids served
 //! by the node role (`--known-node`); Kubernetes mode asks whether a CSINode
 //! for the node lists this driver (a separate implementation of the trait).

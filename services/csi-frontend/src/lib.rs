@@ -1,13 +1,13 @@
 //! csi-frontend: what kubelet and the CSI sidecars see. Speaks CSI v1
 //! (Identity, Controller, Node) on a unix socket and turns each call
 //! into bus requests to rds-agent and attachment-service, as the root span of
-//! its trace (DESIGN.md §1, §4, §5, §8a).
+//! its trace (docs/ARCHITECTURE.md §1, §4, §5; docs/csi.md).
 //!
 //! - [`config`]: flags/env → validated [`Config`].
 //! - [`serve`] / [`serve_with`]: run in-process (tests, `rdsctl`).
 //! - `controller/`: one module per concern; `identity`: Identity + Probe;
 //!   `node/`: the Node service over rds-dataplane.
-//! - `params`, `volume_context`, `capability`, `capacity`: the §8a contract.
+//! - `params`, `volume_context`, `capability`, `capacity`: the docs/csi.md contract.
 //! - `error`: the one error type and its CSI status table.
 //! - `deadline`, `guard`, `span`: per-call deadline, per-volume guard, root span.
 

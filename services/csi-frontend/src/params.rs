@@ -1,5 +1,5 @@
-//! StorageClass / VolumeSnapshotClass parameters (DESIGN.md §8a): the Go
-//! driver's keys (reference/anchor-go-driver.md §3.3), the ones it documents
+//! StorageClass / VolumeSnapshotClass parameters (docs/csi.md §3): the Go
+//! driver's keys, the ones it documents
 //! but ignores (accepted with a warning so old StorageClasses keep working),
 //! and every `csi.storage.k8s.io/*` key. Anything else is INVALID_ARGUMENT
 //! naming the key; every value is checked, a bad one is INVALID_ARGUMENT

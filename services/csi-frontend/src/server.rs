@@ -91,7 +91,7 @@ pub async fn serve_with(
         metrics.register(&mut registry);
         let plane = Arc::new(crate::node::build_plane(&cfg, &backends, metrics)?);
         // Start-up sweep of orphaned managed attachments: best effort and
-        // bounded in time (anchor §11.2), before serving any node call.
+        // bounded in time (docs/safety.md §3.11), before serving any node call.
         let report = plane.start().await;
         if !report.errors.is_empty() {
             tracing::warn!(errors = ?report.errors, "orphan sweep reported errors");

@@ -1,4 +1,4 @@
-//! The root span of each CSI call (`csi.<Method>`, DESIGN.md §5) and the one
+//! The root span of each CSI call (`csi.<Method>`, docs/ARCHITECTURE.md §5.1) and the one
 //! exit path of every handler: the error becomes its CSI status, the span is
 //! marked failed, and the failure is logged once with its code.
 

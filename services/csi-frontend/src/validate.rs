@@ -1,5 +1,5 @@
 //! Value checks shared by flags, StorageClass parameters and volume_context
-//! (DESIGN.md §8a): every value is checked before it is stored in a PV or sent
+//! (docs/csi.md §3): every value is checked before it is stored in a PV or sent
 //! anywhere, whether or not it reaches RouterOS. Each returns a short reason;
 //! callers prefix the offending key or flag.
 

@@ -1,6 +1,6 @@
 //! The one catalogue of events: reason, type, action and the exact message
 //! text of each typed event, as the Go driver wrote them
-//! (reference/anchor-go-driver.md §10.2, `pkg/driver/events.go`).
+//! (docs/csi.md §9.2).
 //!
 //! Message formats (literal brackets, Go `fmt.Sprintf` verbs):
 //! - attachment events: `[<vol>]: …`

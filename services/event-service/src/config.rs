@@ -10,11 +10,11 @@ use serde::Serialize;
 /// it). The bus ports: rds-agent 50051, attachment-service 50052,
 /// event-service 50053.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50053";
-/// Default Prometheus address. Loopback by default (DESIGN.md §9); deployments
+/// Default Prometheus address. Loopback by default (docs/safety.md §5.4); deployments
 /// that scrape it pass `--metrics-addr 0.0.0.0:9813`. The Go driver's single
 /// process used 9809; each of our containers needs its own port.
 pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9813";
-/// Go-driver compatible driver name (DESIGN.md §3).
+/// Go-driver compatible driver name (docs/csi.md §2.1).
 pub const DEFAULT_DRIVER_NAME: &str = "rds.csi.srvlab.io";
 
 /// Command line / environment of event-service.
@@ -199,7 +199,7 @@ impl Config {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SinkSpec {
-    /// Local mode: JSON lines appended to this file (DESIGN.md §8).
+    /// Local mode: JSON lines appended to this file (docs/local-mode.md §3).
     File(PathBuf),
     /// Kubernetes mode: events.k8s.io Events via kube's Recorder.
     Kube { kubeconfig: Option<PathBuf> },

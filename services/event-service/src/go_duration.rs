@@ -1,6 +1,6 @@
 //! Go's `time.Duration.String()` and `Duration.Round`, reproduced so event
-//! messages read exactly as the Go driver's (reference/anchor-go-driver.md
-//! §10.2): `0s`, `750ms`, `1.234s`, `45s`, `5m0s`, `1h0m0s`, `1h2m3.5s`.
+//! messages read exactly as the Go driver's (docs/csi.md
+//! §9.2): `0s`, `750ms`, `1.234s`, `45s`, `5m0s`, `1h0m0s`, `1h2m3.5s`.
 //!
 //! Rules (Go `time/time.go`, `Duration.format`):
 //! - below one second the largest fitting unit of ns, µs (U+00B5) or ms is

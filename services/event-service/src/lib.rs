@@ -1,6 +1,6 @@
 //! event-service: posts Kubernetes Events (or, in local mode, JSON lines) for
 //! volumes. Best effort: Post validates, queues and returns at once; callers
-//! never wait on the Kubernetes API (DESIGN.md §4, §8, §8a).
+//! never wait on the Kubernetes API (docs/decisions.md §5.1).
 //!
 //! - [`catalogue`]: reason, type and the exact Go-driver message of each
 //!   typed event ([`message_for`]); [`go_duration`] formats durations as Go.

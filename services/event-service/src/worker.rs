@@ -38,7 +38,7 @@ impl Worker {
                 otel.status_code = tracing::field::Empty,
             );
             // Delivery joins the trace of the Post that queued it (set before
-            // the span is entered, pitfall 4).
+            // the span is entered, docs/ARCHITECTURE.md §5.7).
             let _ = span.set_parent(ev.parent.clone());
             self.deliver(&ev).instrument(span).await;
         }

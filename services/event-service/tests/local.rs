@@ -68,7 +68,7 @@ async fn wait_lines(path: &Path, n: usize) -> Vec<Value> {
     read_lines(path)
 }
 
-/// Every entry of anchor-go-driver.md §10.2, with the exact expected text.
+/// Every entry of the catalogue (docs/csi.md §9.2), with the exact expected text.
 fn catalogue_cases() -> Vec<(PostRequest, &'static str, &'static str, &'static str)> {
     let v = "pvc-1a2b";
     vec![
@@ -420,7 +420,7 @@ async fn file_sink_lines_have_exact_keys_trace_and_pvc() {
     .collect();
     assert!(
         positions.windows(2).all(|w| w[0] < w[1]),
-        "key order of DESIGN §8: {first}"
+        "key order of docs/local-mode.md §3: {first}"
     );
 
     let a = &lines[0];

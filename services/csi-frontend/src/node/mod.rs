@@ -1,6 +1,6 @@
 //! CSI Node service: a thin gRPC layer over the data plane
 //! (rds-dataplane's `NodePlane`), which holds every node safety rule
-//! (DESIGN.md §7). This layer checks the request in csi-sanity's order, turns
+//! (docs/safety.md §3). This layer checks the request in csi-sanity's order, turns
 //! it into the plane's validated types, opens the root span and maps errors
 //! through the one table (`FrontendError` → `DataPlaneError::to_status`).
 
@@ -34,7 +34,7 @@ use crate::error::FrontendError;
 use crate::span::{self, csi_span, finish, record_pvc};
 use events::BusEventSink;
 
-/// The Go driver's topology segment (anchor §2.7); no topology is enforced.
+/// The Go driver's topology segment (docs/csi.md §2.6); no topology is enforced.
 pub const TOPOLOGY_KEY: &str = "topology.rds.csi.srvlab.io/zone";
 pub const TOPOLOGY_ZONE: &str = "default";
 

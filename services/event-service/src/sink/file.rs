@@ -1,4 +1,4 @@
-//! Local mode sink (DESIGN.md §8): every event appended to one file as one
+//! Local mode sink (docs/local-mode.md §3): every event appended to one file as one
 //! JSON object per line, keys exactly `time`, `reason`, `type`, `message`,
 //! `volume_id`, `pvc_namespace`, `pvc_name`, `node_id`, `trace_id`.
 //!
@@ -24,7 +24,7 @@ pub struct FileSink {
     path: PathBuf,
 }
 
-/// One line of the sink, in the key order of DESIGN.md §8.
+/// One line of the sink, in the key order of docs/local-mode.md §3.
 #[derive(Serialize)]
 struct Line<'a> {
     time: String,
