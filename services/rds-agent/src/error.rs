@@ -65,7 +65,7 @@ pub enum AgentError {
     #[error("no free RDS session within {0:?} (all sessions busy)")]
     QueueTimeout(Duration),
     /// RouterOS printed an error line (it has no error stream: errors come
-    /// back as ordinary output, routeros.md fact 3).
+    /// back as ordinary output, docs/routeros.md §2.4).
     #[error("RouterOS command {verb:?} failed: {error}")]
     RouterOs {
         verb: &'static str,

@@ -1,6 +1,6 @@
 //! Runs typed RouterOS commands: one tracing span per command, errors read
 //! from the output text (RouterOS has no error stream and its exit status is
-//! unreliable, routeros.md §2.2), retries only where that is safe.
+//! unreliable, docs/routeros.md §2.4), retries only where that is safe.
 //!
 //! - Reads (`print`) are retried on transport failures and unparsable
 //!   output: running them twice changes nothing.
@@ -9,7 +9,7 @@
 //!   that is returned with `outcome_unknown()`, and the volume logic re-reads
 //!   the state before deciding.
 //! - A mutation succeeds only with *silent* output (RouterOS prints nothing on
-//!   success, fact 5). Error text → the classified error, whatever the exit
+//!   success, docs/routeros.md §3.5). Error text → the classified error, whatever the exit
 //!   status. Other text, or a non-zero exit status without error text (the
 //!   "1 with success" variant) → outcome unknown.
 

@@ -2,13 +2,13 @@
 //! recognised as one of ours.
 //!
 //! - Volume: disk slot = volume id, backing file `<base>/<id>.img` (the Go
-//!   driver's layout, DESIGN.md §3), NVMe/TCP export with
+//!   driver's layout, docs/csi.md §2.4), NVMe/TCP export with
 //!   `nqn.2000-02.com.mikrotik:<id lowercased>`.
 //! - Snapshot (copy-from backend): slot = snapshot id, backing file
 //!   `<base>/<snapshot-id>.from-<source-volume-id>.img`.
 //!
 //! **Why the source is in the snapshot's file name.** Real RouterOS has no
-//! `source-volume` field (the Go mock invented it, anchor §5.9), and the
+//! `source-volume` field (the Go mock invented it, docs/routeros.md §6.9), and the
 //! snapshot id is fixed by the caller (`snap-<uuid5(name)>-at-<10 hex>`), so
 //! the slot cannot carry it either. The file path is the one free, durable
 //! field we choose at creation that RouterOS keeps verbatim (`file-path`,

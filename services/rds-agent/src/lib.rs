@@ -1,4 +1,4 @@
-//! rds-agent: the one service that talks to the RDS (DESIGN.md §4).
+//! rds-agent: the one service that talks to the RDS (docs/ARCHITECTURE.md §4).
 //!
 //! Layers, bottom up:
 //! - [`ssh`]: one SSH connection (host key pinned, key auth, exec with a deadline);

@@ -1,6 +1,6 @@
 //! Prometheus metrics (OpenMetrics text on `/metrics`).
 //!
-//! Kept from the Go driver (same name, same meaning; anchor §12.1):
+//! Kept from the Go driver (same name, same meaning; docs/ARCHITECTURE.md §10):
 //! `rds_csi_rds_connection_state{address}`, `rds_csi_rds_reconnect_total{status}`,
 //! `rds_csi_rds_reconnect_duration_seconds`. New here (the Go driver had no
 //! per-command view): `rds_csi_rds_command_duration_seconds{verb}`,
@@ -259,7 +259,7 @@ impl Metrics {
 
 /// Serves `GET /metrics` until `shutdown` resolves. Scrapes only read
 /// in-memory counters: they never touch the RDS (the Go driver's scrapes
-/// opened SSH sessions and timed out, anchor §12.2).
+/// opened SSH sessions and timed out, docs/routeros.md §8.7).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     metrics: Arc<Metrics>,

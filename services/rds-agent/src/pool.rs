@@ -4,7 +4,7 @@
 //! exponential backoff while the breaker is open (the half-open probe).
 //!
 //! The Go driver kept one connection and serialised session creation behind a
-//! mutex after 19 concurrent sessions made scrapes time out (routeros.md §8.7);
+//! mutex after 19 concurrent sessions made scrapes time out (docs/routeros.md §8.7);
 //! here the session count is a semaphore, so the bound holds by construction
 //! and nothing queues forever (queue wait has its own deadline).
 
@@ -66,7 +66,7 @@ pub struct Pool {
 
 /// One connection and its share of the sessions, so no connection ever
 /// carries more than `ceil(max_sessions / max_connections)` channels (the
-/// RDS's per-connection channel limit is unknown, routeros.md §2.1).
+/// RDS's per-connection channel limit is unknown, docs/routeros.md §2.1).
 struct Slot {
     conn: Mutex<Option<Arc<SshConnection>>>,
     sessions: Semaphore,

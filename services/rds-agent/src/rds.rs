@@ -195,7 +195,7 @@ impl Rds {
         }
     }
 
-    /// Removes a file (`/disk remove` never does, routeros.md fact 6).
+    /// Removes a file (`/disk remove` never does, docs/routeros.md §6.6).
     pub async fn remove_file(&self, path: &DiskPath) -> Result<(), AgentError> {
         let cmd = Command::FileRemove { path: path.clone() };
         match self.exec.mutate(&cmd).await {
@@ -230,11 +230,11 @@ impl Rds {
 /// `/disk print detail` parsed with two checks that turn damaged output into
 /// a (retried) parse error instead of a wrong answer:
 /// - RouterOS always prints the Flags legend, even when nothing matches
-///   (routeros.md fact 7), so output without it is not an answer — an empty
+///   (docs/routeros.md §4.1), so output without it is not an answer — an empty
 ///   reply must never read as "no such disk" (Delete would report nothing
 ///   existed and leak the disk; Create would try again);
 /// - a file disk record must carry `slot`, `size`, `file-path` and the later
-///   `file-size` (field order §4.2), so output cut short mid-record is caught.
+///   `file-size` (field order: docs/routeros.md §4.7), so output cut short mid-record is caught.
 pub fn parse_disks_strict(text: &str) -> Result<Vec<DiskRecord>, RouterOsError> {
     let incomplete = |reason: String| RouterOsError::Parse { line: 0, reason };
     if !text.lines().any(|l| l.trim_start().starts_with("Flags:")) {
@@ -267,7 +267,7 @@ pub fn parse_disks_strict(text: &str) -> Result<Vec<DiskRecord>, RouterOsError> 
 /// `/file print detail` with the same truncation guard: no legend exists
 /// here (an empty reply is "no such file"), but a non-empty reply must end
 /// with a complete line and every record needs `name`, `type` and, for
-/// regular files, `last-modified` (the last field, §4.4).
+/// regular files, `last-modified` (the last field, docs/routeros.md §4.9).
 pub fn parse_files_strict(text: &str) -> Result<Vec<FileRecord>, RouterOsError> {
     let incomplete = |reason: String| RouterOsError::Parse { line: 0, reason };
     if !text.trim().is_empty() && !text.ends_with('\n') {

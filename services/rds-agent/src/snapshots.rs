@@ -1,10 +1,10 @@
-//! The snapshot seam (DESIGN.md §4): every snapshot operation and every
+//! The snapshot seam (docs/decisions.md §3.7): every snapshot operation and every
 //! "new volume with the contents of X" goes through [`SnapshotBackend`].
 //!
 //! Today: [`CopyFromBackend`] — `/disk add type=file copy-from=[find slot=…]`
 //! (Go-compatible; whether RouterOS clones data or only properties is open,
-//! routeros.md §6.9). Planned: a Btrfs-subvolume backend (one subvolume per
-//! volume, read-only CoW snapshots, §6.11) behind the same trait.
+//! docs/routeros.md §6.9). Planned: a Btrfs-subvolume backend (one subvolume per
+//! volume, read-only CoW snapshots, docs/routeros.md §6.11) behind the same trait.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -261,7 +261,7 @@ impl CopyFromBackend {
             });
         }
         // Export explicitly off: a properties-copying copy-from would
-        // otherwise inherit the source's export and its NQN (routeros.md
+        // otherwise inherit the source's export and its NQN (docs/routeros.md
         // §6.9), exporting the snapshot under the live volume's name.
         let cmd = Command::DiskAddCopy {
             source: source.clone(),

@@ -1,6 +1,6 @@
 //! One SSH connection to the RDS: connect (with host-key pinning and key
 //! auth, under a deadline) and run one command per exec channel, the way the
-//! Go driver and RouterOS expect (routeros.md §2.1–2.2).
+//! Go driver and RouterOS expect (docs/routeros.md §2.1–§2.4).
 //!
 //! Why russh directly instead of async-ssh2-tokio's `Client`: its handler is
 //! private and its check is a bare bool (no fingerprint pin, no presented key
@@ -52,7 +52,7 @@ impl SshTarget {
 
 /// What an exec channel returned. RouterOS writes errors to stdout; stderr
 /// is kept for completeness. `exit_status` is `None` when the box closed the
-/// channel without one (a variant of routeros.md §2.2).
+/// channel without one (a variant of docs/routeros.md §2.4).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RawOutput {
     pub stdout: String,
@@ -136,8 +136,8 @@ impl SshConnection {
             )
         };
         let config = Arc::new(client::Config {
-            // RouterOS does not answer keepalive@openssh.com (routeros.md
-            // fact 19): never send it; liveness comes from real commands.
+            // RouterOS does not answer keepalive@openssh.com (docs/routeros.md
+            // §2.5): never send it; liveness comes from real commands.
             keepalive_interval: None,
             inactivity_timeout: None,
             nodelay: true,

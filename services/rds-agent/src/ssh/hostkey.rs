@@ -1,4 +1,4 @@
-//! Pinning the RDS host key (DESIGN.md §9).
+//! Pinning the RDS host key (docs/safety.md §5.1).
 //!
 //! async-ssh2-tokio's own check (`ServerCheckMethod`) answers a bare bool
 //! from a private handler, so it can neither pin a SHA256 fingerprint nor tell
