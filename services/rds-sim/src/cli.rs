@@ -34,7 +34,7 @@ pub struct Args {
     /// Behaviour switches as a JSON file (fields of `Behaviour`; missing fields = defaults).
     #[arg(long, env = "RDS_SIM_BEHAVIOUR")]
     pub behaviour: Option<PathBuf>,
-    /// Local mode (DESIGN §8): pre-create storage-pool/metal-csi, copy-from = data-clone.
+    /// Local mode (docs/local-mode.md §7): pre-create storage-pool/metal-csi, copy-from = data-clone.
     #[arg(long, env = "RDS_SIM_LOCAL_MODE")]
     pub local_mode: bool,
     /// Control endpoint (HTTP/JSON) address, e.g. 127.0.0.1:9222. Off when absent.

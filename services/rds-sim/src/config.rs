@@ -1,6 +1,6 @@
 //! Simulator configuration: where it listens, where it keeps state, and one switch for every
-//! behaviour routeros.md marks [CONFLICT] or [INF] (with the documented default, or — where the
-//! reference gives none — the default chosen here and listed in the README).
+//! behaviour docs/routeros.md labels conflicting or assumed (with the default stated there, or —
+//! where it gives none — the default chosen here and listed in the README).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,7 +9,7 @@ use std::time::Duration;
 use russh::keys::{PrivateKey, PublicKey};
 use serde::{Deserialize, Serialize};
 
-/// 100 GiB, the default pool size (issue 3, DESIGN.md §8).
+/// 100 GiB, the default pool size (docs/local-mode.md §7).
 pub const DEFAULT_POOL_SIZE: u64 = 100 * 1024 * 1024 * 1024;
 
 /// Everything needed to start a simulator.
@@ -26,7 +26,7 @@ pub struct SimConfig {
     /// Size of the pool `storage-pool` in bytes (its file-system total).
     pub pool_size: u64,
     /// Directories (RouterOS `/file` form, e.g. `storage-pool/metal-csi`) created at start if
-    /// missing. DESIGN.md §8 local mode wants `storage-pool/metal-csi`.
+    /// missing. Local mode (docs/local-mode.md §7) wants `storage-pool/metal-csi`.
     pub base_dirs: Vec<String>,
     /// Write and fsync `state.json` before replying to every change (default).
     /// Benchmarks turn it off: the file is then written behind the reply by a
@@ -55,7 +55,7 @@ impl SimConfig {
         }
     }
 
-    /// The DESIGN.md §8 local-mode setup: base directory `storage-pool/metal-csi` and
+    /// The local-mode setup (docs/local-mode.md §7): base directory `storage-pool/metal-csi` and
     /// copy-from in data-clone mode.
     pub fn local_mode(mut self) -> Self {
         self.base_dirs = vec!["storage-pool/metal-csi".to_owned()];
@@ -64,19 +64,19 @@ impl SimConfig {
     }
 }
 
-/// §6.9: what `/disk add copy-from=` does with the file contents.
+/// docs/routeros.md §6.9: what `/disk add copy-from=` does with the file contents.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum CopyFromMode {
     /// Generic RouterOS semantics: copy the settable properties (including export + NQN), then
-    /// apply the given ones; the new file is a fresh sparse file. routeros.md default.
+    /// apply the given ones; the new file is a fresh sparse file. Default (docs/routeros.md §6.9).
     #[default]
     PropertiesOnly,
     /// Clone the source file's data (what the Go driver assumes; local mode uses it).
     DataClone,
 }
 
-/// Fact 4 / §2.2: exit status of an exec.
+/// docs/routeros.md §2.4: exit status of an exec.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum ExitStatusMode {
@@ -89,7 +89,7 @@ pub enum ExitStatusMode {
     Missing,
 }
 
-/// §3.2: `remove`/`set` whose `[find]` matched nothing.
+/// docs/routeros.md §3.2: `remove`/`set` whose `[find]` matched nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum EmptyFindMode {
@@ -100,7 +100,7 @@ pub enum EmptyFindMode {
     NoSuchItem,
 }
 
-/// §7: parent directory of a new `file-path` missing. routeros.md gives no default.
+/// docs/routeros.md §7: parent directory of a new `file-path` missing (no known default).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum MissingParentMode {
@@ -111,11 +111,11 @@ pub enum MissingParentMode {
     Fail,
 }
 
-/// §6.5: `/disk set … file-size=` on an existing file disk.
+/// docs/routeros.md §6.5: `/disk set … file-size=` on an existing file disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum SetFileSizeMode {
-    /// Grow the file and `size` (routeros.md default). Shrinking is refused.
+    /// Grow the file and `size` (default, docs/routeros.md §6.5). Shrinking is refused.
     #[default]
     Grow,
     /// Refuse with [`Texts::set_file_size`].
@@ -124,18 +124,18 @@ pub enum SetFileSizeMode {
     Ignore,
 }
 
-/// §4.3 / §7: the same NQN exported twice on the same port.
+/// docs/routeros.md §4.12 / §7: the same NQN exported twice on the same port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum DuplicateNqnMode {
-    /// Refuse with [`Texts::duplicate_nqn`] (routeros.md INF default).
+    /// Refuse with [`Texts::duplicate_nqn`] (assumed default, docs/routeros.md §4.12).
     #[default]
     Reject,
     /// Allow.
     Allow,
 }
 
-/// §7 / §7.1: `file-size` larger than the pool's free space.
+/// docs/routeros.md §7 / §7.1: `file-size` larger than the pool's free space.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum SpaceMode {
@@ -146,7 +146,7 @@ pub enum SpaceMode {
     Strict,
 }
 
-/// §7: `/disk add` whose `file-path` already exists.
+/// docs/routeros.md §7: `/disk add` whose `file-path` already exists.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum ExistingFileMode {
@@ -157,7 +157,7 @@ pub enum ExistingFileMode {
     Fail,
 }
 
-/// §7: `/file remove` of a file that backs a live disk.
+/// docs/routeros.md §7: `/file remove` of a file that backs a live disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum LiveFileRemoveMode {
@@ -168,24 +168,24 @@ pub enum LiveFileRemoveMode {
     Refuse,
 }
 
-/// §3.2 / §12.7: print numbers of a filtered print.
+/// docs/routeros.md §3.2: print numbers of a filtered print.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum NumberingMode {
-    /// Position in the whole menu (what the §4.2 synthesized record shows: `31`). Default.
+    /// Position in the whole menu (what the synthesized record of docs/routeros.md §4.7 shows: `31`). Default.
     #[default]
     Global,
     /// 0..n-1 over the printed items.
     Filtered,
 }
 
-/// §4.1.2 / §4.2: where the flag letters of a `/disk` record sit in its
+/// docs/routeros.md §4.2 / §4.7: where the flag letters of a `/disk` record sit in its
 /// flags block. Flag positions on an RDS are [INF]: no real RDS capture shows
 /// them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum FlagLayout {
-    /// The positions of routeros.md's synthesized RDS records (§4.2: file disk
+    /// The positions of the synthesized RDS records (docs/routeros.md §4.7: file disk
     /// `B   t`, pool `BM`): B (and A, E) at 0, M (F, S) at 1, X at 2, f/r at
     /// 3, t at 4, i 5, s 6, n 7, m 8, c/L/O/o 9, g/p 10. Default, so the sim
     /// prints those records byte for byte.
@@ -214,7 +214,7 @@ impl FlagLayout {
     }
 }
 
-/// §4.2: where a token longer than a line is cut.
+/// docs/routeros.md §4.3: where a token longer than a line is cut.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum CutRule {
@@ -225,7 +225,7 @@ pub enum CutRule {
     BeforeSeparator,
 }
 
-/// §2.1: what happens when a connection has `session_limit` channels open.
+/// docs/routeros.md §2.1: what happens when a connection has `session_limit` channels open.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum SessionLimitMode {
@@ -236,7 +236,7 @@ pub enum SessionLimitMode {
     Block,
 }
 
-/// Error texts whose real wording is unknown (routeros.md §5 "unverified"). Defaults keep
+/// Error texts whose real wording is unknown (docs/routeros.md §5.2). Defaults keep
 /// the substrings the Go driver classifies on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Texts {
@@ -277,11 +277,11 @@ impl Default for Texts {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Behaviour {
-    /// §6.9.
+    /// docs/routeros.md §6.9.
     pub copy_from: CopyFromMode,
-    /// Fact 4.
+    /// docs/routeros.md §2.4.
     pub exit_status: ExitStatusMode,
-    /// Output width in columns when the login has no `+w<n>` suffix (78, fact 9).
+    /// Output width in columns when the login has no `+w<n>` suffix (78, docs/routeros.md §4.3).
     pub width: usize,
     /// Cut rule for over-long tokens.
     pub cut_rule: CutRule,
@@ -314,10 +314,10 @@ pub struct Behaviour {
     pub identity: String,
     /// `/system resource` board name.
     pub board_name: String,
-    /// Print a space after the last token of each `/file` line (as the MT-files doc example
-    /// does; the synthesized §4.4 output does not). Default off.
+    /// Print a space after the last token of each `/file` line (as MikroTik's documentation example
+    /// does; the synthesized output of docs/routeros.md §4.9 does not). Default off.
     pub file_trailing_space: bool,
-    /// Downtime of `/system reboot` (§8.9: "typically 60-120 s"; §11.10 default 90 s).
+    /// Downtime of `/system reboot` (docs/routeros.md §8.9 and §10.10: an estimated 60–120 s; 90 s by default).
     pub reboot_downtime_ms: u64,
     /// Unverified error texts.
     pub texts: Texts,
@@ -355,7 +355,7 @@ impl Default for Behaviour {
 }
 
 impl Behaviour {
-    /// Ids print uppercase from 7.20 on (routeros.md §3.2).
+    /// Ids print uppercase from 7.20 on (docs/routeros.md §3.2).
     pub fn uppercase_ids(&self) -> bool {
         let mut parts = self.version.split(|c: char| !c.is_ascii_digit());
         let major: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(7);

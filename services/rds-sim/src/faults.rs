@@ -1,4 +1,4 @@
-//! Fault injection (routeros.md §11): rules triggered by a command regex, after N matches,
+//! Fault injection (docs/routeros.md §10): rules triggered by a command regex, after N matches,
 //! one-shot or sticky, added and removed at runtime through [`Faults`].
 //!
 //! Each action belongs to one *point* of the protocol where it is checked: a command, a new
@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::SimError;
 
-/// Variants of garbled or unusual output (§11.9).
+/// Variants of garbled or unusual output (docs/routeros.md §10.9).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Garble {

@@ -1,4 +1,4 @@
-//! Host key (stable across restarts, routeros.md §2.1) and authorized keys.
+//! Host key (stable across restarts, docs/routeros.md §2.1) and authorized keys.
 
 use std::io::Read;
 use std::path::Path;

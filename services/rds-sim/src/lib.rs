@@ -1,5 +1,5 @@
 //! rds-sim: a simulated MikroTik ROSE Data Server (RouterOS 7 + rose-storage) that speaks SSH
-//! and answers the RouterOS console commands of routeros.md §6 with real semantics, byte-exact
+//! and answers the RouterOS console commands of docs/routeros.md §6 with real semantics, byte-exact
 //! output (rendered by `rds-routeros`), persistent state and injectable faults.
 //!
 //! ```no_run

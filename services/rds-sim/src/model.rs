@@ -1,4 +1,4 @@
-//! The device model (routeros.md §10): disks ordered by internal id, the pool, file ids, and
+//! The device model (docs/routeros.md §9): disks ordered by internal id, the pool, file ids, and
 //! every `/disk` and `/file` mutation with RouterOS semantics. Pure over a [`Store`]; errors
 //! are RouterOS text.
 
@@ -107,7 +107,7 @@ impl Disk {
         }
     }
 
-    /// The exported NQN (RouterOS: the slot when no NQN is set, MT-rose).
+    /// The exported NQN (RouterOS: the slot when no NQN is set, docs/routeros.md §4.12).
     pub(crate) fn effective_nqn(&self) -> Option<(u16, String)> {
         let f = self.file()?;
         if !f.nvme_tcp_export || self.disabled {
@@ -562,7 +562,7 @@ impl Device<'_> {
         Ok(())
     }
 
-    /// `/disk remove <ids>`: removes the items and their exports, never the files (fact 6).
+    /// `/disk remove <ids>`: removes the items and their exports, never the files (docs/routeros.md §6.6).
     pub(crate) fn disk_remove(&mut self, ids: &[u64]) -> OpResult<()> {
         for &id in ids {
             let i = self
@@ -638,7 +638,7 @@ impl Device<'_> {
     }
 }
 
-/// `*1f` / `*1F` (uppercase from 7.20 on, routeros.md §3.2).
+/// `*1f` / `*1F` (uppercase from 7.20 on, docs/routeros.md §3.2).
 pub(crate) fn format_id(id: u64, upper: bool) -> String {
     if upper {
         format!("*{id:X}")

@@ -25,7 +25,7 @@ use crate::render::Layout;
 use crate::store::Store;
 use crate::stream::{KillSwitch, KillableStream};
 
-/// RouterOS's identification string (fact 1).
+/// RouterOS's identification string (docs/routeros.md §2.1).
 pub(crate) const SSH_IDENT: &str = "SSH-2.0-ROSSSH";
 
 pub(crate) struct Shared {
@@ -66,7 +66,7 @@ fn ssh_config(key: PrivateKey) -> russh::server::Config {
         auth_rejection_time: Duration::from_millis(10),
         auth_rejection_time_initial: Some(Duration::ZERO),
         keys: vec![key],
-        // The real idle timeout is unknown (routeros.md §12.9); none here.
+        // The real idle timeout is unknown (docs/routeros.md §2.6); none here.
         inactivity_timeout: None,
         nodelay: true,
         ..Default::default()

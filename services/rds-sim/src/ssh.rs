@@ -2,7 +2,7 @@
 //! `user+<options>` suffix is stripped and `<n>w` / `w<n>` sets the width), exec channels run
 //! one console line each, shell/pty/subsystem requests are refused, channels opened and closed
 //! without a request are fine. Unknown global requests (e.g. `keepalive@openssh.com`) get
-//! "failure" from russh itself (routeros.md fact 19).
+//! "failure" from russh itself (docs/routeros.md §2.5).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -19,7 +19,7 @@ use crate::faults::{FaultAction, FaultPoint, Garble};
 use crate::server::Shared;
 use crate::stream::KillSwitch;
 
-/// Console options from the login name suffix (`admin+cet1024w`, MT-login).
+/// Console options from the login name suffix (`admin+cet1024w`, docs/routeros.md §2.2).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct LoginOptions {
     pub user: String,
@@ -269,7 +269,7 @@ impl Handler for Conn {
         channel: ChannelId,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        // The interactive console (routeros.md §2.3) is not simulated.
+        // The interactive console (docs/routeros.md §2.7) is not simulated.
         session.channel_failure(channel)?;
         Ok(())
     }

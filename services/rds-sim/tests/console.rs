@@ -81,7 +81,7 @@ async fn create_print_find_remove_keeps_the_file() {
     .await;
     assert_eq!(out, "5368709120\r\n");
 
-    // Remove leaves the file (fact 6), then /file remove deletes it.
+    // Remove leaves the file (docs/routeros.md §6.6), then /file remove deletes it.
     ok(&c, &format!("/disk remove [find slot={slot}]")).await;
     assert!(sim.disks().is_empty());
     assert!(
@@ -103,7 +103,7 @@ async fn create_print_find_remove_keeps_the_file() {
     );
     ok(&c, &format!(r#"/file remove [find name="{}"]"#, &path[1..])).await;
     assert!(!sim.file_exists(&path));
-    // A leading slash matches nothing: silent no-op (§6.6).
+    // A leading slash matches nothing: silent no-op (docs/routeros.md §6.6).
     ok(&c, &format!(r#"/file remove [find name="{path}"]"#)).await;
     ok(&c, &format!("/disk remove [find slot={slot}]")).await;
 
@@ -555,7 +555,7 @@ async fn state_survives_a_restart() {
     sim.stop().await;
 }
 
-/// routeros.md §4.2 synthesized record, byte for byte (the legend there has a placeholder).
+/// The synthesized record of docs/routeros.md §4.7, byte for byte (the legend there has a placeholder).
 #[tokio::test]
 async fn disk_print_detail_matches_the_synthesized_record() {
     let dir = tempfile::tempdir().unwrap();
@@ -600,8 +600,9 @@ async fn disk_print_detail_matches_the_synthesized_record() {
     sim.stop().await;
 }
 
-/// routeros.md §4.4 synthesized records, byte for byte (plus the blank line after each record
-/// that §4.1.5 and the MT-files example show; the synthesized block omits it).
+/// The synthesized records of docs/routeros.md §4.9, byte for byte (plus the blank line after
+/// each record that docs/routeros.md §4.4 and MikroTik's example show; the synthesized block
+/// omits it).
 #[tokio::test]
 async fn file_print_detail_matches_the_synthesized_records() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,4 +1,4 @@
-//! Every fault mode of routeros.md §11 doing what it says, over real SSH, through the library
+//! Every fault mode of docs/routeros.md §10 doing what it says, over real SSH, through the library
 //! API and the HTTP control endpoint; reboot with downtime.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -122,7 +122,7 @@ async fn drop_before_and_after_effect() {
         1,
         "command took effect although the client saw a drop"
     );
-    // The driver's retry then meets the duplicate (routeros.md §11.8).
+    // The driver's retry then meets the duplicate (docs/routeros.md §10.8).
     let c = connect(&sim).await;
     let (out, st) = run(&c, &add_cmd("pvc-1", "1G")).await;
     assert_eq!(

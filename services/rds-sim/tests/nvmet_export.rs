@@ -77,7 +77,7 @@ async fn console_changes_are_mirrored_into_nvmet() {
     assert!(sim.wait_up(T).await);
     assert!(link.symlink_metadata().is_ok(), "back after the reboot");
 
-    // Removing the disk withdraws it; the file stays (RouterOS fact 6).
+    // Removing the disk withdraws it; the file stays (docs/routeros.md §6.6).
     let c = connect(&sim).await;
     ok(&c, &format!("/disk remove [find slot={slot}]")).await;
     assert!(!sub.exists() && !nvmet.join("ports/4420").exists());

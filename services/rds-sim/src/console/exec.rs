@@ -1,7 +1,8 @@
 //! Runs parsed commands against the device model and produces RouterOS output.
 //!
 //! A parse error rejects the whole line; a runtime error prints its text and stops at the
-//! failing command (routeros.md §2.2). `add`/`set`/`remove` print nothing on success (fact 5).
+//! failing command (docs/routeros.md §2.3). `add`/`set`/`remove` print nothing on success
+//! (docs/routeros.md §3.5).
 
 use rds_routeros::{Legend, format_human_size};
 
@@ -338,7 +339,7 @@ impl Ctx<'_, '_> {
                     return Err("no such item".into());
                 }
                 if !cmd.words.iter().any(|w| w == "once") {
-                    // Without `once` the command streams forever (routeros.md §4.5).
+                    // Without `once` the command streams forever (docs/routeros.md §4.10).
                     self.hang = true;
                     return Ok(Ret::Nothing);
                 }
@@ -424,7 +425,7 @@ impl Ctx<'_, '_> {
         ]
     }
 
-    /// `count-only` and `as-value` (bare `as-value` prints nothing, §4.7).
+    /// `count-only` and `as-value` (bare `as-value` prints nothing, docs/routeros.md §4.13).
     fn print_shortcut(&self, cmd: &Command, n: usize, out: &mut String) -> bool {
         if cmd.words.iter().any(|w| w == "count-only") {
             out.push_str(&format!("{n}\r\n"));

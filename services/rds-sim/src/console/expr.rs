@@ -1,4 +1,4 @@
-//! `where` expressions (routeros.md §3.1, §3.4): `=`, `!=`, `~` (unanchored regex), `<`, `>`,
+//! `where` expressions (docs/routeros.md §3.1, §3.4): `=`, `!=`, `~` (unanchored regex), `<`, `>`,
 //! `&&`/`and`, `||`/`or`, `!`/`not`, parentheses, and a bare name meaning "is set".
 //!
 //! Values compare against the property's raw value (bytes for sizes, `yes`/`no` for booleans,

@@ -1,4 +1,4 @@
-//! The RouterOS console subset of routeros.md §6: a parser with RouterOS quoting and exact
+//! The RouterOS console subset of docs/routeros.md §6: a parser with RouterOS quoting and exact
 //! `(line L column C)` error positions, the `where` evaluator and the command executor.
 
 mod exec;

@@ -1,7 +1,7 @@
-//! Console line parser (routeros.md §3.1, §5).
+//! Console line parser (docs/routeros.md §3.1, §5).
 //!
 //! The whole line is parsed before anything runs, so a syntax error anywhere rejects every
-//! command of the line (§2.2). Positions are 1-based columns of characters, as RouterOS
+//! command of the line (docs/routeros.md §2.3). Positions are 1-based columns of characters, as RouterOS
 //! prints them (`/system/resource/print bogus=1` → column 24).
 //!
 //! Position choices where the reference is silent (README): a bad escape or an unquoted
@@ -101,7 +101,7 @@ fn verb(menu: Menu, word: &str) -> Option<Verb> {
     })
 }
 
-/// Settable `/disk` properties of a file disk (MT-disk, routeros.md §4.3).
+/// Settable `/disk` properties of a file disk (docs/routeros.md §4.12).
 pub(crate) const DISK_SETTABLE: &[&str] = &[
     "slot",
     "disabled",
@@ -197,7 +197,7 @@ fn ends_bare(c: char) -> bool {
     c.is_whitespace() || matches!(c, ';' | ']' | '=')
 }
 
-/// Characters that may not appear in a bare value (§3.1; `?` only escaped).
+/// Characters that may not appear in a bare value (docs/routeros.md §3.1; `?` only escaped).
 fn illegal_bare(c: char) -> bool {
     matches!(
         c,
@@ -555,7 +555,7 @@ fn parse_args(cur: &mut Cursor<'_>, cmd: &mut Command, in_subst: bool) -> PResul
             cur.bump();
             let value = match cur.peek() {
                 Some(' ' | '\t') => {
-                    // `name= next`: RouterOS takes the next token as the value (§3.1).
+                    // `name= next`: RouterOS takes the next token as the value (docs/routeros.md §3.1).
                     cur.skip_ws();
                     if cur.at_end_of_command(in_subst) {
                         Value::Text(String::new())
