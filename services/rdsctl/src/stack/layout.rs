@@ -1,4 +1,4 @@
-//! The state directory of a local stack (DESIGN.md §8):
+//! The state directory of a local stack (docs/local-mode.md §2):
 //!
 //! ```text
 //! DIR/csi.sock            CSI endpoint (default)

@@ -1,4 +1,4 @@
-//! A local stack (DESIGN.md §8): the five services as supervised child
+//! A local stack (docs/local-mode.md §1): the five services as supervised child
 //! processes of one rdsctl, wired over unix sockets in DIR/run and real SSH
 //! to rds-sim. Used by `rdsctl up` and `rdsctl demo` alike.
 
@@ -41,7 +41,7 @@ pub struct Stack {
     logs: LogTarget,
 }
 
-/// The host name, the default node id (DESIGN.md §8).
+/// The host name, the default node id (docs/local-mode.md §1).
 pub fn host_name() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()

@@ -1,4 +1,4 @@
-//! The shared `--check-config` convention (DESIGN.md §8): every binary parses
+//! The shared `--check-config` convention (docs/local-mode.md §6): every binary parses
 //! and validates its flags, env and files, prints the effective config as JSON
 //! on stdout (secrets never included: config structs skip them or print only
 //! their paths) and exits 0 — or prints the reason on stderr and exits 2 —

@@ -1,4 +1,4 @@
-//! Id newtypes that validate once, at the edge (DESIGN.md §8a). Everything
+//! Id newtypes that validate once, at the edge (docs/csi.md §2). Everything
 //! past the edge takes these types, so an unchecked string can never reach a
 //! RouterOS command, a path or a log line as an id.
 

@@ -6,7 +6,7 @@
 //!   is set (Jaeger ingests OTLP on 4317); otherwise spans still carry trace
 //!   ids (for events and logs) but nothing is exported. `service.name` = `OTEL_SERVICE_NAME` or the
 //!   service's own name. The OTel layer has its own INFO filter so h2/hyper
-//!   trace spans are never exported (pitfall 2).
+//!   trace spans are never exported (docs/ARCHITECTURE.md §5.5).
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
@@ -126,7 +126,7 @@ impl Telemetry {
     }
 
     /// Flushes and stops the exporter. `shutdown()` blocks while the export
-    /// runs on a tonic task, so it runs on a blocking thread (pitfall 8).
+    /// runs on a tonic task, so it runs on a blocking thread (docs/ARCHITECTURE.md §5.8).
     pub async fn shutdown(self) {
         if let Some(provider) = self.provider {
             let _ = tokio::task::spawn_blocking(move || {

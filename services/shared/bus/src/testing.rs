@@ -1,5 +1,5 @@
 //! Test support: one process-global subscriber per test binary feeding one
-//! in-memory span exporter (per-test `set_default` is flaky, pitfall 1).
+//! in-memory span exporter (per-test `set_default` is flaky, docs/ARCHITECTURE.md §5.4).
 //! Tests pick out their own spans by trace id.
 
 use std::sync::OnceLock;
@@ -55,7 +55,7 @@ impl TestTelemetry {
 
     /// Polls (10 ms × 500) until `pred` holds on the spans of `trace_id`;
     /// returns the spans seen last. Server spans end after the client has its
-    /// reply (pitfall 3), so tests must wait rather than assert at once.
+    /// reply (docs/ARCHITECTURE.md §5.6), so tests must wait rather than assert at once.
     pub async fn wait_for(
         &self,
         trace_id: TraceId,

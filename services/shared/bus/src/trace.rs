@@ -72,7 +72,7 @@ impl<B> MakeSpan<B> for GrpcServerMakeSpan {
         );
         let parent = TraceContextPropagator::new().extract(&HeaderExtractor(req.headers()));
         if parent.span().span_context().is_valid() {
-            // Must happen before the span is entered (pitfall 4).
+            // Must happen before the span is entered (docs/ARCHITECTURE.md §5.7).
             let _ = span.set_parent(parent);
         }
         span
