@@ -1,4 +1,4 @@
-//! Per-volume circuit breaker (anchor §8.6, incident 17.4): after N
+//! Per-volume circuit breaker (docs/safety.md §3.8 and §2.4): after N
 //! consecutive stage failures the volume is refused fast for a while, so a
 //! corrupted filesystem does not turn into an endless mkfs/mount/fsck storm.
 //! In memory; a restart resets it (as in the Go driver).

@@ -1,5 +1,5 @@
 //! A block device as found *now*: its node path and number. Never stored —
-//! re-resolved from the NQN or the backing file on every call (DESIGN §7).
+//! re-resolved from the NQN or the backing file on every call (docs/safety.md §3.2).
 
 use std::path::{Path, PathBuf};
 

@@ -17,13 +17,13 @@ pub enum DataPlaneError {
     /// unknown content on the device, ...). Retrying later may succeed.
     #[error("{0}")]
     Precondition(String),
-    /// Loop devices need CAP_SYS_ADMIN; DESIGN.md §8 wants this exact cause.
+    /// Loop devices need CAP_SYS_ADMIN; docs/local-mode.md §8 wants this exact cause.
     #[error("root is needed for loop devices (running as uid {uid}); run the node role as root")]
     NeedsRoot { uid: u32 },
     /// Another call for the same volume is running (CSI: ABORTED).
     #[error("an operation on volume {0} is already in progress")]
     Busy(String),
-    /// The per-volume breaker stopped a retry storm (anchor §8.6).
+    /// The per-volume breaker stopped a retry storm (docs/safety.md §3.8).
     #[error(
         "volume {volume} circuit breaker is OPEN after {failures} consecutive stage failures \
          (filesystem may be corrupted); next attempt allowed in {retry_in_secs} s"
@@ -36,7 +36,7 @@ pub enum DataPlaneError {
     /// Published at the target with an incompatible capability.
     #[error("{0}")]
     AlreadyExists(String),
-    /// Incident 17.1: refuse to add mounts to a source that has too many.
+    /// docs/safety.md §3.4: refuse to add mounts to a source that has too many.
     #[error(
         "mount storm detected: {device} already has {count} mounts (limit {limit}); refusing to mount it again"
     )]
@@ -45,7 +45,7 @@ pub enum DataPlaneError {
         count: usize,
         limit: usize,
     },
-    /// Incident 17.5: blkid never answered definitively. We do not format.
+    /// docs/safety.md §3.1: blkid never answered definitively. We do not format.
     #[error(
         "cannot determine whether {device} holds a filesystem after {attempts} attempts ({last}); \
          refusing to format to prevent data loss"

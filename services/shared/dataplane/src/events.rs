@@ -16,7 +16,7 @@ pub struct NodeEvent {
     pub kind: NodeEventKind,
 }
 
-/// The node events of anchor §10.2, plus one the bus has no message for yet.
+/// The node events of docs/csi.md §9.1, plus one the bus has no message for yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NodeEventKind {
     StaleMountDetected {

@@ -1,5 +1,5 @@
 //! Mount flags from the CSI capability, checked against an allow-list
-//! (anchor §8.7). Every allowed option is a per-mount flag or a harmless
+//! (docs/safety.md §3.10). Every allowed option is a per-mount flag or a harmless
 //! data option, so nothing the user writes reaches the kernel unchecked.
 
 use nix::mount::MsFlags;

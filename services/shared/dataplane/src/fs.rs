@@ -1,5 +1,5 @@
 //! Filesystems: the "is there one?" decision (the most important safety rule
-//! of the Go driver, incident 17.5), mkfs, and online grow.
+//! of the Go driver, docs/safety.md §2.5), mkfs, and online grow.
 //!
 //! Only a *definitive* "nothing here" allows a format: `blkid -p` exit 2
 //! **and** our own proof that the device is readable and not empty — blkid
@@ -21,7 +21,7 @@ use crate::command::{Cmd, CommandRunner};
 use crate::device::Device;
 use crate::error::{DataPlaneError, Result};
 
-/// Filesystems a volume may be formatted with (DESIGN.md §8a).
+/// Filesystems a volume may be formatted with (docs/csi.md §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FsType {

@@ -7,8 +7,8 @@
 //! layer over it; errors map to gRPC status in one place
 //! ([`DataPlaneError::to_status`]).
 //!
-//! Every rule here is an incident of the Go driver (DESIGN.md §7,
-//! reference/anchor-go-driver.md §17): see [`node`] for where each lives.
+//! Every rule here is an incident of the Go driver (docs/safety.md §2,
+//! §3): see [`node`] for where each lives.
 
 pub mod breaker;
 pub mod command;

@@ -40,7 +40,7 @@ pub struct LoopPlane {
     runner: Arc<dyn CommandRunner>,
 }
 
-/// Loop devices need root; say so plainly (DESIGN.md §8).
+/// Loop devices need root; say so plainly (docs/local-mode.md §8).
 pub fn require_root(euid: u32) -> Result<()> {
     if euid == 0 {
         Ok(())

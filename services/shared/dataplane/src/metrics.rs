@@ -1,4 +1,4 @@
-//! Node Prometheus metrics with the Go driver's names (anchor §12.1), on a
+//! Node Prometheus metrics with the Go driver's names (docs/ARCHITECTURE.md §10), on a
 //! prometheus-client registry the node role serves.
 
 use prometheus_client::encoding::EncodeLabelSet;

@@ -1,6 +1,6 @@
 //! `/proc/self/mountinfo`, parsed by hand (octal escapes such as `\040`
 //! included) and always read under a deadline: a stuck mount table read is
-//! how the Go driver's mount storm froze nodes (incident 17.1).
+//! how the Go driver's mount storm froze nodes (docs/safety.md §2.1).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -70,7 +70,7 @@ impl MountTable {
         self.entries.iter().filter(|e| e.dev() == dev).collect()
     }
 
-    /// Mounts whose source is `source` (the guard of anchor §8.7 counts these).
+    /// Mounts whose source is `source` (the guard of docs/safety.md §3.4 counts these).
     pub fn count_source(&self, source: &str) -> usize {
         self.entries.iter().filter(|e| e.source == source).count()
     }

@@ -61,7 +61,7 @@ impl fmt::Display for NodePath {
 
 /// Checks an RDS backing-file path (`volumePath` in volume_context, e.g.
 /// `/storage-pool/metal-csi/pvc-x.img`): absolute, `[A-Za-z0-9._/-]` only,
-/// no empty, `.` or `..` components (DESIGN.md §8a).
+/// no empty, `.` or `..` components (docs/csi.md §3).
 pub fn validate_volume_path(s: &str) -> Result<()> {
     let bad = |why: &str| {
         let shown: String = s.chars().take(128).collect();
@@ -94,7 +94,7 @@ pub fn validate_volume_path(s: &str) -> Result<()> {
     Ok(())
 }
 
-/// Where the sim keeps the file of RDS path `volume_path` (DESIGN.md §8:
+/// Where the sim keeps the file of RDS path `volume_path` (docs/local-mode.md §2:
 /// `/storage-pool/x/y.img` → `<files_root>/storage-pool/x/y.img`).
 pub fn file_under(files_root: &Path, volume_path: &str) -> Result<PathBuf> {
     validate_volume_path(volume_path)?;

@@ -1,5 +1,5 @@
 //! The node's small state: one JSON record per staged volume under
-//! `DIR/node/volumes/` (DESIGN.md §8), so unstage/publish/stats know the
+//! `DIR/node/volumes/` (docs/local-mode.md §2), so unstage/publish/stats know the
 //! volume's source (the loop backing file is in no unstage request). It
 //! never holds a /dev path: devices are re-resolved on every call.
 

@@ -109,7 +109,7 @@ pub(crate) fn syncfs(path: &Path) -> Result<()> {
 }
 
 /// Creates a block device node `major:minor` at `path` (raw block publish;
-/// never a bind mount of /dev — incident 17.1).
+/// never a bind mount of /dev — docs/safety.md §3.4).
 pub(crate) fn make_block_node(path: &Path, major: u64, minor: u64, readonly: bool) -> Result<()> {
     let mode = if readonly { 0o440 } else { 0o660 };
     nix::sys::stat::mknod(

@@ -41,7 +41,7 @@ impl Scratch {
         &self.root
     }
 
-    /// `<scratch>/sim/files` (the sim's files root, DESIGN.md §8).
+    /// `<scratch>/sim/files` (the sim's files root, docs/local-mode.md §2).
     pub fn files_root(&self) -> PathBuf {
         self.root.join("sim/files")
     }
@@ -107,7 +107,7 @@ pub fn loops_backed_under(root: &Path) -> Vec<(PathBuf, PathBuf)> {
     out
 }
 
-/// A fake `/sys` + `/dev` for the NVMe plane (anchor §8.5 layouts).
+/// A fake `/sys` + `/dev` for the NVMe plane (docs/ARCHITECTURE.md §9.2 layouts).
 pub struct FakeNvmeTree {
     sysfs: PathBuf,
     dev: PathBuf,

@@ -479,7 +479,7 @@ async fn only_managed_nqns_are_ever_disconnected() {
         MIB,
         true,
     );
-    // The node's own root/var volume on the same RDS (incident 17.3), dead
+    // The node's own root/var volume on the same RDS (docs/safety.md §2.3), dead
     // right now: same vendor prefix but not a pvc- name.
     t.add_subsystem("nvme-subsys2", "nqn.2000-02.com.mikrotik:nixos-var");
     t.add_controller("nvme-subsys2", "nvme2");

@@ -3,7 +3,7 @@
 //! (`VolumeId`, [`NodePath`](crate::paths::NodePath), [`AccessType`], [`VolumeSource`]) and maps the
 //! one error enum to a status with `err.into()`.
 //!
-//! Safety rules (DESIGN.md §7) and where they live:
+//! Safety rules (docs/safety.md §3) and where they live:
 //! - format only on a definitive "no filesystem" — `fs::probe`;
 //! - devices re-resolved every call, never stored — [`crate::dataplane`];
 //! - only managed NQNs touched — [`crate::nvme`];
@@ -50,7 +50,7 @@ pub use requests::{
 };
 pub use stats::{VolumeCondition, VolumeStats};
 
-/// Timers and limits of the node plane (defaults = the Go driver's, §19).
+/// Timers and limits of the node plane (defaults = the Go driver's, docs/decisions.md §2.6).
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
     pub node_id: NodeId,
@@ -174,7 +174,7 @@ impl NodePlane {
     }
 
     /// Start-up: best-effort, time-bounded sweep of orphaned managed
-    /// attachments (anchor §11.2). Skipped when the mount table is unreadable
+    /// attachments (docs/safety.md §3.11). Skipped when the mount table is unreadable
     /// (we would not know what is in use).
     pub async fn start(&self) -> OrphanReport {
         let keep: Vec<VolumeSource> = self.state.list().into_iter().map(|r| r.source).collect();
@@ -255,7 +255,7 @@ impl NodePlane {
         }
     }
 
-    /// Incident 17.1: refuse to add a mount to a device that has ≥ limit.
+    /// docs/safety.md §3.4: refuse to add a mount to a device that has ≥ limit.
     fn storm_guard(&self, table: &MountTable, device: &Device) -> Result<()> {
         let count = table
             .count_source(&device.path.display().to_string())

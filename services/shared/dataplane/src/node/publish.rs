@@ -1,8 +1,8 @@
 //! NodePublishVolume / NodeUnpublishVolume.
 //! Filesystem: bind mount of the staging path (readonly = bind + remount ro).
 //! Block: a device node made with mknod at the target — never a bind mount
-//! of /dev (incident 17.1). Unpublish removes only an empty, unmounted
-//! target; never a recursive delete (anchor §6.4, §18.3).
+//! of /dev (docs/safety.md §3.4). Unpublish removes only an empty, unmounted
+//! target; never a recursive delete (docs/safety.md §3.6).
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 

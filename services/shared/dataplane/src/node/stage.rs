@@ -68,7 +68,7 @@ impl NodePlane {
         let device = attachment.device;
         let outcome = match &req.access {
             // Block: attach only; nothing is created at the staging path
-            // (incident 17.2: kubelet's own block handling trips over it).
+            // (docs/safety.md §2.2: kubelet's own block handling trips over it).
             AccessType::Block => StageOutcome {
                 device,
                 formatted: false,
@@ -200,7 +200,7 @@ impl NodePlane {
         {
             Probe::Empty => {
                 self.blank_may_be_formatted(device, format)?;
-                // Audit line for every format decision (incident 17.5).
+                // Audit line for every format decision (docs/safety.md §3.1).
                 tracing::warn!(device = %device, fs = %fs_type, "FORMAT: blkid reports no filesystem and the device reads fine; formatting");
                 let cmd = fs_type.mkfs(&device.path, self.cfg.mkfs_timeout);
                 command::run_checked(self.runner.as_ref(), &cmd).await?;

@@ -1,4 +1,4 @@
-//! Stale-mount detection and recovery (anchor §8.8): a mount is stale when
+//! Stale-mount detection and recovery (docs/safety.md §3.9): a mount is stale when
 //! the volume's device, re-resolved now, is not the one mounted (NVMe
 //! controller renumbered: nvme0 → nvme3) or no device backs it any more.
 

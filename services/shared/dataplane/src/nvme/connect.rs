@@ -1,4 +1,4 @@
-//! nvme-cli argument building and output classification (anchor §8.4).
+//! nvme-cli argument building and output classification (docs/ARCHITECTURE.md §9.1).
 
 use rds_bus::HostIdentity;
 

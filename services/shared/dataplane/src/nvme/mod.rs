@@ -1,6 +1,6 @@
 //! NVMe/TCP data plane: nvme-cli through a [`CommandRunner`], devices found
 //! through sysfs by NQN every time, and only managed NQNs ever touched
-//! (incident 17.3: nodes may boot from the same RDS under other NQNs).
+//! (docs/safety.md §2.3: nodes may boot from the same RDS under other NQNs).
 
 pub mod connect;
 pub mod sysfs;

@@ -1,4 +1,4 @@
-//! Finding an NVMe subsystem's block device through sysfs (anchor §8.5).
+//! Finding an NVMe subsystem's block device through sysfs (docs/ARCHITECTURE.md §9.2).
 //! The root is configurable so tests build a fake tree. Layouts handled:
 //! - native multipath: `class/nvme-subsystem/nvme-subsysN/nvmeNnM` (the head
 //!   disk) plus controllers `nvmeX` whose path namespaces are `nvmeNcXnM`;
