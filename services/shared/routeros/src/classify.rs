@@ -1,7 +1,7 @@
-//! Recognise RouterOS error lines in command output (routeros.md §5).
+//! Recognise RouterOS error lines in command output (docs/routeros.md §5).
 //!
 //! RouterOS has no separate error stream: errors come back as ordinary output text, and the
-//! exit status is unreliable (fact 3, fact 4). So every output must be checked for these lines.
+//! exit status is unreliable (docs/routeros.md §2.4). So every output must be checked for these lines.
 //! Only lines that start in column 0 and do not look like a `key=value` property are
 //! considered, so a value that happens to contain "no such item" never classifies.
 

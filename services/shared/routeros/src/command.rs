@@ -1,4 +1,4 @@
-//! Typed RouterOS commands (every command the driver sends, routeros.md §6) rendered to exact
+//! Typed RouterOS commands (every command the driver sends, docs/routeros.md §6) rendered to exact
 //! command text.
 //!
 //! All parts are validated newtypes whose character sets are legal bare tokens; the few values
@@ -20,7 +20,7 @@ pub struct NvmeExport {
 }
 
 /// Export arguments of a `copy-from` add. Copy-from copies the source's
-/// properties (routeros.md §6.9), so "say nothing" would inherit the source's
+/// properties (docs/routeros.md §6.9), so "say nothing" would inherit the source's
 /// export *and its NQN*; a snapshot therefore says `Disabled` explicitly.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CopyExport {
@@ -197,7 +197,7 @@ pub enum Command {
         export: Option<NvmeExport>,
     },
     /// `/disk add type=file copy-from=[find slot=<source>] file-path=<path> [file-size=<bytes>]
-    /// slot=<slot> [nvme export args]` (snapshot create / restore, routeros.md §6.9).
+    /// slot=<slot> [nvme export args]` (snapshot create / restore, docs/routeros.md §6.9).
     DiskAddCopy {
         /// Slot to copy from.
         source: Slot,
@@ -227,7 +227,7 @@ pub enum Command {
         /// The hosts admitted (or any host).
         hosts: crate::allow::AllowHosts,
     },
-    /// `/disk remove [find slot=<slot>]` (does NOT delete the backing file, fact 6).
+    /// `/disk remove [find slot=<slot>]` (does NOT delete the backing file, docs/routeros.md §6.6).
     DiskRemove {
         /// Disk to remove.
         slot: Slot,

@@ -1,12 +1,12 @@
 //! Generic `print detail` parsing and rendering: legend, numbered records, flags block,
-//! `key=value` properties, wrapped and cut lines (routeros.md §4.1).
+//! `key=value` properties, wrapped and cut lines (docs/routeros.md §4.1–§4.5).
 //!
 //! ## Re-joining wrapped lines
 //! A record is turned into one *logical line* before it is tokenised. A continuation line
 //! (indented to the property column) is appended
 //! * **without** a separator when the text so far ends inside an open quoted value, or when the
 //!   line (after removing exactly the indent) does not begin with a plausible `key=`: both mean
-//!   the previous token was cut (fact 10). This re-joins `...922a` + `-5dd8...` and
+//!   the previous token was cut (docs/routeros.md §4.3). This re-joins `...922a` + `-5dd8...` and
 //!   `.../pvc-...-c` + `2c6ccb56dd8.img` exactly;
 //! * otherwise with one space (a new token).
 //!

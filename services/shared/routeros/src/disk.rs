@@ -1,7 +1,7 @@
-//! `/disk print detail`: typed records, parser and byte-exact renderer (routeros.md §4.2).
+//! `/disk print detail`: typed records, parser and byte-exact renderer (docs/routeros.md §4.7, §4.8).
 //!
 //! Capacity comes from the raw grouped `size=` / `free=` (exact bytes), never from the human
-//! `file-size=` (rounded to 0.1 unit, DESIGN.md §8a).
+//! `file-size=` (rounded to 0.1 unit, docs/csi.md §5).
 
 use crate::detail::{Prop, RawRecord, parse_print_detail, render_record_lines, render_records};
 use crate::error::RouterOsError;
@@ -11,7 +11,7 @@ use crate::size::{HumanSize, format_grouped, parse_grouped};
 use crate::wrap::{RenderOptions, join_lines};
 
 /// Property order for every disk type except `hardware` (merges the captured `type=file` order
-/// of §4.2 exactly and the synthesized pool order; absent properties are skipped).
+/// of docs/routeros.md §4.7 exactly and the synthesized pool order; absent properties are skipped).
 pub const DISK_ORDER: &[&str] = &[
     "type",
     "slot",
@@ -197,7 +197,7 @@ impl DiskRecord {
         flag != ' ' && self.flags.contains(flag)
     }
 
-    /// A `type=file` disk as RouterOS shows it (§4.2 capture: `slot-default=""`, `parent=""`,
+    /// A `type=file` disk as RouterOS shows it (docs/routeros.md §4.7 capture: `slot-default=""`, `parent=""`,
     /// `fs=-`, `model` = path, `sector-size=512`, ...). `export` = `(port, nqn)`; when `None`,
     /// `nvme-tcp-export=no` is printed and the port/NQN/allow-host-name lines are omitted (INF:
     /// RouterOS hides dependent properties, as on the pool record). Flags `B` (+ `t` if
@@ -244,7 +244,7 @@ impl DiskRecord {
         }
     }
 
-    /// A Btrfs-on-RAID pool record like the synthesized §4.2 one (`type=raid`, `fs=btrfs`,
+    /// A Btrfs-on-RAID pool record like the synthesized one of docs/routeros.md §4.8 (`type=raid`, `fs=btrfs`,
     /// `fs-label` and `mount-point` = `slot`, `model="RAID6"`, RAID6 over 8 devices).
     pub fn raid_pool(legend: &Legend, slot: &str, size: u64, free: u64, use_percent: u8) -> Self {
         Self {
@@ -421,7 +421,7 @@ pub fn render_disk_record(rec: &DiskRecord, opts: &RenderOptions) -> String {
 }
 
 /// Render a whole `/disk print detail` output: the legend, then every record followed by a
-/// blank line. With no records: the legend followed by one blank line (INF, §4.1.6).
+/// blank line. With no records: the legend followed by one blank line (assumed, docs/routeros.md §4.4).
 pub fn render_disk_print(legend: &Legend, records: &[DiskRecord], opts: &RenderOptions) -> String {
     let legend_lines = legend.render_lines(opts);
     if records.is_empty() {

@@ -1,12 +1,12 @@
-//! `/file print detail` (routeros.md §4.4): no legend, property column 3, `name` unquoted and
+//! `/file print detail` (docs/routeros.md §4.9): no legend, property column 3, `name` unquoted and
 //! relative, `type=.img file` and `last-modified=2025-11-11 14:32:41` contain spaces.
 //!
-//! Rendering choices: the synthesized §4.4 output (78 columns, no trailing spaces) is the
-//! reference. The MT-files doc example was captured on a wide terminal and shows a space after
+//! Rendering choices: the synthesized output of docs/routeros.md §4.9 (78 columns, no trailing spaces) is the
+//! reference. MikroTik's documentation example was captured on a wide terminal and shows a space after
 //! the last token of every line and a blank line after every record; that is reproduced with
 //! `RenderOptions { trailing_space: true, blank_line_after_record: true, width: 200, .. }`
-//! (tested byte for byte). Default options print a blank line after every record (§4.1.5)
-//! but no trailing space; the synthesized §4.4 block has neither.
+//! (tested byte for byte). Default options print a blank line after every record (docs/routeros.md §4.4)
+//! but no trailing space; the synthesized block of docs/routeros.md §4.9 has neither.
 
 use crate::detail::{Prop, RawRecord, parse_print_detail, render_records};
 use crate::error::RouterOsError;

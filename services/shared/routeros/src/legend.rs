@@ -1,5 +1,5 @@
 //! The `Flags:` legend of `print detail` and the flag-column layout it implies
-//! (routeros.md §4.1.1, facts 7 and 8).
+//! (docs/routeros.md §4.1).
 //!
 //! v7 legend: uppercase names; `;` separates flag **columns**, `,` separates flags sharing a
 //! column. It wraps at the same width as records, **at column boundaries** (the hAP ax3 line 1
@@ -14,11 +14,11 @@ pub struct Legend {
     text: String,
 }
 
-/// The hAP ax3 legend exactly as captured (routeros.md §4.1.1; probably trimmed after `;`).
+/// The hAP ax3 legend exactly as captured (docs/routeros.md §4.1; probably trimmed after `;`).
 pub const HAP_AX3_LEGEND: &str = "Flags: X - DISABLED; A - ACQUIRED, E - EMPTY, B - BLOCK-DEVICE; M - MOUNTED, F - FORMATTING, S - SWAP-ENABLED;";
 
-/// Our choice of a full rose-storage `/disk` legend (the real one is unknown, routeros.md §12
-/// question 8). Flags and names are from MT-disk; the first three columns are the captured ones;
+/// Our choice of a full rose-storage `/disk` legend (the real one is unknown, docs/routeros.md §11,
+/// question 8). Flags and names are MikroTik's documented ones; the first three columns are the captured ones;
 /// the remaining grouping is [INF], limited to 11 columns so the flags block fits the 12
 /// characters before property column 15 seen on a real RDS.
 pub const ROSE_STORAGE_LEGEND: &str = "Flags: X - DISABLED; A - ACQUIRED, E - EMPTY, B - BLOCK-DEVICE; M - MOUNTED, F - FORMATTING, S - SWAP-ENABLED; f - RAID-MEMBER-FAILED, r - RAID-MEMBER; c - ENCRYPTED, L - SELF-ENCRYPTED-AND-LOCKED, O - SELF-ENCRYPTION-ENABLED, o - SELF-ENCRYPTION-SUPPORTED; g - GUID-PARTITION-TABLE, p - PARTITION; t - NVME-TCP-EXPORT; i - ISCSI-EXPORT; s - SMB-SHARING; n - NFS-SHARING; m - MEDIA-SHARING";

@@ -1,6 +1,6 @@
 //! RouterOS language layer for the RDS: typed commands, output parsers and byte-exact
 //! renderers. **Pure**: no I/O, no async. Used by `rds-agent` (build commands, parse output)
-//! and `rds-sim` (render output identical to RouterOS). Facts: `reference/routeros.md`.
+//! and `rds-sim` (render output identical to RouterOS). Facts: `docs/routeros.md`.
 //!
 //! # Public API at a glance
 //!
@@ -16,7 +16,7 @@
 //! [`DiskSelector`]`)`, `DiskSetFileSize`, `DiskRemove`, `FilePrint(`[`FileSelector`]`)`,
 //! `FileRemove`, `DiskMonitorTraffic`, `SystemResourcePrint`. `cmd.to_string()` is the exact
 //! command line; [`Command::verb`] / [`Command::slot`] are for tracing spans.
-//! [`round_up_mib`] rounds a requested size up to 1 MiB (DESIGN §8a).
+//! [`round_up_mib`] rounds a requested size up to 1 MiB (docs/csi.md §5).
 //!
 //! **Quoting** ([`quote`]): [`quote_value`] (argument: bare if safe, else quoted),
 //! [`quote_where_value`], [`quote_string`] (always quoted) — all refuse NUL, control

@@ -1,4 +1,4 @@
-//! `/disk monitor-traffic <slot> once` (routeros.md §4.5): right-aligned keys and values,
+//! `/disk monitor-traffic <slot> once` (docs/routeros.md §4.10): right-aligned keys and values,
 //! grouped counters, rates in bits/s (`12.8Mbps`), times (`0ms`).
 
 use crate::error::RouterOsError;

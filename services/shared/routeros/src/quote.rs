@@ -1,4 +1,4 @@
-//! RouterOS value quoting and unquoting (routeros.md §3.1, fact 17).
+//! RouterOS value quoting and unquoting (docs/routeros.md §3.1).
 //!
 //! Why this exists: everything the driver sends is one console line. A value that is not
 //! written by these rules either becomes a syntax error (`\.`), is silently changed (`$x` inside
@@ -9,7 +9,7 @@
 //! * Unquoted values may not contain `' = ( ) $ [ ] { } \ ; ? " `` ` or whitespace; in a
 //!   `where` expression `/` is an operator, so there the bare set is smaller.
 //!
-//! Choices (routeros.md is silent): on the *command* side NUL, every control character other
+//! Choices (docs/routeros.md states nothing here): on the *command* side NUL, every control character other
 //! than TAB/LF/CR, DEL and every non-ASCII character are **refused** (`RouterOsError::Unquotable`),
 //! not escaped: the driver never needs them and `\XX` of UTF-8 bytes has unclear semantics in the
 //! console. On the *output* side (the renderer, which must never fail) such bytes are printed
@@ -87,7 +87,7 @@ pub fn quote_output(s: &str) -> String {
 
 /// Always-quoted form for commands: `"` + escaped + `"`, refusing what cannot be expressed
 /// safely (see module docs). `quote_string("")` is `""` (an empty bare value is rejected by
-/// RouterOS when followed by another argument, routeros.md §3.1).
+/// RouterOS when followed by another argument, docs/routeros.md §3.1).
 pub fn quote_string(s: &str) -> Result<String, RouterOsError> {
     check_expressible(s)?;
     Ok(quote_output(s))

@@ -1,5 +1,5 @@
 //! Singleton (`key: value`) prints: `/system resource print`, `/system identity print`,
-//! `/disk monitor-traffic ... once` (routeros.md §2.2, §4.5, §4.6).
+//! `/disk monitor-traffic ... once` (docs/routeros.md §4.10, §4.11).
 //!
 //! Keys are right-aligned so that the colons line up; the exec output ends with an extra blank
 //! line (`  name: mikrotik-sim\r\n\r\n`). Values are left-aligned after `: ` in `/system`

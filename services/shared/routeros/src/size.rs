@@ -4,15 +4,15 @@
 
 const MIB: u64 = 1024 * 1024;
 
-/// Round a byte count **up** to a multiple of 1 MiB (DESIGN.md §8a: sizes are sent as exact
+/// Round a byte count **up** to a multiple of 1 MiB (docs/csi.md §5: sizes are sent as exact
 /// bytes rounded up; the Go driver truncated, which was a bug). `None` on overflow.
 /// `round_up_mib(0) == Some(0)`.
 pub fn round_up_mib(bytes: u64) -> Option<u64> {
     bytes.div_ceil(MIB).checked_mul(MIB)
 }
 
-/// Format with space thousands separators: `53687091200` → `53 687 091 200` (routeros.md
-/// §4.1.8: used for `size`, `free`, I/O counters; not for ports, sector-size, file-offset).
+/// Format with space thousands separators: `53687091200` → `53 687 091 200` (docs/routeros.md
+/// §4.5: used for `size`, `free`, I/O counters; not for ports, sector-size, file-offset).
 pub fn format_grouped(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
@@ -39,7 +39,7 @@ pub fn parse_grouped(s: &str) -> Option<u64> {
 const UNITS: [&str; 5] = ["", "KiB", "MiB", "GiB", "TiB"];
 
 /// Format a byte count the way RouterOS prints `file-size`, `/file size` and memory
-/// (routeros.md §4.1.9): below 10240 a bare integer; otherwise divide by 1024 while the value
+/// (docs/routeros.md §4.6): below 10240 a bare integer; otherwise divide by 1024 while the value
 /// is ≥ 10240 (up to TiB) and print one decimal (rounded half up) plus the unit.
 /// `5368709120` → `5120.0MiB`, `10737418240` → `10.0GiB`, `1970278` → `1924.1KiB`.
 pub fn format_human_size(bytes: u64) -> String {
@@ -61,7 +61,7 @@ pub fn format_human_size(bytes: u64) -> String {
 /// Precision: the value is computed exactly in tenths of the unit (`1924.1KiB` → 1970278 bytes,
 /// rounded half up), so `x.0` values are exact, but RouterOS rounded to 0.1 of the unit when it
 /// printed, so the true size may differ by up to ±0.05 unit (e.g. ±51 MiB for GiB values). This
-/// is why capacity is read from raw `size=` (DESIGN.md §8a), never from `file-size`.
+/// is why capacity is read from raw `size=` (docs/csi.md §5), never from `file-size`.
 /// Accepted units: none, `B`, `KiB`, `MiB`, `GiB`, `TiB`, `PiB` (not `K`/`KB`).
 pub fn parse_human_size(s: &str) -> Option<u64> {
     let s = s.trim();
@@ -130,7 +130,7 @@ impl HumanSize {
 }
 
 /// Format a rate in bits per second like `/disk monitor-traffic` (`0bps`, `12.8Mbps`).
-/// Rule (INF, routeros.md is silent beyond the examples): below 1000 a bare integer + `bps`;
+/// Rule (assumed; docs/routeros.md §4.10 has only examples): below 1000 a bare integer + `bps`;
 /// otherwise divide by 1000 while ≥ 1000 (k, M, G, T) and print one decimal.
 pub fn format_rate(bits_per_second: u64) -> String {
     const U: [(&str, u128); 5] = [

@@ -1,4 +1,4 @@
-//! `last-modified=YYYY-MM-DD HH:MM:SS` as printed by `/file print detail` (routeros.md §4.4),
+//! `last-modified=YYYY-MM-DD HH:MM:SS` as printed by `/file print detail` (docs/routeros.md §4.9),
 //! with a small civil-calendar conversion (no date crate needed). RouterOS prints the router's
 //! local time without a zone; [`CivilDateTime::unix_seconds`] treats it as UTC.
 

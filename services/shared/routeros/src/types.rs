@@ -1,5 +1,5 @@
 //! Validated input newtypes. A [`crate::Command`] can only be built from these, so nothing
-//! unchecked is ever interpolated into a RouterOS command line (DESIGN.md §9).
+//! unchecked is ever interpolated into a RouterOS command line (docs/safety.md §4.2).
 //!
 //! Every constructor returns `Result<_, RouterOsError>`; the character sets are chosen so that
 //! every accepted value is a legal *bare* RouterOS token (no quoting needed, nothing to escape),
@@ -76,7 +76,7 @@ fn check_name(what: &'static str, s: &str) -> Result<(), RouterOsError> {
 }
 
 /// A RouterOS disk `slot` (the item name; also the CSI volume id):
-/// `^[A-Za-z0-9][A-Za-z0-9-]{0,127}$` (DESIGN.md §8a).
+/// `^[A-Za-z0-9][A-Za-z0-9-]{0,127}$` (docs/csi.md §2.2).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Slot(String);
 
@@ -113,7 +113,7 @@ impl Default for PoolName {
 ///
 /// Rules: starts with `/`; only `[A-Za-z0-9._/-]`; no `//`; no `.` or `..` component; no
 /// trailing `/`; at most 255 bytes; not `/` alone. `/file` names the same file without the
-/// leading slash ([`DiskPath::file_name`], routeros.md fact 14 and §8 incident 2).
+/// leading slash ([`DiskPath::file_name`], docs/routeros.md §4.9 and §8.2).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DiskPath(String);
 
@@ -188,7 +188,7 @@ string_newtype_common!(DiskPath);
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Nqn(String);
 
-/// The NQN prefix the Go driver used (DESIGN.md §3).
+/// The NQN prefix the Go driver used (docs/csi.md §2.3).
 pub const MIKROTIK_NQN_PREFIX: &str = "nqn.2000-02.com.mikrotik:";
 
 impl Nqn {
@@ -281,7 +281,7 @@ impl FromStr for Port {
     }
 }
 
-/// A file size in bytes for `file-size=`, sent as plain digits (= bytes, DESIGN.md §8a).
+/// A file size in bytes for `file-size=`, sent as plain digits (= bytes, docs/csi.md §5).
 /// Must be non-zero. Callers round up with [`crate::round_up_mib`] first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FileSize(u64);
@@ -312,7 +312,7 @@ impl fmt::Display for FileSize {
 ///
 /// Literal characters are limited to `[A-Za-z0-9_/:-]` plus `.`, which is written as the bracket
 /// class `[.]` — *not* `\.`, which is an illegal string escape and a syntax error on RouterOS
-/// (routeros.md §3.4, Go incident `G@101334a`). Brackets are literal inside a quoted string.
+/// (docs/routeros.md §3.4 and §8.5). Brackets are literal inside a quoted string.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RegexPattern(String);
 

@@ -1,16 +1,16 @@
-//! The `print detail` line packer (routeros.md §4.1.4, fact 9, fact 10) and render options.
+//! The `print detail` line packer (docs/routeros.md §4.3) and render options.
 //!
 //! Rule reproduced from the captures: tokens (`key=value`, a value may contain spaces) are
 //! packed left to right separated by one space. A token that would push a line past `width`
 //! (78 by default) starts a new continuation line indented to the property column. A token
 //! that does not fit on the *current* line starts a new line even if it will be cut there; if
 //! it is longer than the room on that line it is cut at the limit and continues at the start of
-//! the next continuation line, where packing carries on after it. (§4.2 synthesized record:
+//! the next continuation line, where packing carries on after it. (the synthesized record of docs/routeros.md §4.7:
 //! `model="/storage-pool/.../pvc-...-c2c6` fills a fresh line to exactly 78 characters and
 //! `ccb56dd8.img" size=5 368 709 120 ...` follows.) The cut position is unverified on hardware,
 //! so [`CutRule::BeforeSeparator`] offers the alternative.
 
-/// Line terminator. RouterOS exec output uses CRLF (fact 2).
+/// Line terminator. RouterOS exec output uses CRLF (docs/routeros.md §2.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LineEnding {
     /// `\r\n` (exec channel, default)
@@ -33,7 +33,7 @@ impl LineEnding {
 /// Where a token longer than the room on a line is cut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CutRule {
-    /// Exactly at the width limit (default; matches the synthesized §4.2 record).
+    /// Exactly at the width limit (default; matches the synthesized record of docs/routeros.md §4.7).
     #[default]
     AtLimit,
     /// Before the last `-` or `/` that still fits (never inside the `key=` part); falls back
@@ -51,11 +51,11 @@ pub struct RenderOptions {
     pub line_ending: LineEnding,
     /// Cut rule for over-long tokens.
     pub cut_rule: CutRule,
-    /// Print a space after the last complete token of every line (the MT-files doc example
+    /// Print a space after the last complete token of every line (MikroTik's `/file` example
     /// does this; the captures of `/disk` and the synthesized outputs do not). The width check
     /// ignores this trailing space. Cut segments never get one.
     pub trailing_space: bool,
-    /// Print a blank line after every record (routeros.md §4.1.5). The synthesized §4.4
+    /// Print a blank line after every record (docs/routeros.md §4.4). The synthesized docs/routeros.md §4.9
     /// `/file` output has none, so turn it off to reproduce that one.
     pub blank_line_after_record: bool,
 }

@@ -318,7 +318,7 @@ fn round_up_mib_rounds_up() {
     assert_eq!(round_up_mib(u64::MAX), None);
 }
 
-/// Every backslash in a quoted value must start one of the legal escapes of fact 17.
+/// Every backslash in a quoted value must start one of the legal escapes of docs/routeros.md §3.1.
 fn only_legal_escapes(q: &str) -> bool {
     let inner = &q[1..q.len() - 1];
     let b = inner.as_bytes();

@@ -1,4 +1,4 @@
-//! Parsers read every capture of routeros.md §4; renderers reproduce them byte for byte.
+//! Parsers read every capture of docs/routeros.md §4; renderers reproduce them byte for byte.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use rds_routeros::*;

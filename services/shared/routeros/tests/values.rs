@@ -1,4 +1,4 @@
-//! Value formatting examples from routeros.md §4.1.8/§4.1.9/§4.5 and hostile-input timing.
+//! Value formatting examples from docs/routeros.md §4.5/§4.6/§4.10 and hostile-input timing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use rds_routeros::*;
@@ -14,7 +14,7 @@ fn human_sizes_match_observed_values() {
     assert_eq!(format_human_size(gib), "1024.0MiB");
     assert_eq!(format_human_size(5 * gib), "5120.0MiB");
     assert_eq!(format_human_size(10 * gib), "10.0GiB");
-    assert_eq!(format_human_size(10 * gib + mib), "10.0GiB"); // lossy, §4.1.9
+    assert_eq!(format_human_size(10 * gib + mib), "10.0GiB"); // lossy, docs/routeros.md §4.6
     assert_eq!(format_human_size(50 * gib), "50.0GiB");
     assert_eq!(format_human_size(1167 * mib), "1167.0MiB");
     assert_eq!(format_human_size(256 * mib), "256.0MiB");
