@@ -1,6 +1,6 @@
 //! integration-tests: the `Stack` harness — every service of rds-csi
 //! in-process, talking real gRPC (127.0.0.1:0 / temp unix sockets) and real
-//! SSH (rds-agent → rds-sim), laid out like `rdsctl up` (DESIGN.md §8):
+//! SSH (rds-agent → rds-sim), laid out like `rdsctl up` (docs/local-mode.md §2):
 //!
 //! ```text
 //! DIR/sim/            rds-sim state (local mode: metal-csi dir, copy-from data clone)
@@ -119,7 +119,7 @@ impl Stack {
         let _ = rds_bus::testing::telemetry();
         let dir = rds_dataplane::testing::Scratch::new();
 
-        // rds-sim, local mode (DESIGN.md §8).
+        // rds-sim, local mode (docs/local-mode.md §7).
         let key = client_key();
         let mut sim_cfg =
             SimConfig::new(dir.path().join("sim"), vec![key.public_key().clone()]).local_mode();

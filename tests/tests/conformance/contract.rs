@@ -1,4 +1,4 @@
-//! DESIGN.md §8a through the socket: StorageClass parameters, volume_context,
+//! docs/csi.md through the socket: StorageClass parameters, volume_context,
 //! sizes, access modes and ids.
 
 use std::collections::HashMap;

@@ -1,4 +1,4 @@
-//! Controller Service cases C1–C35 (csi-sanity-cases.md §3).
+//! Controller Service cases C1–C35 (docs/conformance.md §3).
 
 use rds_proto::csi::v1::controller_service_capability::Type as CapType;
 use rds_proto::csi::v1::controller_service_capability::rpc::Type as Rpc;
@@ -375,7 +375,7 @@ async fn c24_validate_volume_capabilities_should_return_appropriate_values() {
         .into_inner();
     let confirmed = r.confirmed.expect("a supported capability is confirmed");
     assert!(!confirmed.volume_capabilities.is_empty());
-    // Filesystem RWX is never confirmed (DESIGN.md §8a).
+    // Filesystem RWX is never confirmed (docs/csi.md §6).
     let r = t
         .ctl
         .validate_volume_capabilities(ValidateVolumeCapabilitiesRequest {

@@ -1,4 +1,4 @@
-//! ExpandVolume cases E1–E3 (csi-sanity-cases.md §4), plus node expansion
+//! ExpandVolume cases E1–E3 (docs/conformance.md §4), plus node expansion
 //! for filesystem vs block.
 
 use rds_proto::csi::v1::volume_capability::access_mode::Mode;

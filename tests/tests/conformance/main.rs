@@ -3,8 +3,8 @@
 //! attachment-service and event-service behind it (tests/src/lib.rs `Stack`).
 //!
 //! The Go driver ran csi-sanity in CI; its Go binary cannot run here, so this
-//! suite covers the same ground. Every csi-sanity case (reference/
-//! csi-sanity-cases.md) that applies to the identity, controller and node services
+//! suite covers the same ground. Every csi-sanity case (docs/conformance.md)
+//! that applies to the identity, controller and node services
 //! is a test named after it (`c11_…`, `s17_…`); the cleanup after each test
 //! follows csi-sanity's `Resources` (LIFO; unpublish + delete of already
 //! deleted volumes must be OK). Volume size is 1 GiB instead of csi-sanity's
@@ -26,7 +26,7 @@
 //! C29 (upstream only with its attach-limit switch on) runs here with a limit of 3.
 //! Beyond csi-sanity: the full lifecycle (snapshot, clone, restore with data,
 //! expansion, paging), events in the local sink, traces across services,
-//! DESIGN.md §8a parameters/context/sizes/access modes, and error mapping.
+//! the docs/csi.md parameters/context/sizes/access modes, and error mapping.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

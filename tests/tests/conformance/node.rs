@@ -1,4 +1,4 @@
-//! Node Service cases N1–N24 (csi-sanity-cases.md §6) and end-to-end data
+//! Node Service cases N1–N24 (docs/conformance.md §6) and end-to-end data
 //! checks, with the node role on real loop devices over the sim's backing
 //! files, real mkfs and real mounts (the suite runs as root, like `rdsctl up`).
 

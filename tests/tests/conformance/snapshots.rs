@@ -1,4 +1,4 @@
-//! Snapshot cases S1–S18 (csi-sanity-cases.md §4).
+//! Snapshot cases S1–S18 (docs/conformance.md §4).
 
 use rds_proto::csi::v1::*;
 use tonic::Code;
@@ -323,7 +323,7 @@ async fn s18_create_snapshot_should_succeed_when_creating_snapshot_with_maximum_
 }
 
 /// CreateSnapshot of a volume that does not exist is NOT_FOUND (the Go
-/// driver answered INTERNAL here, anchor §5.9).
+/// driver answered INTERNAL here).
 #[tokio::test(flavor = "multi_thread")]
 async fn create_snapshot_of_a_missing_volume_is_not_found() {
     let mut t = Sanity::start().await;
