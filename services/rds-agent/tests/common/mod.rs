@@ -104,7 +104,17 @@ pub async fn env(opts: Opts) -> Env {
     spec.command_timeout = Some(Duration::from_secs(2));
     spec.connect_timeout = Some(Duration::from_secs(2));
     spec.reconnect_backoff = Some((Duration::from_millis(50), Duration::from_millis(400)));
+    // The storage pool poll sends commands of its own: off here (unless the
+    // test sets it) so tests see only the commands they cause.
     spec.extra_args = opts.agent_args;
+    if !spec
+        .extra_args
+        .iter()
+        .any(|a| a == "--pool-metrics-interval")
+    {
+        spec.extra_args
+            .extend(["--pool-metrics-interval".into(), "0".into()]);
+    }
     let settings = spec.settings().unwrap();
     let agent = rds_agent::start(settings).await.unwrap();
     let channel = rds_bus::connect(
