@@ -132,7 +132,7 @@ def check_file(rel, problems):
 
     # The RouterOS reference the project started from had the same file name as ours.
     if not in_docs:
-        for m in re.finditer(r"(?<![A-Za-z0-9_./-])routeros\.md\b", text):
+        for m in re.finditer(r"(?<![A-Za-z0-9_./-])routeros\.md\b(?!\]\()", text):
             bad(m.start(), "'routeros.md': not in the repository; cite docs/routeros.md")
 
     # docs/<name>.md mentioned anywhere must exist.
