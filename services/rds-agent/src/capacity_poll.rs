@@ -181,6 +181,7 @@ mod tests {
                 nvme_port: Port::NVME_TCP_DEFAULT,
                 nqn_prefix: "nqn.2000-02.com.mikrotik:".into(),
                 wait_default: Duration::from_secs(5),
+                storage_fencing: false,
             },
         ));
         let p = CapacityPoll::new(

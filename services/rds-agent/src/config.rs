@@ -117,6 +117,14 @@ pub struct Args {
     /// disables.
     #[arg(long, env = "RDS_POOL_METRICS_INTERVAL", default_value = "60s", value_parser = parse_interval_or_off)]
     pub pool_metrics_interval: Duration,
+    /// Storage fencing (set together with attachment-service's
+    /// `--storage-fencing`): new volumes, restores and clones are created
+    /// with their export closed (`nvme-tcp-server-allow-host-name` = the
+    /// no-host sentinel) instead of open until the attachment leader's next
+    /// pass. Alone, without attachment-service fencing, nobody could ever
+    /// connect to a new volume.
+    #[arg(long, env = "RDS_STORAGE_FENCING", default_value_t = false, action = clap::ArgAction::Set)]
+    pub storage_fencing: bool,
     /// Validate flags, env and files, print the effective config and exit.
     #[arg(long, default_value_t = false)]
     pub check_config: bool,
@@ -189,6 +197,8 @@ pub struct Settings {
     pub metrics_address: Option<SocketAddr>,
     /// `None`: the storage pool gauges are not refreshed.
     pub pool_metrics_interval: Option<Duration>,
+    /// `--storage-fencing`: create exports closed.
+    pub storage_fencing: bool,
 }
 
 impl std::fmt::Debug for Settings {
@@ -313,6 +323,7 @@ impl Args {
             listen: self.listen.clone(),
             metrics_address,
             pool_metrics_interval: Some(self.pool_metrics_interval).filter(|d| !d.is_zero()),
+            storage_fencing: self.storage_fencing,
         })
     }
 
@@ -395,6 +406,7 @@ impl Settings {
             "listen": self.listen,
             "metrics_address": self.metrics_address.map(|a| a.to_string()),
             "pool_metrics_interval_ms": self.pool_metrics_interval.map(|d| d.as_millis() as u64),
+            "storage_fencing": self.storage_fencing,
         })
     }
 }

@@ -126,6 +126,7 @@ pub fn assemble(s: &Settings) -> Parts {
             nvme_port: s.nvme_port,
             nqn_prefix: s.managed_nqn_prefix.clone(),
             wait_default: s.command_timeout,
+            storage_fencing: s.storage_fencing,
         },
     ));
     let capacity_poll = CapacityPoll::new(

@@ -17,8 +17,8 @@ use std::time::Duration;
 use rds_bus::VolumeId;
 use rds_proto::agent::{Capacity, Volume};
 use rds_routeros::{
-    Command, DiskPath, DiskRecord, DiskSelector, FileSelector, FileSize, Nqn, NvmeExport, PoolName,
-    Port, Slot, round_up_mib,
+    AllowHosts, Command, DiskPath, DiskRecord, DiskSelector, FileSelector, FileSize, NO_HOST_NQN,
+    Nqn, NvmeExport, PoolName, Port, Slot, parse_allow_hosts, round_up_mib,
 };
 
 use crate::error::AgentError;
@@ -37,11 +37,36 @@ pub struct Defaults {
     /// How long a call without a deadline waits for a detached copy.
     pub wait_default: Duration,
 }
+    /// `--storage-fencing`: volumes are created with their export closed
+    /// (the no-host sentinel), never open until the attachment leader's
+    /// next pass.
+    pub storage_fencing: bool,
 
 /// The default managed NQN prefix: the Go driver's volumes (`pvc-…`).
 pub const DEFAULT_NQN_PREFIX: &str = "nqn.2000-02.com.mikrotik:pvc-";
 
 /// A CreateVolume request after validation.
+/// The hosts a disk's export admits, as printed (empty = any host).
+fn allow_list(d: &DiskRecord) -> Vec<String> {
+    parse_allow_hosts(d.nvme_tcp_server_allow_host_name.as_deref().unwrap_or(""))
+}
+
+/// With storage fencing, the re-read after this call's own `/disk add`
+/// must show the export closed (the no-host sentinel alone): a box that
+/// dropped or rewrote the property would otherwise hand out an export that
+/// admits any host while the driver believes it fenced (docs/safety.md).
+fn created_closed(fencing: bool, d: &DiskRecord) -> Result<(), AgentError> {
+    let got = allow_list(d);
+    if !fencing || got == [NO_HOST_NQN] {
+        return Ok(());
+    }
+    Err(AgentError::Internal(format!(
+        "volume {} was created with nvme-tcp-server-allow-host-name=\"{NO_HOST_NQN}\" but the \
+         RDS reports {got:?}; is the property format different on this RouterOS?",
+        d.slot.as_deref().unwrap_or("?")
+    )))
+}
+
 #[derive(Debug, Clone)]
 pub struct CreateSpec {
     pub slot: Slot,
@@ -197,6 +222,14 @@ impl Volumes {
                 "volume {slot} already exists with {have} bytes, {size} requested"
             )));
         }
+        if self.defaults.storage_fencing && allow_list(d).is_empty() {
+            return Err(AgentError::Internal(format!(
+                "volume {slot} exists but its export admits any host although storage fencing \
+                 is on (created before fencing, or the RDS dropped \
+                 nvme-tcp-server-allow-host-name); the attachment leader closes it on its next \
+                 pass, retry then"
+            )));
+        }
         Ok(Self::to_volume(d))
     }
 
@@ -250,6 +283,7 @@ impl Volumes {
         let export = NvmeExport {
             port: spec.port,
             nqn: Nqn::for_volume(slot),
+            allow_hosts: self.defaults.storage_fencing.then(AllowHosts::nobody),
         };
         let mut sel = vec![
             DiskSelector::Slot(slot.clone()),
@@ -324,6 +358,7 @@ impl Volumes {
             export,
         };
         let (rds, backend, target) = (self.rds.clone(), self.snapshots.clone(), slot.clone());
+        let fencing = self.defaults.storage_fencing;
         let work = async move {
             let sent = backend.populate(&from, &new).await;
             decide_after(
@@ -331,7 +366,8 @@ impl Volumes {
                 |e| e.reason() == rds_bus::Reason::SlotExists,
                 rds.disk(&target),
                 |found, err| match (found, err) {
-                    (Some(d), _) => Ok(d),
+                    (Some(d), None) => created_closed(fencing, &d).map(|()| d),
+                    (Some(d), Some(_)) => Ok(d),
                     (None, Some(e)) => Err(e),
                     (None, None) => Err(AgentError::Internal(format!(
                         "the RDS accepted the copy but slot {target} does not exist"
@@ -373,7 +409,11 @@ impl Volumes {
         err: Option<AgentError>,
     ) -> Result<Volume, AgentError> {
         match (found, err) {
-            (Some(d), _) => self.existing_for_create(&d, size),
+            (Some(d), None) => {
+                created_closed(self.defaults.storage_fencing, &d)?;
+                self.existing_for_create(&d, size)
+            }
+            (Some(d), Some(_)) => self.existing_for_create(&d, size),
             (None, Some(e)) => Err(e),
             (None, None) => Err(AgentError::Internal(format!(
                 "the RDS accepted /disk add but slot {slot} does not exist"
@@ -564,6 +604,7 @@ mod tests {
                 nvme_port: Port::NVME_TCP_DEFAULT,
                 nqn_prefix: "nqn.2000-02.com.mikrotik:".into(),
                 wait_default: Duration::from_secs(5),
+                storage_fencing: false,
             },
         );
         (fake, v)

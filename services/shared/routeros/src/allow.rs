@@ -18,6 +18,11 @@ pub const ALLOW_HOST_PROPERTY: &str = "nvme-tcp-server-allow-host-name";
 /// comma-separated). A host NQN can never contain it (see [`HostNqn::new`]).
 pub const ALLOW_LIST_SEPARATOR: char = ',';
 
+/// The one host an export admits while no node holds its volume (storage fencing). RouterOS
+/// reads an empty list as "any host", so "nobody" is a host NQN no initiator of this driver
+/// presents; it is also what a fenced volume is created with (docs/safety.md).
+pub const NO_HOST_NQN: &str = "nqn.2000-02.com.mikrotik:rds-csi-no-host";
+
 /// An initiator's host NQN (`nqn.yyyy-mm.<domain>:<name>`, ≤ 223 bytes of `[a-z0-9.:_-]`,
 /// e.g. `nqn.2014-08.org.nvmexpress:uuid:<uuid>`). The character set keeps every value a bare
 /// RouterOS token and excludes the list separator.
@@ -96,6 +101,11 @@ impl AllowHosts {
         Ok(AllowHosts(v))
     }
 
+    /// Fenced with no holder: only [`NO_HOST_NQN`], which no node presents.
+    pub fn nobody() -> Self {
+        AllowHosts(vec![HostNqn(NO_HOST_NQN.to_owned())])
+    }
+
     /// No fencing: any host may connect.
     pub fn any() -> Self {
         AllowHosts(Vec::new())
@@ -171,5 +181,15 @@ mod tests {
         assert!(AllowHosts::only([]).is_err());
         assert_eq!(AllowHosts::any().value(), "");
         assert!(parse_allow_hosts("").is_empty());
+    }
+
+    #[test]
+    fn nobody_is_the_valid_sentinel_alone() {
+        assert!(HostNqn::new(NO_HOST_NQN).is_ok());
+        assert_eq!(AllowHosts::nobody().value(), NO_HOST_NQN);
+        assert_eq!(
+            parse_allow_hosts(&AllowHosts::nobody().value()),
+            vec![NO_HOST_NQN.to_owned()]
+        );
     }
 }

@@ -17,6 +17,10 @@ pub struct NvmeExport {
     pub port: Port,
     /// `nvme-tcp-server-nqn=`
     pub nqn: Nqn,
+    /// `nvme-tcp-server-allow-host-name="<hosts>"` when `Some` (storage fencing: a volume is
+    /// created already closed, [`crate::allow::AllowHosts::nobody`]); `None` says nothing,
+    /// i.e. the RouterOS default (any host) or, for a copy, whatever copy-from copies.
+    pub allow_hosts: Option<crate::allow::AllowHosts>,
 }
 
 /// Export arguments of a `copy-from` add. Copy-from copies the source's
@@ -316,6 +320,14 @@ fn write_export(f: &mut fmt::Formatter<'_>, export: &Option<NvmeExport>) -> fmt:
             " nvme-tcp-export=yes nvme-tcp-server-port={} nvme-tcp-server-nqn={}",
             e.port, e.nqn
         )?;
+        if let Some(hosts) = &e.allow_hosts {
+            write!(
+                f,
+                " {}={}",
+                crate::allow::ALLOW_HOST_PROPERTY,
+                quote_output(&hosts.value())
+            )?;
+        }
     }
     Ok(())
 }

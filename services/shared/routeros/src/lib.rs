@@ -55,7 +55,11 @@
 //! let cmd = Command::DiskAddFile {
 //!     file_path: DiskPath::new(&format!("/storage-pool/metal-csi/{slot}.img"))?,
 //!     file_size: FileSize::new(round_up_mib(1_500_000_000).unwrap_or(0))?,
-//!     export: Some(NvmeExport { port: Port::NVME_TCP_DEFAULT, nqn: Nqn::for_volume(&slot) }),
+//!     export: Some(NvmeExport {
+//!         port: Port::NVME_TCP_DEFAULT,
+//!         nqn: Nqn::for_volume(&slot),
+//!         allow_hosts: None,
+//!     }),
 //!     slot,
 //! };
 //! assert!(cmd.to_string().starts_with("/disk add type=file file-path=/storage-pool/"));
@@ -81,7 +85,7 @@ pub mod types;
 pub mod wrap;
 
 pub use allow::{
-    ALLOW_HOST_PROPERTY, ALLOW_LIST_SEPARATOR, AllowHosts, HostNqn, parse_allow_hosts,
+    ALLOW_HOST_PROPERTY, ALLOW_LIST_SEPARATOR, AllowHosts, HostNqn, NO_HOST_NQN, parse_allow_hosts,
 };
 pub use classify::{DeviceError, Position, RouterOsErrorKind, classify_error, classify_error_line};
 pub use command::{

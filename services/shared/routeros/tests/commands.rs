@@ -15,7 +15,42 @@ fn export(id: &str) -> Option<NvmeExport> {
     Some(NvmeExport {
         port: Port::new(4420).unwrap(),
         nqn: Nqn::for_volume(&slot(id)),
+        allow_hosts: None,
     })
+}
+
+#[test]
+fn disk_add_closed_for_storage_fencing() {
+    let mut closed = export(ID).unwrap();
+    closed.allow_hosts = Some(AllowHosts::nobody());
+    let add = Command::DiskAddFile {
+        file_path: path(&format!("/storage-pool/metal-csi/{ID}.img")),
+        file_size: FileSize::new(1 << 20).unwrap(),
+        slot: slot(ID),
+        export: Some(closed.clone()),
+    };
+    assert_eq!(
+        add.to_string(),
+        format!(
+            "/disk add type=file file-path=/storage-pool/metal-csi/{ID}.img file-size=1048576 \
+             slot={ID} nvme-tcp-export=yes nvme-tcp-server-port=4420 \
+             nvme-tcp-server-nqn=nqn.2000-02.com.mikrotik:{ID} \
+             nvme-tcp-server-allow-host-name=\"nqn.2000-02.com.mikrotik:rds-csi-no-host\""
+        )
+    );
+    let restore = Command::DiskAddCopy {
+        source: slot("snap-x"),
+        file_path: path(&format!("/storage-pool/metal-csi/{ID}.img")),
+        file_size: None,
+        slot: slot(ID),
+        export: CopyExport::Enabled(closed),
+    };
+    assert!(
+        restore.to_string().ends_with(
+            " nvme-tcp-server-allow-host-name=\"nqn.2000-02.com.mikrotik:rds-csi-no-host\""
+        ),
+        "{restore}"
+    );
 }
 
 #[test]
