@@ -7,11 +7,9 @@
 //! never a volume and anything else is never a snapshot: a DeleteSnapshot can
 //! never remove a volume's disk and vice versa.
 
-use rds_bus::{NodeId, SnapshotId, VolumeId};
+use rds_bus::{NodeId, SNAPSHOT_PREFIX, SnapshotId, VolumeId};
 
 use crate::error::FrontendError;
-
-pub const SNAPSHOT_PREFIX: &str = "snap-";
 
 pub fn required<'a>(field: &str, v: &'a str) -> Result<&'a str, FrontendError> {
     if v.is_empty() {

@@ -23,13 +23,11 @@
 //! own snapshots (`<base>/<snap-id>.img`) are read here as snapshots with an
 //! unknown source.
 
+use rds_bus::SNAPSHOT_PREFIX;
 use rds_routeros::{DiskPath, DiskRecord, Slot};
 
 use crate::error::AgentError;
 
-/// Prefix of snapshot slots (Go driver, `SnapshotId::from_name`). Volume ids
-/// may not use it, so a legacy snapshot is never mistaken for a volume.
-pub const SNAPSHOT_PREFIX: &str = "snap-";
 const SOURCE_MARKER: &str = ".from-";
 
 /// `<base>/<id>.img`

@@ -318,9 +318,7 @@ impl CopyFromBackend {
             }
         }
         for f in self.flights.all() {
-            if f.target
-                .as_str()
-                .starts_with(crate::layout::SNAPSHOT_PREFIX)
+            if f.target.as_str().starts_with(rds_bus::SNAPSHOT_PREFIX)
                 && !snaps.iter().any(|s| s.id == f.target)
             {
                 snaps.push(Self::pending(&f));

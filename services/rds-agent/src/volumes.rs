@@ -23,9 +23,10 @@ use rds_routeros::{
 
 use crate::error::AgentError;
 use crate::flights::{Flight, Flights, Plan};
-use crate::layout::{DiskKind, SNAPSHOT_PREFIX, volume_file};
+use crate::layout::{DiskKind, volume_file};
 use crate::rds::{Rds, decide_after};
 use crate::snapshots::{ContentSource, NewVolume, SnapshotBackend, inspect_command, wait_budget};
+use rds_bus::SNAPSHOT_PREFIX;
 
 /// Defaults applied when a request leaves a field empty.
 #[derive(Debug, Clone)]
@@ -36,16 +37,15 @@ pub struct Defaults {
     pub nqn_prefix: String,
     /// How long a call without a deadline waits for a detached copy.
     pub wait_default: Duration,
-}
     /// `--storage-fencing`: volumes are created with their export closed
     /// (the no-host sentinel), never open until the attachment leader's
     /// next pass.
     pub storage_fencing: bool,
+}
 
 /// The default managed NQN prefix: the Go driver's volumes (`pvc-…`).
 pub const DEFAULT_NQN_PREFIX: &str = "nqn.2000-02.com.mikrotik:pvc-";
 
-/// A CreateVolume request after validation.
 /// The hosts a disk's export admits, as printed (empty = any host).
 fn allow_list(d: &DiskRecord) -> Vec<String> {
     parse_allow_hosts(d.nvme_tcp_server_allow_host_name.as_deref().unwrap_or(""))
@@ -67,6 +67,7 @@ fn created_closed(fencing: bool, d: &DiskRecord) -> Result<(), AgentError> {
     )))
 }
 
+/// A CreateVolume request after validation.
 #[derive(Debug, Clone)]
 pub struct CreateSpec {
     pub slot: Slot,
@@ -98,16 +99,15 @@ pub struct Volumes {
     defaults: Defaults,
 }
 
-/// A volume id from the wire: the bus grammar, then the RouterOS slot.
+/// A volume id from the wire, checked once (the one id grammar, `rds-ids`);
+/// its RouterOS slot is the same value, not checked again.
 pub fn parse_volume_id(s: &str) -> Result<Slot, AgentError> {
-    let id = VolumeId::parse(s)?;
-    Ok(Slot::new(id.as_str())?)
+    Ok(Slot::from(VolumeId::parse(s)?))
 }
 
-/// A snapshot id from the wire.
+/// A snapshot id from the wire, checked once.
 pub fn parse_snapshot_id(s: &str) -> Result<Slot, AgentError> {
-    let id = rds_bus::SnapshotId::parse(s)?;
-    Ok(Slot::new(id.as_str())?)
+    Ok(Slot::from(rds_bus::SnapshotId::parse(s)?))
 }
 
 /// Requested bytes → exact bytes rounded up to 1 MiB (docs/routeros.md).

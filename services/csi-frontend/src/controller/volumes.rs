@@ -112,7 +112,7 @@ impl Core {
         if ids::is_snapshot_slot(id.as_str()) {
             return Err(FrontendError::InvalidArgument(format!(
                 "name {id}: the prefix {:?} is reserved for snapshots",
-                ids::SNAPSHOT_PREFIX
+                rds_bus::SNAPSHOT_PREFIX
             )));
         }
         let params = params::volume_params(&req.parameters, &self.cfg)?;

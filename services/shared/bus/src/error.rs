@@ -171,10 +171,10 @@ pub fn reason_of(status: &Status) -> Option<Reason> {
     Reason::from_str_opt(&info.reason)
 }
 
-impl From<crate::ids::IdError> for Status {
-    fn from(e: crate::ids::IdError) -> Status {
-        status(Reason::InvalidArgument, e.to_string())
-    }
+/// A malformed id → INVALID_ARGUMENT (the id types live in `rds-ids`, which
+/// knows nothing of gRPC, so this is a function rather than a `From`).
+pub fn invalid_id(e: crate::ids::IdError) -> Status {
+    status(Reason::InvalidArgument, e.to_string())
 }
 
 #[cfg(test)]

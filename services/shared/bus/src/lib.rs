@@ -28,7 +28,10 @@ pub mod testing;
 
 pub use client::{BusChannel, ClientOptions, connect};
 pub use error::{Reason, reason_of, status};
-pub use ids::{ClusterId, HostIdentity, IdError, NodeId, Nqn, SnapshotId, VolumeId};
+pub use ids::{
+    ClusterId, HostIdentity, IdError, MANAGED_NQN_PREFIX, NodeId, Nqn, SNAPSHOT_PREFIX, Slot,
+    SnapshotId, VolumeId,
+};
 pub use server::{Bus, Listener};
 pub use shutdown::Shutdown;
 pub use volume_context::{ContentSource, PvcRef, VolumeContext};

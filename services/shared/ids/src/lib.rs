@@ -7,6 +7,11 @@ use std::fmt;
 /// NQN prefix of every volume the driver manages (Go-driver compatible).
 pub const MANAGED_NQN_PREFIX: &str = "nqn.2000-02.com.mikrotik:";
 
+/// Prefix of every snapshot id ([`SnapshotId::from_name`], the Go driver's
+/// formula). Volumes and snapshots share the RouterOS slot namespace, so a
+/// volume id may not start with it: a snapshot is never taken for a volume.
+pub const SNAPSHOT_PREFIX: &str = "snap-";
+
 /// Longest volume/snapshot id (CSI names are at most 128 bytes).
 const MAX_ID_LEN: usize = 128;
 /// Longest node id (a Kubernetes node name is a DNS subdomain, ≤ 253).
@@ -30,8 +35,9 @@ impl IdError {
     }
 }
 
-/// `^[A-Za-z0-9][A-Za-z0-9-]{0,127}$` — the grammar shared by volume ids,
-/// snapshot ids and RouterOS slots.
+/// `^[A-Za-z0-9][A-Za-z0-9-]{0,127}$` — the one grammar of volume ids,
+/// snapshot ids and RouterOS slots. Every accepted value is a bare RouterOS
+/// token (nothing to quote or escape).
 fn check_slot_grammar(kind: &'static str, s: &str) -> Result<(), IdError> {
     if s.is_empty() {
         return Err(IdError::new(kind, s, "must not be empty"));
@@ -76,6 +82,12 @@ macro_rules! string_newtype {
                 Self::parse(s)
             }
         }
+        impl TryFrom<&str> for $name {
+            type Error = IdError;
+            fn try_from(s: &str) -> Result<Self, IdError> {
+                Self::parse(s)
+            }
+        }
         impl TryFrom<String> for $name {
             type Error = IdError;
             fn try_from(s: String) -> Result<Self, IdError> {
@@ -102,12 +114,14 @@ impl VolumeId {
         Ok(VolumeId(s.to_owned()))
     }
 
-    /// `nqn.2000-02.com.mikrotik:` + the id lowercased (as the Go driver).
+    /// This volume's NQN ([`Nqn::for_volume`]).
     pub fn nqn(&self) -> Nqn {
-        Nqn(format!(
-            "{MANAGED_NQN_PREFIX}{}",
-            self.0.to_ascii_lowercase()
-        ))
+        Nqn::for_volume(&Slot::from(self))
+    }
+
+    /// True when the id uses the snapshot prefix (CreateVolume refuses it).
+    pub fn has_snapshot_prefix(&self) -> bool {
+        self.0.starts_with(SNAPSHOT_PREFIX)
     }
 
     /// Backing file of this volume under `base` (`<base>/<id>.img`).
@@ -133,7 +147,58 @@ impl SnapshotId {
     pub fn from_name(name: &str) -> Self {
         let u = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_DNS, name.as_bytes());
         let simple = u.simple().to_string();
-        SnapshotId(format!("snap-{}-at-{}", u.hyphenated(), &simple[..10]))
+        SnapshotId(format!(
+            "{SNAPSHOT_PREFIX}{}-at-{}",
+            u.hyphenated(),
+            &simple[..10]
+        ))
+    }
+
+    /// True when the id uses the snapshot prefix (every snapshot this driver
+    /// or the Go driver created does).
+    pub fn has_snapshot_prefix(&self) -> bool {
+        self.0.starts_with(SNAPSHOT_PREFIX)
+    }
+}
+
+/// A RouterOS disk `slot` (the `/disk` item name): the id of a volume or of a
+/// snapshot disk. Same grammar as [`VolumeId`] and [`SnapshotId`], which
+/// convert into it without a second check; [`Slot::parse`] is for slots read
+/// back from RouterOS output.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Slot(String);
+string_newtype!(Slot);
+
+impl Slot {
+    pub fn parse(s: &str) -> Result<Self, IdError> {
+        check_slot_grammar("slot", s)?;
+        Ok(Slot(s.to_owned()))
+    }
+
+    /// Same as [`Slot::parse`] (the RouterOS crate's constructor name).
+    pub fn new(s: &str) -> Result<Self, IdError> {
+        Self::parse(s)
+    }
+}
+
+impl From<&VolumeId> for Slot {
+    fn from(v: &VolumeId) -> Slot {
+        Slot(v.0.clone())
+    }
+}
+impl From<VolumeId> for Slot {
+    fn from(v: VolumeId) -> Slot {
+        Slot(v.0)
+    }
+}
+impl From<&SnapshotId> for Slot {
+    fn from(v: &SnapshotId) -> Slot {
+        Slot(v.0.clone())
+    }
+}
+impl From<SnapshotId> for Slot {
+    fn from(v: SnapshotId) -> Slot {
+        Slot(v.0)
     }
 }
 
@@ -175,6 +240,21 @@ pub struct Nqn(String);
 string_newtype!(Nqn);
 
 impl Nqn {
+    /// The one "NQN of a volume": [`MANAGED_NQN_PREFIX`] + the slot
+    /// lowercased (the Go driver's rule). Always a valid NQN: the slot
+    /// grammar lowercased is inside the NQN name grammar and ≤ 128 bytes.
+    pub fn for_volume(slot: &Slot) -> Nqn {
+        Nqn(format!(
+            "{MANAGED_NQN_PREFIX}{}",
+            slot.0.to_ascii_lowercase()
+        ))
+    }
+
+    /// Same as [`Nqn::parse`] (the RouterOS crate's constructor name).
+    pub fn new(s: &str) -> Result<Self, IdError> {
+        Self::parse(s)
+    }
+
     pub fn parse(s: &str) -> Result<Self, IdError> {
         let bad = |why| Err(IdError::new("nqn", s, why));
         if s.len() > MAX_NQN_LEN {

@@ -61,3 +61,13 @@ pub(crate) fn invalid(what: &'static str, reason: impl Into<String>) -> RouterOs
         reason: reason.into(),
     }
 }
+
+/// An id of the shared vocabulary (`rds-ids`) that breaks its grammar.
+impl From<rds_ids::IdError> for RouterOsError {
+    fn from(e: rds_ids::IdError) -> Self {
+        RouterOsError::Invalid {
+            what: e.kind,
+            reason: format!("{}: {:?}", e.why, e.value),
+        }
+    }
+}

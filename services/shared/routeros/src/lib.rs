@@ -100,6 +100,7 @@ pub use file::{FileRecord, parse_file_print_detail, render_file_print};
 pub use legend::{HAP_AX3_LEGEND, Legend, ROSE_STORAGE_LEGEND};
 pub use monitor::{MonitorTraffic, parse_monitor_traffic, render_monitor_traffic};
 pub use quote::{quote_output, quote_string, quote_value, quote_where_value, unquote};
+pub use rds_ids::MANAGED_NQN_PREFIX;
 pub use singleton::{Singleton, SingletonStyle, parse_singleton, render_singleton};
 pub use size::{
     HumanSize, format_duration_ms, format_grouped, format_human_size, format_rate,
@@ -110,5 +111,5 @@ pub use system::{
     parse_service_print, render_active_user_print, render_package_print, render_service_print,
 };
 pub use time::{CivilDateTime, LastModified};
-pub use types::{DiskPath, FileSize, MIKROTIK_NQN_PREFIX, Nqn, PoolName, Port, RegexPattern, Slot};
+pub use types::{DiskPath, FileSize, Nqn, PoolName, Port, RegexPattern, Slot};
 pub use wrap::{CutRule, LineEnding, RenderOptions, pack_tokens};

@@ -49,55 +49,20 @@ macro_rules! string_newtype_common {
     };
 }
 
-fn check_name(what: &'static str, s: &str) -> Result<(), RouterOsError> {
-    if s.is_empty() {
-        return Err(invalid(what, "empty"));
-    }
-    if s.len() > 128 {
-        return Err(invalid(
-            what,
-            format!("longer than 128 bytes: {}", shorten(s)),
-        ));
-    }
-    let mut chars = s.chars();
-    if !chars.next().is_some_and(|c| c.is_ascii_alphanumeric()) {
-        return Err(invalid(
-            what,
-            format!("must start with [A-Za-z0-9]: {}", shorten(s)),
-        ));
-    }
-    if !chars.all(|c| c.is_ascii_alphanumeric() || c == '-') {
-        return Err(invalid(
-            what,
-            format!("only [A-Za-z0-9-] allowed: {}", shorten(s)),
-        ));
-    }
-    Ok(())
-}
-
-/// A RouterOS disk `slot` (the item name; also the CSI volume id):
-/// `^[A-Za-z0-9][A-Za-z0-9-]{0,127}$` (docs/csi.md §2.2).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Slot(String);
-
-impl Slot {
-    /// Validate a slot name.
-    pub fn new(s: &str) -> Result<Self, RouterOsError> {
-        check_name("slot", s)?;
-        Ok(Self(s.to_owned()))
-    }
-}
-string_newtype_common!(Slot);
+/// A RouterOS disk `slot` and an NVMe qualified name are the project's one id
+/// vocabulary (`rds-ids`: one grammar, validated once at the edge); commands
+/// take them as they are, so a volume id is never checked a second time here.
+pub use rds_ids::{Nqn, Slot};
 
 /// The name of a storage pool as used in `where mount-point="<pool>"` (e.g. `storage-pool`).
-/// Same rule as [`Slot`].
+/// Same rule as [`Slot`] (checked by it).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PoolName(String);
 
 impl PoolName {
     /// Validate a pool (mount-point) name.
     pub fn new(s: &str) -> Result<Self, RouterOsError> {
-        check_name("pool name", s)?;
+        Slot::parse(s).map_err(|e| invalid("pool name", format!("{}: {}", e.why, shorten(s))))?;
         Ok(Self(s.to_owned()))
     }
 }
@@ -183,65 +148,6 @@ impl DiskPath {
     }
 }
 string_newtype_common!(DiskPath);
-
-/// An NVMe Qualified Name: `^nqn\.[0-9]{4}-[0-9]{2}\.[a-z0-9.-]+:[a-z0-9._-]+$`, ≤ 223 bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Nqn(String);
-
-/// The NQN prefix the Go driver used (docs/csi.md §2.3).
-pub const MIKROTIK_NQN_PREFIX: &str = "nqn.2000-02.com.mikrotik:";
-
-impl Nqn {
-    /// Validate an NQN.
-    pub fn new(s: &str) -> Result<Self, RouterOsError> {
-        const WHAT: &str = "NQN";
-        let bad = || {
-            invalid(
-                WHAT,
-                format!("must match nqn.YYYY-MM.<domain>:<name>: {}", shorten(s)),
-            )
-        };
-        if s.len() > 223 {
-            return Err(invalid(
-                WHAT,
-                format!("longer than 223 bytes: {}", shorten(s)),
-            ));
-        }
-        let rest = s.strip_prefix("nqn.").ok_or_else(bad)?;
-        let b = rest.as_bytes();
-        if b.len() < 8
-            || !b[0..4].iter().all(u8::is_ascii_digit)
-            || b[4] != b'-'
-            || !b[5..7].iter().all(u8::is_ascii_digit)
-            || b[7] != b'.'
-        {
-            return Err(bad());
-        }
-        let tail = rest.get(8..).ok_or_else(bad)?;
-        let (domain, name) = tail.split_once(':').ok_or_else(bad)?;
-        let dom_ok = !domain.is_empty()
-            && domain
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-'));
-        let name_ok = !name.is_empty()
-            && name.chars().all(|c| {
-                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')
-            });
-        if !dom_ok || !name_ok {
-            return Err(bad());
-        }
-        Ok(Self(s.to_owned()))
-    }
-
-    /// `nqn.2000-02.com.mikrotik:<slot lowercased>` — the Go driver's NQN for a volume.
-    pub fn for_volume(slot: &Slot) -> Self {
-        Self(format!(
-            "{MIKROTIK_NQN_PREFIX}{}",
-            slot.as_str().to_ascii_lowercase()
-        ))
-    }
-}
-string_newtype_common!(Nqn);
 
 /// A TCP port, 1..=65535.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -422,7 +422,7 @@ fn multi_record_list_output() {
     for i in 0..3u32 {
         let slot = format!("pvc-0f923194-922a-5dd8-b376-c2c6ccb56dd{i}");
         let path = format!("/storage-pool/metal-csi/{slot}.img");
-        let nqn = format!("{MIKROTIK_NQN_PREFIX}{slot}");
+        let nqn = format!("{MANAGED_NQN_PREFIX}{slot}");
         let mut r = DiskRecord::file_disk(&legend, &slot, &path, 1 << 30, Some((4420, &nqn)));
         r.number = Some(10 + i);
         recs.push(r);
