@@ -168,7 +168,7 @@ impl Stack {
         spec.connect_timeout = Some(Duration::from_secs(3));
         spec.reconnect_backoff = Some((Duration::from_millis(50), Duration::from_millis(500)));
         // csi-sanity style names (not only pvc-<uuid>) are created here.
-        spec.managed_nqn_prefix = Some("nqn.2000-02.com.mikrotik:".into());
+        spec.managed_nqn_prefix = Some(rds_bus::MANAGED_NQN_PREFIX.into());
         spec.extra_args = opts.agent_args;
         let settings = spec.settings().map_err(|e| err("rds-agent config", e))?;
         let agent = rds_agent::start(settings)

@@ -65,7 +65,7 @@ pub struct Args {
     #[arg(
         long,
         env = "RDS_MANAGED_NQN_PREFIX",
-        default_value = "nqn.2000-02.com.mikrotik:pvc-"
+        default_value = rds_bus::ids::DEFAULT_MANAGED_NQN_PREFIX
     )]
     pub managed_nqn_prefix: String,
     /// Deadline of one copy-from (snapshot, restore, clone), run detached.

@@ -43,9 +43,6 @@ pub struct Defaults {
     pub storage_fencing: bool,
 }
 
-/// The default managed NQN prefix: the Go driver's volumes (`pvc-…`).
-pub const DEFAULT_NQN_PREFIX: &str = "nqn.2000-02.com.mikrotik:pvc-";
-
 /// The hosts a disk's export admits, as printed (empty = any host).
 fn allow_list(d: &DiskRecord) -> Vec<String> {
     parse_allow_hosts(d.nvme_tcp_server_allow_host_name.as_deref().unwrap_or(""))

@@ -72,7 +72,7 @@ fn agent_spec(
     spec.listen = ep.agent.clone();
     spec.metrics_address = Some(metrics.to_owned());
     // Local mode: any volume name a user types, not only pvc-<uuid>.
-    spec.managed_nqn_prefix = Some("nqn.2000-02.com.mikrotik:".into());
+    spec.managed_nqn_prefix = Some(rds_bus::MANAGED_NQN_PREFIX.into());
     spec
 }
 

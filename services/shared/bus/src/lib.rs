@@ -29,8 +29,8 @@ pub mod testing;
 pub use client::{BusChannel, ClientOptions, connect};
 pub use error::{Reason, reason_of, status};
 pub use ids::{
-    ClusterId, HostIdentity, IdError, MANAGED_NQN_PREFIX, NodeId, Nqn, SNAPSHOT_PREFIX, Slot,
-    SnapshotId, VolumeId,
+    ClusterId, DEFAULT_MANAGED_NQN_PREFIX, HostIdentity, IdError, MANAGED_NQN_PREFIX, NodeId, Nqn,
+    SNAPSHOT_PREFIX, Slot, SnapshotId, VolumeId,
 };
 pub use server::{Bus, Listener};
 pub use shutdown::Shutdown;

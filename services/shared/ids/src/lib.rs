@@ -7,6 +7,11 @@ use std::fmt;
 /// NQN prefix of every volume the driver manages (Go-driver compatible).
 pub const MANAGED_NQN_PREFIX: &str = "nqn.2000-02.com.mikrotik:";
 
+/// Default `--managed-nqn-prefix` of the agent and the node: the Go driver's
+/// `pvc-` guard, so a disk of the same RDS under another name (a node's boot
+/// disk) is never created, connected or swept by this driver.
+pub const DEFAULT_MANAGED_NQN_PREFIX: &str = "nqn.2000-02.com.mikrotik:pvc-";
+
 /// Prefix of every snapshot id ([`SnapshotId::from_name`], the Go driver's
 /// formula). Volumes and snapshots share the RouterOS slot namespace, so a
 /// volume id may not start with it: a snapshot is never taken for a volume.

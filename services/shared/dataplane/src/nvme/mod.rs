@@ -20,8 +20,8 @@ use crate::metrics::NodeMetrics;
 use crate::source::{NvmeTarget, VolumeSource};
 use sysfs::{NvmeSysfs, Resolution};
 
-/// The production `--managed-nqn-prefix` (the Go driver's guard).
-pub const DEFAULT_MANAGED_NQN_PREFIX: &str = "nqn.2000-02.com.mikrotik:pvc-";
+/// The production `--managed-nqn-prefix` (one definition, `rds-ids`).
+pub use rds_bus::ids::DEFAULT_MANAGED_NQN_PREFIX;
 
 /// Settings of the NVMe/TCP plane (defaults = the Go driver's timers).
 #[derive(Debug, Clone)]
