@@ -14,8 +14,8 @@
      in the chart, which instead rolls the pods through a pod-template
      annotation checksum/config.
    With every option on (snapshots, ServiceMonitor, PrometheusRule,
-   dashboard) it equals prod plus the components snapshots, servicemonitor
-   and monitoring.
+   dashboard, storage fencing) it equals prod plus the components snapshots,
+   servicemonitor, monitoring and storage-fencing.
 4. A non-default render (namespace, kubelet dir, 3 replicas, registry and
    tag, JSON logs, OTLP endpoint, snapshots off) equals the kustomize render
    with exactly those edits applied by this test — nothing else moves.
@@ -43,6 +43,7 @@ CHECKSUM_ANNOTATION = "checksum/config"
 GENERATED = re.compile(r"\brds-csi-config-[a-z0-9]{10}\b")
 ALL_ON = {
     "snapshots": {"enabled": True},
+    "storageFencing": {"enabled": True},
     "monitoring": {
         "serviceMonitor": {"enabled": True},
         "prometheusRule": {"enabled": True},
@@ -177,8 +178,8 @@ def main() -> None:
     non_default = c.run("helm template (non-default values)", lambda: helm_render.render(NON_DEFAULT))
     all_on = c.run("helm template (every option on)", lambda: helm_render.render(ALL_ON))
     prod = c.run("kubectl kustomize deploy/overlays/prod", lambda: render("overlays/prod"))
-    prod_all = c.run("kubectl kustomize prod + snapshots, servicemonitor, monitoring",
-                     lambda: kustomize_with(["snapshots", "servicemonitor", "monitoring"]))
+    prod_all = c.run("kubectl kustomize prod + snapshots, servicemonitor, monitoring, storage-fencing",
+                     lambda: kustomize_with(["snapshots", "servicemonitor", "monitoring", "storage-fencing"]))
 
     for name, r in (("chart default", default), ("chart non-default", non_default), ("chart every option on", all_on)):
         if r is not None:
@@ -201,7 +202,8 @@ def main() -> None:
              any(GENERATED.fullmatch(n) for n in raw_names), str(sorted(raw_names)))
     if all_on is not None and prod_all is not None:
         want, got = normalize(prod_all), normalize(all_on[0])
-        c.ok(f"every option on equals prod + snapshots, servicemonitor, monitoring ({len(want)} objects)",
+        c.ok(f"every option on equals prod + snapshots, servicemonitor, monitoring, storage-fencing "
+             f"({len(want)} objects)",
              want == got, diff(want, got))
     if non_default is not None and prod is not None:
         want, got = expected_non_default(normalize(prod)), normalize(non_default[0])
@@ -287,6 +289,7 @@ def main() -> None:
         ("an unknown nested key (rds.adress)", {"rds": {"adress": "10.0.0.1"}}, "'adress' not allowed"),
         ("an unknown key in a StorageClass (parameter)", {"storageClasses": [{"name": "x", "parameter": {}}]}, "'parameter' not allowed"),
         ("a bad enum (logFormat: xml)", {"logFormat": "xml"}, "/logFormat"),
+        ("a string for storageFencing.enabled", {"storageFencing": {"enabled": "yes"}}, "/storageFencing/enabled"),
         ("a relative kubeletDir", {"kubeletDir": "var/lib/kubelet"}, "/kubeletDir"),
         ("a port out of range (rds.sshPort: 70000)", {"rds": {"sshPort": 70000}}, "/rds/sshPort"),
     ):

@@ -85,3 +85,8 @@ fn dockerfiles_match_the_workspace_and_the_manifests() {
 fn kubevirt_examples_validate_against_their_schemas() {
     run("test_kubevirt.py");
 }
+
+#[test]
+fn storage_fencing_component_adds_exactly_the_fencing_flags() {
+    run("test_storage_fencing.py");
+}
