@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 const PROTOS: &[&str] = &[
     "csi/v1/csi.proto",
+    "rds/common/v1/common.proto",
     "rds/agent/v1/agent.proto",
     "rds/attachment/v1/attachment.proto",
     "rds/event/v1/event.proto",

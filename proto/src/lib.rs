@@ -4,7 +4,8 @@
 //!   `csi/v1/csi.proto`, wire-compatible with CSI spec v1.12.0 (checked by
 //!   `tests/wire_compat.rs`; see proto/README.md).
 //! - [`rds::agent::v1`], [`rds::attachment::v1`], [`rds::event::v1`]: the
-//!   internal bus (docs/ARCHITECTURE.md §4).
+//!   internal bus (docs/ARCHITECTURE.md §4); [`rds::common::v1`]: messages
+//!   they share (`PvcRef`).
 
 #![allow(clippy::all, clippy::pedantic, missing_docs)]
 
@@ -15,6 +16,11 @@ pub mod csi {
 }
 
 pub mod rds {
+    pub mod common {
+        pub mod v1 {
+            tonic::include_proto!("rds.common.v1");
+        }
+    }
     pub mod agent {
         pub mod v1 {
             tonic::include_proto!("rds.agent.v1");
@@ -37,4 +43,5 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("rds_
 
 pub use rds::agent::v1 as agent;
 pub use rds::attachment::v1 as attachment;
+pub use rds::common::v1 as common;
 pub use rds::event::v1 as event;

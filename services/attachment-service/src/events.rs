@@ -83,10 +83,7 @@ impl EventPoster {
         let req = ev::PostRequest {
             volume_id: volume.to_string(),
             node_id: node.map(ToString::to_string).unwrap_or_default(),
-            pvc: pvc.map(|p| ev::PvcRef {
-                namespace: p.namespace.clone(),
-                name: p.name.clone(),
-            }),
+            pvc: pvc.map(PvcRef::to_proto),
             event: Some(event),
         };
         let Some(mut client) = self.client.clone() else {

@@ -49,10 +49,7 @@ fn intent(r: &pb::AttachRequest) -> Result<AttachIntent, Error> {
         access_mode: AccessMode::from_proto(r.access_mode)?,
         block: r.block,
         readonly: r.readonly,
-        pvc: r
-            .pvc
-            .as_ref()
-            .and_then(|p| PvcRef::new(&p.namespace, &p.name)),
+        pvc: r.pvc.as_ref().and_then(PvcRef::from_proto),
         migration_timeout_secs: r.migration_timeout_seconds,
     })
 }

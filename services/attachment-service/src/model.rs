@@ -60,21 +60,8 @@ impl AccessMode {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub struct PvcRef {
-    pub namespace: String,
-    pub name: String,
-}
-
-impl PvcRef {
-    /// Both parts or nothing: half a reference names no PVC.
-    pub fn new(namespace: &str, name: &str) -> Option<PvcRef> {
-        (!namespace.is_empty() && !name.is_empty()).then(|| PvcRef {
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-        })
-    }
-}
+/// The one PVC reference type (same `{namespace, name}` JSON in the store).
+pub use rds_bus::PvcRef;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeAttachment {
@@ -146,10 +133,7 @@ impl Record {
                 .collect(),
             access_mode: self.access_mode.to_proto() as i32,
             block: self.block,
-            pvc: self.pvc.as_ref().map(|p| pb::PvcRef {
-                namespace: p.namespace.clone(),
-                name: p.name.clone(),
-            }),
+            pvc: self.pvc.as_ref().map(PvcRef::to_proto),
             migration_started_at: self
                 .migration
                 .as_ref()

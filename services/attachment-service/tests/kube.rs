@@ -146,7 +146,7 @@ async fn rebuild_from_volume_attachments_and_again_after_a_crash() {
     assert_eq!(a.access_mode, AccessMode::SingleNodeWriter as i32);
     assert_eq!(
         a.pvc,
-        Some(pb::PvcRef {
+        Some(rds_proto::common::PvcRef {
             namespace: "apps".into(),
             name: "claim-a".into()
         })
@@ -156,7 +156,7 @@ async fn rebuild_from_volume_attachments_and_again_after_a_crash() {
     assert!(b.block);
     assert_eq!(
         b.pvc,
-        Some(pb::PvcRef {
+        Some(rds_proto::common::PvcRef {
             namespace: "vms".into(),
             name: "disk-b".into()
         })

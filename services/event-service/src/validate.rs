@@ -2,7 +2,7 @@
 //! reference against Kubernetes name rules, the typed event present and its
 //! node names valid. What passes becomes a [`Pending`] event.
 
-use rds_bus::{NodeId, VolumeId};
+use rds_bus::{NodeId, PvcRef, VolumeId};
 use rds_proto::event::{PostRequest, post_request::Event as Typed};
 
 use crate::catalogue::{self, Rendered};
@@ -13,13 +13,6 @@ use crate::error::Error;
 /// to Kubernetes; the file sink keeps them whole.
 pub const MAX_TEXT_LEN: usize = 4096;
 
-/// A PVC named by namespace and name.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct PvcKey {
-    pub namespace: String,
-    pub name: String,
-}
-
 /// A validated event waiting in the queue.
 #[derive(Clone, Debug)]
 pub struct Pending {
@@ -29,7 +22,7 @@ pub struct Pending {
     pub volume_id: VolumeId,
     pub node_id: Option<NodeId>,
     /// From the request; the Kubernetes sink falls back to the PV's claimRef.
-    pub pvc: Option<PvcKey>,
+    pub pvc: Option<PvcRef>,
     /// Trace of the Post call (hex; empty when there is none).
     pub trace_id: String,
     /// OTel context of the Post span, so delivery spans join its trace.
@@ -42,7 +35,7 @@ pub struct Valid {
     pub rendered: Rendered,
     pub volume_id: VolumeId,
     pub node_id: Option<NodeId>,
-    pub pvc: Option<PvcKey>,
+    pub pvc: Option<PvcRef>,
 }
 
 pub fn check(req: &PostRequest) -> Result<Valid, Error> {
@@ -77,7 +70,7 @@ pub fn check(req: &PostRequest) -> Result<Valid, Error> {
                     truncated(&p.name)
                 )));
             }
-            Some(PvcKey {
+            Some(PvcRef {
                 namespace: p.namespace.clone(),
                 name: p.name.clone(),
             })
@@ -151,7 +144,8 @@ pub fn is_dns_subdomain(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rds_proto::event::{PvcRef, VolumeAttached};
+    use rds_proto::common::PvcRef as WirePvcRef;
+    use rds_proto::event::VolumeAttached;
 
     fn attached(vol: &str, node: &str) -> PostRequest {
         PostRequest {
@@ -189,13 +183,13 @@ mod tests {
         r.event = None;
         assert!(matches!(check(&r), Err(Error::InvalidRequest(_))));
         let mut r = attached("pvc-1", "n1");
-        r.pvc = Some(PvcRef {
+        r.pvc = Some(WirePvcRef {
             namespace: "ns".into(),
             name: String::new(),
         });
         assert!(matches!(check(&r), Err(Error::InvalidRequest(_))));
         let mut r = attached("pvc-1", "n1");
-        r.pvc = Some(PvcRef::default());
+        r.pvc = Some(WirePvcRef::default());
         assert!(check(&r).is_ok_and(|v| v.pvc.is_none()));
     }
 }

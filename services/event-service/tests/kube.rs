@@ -202,7 +202,7 @@ fn attached(vol: &str, node: &str, pvc: Option<(&str, &str)>) -> PostRequest {
     PostRequest {
         volume_id: vol.into(),
         node_id: String::new(),
-        pvc: pvc.map(|(ns, n)| PvcRef {
+        pvc: pvc.map(|(ns, n)| rds_proto::common::PvcRef {
             namespace: ns.into(),
             name: n.into(),
         }),

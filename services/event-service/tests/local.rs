@@ -39,7 +39,7 @@ fn req(vol: &str, node: &str, pvc: Option<(&str, &str)>, event: Typed) -> PostRe
     PostRequest {
         volume_id: vol.into(),
         node_id: node.into(),
-        pvc: pvc.map(|(ns, n)| PvcRef {
+        pvc: pvc.map(|(ns, n)| rds_proto::common::PvcRef {
             namespace: ns.into(),
             name: n.into(),
         }),

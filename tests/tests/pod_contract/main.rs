@@ -510,7 +510,7 @@ impl World {
                     e.post(PostRequest {
                         volume_id: "pvc-pod-contract-ev".into(),
                         node_id: NODE_NAME.into(),
-                        pvc: Some(PvcRef {
+                        pvc: Some(rds_proto::common::PvcRef {
                             namespace: "default".into(),
                             name: "pod-contract".into(),
                         }),

@@ -316,7 +316,7 @@ pub fn attach_req(vol: &str, node: &str, mode: AccessMode, block: bool) -> pb::A
         access_mode: mode as i32,
         block,
         readonly: false,
-        pvc: Some(pb::PvcRef {
+        pvc: Some(rds_proto::common::PvcRef {
             namespace: "team-a".to_owned(),
             name: format!("claim-{vol}"),
         }),

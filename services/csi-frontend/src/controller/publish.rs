@@ -5,8 +5,9 @@
 
 use std::collections::HashMap;
 
+use rds_bus::PvcRef;
 use rds_bus::{NodeId, VolumeId};
-use rds_proto::attachment::{AttachRequest, PvcRef};
+use rds_proto::attachment::AttachRequest;
 use rds_proto::csi::v1::{
     ControllerPublishVolumeRequest, ControllerPublishVolumeResponse,
     ControllerUnpublishVolumeRequest, ControllerUnpublishVolumeResponse,
@@ -97,10 +98,7 @@ impl Core {
                     access_mode: cap.bus_mode() as i32,
                     block: cap.block,
                     readonly: req.readonly,
-                    pvc: info.pvc.map(|p| PvcRef {
-                        namespace: p.namespace,
-                        name: p.name,
-                    }),
+                    pvc: info.pvc.as_ref().map(PvcRef::to_proto),
                     migration_timeout_seconds: info.migration_timeout_seconds,
                 },
             )

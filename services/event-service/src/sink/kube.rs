@@ -41,7 +41,8 @@ use super::{Delivered, Sink};
 use crate::catalogue::EventType;
 use crate::config::PvLookupMode;
 use crate::error::Error;
-use crate::validate::{Pending, PvcKey};
+use crate::validate::Pending;
+use rds_bus::PvcRef;
 
 /// events.k8s.io `note` limit (the API server rejects longer notes).
 pub const NOTE_LIMIT: usize = 1024;
@@ -126,7 +127,7 @@ impl KubeSink {
             return Ok(Some(pvc_ref(pvc, uid)));
         }
         if let Some(c) = claim {
-            let key = PvcKey {
+            let key = PvcRef {
                 namespace: c.namespace.clone().unwrap_or_default(),
                 name: c.name.clone().unwrap_or_default(),
             };
@@ -200,7 +201,7 @@ impl Sink for KubeSink {
     }
 }
 
-fn pvc_ref(pvc: &PvcKey, uid: Option<String>) -> ObjectReference {
+fn pvc_ref(pvc: &PvcRef, uid: Option<String>) -> ObjectReference {
     ObjectReference {
         api_version: Some("v1".to_owned()),
         kind: Some("PersistentVolumeClaim".to_owned()),

@@ -65,11 +65,35 @@ impl ContextError {
     }
 }
 
-/// The PVC a volume belongs to (for events and logs).
+/// The PVC a volume belongs to (for events and logs). The one Rust type of
+/// `rds.common.v1.PvcRef`; state files store it as `{namespace, name}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct PvcRef {
     pub namespace: String,
     pub name: String,
+}
+
+impl PvcRef {
+    /// Both parts or nothing: half a reference names no PVC.
+    pub fn new(namespace: &str, name: &str) -> Option<PvcRef> {
+        (!namespace.is_empty() && !name.is_empty()).then(|| PvcRef {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        })
+    }
+
+    /// From the wire: `None` unless both parts are set.
+    pub fn from_proto(p: &rds_proto::common::PvcRef) -> Option<PvcRef> {
+        PvcRef::new(&p.namespace, &p.name)
+    }
+
+    /// To the wire.
+    pub fn to_proto(&self) -> rds_proto::common::PvcRef {
+        rds_proto::common::PvcRef {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+        }
+    }
 }
 
 /// Where a volume's initial content came from.

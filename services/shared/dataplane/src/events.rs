@@ -115,10 +115,7 @@ impl NodeEvent {
         Some(pb::PostRequest {
             volume_id: self.volume_id.clone(),
             node_id: node_id.to_string(),
-            pvc: self.pvc.as_ref().map(|p| pb::PvcRef {
-                namespace: p.namespace.clone(),
-                name: p.name.clone(),
-            }),
+            pvc: self.pvc.as_ref().map(PvcRef::to_proto),
             event: Some(event),
         })
     }
