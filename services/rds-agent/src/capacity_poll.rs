@@ -121,14 +121,14 @@ mod tests {
     use crate::flights::Flights;
     use crate::layout::BasePaths;
     use crate::rds::Rds;
+    use crate::sim_rds::SimRds;
     use crate::snapshots::CopyFromBackend;
     use crate::ssh::RawOutput;
-    use crate::testing::FakeRds;
     use crate::volumes::Defaults;
 
-    /// The fake RDS behind a switchable "breaker open".
+    /// rds-sim (over the real SSH pool) behind a switchable "breaker open".
     struct Switch {
-        rds: Arc<FakeRds>,
+        rds: Arc<dyn Transport>,
         down: AtomicBool,
     }
 
@@ -149,10 +149,10 @@ mod tests {
         }
     }
 
-    fn poll() -> (Arc<FakeRds>, Arc<Switch>, Arc<Metrics>, CapacityPoll) {
-        let fake = FakeRds::new();
+    async fn poll() -> (Arc<SimRds>, Arc<Switch>, Arc<Metrics>, CapacityPoll) {
+        let fake = SimRds::start().await;
         let switch = Arc::new(Switch {
-            rds: fake.clone(),
+            rds: fake.transport(),
             down: AtomicBool::new(false),
         });
         let metrics = Metrics::new("fake:22");
@@ -196,7 +196,7 @@ mod tests {
 
     #[tokio::test]
     async fn reads_the_pool_and_sends_nothing_while_the_breaker_is_open() {
-        let (fake, switch, metrics, p) = poll();
+        let (fake, switch, metrics, p) = poll().await;
         switch.down.store(true, Ordering::SeqCst);
         assert_eq!(p.refresh().await.unwrap(), Refresh::Skipped);
         assert!(fake.log().is_empty(), "sent {:?}", fake.log());

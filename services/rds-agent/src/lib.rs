@@ -32,6 +32,8 @@ pub mod metrics;
 pub mod pool;
 pub mod rds;
 pub mod service;
+#[cfg(test)]
+mod sim_rds;
 pub mod snapshots;
 pub mod spec;
 pub mod ssh;

@@ -1,8 +1,10 @@
-//! An in-memory RDS behind [`Transport`] for unit tests of the volume and
-//! snapshot logic. It acts on the typed [`Command`] (no second parser) and
-//! answers with text rendered by rds-routeros, so the agent's parsing and
-//! classification run exactly as against SSH. Scripted faults reproduce the
-//! ambiguous cases (dropped before/after the effect, garbled, odd exit status).
+//! An in-memory RDS behind [`Transport`], kept only for what rds-sim cannot
+//! do: answer a command that took effect with arbitrary non-RouterOS text
+//! (exit status 0) or with an odd exit status straight from the transport
+//! (`volumes::tests::garbled_or_wrong_exit_status_after_effect_still_succeed`).
+//! Every other unit test runs against rds-sim in-process over real SSH
+//! ([`crate::sim_rds::SimRds`]). It acts on the typed [`Command`] (no second
+//! parser) and answers with text rendered by rds-routeros.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -22,12 +24,6 @@ use crate::ssh::RawOutput;
 
 #[derive(Debug, Clone)]
 pub enum FakeFault {
-    /// The connection drops before the command runs.
-    DropBeforeEffect,
-    /// The command runs, then the connection drops.
-    DropAfterEffect,
-    /// Error text instead of running (exit status 1).
-    Text(String),
     /// Runs, then answers with garbage and exit 0.
     GarbleAfterEffect,
     /// Runs, answers normally but with this exit status.
@@ -111,38 +107,8 @@ impl FakeRds {
         lock(&self.faults).push_back((verb, fault));
     }
 
-    pub fn slots(&self) -> Vec<String> {
-        lock(&self.state).disks.keys().cloned().collect()
-    }
-
-    pub fn disk(&self, slot: &str) -> Option<DiskRecord> {
-        lock(&self.state).disks.get(slot).cloned()
-    }
-
-    /// `/file` names (no leading slash).
-    pub fn files(&self) -> Vec<String> {
-        lock(&self.state).files.keys().cloned().collect()
-    }
-
     pub fn log(&self) -> Vec<String> {
         lock(&self.state).log.clone()
-    }
-
-    /// Seeds a disk as another driver (e.g. the Go driver) would have made it.
-    pub fn seed_disk(&self, slot: &str, path: &str, size: u64, export: Option<(u16, &str)>) {
-        let mut s = lock(&self.state);
-        let d = DiskRecord::file_disk(&Legend::rose_storage(), slot, path, size, export);
-        s.disks.insert(slot.to_owned(), d);
-        let lm = Self::tick(&mut s);
-        s.files
-            .insert(path.trim_start_matches('/').to_owned(), (size, lm));
-    }
-
-    pub fn seed_file(&self, name: &str, size: u64) {
-        let mut s = lock(&self.state);
-        let lm = Self::tick(&mut s);
-        s.files
-            .insert(name.trim_start_matches('/').to_owned(), (size, lm));
     }
 
     fn tick(s: &mut State) -> LastModified {
@@ -344,18 +310,6 @@ impl Transport for FakeRds {
         };
         let res = match fault {
             None => self.apply(cmd),
-            Some(FakeFault::DropBeforeEffect) => Err(AgentError::Unreachable {
-                msg: "dropped (fake)".into(),
-                sent: true,
-            }),
-            Some(FakeFault::DropAfterEffect) => {
-                let _ = self.apply(cmd);
-                Err(AgentError::Unreachable {
-                    msg: "dropped (fake)".into(),
-                    sent: true,
-                })
-            }
-            Some(FakeFault::Text(t)) => failure(&t),
             Some(FakeFault::GarbleAfterEffect) => self.apply(cmd).map(|mut o| {
                 o.stdout = format!("\u{1b}[31m{}#garbage#", o.stdout);
                 o

@@ -567,6 +567,7 @@ fn fill_source(v: &mut Volume, source: &Option<SourceSpec>) {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use crate::sim_rds::{SimFault, SimRds};
     use crate::snapshots::CopyFromBackend;
     use crate::testing::{FakeFault, FakeRds};
     use rds_bus::Reason;
@@ -583,16 +584,30 @@ mod tests {
         ))
     }
 
-    fn setup() -> (Arc<FakeRds>, Volumes) {
+    /// rds-sim in-process over real SSH (the default for these tests).
+    async fn setup() -> (Arc<SimRds>, Volumes) {
+        let sim = SimRds::start().await;
+        let v = volumes(sim.executor());
+        (sim, v)
+    }
+
+    /// The in-memory [`FakeRds`], only where a test needs a reply no
+    /// RouterOS emulator gives (said in the test).
+    fn fake_setup() -> (Arc<FakeRds>, Volumes) {
         let fake = FakeRds::new();
+        let v = volumes(fake.executor());
+        (fake, v)
+    }
+
+    fn volumes(exec: Arc<crate::executor::Executor>) -> Volumes {
         let bases = crate::layout::BasePaths::new(vec![
             DiskPath::new("/storage-pool/metal-csi").unwrap(),
             DiskPath::new("/storage-pool/other-class").unwrap(),
         ])
         .unwrap();
-        let rds = Arc::new(Rds::new(fake.executor(), PoolName::default(), bases));
+        let rds = Arc::new(Rds::new(exec, PoolName::default(), bases));
         let flights = Arc::new(Flights::default());
-        let v = Volumes::new(
+        Volumes::new(
             rds.clone(),
             backend(&rds, &flights),
             flights,
@@ -603,8 +618,7 @@ mod tests {
                 wait_default: Duration::from_secs(5),
                 storage_fencing: false,
             },
-        );
-        (fake, v)
+        )
     }
 
     async fn create(v: &Volumes, id: &str, size: u64) -> Result<Volume, AgentError> {
@@ -612,16 +626,13 @@ mod tests {
         v.create(spec).await
     }
 
-    fn adds(fake: &FakeRds) -> usize {
-        fake.log()
-            .iter()
-            .filter(|c| c.starts_with("/disk add"))
-            .count()
+    fn adds(log: &[String]) -> usize {
+        log.iter().filter(|c| c.starts_with("/disk add")).count()
     }
 
     #[tokio::test]
     async fn sizes_round_up_to_whole_mib_and_report_raw_size() {
-        let (fake, v) = setup();
+        let (fake, v) = setup().await;
         for (id, req, want) in [
             ("pvc-a", GIB, GIB),
             ("pvc-b", GIB + GIB / 2, GIB + GIB / 2),
@@ -651,7 +662,7 @@ mod tests {
 
     #[tokio::test]
     async fn create_is_idempotent_by_slot_both_ways() {
-        let (fake, v) = setup();
+        let (fake, v) = setup().await;
         create(&v, "pvc-x", 2 * GIB).await.unwrap();
         let again = create(&v, "pvc-x", 2 * GIB).await.unwrap();
         assert_eq!(again.size_bytes, 2 * GIB);
@@ -663,22 +674,22 @@ mod tests {
         );
         let err = create(&v, "pvc-x", 3 * GIB).await.unwrap_err();
         assert_eq!(err.reason(), Reason::SlotExists);
-        assert_eq!(adds(&fake), 1);
+        assert_eq!(adds(&fake.log()), 1);
     }
 
     #[tokio::test]
     async fn dropped_after_effect_is_decided_by_rereading() {
-        let (fake, v) = setup();
-        fake.fault("disk add", FakeFault::DropAfterEffect);
+        let (fake, v) = setup().await;
+        fake.fault("disk add", SimFault::DropAfterEffect);
         let vol = create(&v, "pvc-y", GIB).await.unwrap();
         assert_eq!(vol.size_bytes, GIB);
-        assert_eq!(adds(&fake), 1, "never re-sent");
+        assert_eq!(adds(&fake.log()), 1, "never re-sent");
     }
 
     #[tokio::test]
     async fn dropped_before_effect_fails_unavailable_then_retry_creates_once() {
-        let (fake, v) = setup();
-        fake.fault("disk add", FakeFault::DropBeforeEffect);
+        let (fake, v) = setup().await;
+        fake.fault("disk add", SimFault::DropBeforeEffect);
         let err = create(&v, "pvc-z", GIB).await.unwrap_err();
         assert_eq!(err.reason(), Reason::RdsUnreachable);
         assert!(fake.slots().is_empty());
@@ -688,17 +699,21 @@ mod tests {
 
     #[tokio::test]
     async fn garbled_or_wrong_exit_status_after_effect_still_succeed() {
-        let (fake, v) = setup();
+        // Stays on FakeRds: it needs a `/disk add` that takes effect and then
+        // answers arbitrary non-RouterOS text with exit status 0; rds-sim's
+        // garbles reshape real output (line endings, widths, log lines) but
+        // never replace a reply with garbage.
+        let (fake, v) = fake_setup();
         fake.fault("disk add", FakeFault::GarbleAfterEffect);
         create(&v, "pvc-g", GIB).await.unwrap();
         fake.fault("disk add", FakeFault::ExitStatus(1));
         create(&v, "pvc-h", GIB).await.unwrap();
-        assert_eq!(adds(&fake), 2);
+        assert_eq!(adds(&fake.log()), 2);
     }
 
     #[tokio::test]
     async fn duplicate_slot_error_from_a_concurrent_create_is_success_if_compatible() {
-        let (fake, v) = setup();
+        let (fake, v) = setup().await;
         let dup = || AgentError::RouterOs {
             verb: "disk add",
             error: rds_routeros::classify_error("failure: item with such name already exists")
@@ -734,10 +749,10 @@ mod tests {
 
     #[tokio::test]
     async fn disk_full_is_capacity_exhausted_and_creates_nothing() {
-        let (fake, v) = setup();
+        let (fake, v) = setup().await;
         fake.fault(
             "disk add",
-            FakeFault::Text("failure: not enough space".into()),
+            SimFault::Text("failure: not enough space".into()),
         );
         let err = create(&v, "pvc-f", GIB).await.unwrap_err();
         assert_eq!(err.reason(), Reason::CapacityExhausted);
@@ -746,7 +761,7 @@ mod tests {
 
     #[tokio::test]
     async fn delete_removes_disk_and_file_and_orphans() {
-        let (fake, v) = setup();
+        let (fake, v) = setup().await;
         create(&v, "pvc-d", GIB).await.unwrap();
         let slot = Slot::new("pvc-d").unwrap();
         assert!(v.delete(&slot).await.unwrap());
@@ -772,16 +787,16 @@ mod tests {
 
     #[tokio::test]
     async fn delete_after_ambiguous_remove_rereads() {
-        let (fake, v) = setup();
+        let (fake, v) = setup().await;
         create(&v, "pvc-r", GIB).await.unwrap();
-        fake.fault("disk remove", FakeFault::DropAfterEffect);
+        fake.fault("disk remove", SimFault::DropAfterEffect);
         assert!(v.delete(&Slot::new("pvc-r").unwrap()).await.unwrap());
         assert!(fake.slots().is_empty() && fake.files().is_empty());
     }
 
     #[tokio::test]
     async fn expand_grows_never_shrinks() {
-        let (_fake, v) = setup();
+        let (_fake, v) = setup().await;
         create(&v, "pvc-e", GIB).await.unwrap();
         let slot = Slot::new("pvc-e").unwrap();
         let vol = v.expand(&slot, GIB + GIB / 2 + 1).await.unwrap();
@@ -801,7 +816,7 @@ mod tests {
 
     #[tokio::test]
     async fn bad_inputs_never_reach_the_rds() {
-        let (fake, v) = setup();
+        let (fake, v) = setup().await;
         let long = "a".repeat(200);
         for id in [
             "",
@@ -841,7 +856,7 @@ mod tests {
 
     #[tokio::test]
     async fn snapshot_lifecycle_keeps_its_source_and_restores() {
-        let (fake, v) = setup();
+        let (fake, v) = setup().await;
         let base = DiskPath::new("/storage-pool/metal-csi").unwrap();
         create(&v, "pvc-src", 2 * GIB).await.unwrap();
         let snap = Slot::new("snap-1").unwrap();
@@ -923,7 +938,7 @@ mod tests {
 
     #[tokio::test]
     async fn go_driver_snapshot_has_unknown_source_and_is_accepted_on_retry() {
-        let (fake, v) = setup();
+        let (fake, v) = setup().await;
         let base = DiskPath::new("/storage-pool/metal-csi").unwrap();
         create(&v, "pvc-src", GIB).await.unwrap();
         fake.seed_disk("snap-go", "/storage-pool/metal-csi/snap-go.img", GIB, None);
@@ -937,12 +952,15 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(s.source, None);
-        assert_eq!(adds(&fake), 1, "no second copy");
+        assert_eq!(adds(&fake.log()), 1, "no second copy");
     }
 
     #[tokio::test]
     async fn capacity_is_raw_pool_size_and_free() {
-        let (fake, v) = setup();
+        // Strict space: a file counts with its full size from creation, so
+        // free differs from size by exactly what was created.
+        let fake = SimRds::start_with(|c| c.behaviour.space = rds_sim::SpaceMode::Strict).await;
+        let v = volumes(fake.executor());
         create(&v, "pvc-a", 3 * GIB).await.unwrap();
         let c = v.capacity("").await.unwrap();
         assert_eq!(c.total_bytes, fake.pool_size);
