@@ -451,4 +451,23 @@ mod tests {
         let c = VolumeContext::parse(&ctx(&[(key::MIGRATION_TIMEOUT, "99999")])).unwrap();
         assert_eq!(c.migration_timeout_seconds, Some(3600));
     }
+
+    #[test]
+    fn pvc_ref_crosses_the_wire_whole_or_not_at_all() {
+        let p = PvcRef::new("ns", "claim").unwrap();
+        let wire = p.to_proto();
+        assert_eq!(
+            (wire.namespace.as_str(), wire.name.as_str()),
+            ("ns", "claim")
+        );
+        assert_eq!(PvcRef::from_proto(&wire), Some(p));
+        for (ns, name) in [("", "claim"), ("ns", ""), ("", "")] {
+            assert_eq!(PvcRef::new(ns, name), None);
+            let half = rds_proto::common::PvcRef {
+                namespace: ns.into(),
+                name: name.into(),
+            };
+            assert_eq!(PvcRef::from_proto(&half), None, "{ns:?}/{name:?}");
+        }
+    }
 }

@@ -497,4 +497,28 @@ mod tests {
         assert!(ClusterId::parse("a b").is_err());
         assert!(ClusterId::parse("").is_err());
     }
+
+    #[test]
+    fn a_slot_is_the_id_itself_with_the_same_grammar() {
+        for ok in ["pvc-1", "Sanity-A", "snap-x-at-0123456789"] {
+            let v = VolumeId::parse(ok).unwrap();
+            assert_eq!(Slot::from(&v), Slot::parse(ok).unwrap());
+            assert_eq!(Slot::from(v.clone()).as_str(), ok);
+            assert_eq!(Nqn::for_volume(&Slot::from(&v)), v.nqn(), "one NQN rule");
+            let s = SnapshotId::parse(ok).unwrap();
+            assert_eq!(Slot::from(&s).as_str(), ok);
+        }
+        for bad in ["", "-x", "a b", "a;b", "a\"b", "ä"] {
+            assert!(Slot::parse(bad).is_err(), "{bad:?}");
+            assert!(VolumeId::parse(bad).is_err(), "{bad:?}");
+            assert!(SnapshotId::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(Slot::parse(&"a".repeat(129)).is_err());
+        let longest = VolumeId::parse(&"A".repeat(128)).unwrap();
+        assert!(Nqn::parse(longest.nqn().as_str()).is_ok());
+        assert!(SnapshotId::from_name("n").has_snapshot_prefix());
+        assert!(VolumeId::parse("snap-1").unwrap().has_snapshot_prefix());
+        assert!(!VolumeId::parse("pvc-1").unwrap().has_snapshot_prefix());
+        assert!(DEFAULT_MANAGED_NQN_PREFIX.starts_with(MANAGED_NQN_PREFIX));
+    }
 }
