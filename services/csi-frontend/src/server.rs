@@ -97,6 +97,7 @@ pub async fn serve_with(
             tracing::warn!(errors = ?report.errors, "orphan sweep reported errors");
         }
         let svc = NodeService::new(cfg.clone(), plane)?;
+        svc.register_metrics(&mut registry);
         bus = bus.add_service(NodeServer::new(svc));
     }
     let stop_metrics = rds_bus::Shutdown::new();

@@ -13,6 +13,7 @@ use k8s_openapi::api::storage::v1::{CSIDriver, CSINode, VolumeAttachment};
 use rds_testkit::FakeApi;
 use rds_testkit::kube::ResourceType;
 use rds_testkit::kube::objects::{self, DRIVER};
+use rds_testkit::kube::proxy::ProxyReply;
 use russh::keys::PrivateKey;
 use russh::keys::ssh_key::LineEnding;
 use russh::keys::ssh_key::private::Ed25519Keypair;
@@ -131,8 +132,36 @@ fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no check {name} in {report:#}"))
 }
 
+/// The node plugin's metrics port in these pod specs (named like
+/// deploy/base/node.yaml's, on another number so doctor must read the name).
+const NODE_METRICS_PORT: u16 = 19809;
+
+/// A node plugin `/metrics` page with the nvme_tcp gauge at `v`.
+fn node_page(v: u8) -> ProxyReply {
+    ProxyReply::metrics(format!(
+        "# HELP rds_csi_orphans_cleaned Orphans.\n# TYPE rds_csi_orphans_cleaned counter\n\
+         rds_csi_orphans_cleaned_total 0\n# HELP rds_csi_node_nvme_tcp_loaded 1 when loaded.\n\
+         # TYPE rds_csi_node_nvme_tcp_loaded gauge\nrds_csi_node_nvme_tcp_loaded {v}\n# EOF\n"
+    ))
+}
+
+/// A ready node plugin pod on `node` (its metrics port named `metrics-node`).
+fn node_pod(node: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": format!("rds-csi-node-{node}"), "namespace": "rds-csi",
+            "labels": {"app.kubernetes.io/name": "rds-csi", "app.kubernetes.io/component": "node"}},
+        "spec": {"nodeName": node, "containers": [
+            {"name": "csi-frontend", "image": "rds-csi/csi-frontend:0.1.0",
+             "ports": [{"name": "healthz", "containerPort": 9808},
+                       {"name": "metrics-node", "containerPort": NODE_METRICS_PORT}]},
+            {"name": "node-driver-registrar",
+             "image": "registry.k8s.io/sig-storage/csi-node-driver-registrar:v2.14.0"}]},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
+}
+
 /// A cluster where everything is in place: CSIDriver, a ready controller pod
-/// with its sidecars, a ready node pod on n1, n1's CSINode and nvme_tcp report.
+/// with its sidecars, a ready node pod on n1, n1's CSINode, and n1's node
+/// plugin reporting nvme_tcp loaded on its `/metrics` (via the pod proxy).
 async fn healthy_cluster() -> FakeApi {
     let api = FakeApi::start().await;
     api.register(ResourceType::of::<CSIDriver>());
@@ -140,9 +169,7 @@ async fn healthy_cluster() -> FakeApi {
         json!({"apiVersion": "storage.k8s.io/v1", "kind": "CSIDriver",
         "metadata": {"name": DRIVER}, "spec": {"attachRequired": true}}),
     );
-    let mut node = objects::node("n1");
-    node["metadata"]["annotations"] = json!({"rds.csi.srvlab.io/nvme-tcp": "loaded"});
-    api.put_value::<Node>(node);
+    api.put_value::<Node>(objects::node("n1"));
     api.put_value::<CSINode>(objects::csinode("n1", &[(DRIVER, "n1")]));
     let ready = json!({"conditions": [{"type": "Ready", "status": "True"}]});
     let container = |name: &str, image: &str| json!({"name": name, "image": image});
@@ -154,14 +181,15 @@ async fn healthy_cluster() -> FakeApi {
             container("csi-provisioner", "registry.k8s.io/sig-storage/csi-provisioner:v5.3.0"),
             container("csi-attacher", "registry.k8s.io/sig-storage/csi-attacher:v4.9.0"),
             container("csi-resizer", "registry.k8s.io/sig-storage/csi-resizer:v1.14.0")]},
-        "status": ready.clone()}));
-    api.put_value::<Pod>(json!({"apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "rds-csi-node-n1", "namespace": "rds-csi",
-            "labels": {"app.kubernetes.io/name": "rds-csi", "app.kubernetes.io/component": "node"}},
-        "spec": {"nodeName": "n1", "containers": [
-            container("csi-frontend", "rds-csi/csi-frontend:0.1.0"),
-            container("node-driver-registrar", "registry.k8s.io/sig-storage/csi-node-driver-registrar:v2.14.0")]},
         "status": ready}));
+    api.put_value::<Pod>(node_pod("n1"));
+    api.set_pod_proxy(
+        "rds-csi",
+        "rds-csi-node-n1",
+        NODE_METRICS_PORT,
+        "/metrics",
+        node_page(1),
+    );
     api
 }
 
@@ -404,6 +432,80 @@ async fn doctor_cluster_faults_name_the_node() {
             .contains("no pod on n2")
     );
     assert_eq!(check(&report, "csinode/n1")["status"], "pass");
+    env.sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_reads_nvme_tcp_from_each_node_plugin_through_the_pod_proxy() {
+    let env = sim_env(|_| {}).await;
+    let api = healthy_cluster().await;
+    // n1 reports 0; n2's page lacks the gauge; n3's pod never answers; n4's
+    // proxy target is unreachable (nothing planted: 503). Each is bounded by
+    // --kube-timeout (5s here) and asked in parallel.
+    api.set_pod_proxy(
+        "rds-csi",
+        "rds-csi-node-n1",
+        NODE_METRICS_PORT,
+        "/metrics",
+        node_page(0),
+    );
+    for n in ["n2", "n3", "n4"] {
+        api.put_value::<Node>(objects::node(n));
+        api.put_value::<CSINode>(objects::csinode(n, &[(DRIVER, n)]));
+        api.put_value::<Pod>(node_pod(n));
+    }
+    api.set_pod_proxy(
+        "rds-csi",
+        "rds-csi-node-n2",
+        NODE_METRICS_PORT,
+        "/metrics",
+        ProxyReply::metrics("rds_csi_orphans_cleaned_total 0\n"),
+    );
+    api.set_pod_proxy(
+        "rds-csi",
+        "rds-csi-node-n3",
+        NODE_METRICS_PORT,
+        "/metrics",
+        ProxyReply::hang(),
+    );
+    let (out, text, report) = doctor(&env, &api, &s(&["--no-rds"])).await;
+    assert_eq!(out.status.code(), Some(6), "{text}");
+    let n1 = check(&report, "nvme-tcp/n1");
+    assert_eq!(n1["status"], "fail", "{report:#}");
+    assert!(
+        n1["fix"].as_str().unwrap().contains("modprobe nvme_tcp"),
+        "{n1}"
+    );
+    for n in ["n2", "n3", "n4"] {
+        let c = check(&report, &format!("nvme-tcp/{n}"));
+        assert_eq!(c["status"], "warn", "{n}: {c}");
+        assert!(
+            c["detail"].as_str().unwrap().starts_with("not reported"),
+            "{c}"
+        );
+    }
+    assert!(
+        check(&report, "nvme-tcp/n3")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no answer within 5s")
+    );
+    // n4: the API server answers 503 (kube's client retries that until the
+    // deadline): still one bounded warn, not a hang.
+    // What doctor asked: each node pod's metrics port through the proxy,
+    // and nothing on the Node objects.
+    let proxied: Vec<String> = api
+        .calls()
+        .into_iter()
+        .filter(|c| c.subresource.as_deref() == Some("proxy"))
+        .map(|c| c.uri)
+        .collect();
+    assert!(
+        proxied.contains(&format!(
+            "/api/v1/namespaces/rds-csi/pods/rds-csi-node-n1:{NODE_METRICS_PORT}/proxy/metrics"
+        )),
+        "{proxied:#?}"
+    );
     env.sim.stop().await;
 }
 

@@ -6,6 +6,7 @@
 
 mod convert;
 pub mod events;
+pub mod nvme_tcp;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -15,9 +16,9 @@ use std::time::Duration;
 use rds_bus::{HostIdentity, NodeId};
 use rds_dataplane::source::pvc_from_context;
 use rds_dataplane::{
-    Backend, CommandRunner, ExpandRequest, LoopConfig, LoopPlane, NodeConfig, NodeMetrics,
-    NodePlane, NvmeConfig, NvmePlane, PublishRequest, StageRequest, StatsRequest, SystemRunner,
-    UnpublishRequest, UnstageRequest, mountinfo,
+    Backend, CommandRunner, DataPlane, ExpandRequest, LoopConfig, LoopPlane, NodeConfig,
+    NodeMetrics, NodePlane, NvmeConfig, NvmePlane, PublishRequest, StageRequest, StatsRequest,
+    SystemRunner, UnpublishRequest, UnstageRequest, mountinfo,
 };
 use rds_proto::csi::v1::node_server::Node;
 use rds_proto::csi::v1::node_service_capability::rpc::Type as Rpc;
@@ -104,22 +105,34 @@ pub struct NodeService {
     cfg: Arc<Config>,
     node_id: String,
     plane: Arc<NodePlane>,
+    nvme_tcp: nvme_tcp::NvmeTcpLoaded,
 }
 
 impl NodeService {
+    /// Reads `nvme_tcp` once (under the plane's sysfs root); register the
+    /// gauge with [`NodeService::register_metrics`].
     pub fn new(cfg: Arc<Config>, plane: Arc<NodePlane>) -> Result<Self, FrontendError> {
         let node_id = node_id(&cfg)?.to_string();
+        let nvme_tcp = nvme_tcp::NvmeTcpLoaded::new(plane.backend().sysfs_root());
+        nvme_tcp.refresh();
         Ok(NodeService {
             cfg,
             node_id,
             plane,
+            nvme_tcp,
         })
+    }
+
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.nvme_tcp.register(registry);
     }
 
     async fn stage(
         &self,
         req: NodeStageVolumeRequest,
     ) -> Result<NodeStageVolumeResponse, FrontendError> {
+        // Before any check: every NodeStage refreshes what doctor reports.
+        self.nvme_tcp.refresh();
         let volume = convert::volume(&req.volume_id)?;
         let staging = convert::path("staging_target_path", &req.staging_target_path)?;
         let cap = convert::capability(req.volume_capability.as_ref())?;

@@ -1,10 +1,6 @@
 //! The cluster checks: CSIDriver, controller and node pods, CSINode per node,
-//! `nvme_tcp` per node, sidecar versions.
-//!
-//! **How a node reports `nvme_tcp`**: the annotation [`NVME_TCP_ANNOTATION`]
-//! on its Node object, `loaded` or `missing`, written by the node plugin (the
-//! same channel the storage-fencing work uses for the node's host NQN). Doctor
-//! only reads it; without it the check warns that the node does not report.
+//! `nvme_tcp` per node (read from the node plugin's `/metrics` through the
+//! API server's pod proxy: [`super::nvme_tcp`]), sidecar versions.
 
 use std::collections::BTreeMap;
 
@@ -15,9 +11,6 @@ use kube::api::ListParams;
 
 use super::Check;
 use crate::target::KubeArgs;
-
-/// Node annotation carrying what the node plugin found: `loaded` | `missing`.
-pub const NVME_TCP_ANNOTATION: &str = "rds.csi.srvlab.io/nvme-tcp";
 
 /// Sidecars each pod must run (container names in deploy/base).
 const CONTROLLER_SIDECARS: &[&str] = &["csi-provisioner", "csi-attacher", "csi-resizer"];
@@ -189,6 +182,17 @@ pub async fn checks(k: &KubeArgs, client: &kube::Client) -> Vec<Check> {
         }
     };
     if let Ok(ns) = &nodes {
+        // nvme_tcp per node (asked in parallel), listed after its CSINode check.
+        let pods: &[Pod] = node_pods.as_deref().unwrap_or(&[]);
+        let names: Vec<String> = ns
+            .iter()
+            .map(|n| n.metadata.name.clone().unwrap_or_default())
+            .collect();
+        let mut nvme = super::nvme_tcp::checks(k, client, &names, |n| {
+            pods.iter().find(|p| pod_node(p) == n)
+        })
+        .await
+        .into_iter();
         for n in ns {
             let name = n.metadata.name.clone().unwrap_or_default();
             out.push(if registered.get(&name).copied().unwrap_or(false) {
@@ -203,25 +207,7 @@ pub async fn checks(k: &KubeArgs, client: &kube::Client) -> Vec<Check> {
                     ),
                 )
             });
-            let ann = n
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(NVME_TCP_ANNOTATION))
-                .map(String::as_str);
-            out.push(match ann {
-                Some("loaded") => Check::pass(format!("nvme-tcp/{name}"), "nvme_tcp loaded (node plugin reports)"),
-                Some(other) => Check::fail(
-                    format!("nvme-tcp/{name}"),
-                    format!("node plugin reports nvme_tcp {other:?}"),
-                    format!("on {name}: `modprobe nvme_tcp` and add nvme_tcp to /etc/modules-load.d/"),
-                ),
-                None => Check::warn(
-                    format!("nvme-tcp/{name}"),
-                    format!("not reported (no {NVME_TCP_ANNOTATION} annotation on the Node)"),
-                    format!("check by hand on {name}: `lsmod | grep nvme_tcp`; a node plugin that reports it sets the annotation"),
-                ),
-            });
+            out.extend(nvme.next());
         }
     }
 

@@ -7,6 +7,7 @@
 //! prints); cluster checks through the kubeconfig.
 
 pub mod cluster;
+pub mod nvme_tcp;
 pub mod rds;
 
 use clap::Args;

@@ -18,6 +18,7 @@
 pub mod faults;
 pub mod incluster;
 pub mod objects;
+pub mod proxy;
 pub mod resources;
 mod server;
 mod store;
@@ -80,6 +81,8 @@ pub(crate) struct Inner {
     calls: Mutex<Vec<Call>>,
     /// HTTPS mode: the tokens accepted (401 otherwise). Plain HTTP: any.
     tokens: Option<Mutex<HashSet<String>>>,
+    /// Planted pod proxy answers by [`proxy::key`].
+    proxies: Mutex<std::collections::HashMap<String, proxy::ProxyReply>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -105,7 +108,20 @@ impl Inner {
             failing: AtomicBool::new(false),
             calls: Mutex::new(Vec::new()),
             tokens: tokens.map(Mutex::new),
+            proxies: Mutex::new(std::collections::HashMap::new()),
         }
+    }
+
+    pub(crate) fn pod_proxy(
+        &self,
+        ns: &str,
+        pod: &str,
+        port: u16,
+        path: &str,
+    ) -> Option<proxy::ProxyReply> {
+        lock(&self.proxies)
+            .get(&proxy::key(ns, pod, port, path))
+            .cloned()
     }
 
     pub(crate) fn db(&self) -> MutexGuard<'_, Db> {
@@ -244,6 +260,19 @@ impl FakeApi {
             pod: Some(made.files),
             dir,
         }
+    }
+
+    /// Plants the answer of `GET /api/v1/namespaces/<ns>/pods/<pod>:<port>/proxy<path>`
+    /// (the API server's pod proxy; `path` starts with `/`). Unplanted targets answer 503.
+    pub fn set_pod_proxy(
+        &self,
+        namespace: &str,
+        pod: &str,
+        port: u16,
+        path: &str,
+        reply: proxy::ProxyReply,
+    ) {
+        lock(&self.inner.proxies).insert(proxy::key(namespace, pod, port, path), reply);
     }
 
     pub fn url(&self) -> &str {

@@ -233,6 +233,29 @@ pub(crate) async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Res
         .unwrap_or_default();
     let body_json: Option<Value> = serde_json::from_slice(&body).ok();
 
+    if let Some((ns, pod, port, sub)) = super::proxy::parse(&path).filter(|_| method == Method::GET)
+    {
+        let idx = inner.log(Call {
+            client: client.clone().unwrap_or_else(|| "anonymous".to_owned()),
+            method: method.to_string(),
+            uri,
+            verb: Some(Verb::Get),
+            resource: Some("pods".to_owned()),
+            namespace: Some(ns.clone()),
+            name: Some(pod.clone()),
+            subresource: Some("proxy".to_owned()),
+            body: None,
+            status: None,
+            at: Instant::now(),
+        });
+        let resp = if !inner.authorized(client.as_deref()) {
+            status(401, "Unauthorized", "Unauthorized")
+        } else {
+            super::proxy::answer(inner.pod_proxy(&ns, &pod, port, &sub), &pod, port).await
+        };
+        inner.set_status(idx, resp.status().as_u16());
+        return resp;
+    }
     let target = parse_path(&path);
     let verb = target.as_ref().and_then(|t| verb_of(&method, t, &q));
     let idx = inner.log(Call {
