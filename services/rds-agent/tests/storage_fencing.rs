@@ -4,6 +4,7 @@
 //! leader runs a pass. rds-sim mirrors exports into a plain directory tree
 //! shaped like configfs, so the test also sees what the kernel target would
 //! be told (`attr_allow_any_host`, `allowed_hosts/`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

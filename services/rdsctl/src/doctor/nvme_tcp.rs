@@ -122,10 +122,8 @@ async fn one(k: &KubeArgs, client: &kube::Client, node: String, pod: Option<&Pod
         .await
         .map(|p| gauge_value(&p))
     {
-        Ok(Some(v)) if v == 1.0 => {
-            Check::pass(name, format!("nvme_tcp loaded ({pod_name} reports)"))
-        }
-        Ok(Some(v)) if v == 0.0 => Check::fail(
+        Ok(Some(1.0)) => Check::pass(name, format!("nvme_tcp loaded ({pod_name} reports)")),
+        Ok(Some(0.0)) => Check::fail(
             name,
             format!("nvme_tcp not loaded ({pod_name} reports)"),
             fix(&node),
