@@ -121,45 +121,9 @@ fn first_key_pos(s: &str) -> Option<usize> {
         .find(|&i| (i == 0 || b[i - 1] == b' ' || b[i - 1] == b'\t') && key_len_at(b, i).is_some())
 }
 
-/// Property names printed by `/disk` and `/file`, shared instead of allocated per record.
-const STATIC_KEYS: &[&str] = &[
-    "type",
-    "slot",
-    "slot-default",
-    "parent",
-    "fs",
-    "fs-label",
-    "model",
-    "serial",
-    "size",
-    "free",
-    "use",
-    "mount-point",
-    "mount-filesystem",
-    "mount-read-only",
-    "compress",
-    "sector-size",
-    "raid-type",
-    "raid-device-count",
-    "raid-chunk-size",
-    "raid-master",
-    "nvme-tcp-export",
-    "nvme-tcp-server-port",
-    "nvme-tcp-server-nqn",
-    "nvme-tcp-server-allow-host-name",
-    "iscsi-export",
-    "nfs-sharing",
-    "smb-sharing",
-    "media-sharing",
-    "media-interface",
-    "swap",
-    "file-path",
-    "file-size",
-    "file-offset",
-    "name",
-    "last-modified",
-    "comment",
-];
+/// Property names `/file` prints beyond the disk ones (which are `DISK_ORDER`), shared
+/// instead of allocated per record.
+const FILE_KEYS: &[&str] = &["name", "last-modified", "comment"];
 
 /// The key as a `Cow`: borrowed when it is a known name. `like` is the key at the same
 /// position in the previous record (records repeat their order), checked first.
@@ -169,7 +133,11 @@ fn intern(key: &str, like: Option<&Cow<'static, str>>) -> Cow<'static, str> {
     {
         return Cow::Borrowed(k);
     }
-    match STATIC_KEYS.iter().find(|k| **k == key) {
+    match crate::disk::DISK_ORDER
+        .iter()
+        .chain(FILE_KEYS)
+        .find(|k| **k == key)
+    {
         Some(k) => Cow::Borrowed(k),
         None => Cow::Owned(key.to_owned()),
     }
