@@ -402,7 +402,11 @@ impl World {
                         Box::pin(async { http_get("127.0.0.1:9809", "/metrics").await })
                     });
                     assert!(
-                        metrics.as_ref().is_ok_and(|b| b.contains("rds_csi_")),
+                        // The nvme_tcp gauge rdsctl doctor reads (1 or 0, from the real /sys).
+                        metrics.as_ref().is_ok_and(|b| b.lines().any(|l| {
+                            l == "rds_csi_node_nvme_tcp_loaded 1"
+                                || l == "rds_csi_node_nvme_tcp_loaded 0"
+                        })),
                         "node metrics on 9809: {metrics:?}\n{}",
                         pod.logs()
                     );
