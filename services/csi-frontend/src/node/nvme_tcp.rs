@@ -79,4 +79,71 @@ mod tests {
         assert!(!m.refresh());
         assert!(scrape(&r).contains("\nrds_csi_node_nvme_tcp_loaded 0\n"));
     }
+
+    /// The Node service reads it at start and again on NodeStage, even one
+    /// refused as invalid (the refresh comes before any check).
+    #[tokio::test]
+    async fn node_service_reads_it_at_start_and_on_every_node_stage() {
+        use std::sync::Arc;
+
+        use clap::Parser;
+        use rds_dataplane::{
+            LoopConfig, LoopPlane, NodeConfig, NodeMetrics, NodePlane, NoopEventSink, SystemRunner,
+        };
+        use rds_proto::csi::v1::NodeStageVolumeRequest;
+        use rds_proto::csi::v1::node_server::Node;
+
+        let dir = tempfile::tempdir().unwrap();
+        let (sys, files, state) = (
+            dir.path().join("sys"),
+            dir.path().join("files"),
+            dir.path().join("node"),
+        );
+        std::fs::create_dir_all(&sys).unwrap();
+        std::fs::create_dir_all(&files).unwrap();
+        let cfg = crate::config::Args::try_parse_from([
+            "csi-frontend".as_ref(),
+            "--role=node".as_ref(),
+            "--node-id=n1".as_ref(),
+            "--data-plane=loop".as_ref(),
+            std::ffi::OsStr::new("--loop-files-root"),
+            files.as_os_str(),
+            std::ffi::OsStr::new("--node-state-dir"),
+            state.as_os_str(),
+        ])
+        .unwrap()
+        .validate()
+        .unwrap();
+        let runner: Arc<dyn rds_dataplane::CommandRunner> = Arc::new(SystemRunner);
+        let mut lc = LoopConfig::new(&files);
+        lc.sysfs_root = sys.clone();
+        let plane = NodePlane::new(
+            NodeConfig::new(rds_bus::NodeId::parse("n1").unwrap(), &state),
+            LoopPlane::new(lc, runner.clone()).into(),
+            runner,
+            Arc::new(NoopEventSink),
+            Arc::new(NodeMetrics::new()),
+        )
+        .unwrap();
+        std::fs::create_dir_all(sys.join("module/nvme_tcp")).unwrap();
+        let svc = super::super::NodeService::new(Arc::new(cfg), Arc::new(plane)).unwrap();
+        let mut r = Registry::default();
+        svc.register_metrics(&mut r);
+        assert!(
+            scrape(&r).contains("\nrds_csi_node_nvme_tcp_loaded 1\n"),
+            "{}",
+            scrape(&r)
+        );
+        std::fs::remove_dir(sys.join("module/nvme_tcp")).unwrap();
+        let refused = svc
+            .node_stage_volume(tonic::Request::new(NodeStageVolumeRequest::default()))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+        assert!(
+            scrape(&r).contains("\nrds_csi_node_nvme_tcp_loaded 0\n"),
+            "{}",
+            scrape(&r)
+        );
+    }
 }
