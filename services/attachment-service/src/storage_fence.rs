@@ -25,9 +25,9 @@ use rds_proto::agent::{ListAllowedHostsRequest, SetAllowedHostsRequest};
 use crate::config::Config;
 use crate::error::Error;
 
-/// The one host NQN a volume held by nobody admits. No initiator uses it:
-/// nodes present `nqn.2014-08.org.nvmexpress:uuid:<derived uuid>`.
-pub const NO_HOST_NQN: &str = "nqn.2000-02.com.mikrotik:rds-csi-no-host";
+/// The one host NQN a volume held by nobody admits (one definition, shared
+/// with rds-agent's create path).
+pub use rds_bus::ids::NO_HOST_NQN;
 
 /// The host NQN form nodes derive (what "a list this driver set" contains,
 /// besides [`NO_HOST_NQN`]).

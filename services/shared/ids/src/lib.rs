@@ -12,6 +12,12 @@ pub const MANAGED_NQN_PREFIX: &str = "nqn.2000-02.com.mikrotik:";
 /// disk) is never created, connected or swept by this driver.
 pub const DEFAULT_MANAGED_NQN_PREFIX: &str = "nqn.2000-02.com.mikrotik:pvc-";
 
+/// The one host an export admits while no node holds its volume (storage
+/// fencing). RouterOS reads an empty allow list as "any host", so "nobody" is
+/// a host NQN no node of this driver presents (nodes use
+/// [`UUID_HOST_NQN_PREFIX`]); see docs/safety.md.
+pub const NO_HOST_NQN: &str = "nqn.2000-02.com.mikrotik:rds-csi-no-host";
+
 /// Prefix of every snapshot id ([`SnapshotId::from_name`], the Go driver's
 /// formula). Volumes and snapshots share the RouterOS slot namespace, so a
 /// volume id may not start with it: a snapshot is never taken for a volume.

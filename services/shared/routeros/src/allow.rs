@@ -18,10 +18,9 @@ pub const ALLOW_HOST_PROPERTY: &str = "nvme-tcp-server-allow-host-name";
 /// comma-separated). A host NQN can never contain it (see [`HostNqn::new`]).
 pub const ALLOW_LIST_SEPARATOR: char = ',';
 
-/// The one host an export admits while no node holds its volume (storage fencing). RouterOS
-/// reads an empty list as "any host", so "nobody" is a host NQN no initiator of this driver
-/// presents; it is also what a fenced volume is created with (docs/safety.md).
-pub const NO_HOST_NQN: &str = "nqn.2000-02.com.mikrotik:rds-csi-no-host";
+/// The "nobody" host of a fenced export, also what a fenced volume is created with; one
+/// definition, in rds-ids, shared with attachment-service.
+pub use rds_ids::NO_HOST_NQN;
 
 /// An initiator's host NQN (`nqn.yyyy-mm.<domain>:<name>`, ≤ 223 bytes of `[a-z0-9.:_-]`,
 /// e.g. `nqn.2014-08.org.nvmexpress:uuid:<uuid>`). The character set keeps every value a bare
