@@ -272,12 +272,13 @@ impl World {
             pod.dir.join("empty/socket-dir/csi.sock").display()
         );
         let ns = pod.netns();
-        for c in pod
-            .containers
-            .iter()
-            .map(|c| c.name.clone())
-            .collect::<Vec<_>>()
-        {
+        // Kubelet starts the containers together and the sidecars retry until
+        // the frontend's backends answer; the frontend is judged last, once
+        // the containers it calls have shown they serve (its Probe is ready
+        // at once and does not wait for them).
+        let mut names: Vec<String> = pod.containers.iter().map(|c| c.name.clone()).collect();
+        names.sort_by_key(|n| n == "csi-frontend");
+        for c in names {
             match c.as_str() {
                 "rds-agent" => {
                     let n = ns.clone();
