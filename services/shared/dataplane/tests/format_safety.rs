@@ -57,7 +57,7 @@ async fn ext4_with_a_zeroed_primary_superblock_is_refused_and_recoverable() {
         h.events.reasons()
     );
     assert!(
-        loops_of(&v.file).is_empty(),
+        loops_of_after_detach(&v.file).is_empty(),
         "a failed first stage detaches"
     );
 

@@ -91,7 +91,10 @@ async fn filesystem_lifecycle(fs: FsType, size: u64) {
     let u = h.unstage(&v).await;
     assert!(!u.was_mounted && !u.detached);
     assert_eq!(mounts_at(staging), 0);
-    assert!(loops_of(&v.file).is_empty(), "loop device detached");
+    assert!(
+        loops_of_after_detach(&v.file).is_empty(),
+        "loop device detached"
+    );
     assert!(
         !h.scratch
             .path()
@@ -214,7 +217,7 @@ async fn block_publish_is_a_device_node_never_a_mount() {
     }
     assert!(h.unstage(&v).await.detached);
     assert!(!h.unstage(&v).await.detached);
-    assert!(loops_of(&v.file).is_empty());
+    assert!(loops_of_after_detach(&v.file).is_empty());
     // Never formatted: raw bytes intact.
     assert_eq!(&std::fs::read(&v.file).unwrap()[..15], b"raw block bytes");
     assert!(h.runner.calls_to("mkfs.ext4").is_empty() && h.runner.calls_to("blkid").is_empty());
@@ -313,7 +316,7 @@ async fn blkid_exit_1_never_formats_and_the_breaker_stops_the_storm() {
     );
     assert_eq!(mounts_at(v.staging.as_path()), 0);
     assert!(
-        loops_of(&v.file).is_empty(),
+        loops_of_after_detach(&v.file).is_empty(),
         "a failed stage leaves no loop device behind"
     );
     assert_eq!(h.events.reasons(), vec!["MountFailure"; 3]);

@@ -101,7 +101,7 @@ async fn unstage_is_refused_while_a_file_is_open_on_the_filesystem() {
     drop(holder);
     let u = try_unstage(&h, &v).await.unwrap();
     assert!(u.was_mounted && u.detached);
-    assert!(loops_of(&v.file).is_empty());
+    assert!(loops_of_after_detach(&v.file).is_empty());
     h.stage(&v, mount(FsType::Ext4)).await.unwrap();
     assert_eq!(std::fs::read(&file).unwrap(), b"written before unstage");
     h.unstage(&v).await;
@@ -152,7 +152,7 @@ async fn unstage_is_refused_while_another_mount_of_the_device_exists() {
             .success()
     );
     assert!(try_unstage(&h, &v).await.unwrap().detached);
-    assert!(loops_of(&v.file).is_empty());
+    assert!(loops_of_after_detach(&v.file).is_empty());
 }
 
 #[tokio::test]
@@ -185,7 +185,7 @@ async fn unstage_is_refused_while_another_mount_namespace_has_it_mounted() {
     // The namespace died with its only process: unstage completes.
     let u = try_unstage(&h, &v).await.unwrap();
     assert!(u.detached, "{u:?}");
-    assert!(loops_of(&v.file).is_empty());
+    assert!(loops_of_after_detach(&v.file).is_empty());
 }
 
 #[tokio::test]
@@ -198,7 +198,7 @@ async fn raw_block_unstage_is_refused_while_a_process_holds_the_device() {
     assert_refused(&h, &v, &[&format!("pid {}", holder.pid()), "device open"]).await;
     drop(holder);
     assert!(try_unstage(&h, &v).await.unwrap().detached);
-    assert!(loops_of(&v.file).is_empty());
+    assert!(loops_of_after_detach(&v.file).is_empty());
 }
 
 #[tokio::test]

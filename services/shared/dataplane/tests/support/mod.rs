@@ -218,6 +218,21 @@ pub fn loops_of(file: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The loop devices still backed by `file` once the kernel has finished a
+/// detach: `losetup -d` on a device another process has open (udev's probe,
+/// a parallel test's `losetup` lookup) only marks it autoclear, and the kernel
+/// drops it at the last close. Polls (bounded) for the positive outcome.
+pub fn loops_of_after_detach(file: &Path) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let left = loops_of(file);
+        if left.is_empty() || std::time::Instant::now() > deadline {
+            return left;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 pub fn fs_uuid(dev: &Path) -> String {
     let out = Command::new("blkid")
         .args(["-p", "-s", "UUID", "-o", "value"])
