@@ -178,42 +178,23 @@ impl Stack {
 
         // csi-frontend, controller role, on a unix socket.
         let csi_endpoint = format!("unix://{}", path_str(&dir.path().join("csi.sock"))?);
-        let mut fe_args: Vec<String> = vec![
-            "csi-frontend".into(),
-            "--endpoint".into(),
-            csi_endpoint.clone(),
-            "--agent-endpoint".into(),
-            agent_endpoint.clone(),
-            "--attachment-endpoint".into(),
-            attachment_endpoint.clone(),
-            "--event-endpoint".into(),
-            event_endpoint.clone(),
-            "--rds-address".into(),
-            "127.0.0.1".into(),
-        ];
-        for n in &opts.known_nodes {
-            fe_args.push("--known-node".into());
-            fe_args.push(n.clone());
-        }
+        let mut fe = csi_frontend::spec::FrontendSpec::new(
+            &csi_endpoint,
+            &agent_endpoint,
+            &attachment_endpoint,
+            &event_endpoint,
+        );
+        fe.rds_address = Some("127.0.0.1".into());
+        fe.known_nodes = opts.known_nodes.clone();
         if opts.node_role {
-            fe_args.extend([
-                "--role".into(),
-                "all".into(),
-                "--node-id".into(),
-                NODE_ID.into(),
-                "--data-plane".into(),
-                "loop".into(),
-                "--loop-files-root".into(),
-                path_str(&sim.state_dir().join("files"))?,
-                "--node-state-dir".into(),
-                path_str(&dir.path().join("node"))?,
-            ]);
+            fe = fe.with_loop_node(
+                NODE_ID,
+                sim.state_dir().join("files"),
+                dir.path().join("node"),
+            );
         }
-        fe_args.extend(opts.frontend_args);
-        let cfg = <csi_frontend::Args as clap::Parser>::try_parse_from(fe_args)
-            .map_err(|e| err("csi-frontend flags", e))?
-            .validate()
-            .map_err(|e| err("csi-frontend config", e))?;
+        fe.extra_args = opts.frontend_args;
+        let cfg = fe.settings().map_err(|e| err("csi-frontend config", e))?;
         let csi_listener = Listener::bind(&cfg.endpoint).await?;
         let csi_shutdown = Shutdown::new();
         let sd = csi_shutdown.clone();

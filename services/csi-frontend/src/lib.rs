@@ -31,6 +31,7 @@ pub mod paging;
 pub mod params;
 pub mod server;
 mod span;
+pub mod spec;
 pub mod validate;
 pub mod volume_context;
 

@@ -76,6 +76,23 @@ fn agent_spec(
     spec
 }
 
+/// csi-frontend's typed settings (the builder the tests use in-process too):
+/// both roles on one socket, the node role on loop devices over the sim's
+/// files (local mode).
+fn frontend_spec(
+    layout: &Layout,
+    ep: &Endpoints,
+    sim_host: &str,
+    metrics: &str,
+) -> csi_frontend::spec::FrontendSpec {
+    let mut spec =
+        csi_frontend::spec::FrontendSpec::new(&ep.csi, &ep.agent, &ep.attachment, &ep.events)
+            .with_loop_node(&ep.node_id, layout.sim_files(), layout.node_dir());
+    spec.rds_address = Some(sim_host.to_owned());
+    spec.metrics_address = Some(metrics.to_owned()).filter(|m| !m.is_empty());
+    spec
+}
+
 pub fn services(layout: &Layout, ep: &Endpoints) -> Vec<ServiceSpec> {
     let (sim_host, sim_port) = ep.sim_ssh.rsplit_once(':').unwrap_or(("127.0.0.1", "22"));
     // Empty disables a service's metrics listener.
@@ -130,31 +147,7 @@ pub fn services(layout: &Layout, ep: &Endpoints) -> Vec<ServiceSpec> {
         },
         ServiceSpec {
             name: "csi-frontend",
-            args: s(&[
-                "--endpoint",
-                &ep.csi,
-                "--role",
-                "all",
-                "--node-id",
-                &ep.node_id,
-                "--rds-address",
-                sim_host,
-                "--agent-endpoint",
-                &ep.agent,
-                "--attachment-endpoint",
-                &ep.attachment,
-                "--event-endpoint",
-                &ep.events,
-                // The node role in local mode: loop devices over the sim's files.
-                "--data-plane",
-                "loop",
-                "--node-state-dir",
-                &path(layout.node_dir()),
-                "--loop-files-root",
-                &path(layout.sim_files()),
-                "--metrics-address",
-                &m_frontend,
-            ]),
+            args: frontend_spec(layout, ep, sim_host, &m_frontend).to_args(),
         },
     ]
 }
