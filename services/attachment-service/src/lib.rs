@@ -24,6 +24,7 @@ pub mod manager;
 pub mod metrics;
 pub mod model;
 pub mod reconcile;
+pub mod spec;
 pub mod storage_fence;
 pub mod store;
 

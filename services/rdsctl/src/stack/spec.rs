@@ -93,6 +93,17 @@ fn frontend_spec(
     spec
 }
 
+/// attachment-service's typed settings (the Config the tests serve in
+/// process): local mode, a file store under DIR, the one local node.
+fn attachment_config(layout: &Layout, ep: &Endpoints, metrics: &str) -> attachment_service::Config {
+    let mut cfg = attachment_service::Config::local(layout.attachments_dir());
+    cfg.listen = ep.attachment.clone();
+    cfg.events_endpoint = Some(ep.events.clone());
+    cfg.known_nodes = vec![ep.node_id.clone()];
+    cfg.metrics_addr = metrics.to_owned();
+    cfg
+}
+
 pub fn services(layout: &Layout, ep: &Endpoints) -> Vec<ServiceSpec> {
     let (sim_host, sim_port) = ep.sim_ssh.rsplit_once(':').unwrap_or(("127.0.0.1", "22"));
     // Empty disables a service's metrics listener.
@@ -127,19 +138,7 @@ pub fn services(layout: &Layout, ep: &Endpoints) -> Vec<ServiceSpec> {
         },
         ServiceSpec {
             name: "attachment-service",
-            args: [
-                s(&["--listen", &ep.attachment, "--mode", "local", "--state-dir"]),
-                vec![path(layout.attachments_dir())],
-                s(&[
-                    "--events-endpoint",
-                    &ep.events,
-                    "--known-nodes",
-                    &ep.node_id,
-                    "--metrics-addr",
-                    &m_attach,
-                ]),
-            ]
-            .concat(),
+            args: attachment_config(layout, ep, &m_attach).to_args(),
         },
         ServiceSpec {
             name: "rds-agent",
