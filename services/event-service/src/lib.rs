@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod queue;
 pub mod service;
 pub mod sink;
+pub mod spec;
 pub mod validate;
 pub mod worker;
 

@@ -93,6 +93,16 @@ fn frontend_spec(
     spec
 }
 
+/// event-service's typed settings (the Config the tests start in process):
+/// events to a JSON-lines file under DIR.
+fn event_config(layout: &Layout, ep: &Endpoints, metrics: &str) -> event_service::Config {
+    let mut cfg = event_service::Config::file_sink(layout.events_file());
+    cfg.listen = ep.events.clone();
+    cfg.instance = Some(ep.node_id.clone());
+    cfg.metrics_addr = metrics.to_owned();
+    cfg
+}
+
 /// attachment-service's typed settings (the Config the tests serve in
 /// process): local mode, a file store under DIR, the one local node.
 fn attachment_config(layout: &Layout, ep: &Endpoints, metrics: &str) -> attachment_service::Config {
@@ -126,15 +136,7 @@ pub fn services(layout: &Layout, ep: &Endpoints) -> Vec<ServiceSpec> {
         },
         ServiceSpec {
             name: "event-service",
-            args: [
-                s(&["--listen", &ep.events]),
-                vec![
-                    "--sink".to_owned(),
-                    format!("file:{}", layout.events_file().display()),
-                ],
-                s(&["--metrics-addr", &m_events, "--instance", &ep.node_id]),
-            ]
-            .concat(),
+            args: event_config(layout, ep, &m_events).to_args(),
         },
         ServiceSpec {
             name: "attachment-service",
