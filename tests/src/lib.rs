@@ -32,6 +32,8 @@ use russh::keys::ssh_key::private::Ed25519Keypair;
 use serde_json::Value;
 use tokio::task::JoinHandle;
 
+pub mod deploy_checks;
+
 pub use rds_bus::BusChannel;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

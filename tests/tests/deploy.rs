@@ -11,50 +11,7 @@
 //! `cargo nextest run --workspace` builds every service binary there first.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent: the repository root")
-        .to_path_buf()
-}
-
-/// `<target>/<profile>`: this test runs as `<target>/<profile>/deps/deploy-<hash>`.
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("path of the running test binary");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("test binary lives in <target>/<profile>/deps")
-        .to_path_buf()
-}
-
-fn run(script: &str) {
-    let root = repo_root();
-    let path = root.join("deploy/tests").join(script);
-    let out = Command::new("python3")
-        .arg(&path)
-        .current_dir(&root)
-        .env("RDS_CSI_BIN_DIR", profile_dir())
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot start python3 for {}: {e}", path.display()));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let hint = if stderr.contains("ModuleNotFoundError") {
-        "\nhint: pip install kubernetes-validate jsonschema starlark-pyo3 pyyaml"
-    } else {
-        ""
-    };
-    assert!(
-        out.status.success(),
-        "deploy/tests/{script} failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}{hint}",
-        out.status
-    );
-    // Passing output stays visible with --nocapture / nextest --success-output.
-    println!("{stdout}");
-}
+use integration_tests::deploy_checks::run_deploy_check as run;
 
 #[test]
 fn kustomize_renders_and_every_object_validates_against_its_schema() {
