@@ -51,6 +51,8 @@ fn to_snapshot(s: &SnapshotInfo) -> Snapshot {
         file_path: s.file_path.to_string(),
         // False while the detached copy-from still runs.
         ready_to_use: s.ready,
+        // Flat copy-from snapshots until the subvolume layout lands.
+        layout: rds_proto::agent::VolumeLayout::Flat as i32,
     }
 }
 

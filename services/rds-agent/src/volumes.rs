@@ -183,6 +183,8 @@ impl Volumes {
             nqn: d.nvme_tcp_server_nqn.clone().unwrap_or_default(),
             source_snapshot_id: String::new(),
             source_volume_id: String::new(),
+            layout: rds_proto::agent::VolumeLayout::Flat as i32,
+            owner: None,
         }
     }
 

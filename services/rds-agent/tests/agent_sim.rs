@@ -215,6 +215,7 @@ async fn full_volume_and_snapshot_lifecycle() {
             base_path: String::new(),
             nvme_port: 0,
             source: Some(Source::SourceSnapshotId(snap_id.clone())),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -229,6 +230,7 @@ async fn full_volume_and_snapshot_lifecycle() {
             base_path: String::new(),
             nvme_port: 0,
             source: Some(Source::SourceSnapshotId("snap-nope".into())),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -471,6 +473,7 @@ async fn injection_attempts_are_invalid_argument_and_never_reach_the_rds() {
                 base_path: String::new(),
                 nvme_port: 0,
                 source: Some(Source::SourceSnapshotId(bad.clone())),
+                ..Default::default()
             })
             .await
             .map(|_| ()),
@@ -485,6 +488,7 @@ async fn injection_attempts_are_invalid_argument_and_never_reach_the_rds() {
                 base_path: path.clone(),
                 nvme_port: 0,
                 source: None,
+                ..Default::default()
             })
             .await
             .map(|_| ()),
@@ -521,6 +525,7 @@ async fn injection_attempts_are_invalid_argument_and_never_reach_the_rds() {
                 base_path: String::new(),
                 nvme_port: 70000,
                 source: None,
+                ..Default::default()
             },
         ),
         (
@@ -531,6 +536,7 @@ async fn injection_attempts_are_invalid_argument_and_never_reach_the_rds() {
                 base_path: "/flash/x".into(),
                 nvme_port: 0,
                 source: None,
+                ..Default::default()
             },
         ),
         (
@@ -541,6 +547,7 @@ async fn injection_attempts_are_invalid_argument_and_never_reach_the_rds() {
                 base_path: "/storage-pool/../flash".into(),
                 nvme_port: 0,
                 source: None,
+                ..Default::default()
             },
         ),
         (
@@ -551,6 +558,7 @@ async fn injection_attempts_are_invalid_argument_and_never_reach_the_rds() {
                 base_path: String::new(),
                 nvme_port: 0,
                 source: None,
+                ..Default::default()
             },
         ),
     ] {

@@ -55,6 +55,7 @@ fn restore_req(id: &str, snap: &str) -> CreateVolumeRequest {
         base_path: String::new(),
         nvme_port: 0,
         source: Some(Source::SourceSnapshotId(snap.into())),
+        ..Default::default()
     }
 }
 

@@ -73,6 +73,7 @@ fn from(id: &str, source: Source) -> CreateVolumeRequest {
         base_path: String::new(),
         nvme_port: 0,
         source: Some(source),
+        ..Default::default()
     }
 }
 

@@ -143,6 +143,9 @@ impl Core {
                     base_path: params.base_path.clone(),
                     nvme_port: params.nvme_port.into(),
                     source: content.bus_source(),
+                    // Layout and ownership tag: wired by the Btrfs work
+                    // (docs/decisions.md §13); flat and untagged until then.
+                    ..Default::default()
                 },
             )
             .await?;

@@ -186,6 +186,7 @@ pub fn create_req(id: &str, size: u64) -> CreateVolumeRequest {
         base_path: String::new(),
         nvme_port: 0,
         source: None,
+        ..Default::default()
     }
 }
 
