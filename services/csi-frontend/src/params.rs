@@ -3,11 +3,13 @@
 //! but ignores (accepted with a warning so old StorageClasses keep working),
 //! and every `csi.storage.k8s.io/*` key. Anything else is INVALID_ARGUMENT
 //! naming the key; every value is checked, a bad one is INVALID_ARGUMENT
-//! naming the key and the value.
+//! naming the key and the value. `volumeLayout` (not in the Go driver)
+//! chooses flat or Btrfs-subvolume volumes (docs/btrfs.md).
 
 use std::collections::HashMap;
 
 pub use rds_bus::PvcRef;
+pub use rds_bus::volume_context::VolumeLayout;
 use rds_bus::volume_context::{self as vc, key};
 
 use crate::config::Config;
@@ -27,6 +29,8 @@ pub const MIGRATION_TIMEOUT: &str = key::MIGRATION_TIMEOUT;
 /// Not in the Go driver: `"true"` lets the node format a restored or cloned
 /// volume that reads blank (off by default: such a volume is refused).
 pub const FORMAT_BLANK_RESTORE: &str = key::FORMAT_BLANK_RESTORE;
+/// Not in the Go driver: `flat` (default) or `subvolume` (Btrfs pools only).
+pub const VOLUME_LAYOUT: &str = key::VOLUME_LAYOUT;
 
 /// Documented by the Go driver but never read by it.
 pub const IGNORED_KEYS: [&str; 5] = ["sshPort", "nqnPrefix", "fsType", "rdsPort", "rdsBasePath"];
@@ -34,7 +38,7 @@ pub const IGNORED_KEYS: [&str; 5] = ["sshPort", "nqnPrefix", "fsType", "rdsPort"
 pub const K8S_PREFIX: &str = "csi.storage.k8s.io/";
 pub const PVC_NAME: &str = key::PVC_NAME;
 pub const PVC_NAMESPACE: &str = key::PVC_NAMESPACE;
-const PV_NAME: &str = "csi.storage.k8s.io/pv/name";
+pub const PV_NAME: &str = "csi.storage.k8s.io/pv/name";
 const K8S_FSTYPE: &str = "csi.storage.k8s.io/fstype";
 
 pub use vc::{
@@ -54,7 +58,10 @@ pub struct VolumeParams {
     pub keep_alive_tmo: u32,
     pub migration_timeout_seconds: u32,
     pub pvc: Option<PvcRef>,
+    /// The PV the provisioner will create (`--extra-create-metadata`).
+    pub pv_name: Option<String>,
     pub format_blank_restore: bool,
+    pub layout: VolumeLayout,
     /// Accepted-but-ignored keys and clamped values, for a warning log line.
     pub warnings: Vec<String>,
 }
@@ -108,7 +115,9 @@ pub fn volume_params(
         keep_alive_tmo: DEFAULT_KEEP_ALIVE_TMO,
         migration_timeout_seconds: DEFAULT_MIGRATION_TIMEOUT,
         pvc: None,
+        pv_name: None,
         format_blank_restore: false,
+        layout: VolumeLayout::Flat,
         warnings: Vec::new(),
     };
     // The node reads the timers in these ranges (rds_bus::volume_context):
@@ -140,6 +149,7 @@ pub fn volume_params(
             }
             RECONNECT_DELAY => p.reconnect_delay = timer(key, v, 1)?,
             KEEP_ALIVE_TMO => p.keep_alive_tmo = timer(key, v, 0)?,
+            VOLUME_LAYOUT => p.layout = layout(v)?,
             FORMAT_BLANK_RESTORE => {
                 p.format_blank_restore = match v.trim() {
                     "true" => true,
@@ -200,7 +210,22 @@ pub fn volume_params(
         }),
         _ => None,
     };
+    p.pv_name = map.get(PV_NAME).cloned();
     Ok(p)
+}
+
+/// `flat` or `subvolume`; anything else names the allowed values.
+fn layout(v: &str) -> Result<VolumeLayout, FrontendError> {
+    VolumeLayout::parse(v.trim()).ok_or_else(|| {
+        bad(
+            VOLUME_LAYOUT,
+            format!(
+                "{:?} is not a layout (allowed: {})",
+                validate::truncate(v),
+                VolumeLayout::ALLOWED
+            ),
+        )
+    })
 }
 
 /// VolumeSnapshotClass parameters: `volumePath` and `csi.storage.k8s.io/*`.
@@ -227,7 +252,7 @@ fn unknown(key: &str, class: &str) -> FrontendError {
     FrontendError::InvalidArgument(format!(
         "unknown {class} parameter {:?} (accepted: {VOLUME_PATH}, {NVME_PORT}, {NVME_ADDRESS}, \
          {RDS_ADDRESS}, {CTRL_LOSS_TMO}, {RECONNECT_DELAY}, {KEEP_ALIVE_TMO}, {MIGRATION_TIMEOUT}, \
-         {FORMAT_BLANK_RESTORE}, {}, {K8S_PREFIX}*)",
+         {FORMAT_BLANK_RESTORE}, {VOLUME_LAYOUT}, {}, {K8S_PREFIX}*)",
         validate::truncate(key),
         IGNORED_KEYS.join(", ")
     ))
@@ -275,6 +300,7 @@ mod tests {
         );
         assert_eq!(p.migration_timeout_seconds, 300);
         assert!(p.pvc.is_none());
+        assert_eq!(p.layout, VolumeLayout::Flat, "flat stays the default");
         assert!(
             !p.format_blank_restore,
             "blank restores are refused by default"
@@ -362,6 +388,9 @@ mod tests {
             (PVC_NAME, "Bad Name"),
             (PVC_NAMESPACE, "a.b"),
             ("csi.storage.k8s.io/fstype", "zfs"),
+            ("volumeLayout", "btrfs"),
+            ("volumeLayout", "Subvolume"),
+            ("volumeLayout", ""),
         ] {
             let e = volume_params(&map(&[(k, v)]), &cfg()).unwrap_err();
             assert!(matches!(e, FrontendError::InvalidArgument(_)));
@@ -369,6 +398,44 @@ mod tests {
         }
         // Every other csi.storage.k8s.io/* key is accepted.
         assert!(volume_params(&map(&[("csi.storage.k8s.io/anything", "x y")]), &cfg()).is_ok());
+    }
+
+    #[test]
+    fn volume_layout_is_flat_or_subvolume_and_a_bad_one_names_both() {
+        for (v, want) in [
+            ("flat", VolumeLayout::Flat),
+            ("subvolume", VolumeLayout::Subvolume),
+        ] {
+            let p = volume_params(&map(&[("volumeLayout", v)]), &cfg()).unwrap();
+            assert_eq!(p.layout, want);
+        }
+        let e = volume_params(&map(&[("volumeLayout", "zfs")]), &cfg()).unwrap_err();
+        assert!(matches!(e, FrontendError::InvalidArgument(_)), "{e:?}");
+        let msg = e.to_string();
+        for part in ["\"volumeLayout\"", "\"zfs\"", "flat", "subvolume"] {
+            assert!(msg.contains(part), "{part} missing in {msg}");
+        }
+        // The unknown-key message lists it among the accepted keys.
+        let e = volume_params(&map(&[("layout", "flat")]), &cfg()).unwrap_err();
+        assert!(e.to_string().contains("volumeLayout"), "{e}");
+    }
+
+    #[test]
+    fn provisioner_metadata_keys_are_accepted_and_read() {
+        let p = volume_params(
+            &map(&[
+                (PVC_NAME, "data-0"),
+                (PVC_NAMESPACE, "apps"),
+                (PV_NAME, "pvc-1234"),
+            ]),
+            &cfg(),
+        )
+        .unwrap();
+        assert_eq!(p.pv_name.as_deref(), Some("pvc-1234"));
+        assert_eq!(p.pvc, PvcRef::new("apps", "data-0"));
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+        let e = volume_params(&map(&[(PV_NAME, "PV 1")]), &cfg()).unwrap_err();
+        assert!(e.to_string().contains(PV_NAME), "{e}");
     }
 
     #[test]

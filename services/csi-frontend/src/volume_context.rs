@@ -3,20 +3,41 @@
 //! nine keys with the same meanings, the PVC name and namespace when the
 //! provisioner passed them, and — not in the Go driver — `contentSource` for
 //! a restore or clone and `formatBlankRestore` when the StorageClass allows
-//! formatting a restore that reads blank. PVs created by the Go driver stage
-//! unchanged. Also the reading side used by ControllerPublish.
+//! formatting a restore that reads blank, and `volumeLayout` for a volume in
+//! a Btrfs subvolume (absent = flat). PVs created by the Go driver stage
+//! unchanged. Also the reading side used by ControllerPublish, and the
+//! context ListVolumes can show (the ownership tag the agent read).
 
 use std::collections::HashMap;
 
-use rds_bus::volume_context::{VolumeContext, key};
+use rds_bus::volume_context::{VolumeContext, VolumeLayout, key};
 use rds_bus::{ContentSource, Nqn, SnapshotId, VolumeId};
 use rds_proto::agent::Volume;
 
 use crate::params::{PvcRef, VolumeParams};
 
 pub const NQN: &str = key::NQN;
-/// The FULL backing-file path (not the directory), as the Go driver.
+/// The FULL backing-file path (not the directory), as the Go driver:
+/// `<base>/<id>.img` for a flat volume, `<base>/<id>/volume.img` for a
+/// subvolume one.
 pub const VOLUME_PATH: &str = key::VOLUME_PATH;
+/// ListVolumes only (never in a PV): the cluster id of the disk's ownership tag.
+pub const OWNER_CLUSTER: &str = "rds.csi.srvlab.io/cluster";
+/// ListVolumes only: the PV name of the disk's ownership tag.
+pub const OWNER_PV: &str = "csi.storage.k8s.io/pv/name";
+
+/// The layout the agent reports for `vol`, else the requested one.
+pub fn layout_of(vol: &Volume, requested: VolumeLayout) -> VolumeLayout {
+    VolumeLayout::from_proto(vol.layout).unwrap_or(requested)
+}
+
+/// Where the agent puts a volume's file when it does not say.
+fn default_file_path(base: &str, id: &VolumeId, layout: VolumeLayout) -> String {
+    match layout {
+        VolumeLayout::Flat => format!("{base}/{}", id.file_name()),
+        VolumeLayout::Subvolume => format!("{base}/{id}/volume.img"),
+    }
+}
 
 /// The content source the agent reports for `vol` (set for volumes made
 /// from a snapshot or a volume in this request).
@@ -36,8 +57,9 @@ pub fn build(p: &VolumeParams, id: &VolumeId, vol: &Volume) -> HashMap<String, S
         .filter(|p| *p > 0)
         .unwrap_or(p.nvme_port);
     let nqn = Nqn::parse(&vol.nqn).unwrap_or_else(|_| id.nqn());
+    let layout = layout_of(vol, p.layout);
     let path = if vol.file_path.is_empty() {
-        format!("{}/{}", p.base_path, id.file_name())
+        default_file_path(&p.base_path, id, layout)
     } else {
         vol.file_path.clone()
     };
@@ -54,9 +76,38 @@ pub fn build(p: &VolumeParams, id: &VolumeId, vol: &Volume) -> HashMap<String, S
         pvc: p.pvc.clone(),
         content_source: content_source(vol),
         format_blank_restore: p.format_blank_restore,
+        layout,
         warnings: Vec::new(),
     }
     .to_map()
+}
+
+/// What ListVolumes / ControllerGetVolume can tell about a listed volume
+/// without the PV: its file, its layout when not flat, and the owner the
+/// disk's tag names (PVC, PV, cluster), each only when known.
+pub fn listed(vol: &Volume) -> HashMap<String, String> {
+    let mut m = HashMap::new();
+    if !vol.file_path.is_empty() {
+        m.insert(VOLUME_PATH.to_owned(), vol.file_path.clone());
+    }
+    if let Some(VolumeLayout::Subvolume) = VolumeLayout::from_proto(vol.layout) {
+        m.insert(
+            key::VOLUME_LAYOUT.to_owned(),
+            VolumeLayout::Subvolume.to_string(),
+        );
+    }
+    if let Some(o) = &vol.owner {
+        if let Some(pvc) = o.pvc.as_ref().and_then(PvcRef::from_proto) {
+            m.insert(key::PVC_NAMESPACE.to_owned(), pvc.namespace);
+            m.insert(key::PVC_NAME.to_owned(), pvc.name);
+        }
+        for (k, v) in [(OWNER_PV, &o.pv_name), (OWNER_CLUSTER, &o.cluster_id)] {
+            if !v.is_empty() {
+                m.insert(k.to_owned(), v.clone());
+            }
+        }
+    }
+    m
 }
 
 /// What ControllerPublish needs from a PV's volume_context. The context was
@@ -170,6 +221,81 @@ mod tests {
         let p = params::volume_params(&params, &cfg).unwrap();
         let ctx = build(&p, &id, &restored);
         assert_eq!(ctx["formatBlankRestore"], "true");
+    }
+
+    #[test]
+    fn subvolume_layout_is_recorded_and_read_back_by_the_node() {
+        let cfg = Config::for_tests("127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3", &[]).unwrap();
+        let params: HashMap<String, String> =
+            [("volumeLayout".to_owned(), "subvolume".to_owned())].into();
+        let p = params::volume_params(&params, &cfg).unwrap();
+        let id = VolumeId::parse("pvc-sub").unwrap();
+        let vol = Volume {
+            volume_id: "pvc-sub".into(),
+            file_path: "/storage-pool/metal-csi/pvc-sub/volume.img".into(),
+            layout: rds_proto::agent::VolumeLayout::Subvolume as i32,
+            ..Default::default()
+        };
+        let ctx = build(&p, &id, &vol);
+        assert_eq!(ctx["volumeLayout"], "subvolume");
+        assert_eq!(
+            ctx["volumePath"], "/storage-pool/metal-csi/pvc-sub/volume.img",
+            "volumePath is the file inside the subvolume"
+        );
+        let node = VolumeContext::parse(&ctx).unwrap();
+        assert_eq!(node.layout, VolumeLayout::Subvolume);
+        // The agent did not report a path: the contract's file name.
+        let bare = Volume {
+            file_path: String::new(),
+            layout: 0,
+            ..vol.clone()
+        };
+        let ctx = build(&p, &id, &bare);
+        assert_eq!(
+            ctx["volumePath"],
+            "/storage-pool/metal-csi/pvc-sub/volume.img"
+        );
+        assert_eq!(ctx["volumeLayout"], "subvolume", "the requested layout");
+        // The agent's answer wins (an existing flat volume stays flat).
+        let flat = Volume {
+            layout: rds_proto::agent::VolumeLayout::Flat as i32,
+            file_path: "/storage-pool/metal-csi/pvc-sub.img".into(),
+            ..vol
+        };
+        let ctx = build(&p, &id, &flat);
+        assert!(!ctx.contains_key("volumeLayout"), "{ctx:?}");
+        assert_eq!(
+            ctx.len(),
+            9,
+            "a flat volume keeps the Go driver's nine keys"
+        );
+    }
+
+    #[test]
+    fn listed_volumes_show_the_owner_tag_when_there_is_one() {
+        let mut vol = Volume {
+            volume_id: "pvc-1".into(),
+            file_path: "/storage-pool/metal-csi/pvc-1.img".into(),
+            ..Default::default()
+        };
+        let m = listed(&vol);
+        assert_eq!(
+            m.len(),
+            1,
+            "an untagged Go-driver disk: just its file {m:?}"
+        );
+        vol.owner = Some(rds_proto::agent::VolumeOwner {
+            cluster_id: "home".into(),
+            pv_name: "pvc-1".into(),
+            pvc: Some(PvcRef::new("apps", "data").unwrap().to_proto()),
+        });
+        vol.layout = rds_proto::agent::VolumeLayout::Subvolume as i32;
+        let m = listed(&vol);
+        assert_eq!(m[OWNER_CLUSTER], "home");
+        assert_eq!(m[OWNER_PV], "pvc-1");
+        assert_eq!(m[PVC_NAMESPACE], "apps");
+        assert_eq!(m[PVC_NAME], "data");
+        assert_eq!(m["volumeLayout"], "subvolume");
     }
 
     #[test]

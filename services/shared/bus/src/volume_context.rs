@@ -32,6 +32,10 @@ pub mod key {
     /// Not in the Go driver: `"true"` when the StorageClass allows the node to
     /// format a restored/cloned volume that reads blank (absent = refuse).
     pub const FORMAT_BLANK_RESTORE: &str = "formatBlankRestore";
+    /// Not in the Go driver: `subvolume` when the volume's file sits in a
+    /// Btrfs subvolume of its own (`<base>/<id>/volume.img`); absent = `flat`
+    /// (`<base>/<id>.img`, every Go-driver PV). docs/csi.md §4.
+    pub const VOLUME_LAYOUT: &str = "volumeLayout";
 }
 
 /// Reconnect forever, so filesystems never go read-only (the Go driver's).
@@ -128,6 +132,63 @@ impl fmt::Display for ContentSource {
     }
 }
 
+/// Where a volume's backing file sits on the pool (docs/csi.md §3, §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum VolumeLayout {
+    /// `<base>/<id>.img`: the Go driver's layout, and the default.
+    #[default]
+    Flat,
+    /// `<base>/<id>/volume.img` inside a Btrfs subvolume of its own.
+    Subvolume,
+}
+
+impl VolumeLayout {
+    /// Every accepted spelling, for error messages.
+    pub const ALLOWED: &'static str = "flat, subvolume";
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VolumeLayout::Flat => "flat",
+            VolumeLayout::Subvolume => "subvolume",
+        }
+    }
+
+    /// Exactly `flat` or `subvolume` (no case folding: the same text is
+    /// written back into the PV).
+    pub fn parse(s: &str) -> Option<VolumeLayout> {
+        match s {
+            "flat" => Some(VolumeLayout::Flat),
+            "subvolume" => Some(VolumeLayout::Subvolume),
+            _ => None,
+        }
+    }
+
+    /// The agent's wire value (UNSPECIFIED is flat: what every caller meant
+    /// before layouts existed).
+    pub fn to_proto(self) -> rds_proto::agent::VolumeLayout {
+        match self {
+            VolumeLayout::Flat => rds_proto::agent::VolumeLayout::Flat,
+            VolumeLayout::Subvolume => rds_proto::agent::VolumeLayout::Subvolume,
+        }
+    }
+
+    /// From the wire: `None` for UNSPECIFIED or an unknown number (the agent
+    /// did not say), so callers keep what they asked for.
+    pub fn from_proto(v: i32) -> Option<VolumeLayout> {
+        match rds_proto::agent::VolumeLayout::try_from(v) {
+            Ok(rds_proto::agent::VolumeLayout::Flat) => Some(VolumeLayout::Flat),
+            Ok(rds_proto::agent::VolumeLayout::Subvolume) => Some(VolumeLayout::Subvolume),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for VolumeLayout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The typed volume_context. Addresses stay text here: the controller checks
 /// them as IP or host name, the NVMe plane requires an IP.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +211,9 @@ pub struct VolumeContext {
     pub pvc: Option<PvcRef>,
     pub content_source: Option<ContentSource>,
     pub format_blank_restore: bool,
+    /// Written only when not flat, so a flat context keeps the Go driver's
+    /// keys byte for byte; a context without the key is flat.
+    pub layout: VolumeLayout,
     /// Advisory values that were malformed and dropped (for a warning log).
     pub warnings: Vec<String>,
 }
@@ -169,6 +233,7 @@ impl Default for VolumeContext {
             pvc: None,
             content_source: None,
             format_blank_restore: false,
+            layout: VolumeLayout::Flat,
             warnings: Vec::new(),
         }
     }
@@ -267,6 +332,16 @@ impl VolumeContext {
                 }
             };
         }
+        if let Some(v) = get(ctx, key::VOLUME_LAYOUT) {
+            // Strict: a misread layout would look for the file elsewhere.
+            c.layout = VolumeLayout::parse(v).ok_or_else(|| {
+                ContextError::new(
+                    key::VOLUME_LAYOUT,
+                    v,
+                    format!("must be one of {}", VolumeLayout::ALLOWED),
+                )
+            })?;
+        }
         c.read_advisory(ctx);
         Ok(c)
     }
@@ -351,6 +426,9 @@ impl VolumeContext {
         if self.format_blank_restore {
             m.insert(key::FORMAT_BLANK_RESTORE.to_owned(), "true".to_owned());
         }
+        if self.layout != VolumeLayout::Flat {
+            m.insert(key::VOLUME_LAYOUT.to_owned(), self.layout.to_string());
+        }
         m
     }
 
@@ -396,6 +474,7 @@ mod tests {
         );
         assert_eq!(c.content_source, None);
         assert!(!c.format_blank_restore);
+        assert_eq!(c.layout, VolumeLayout::Flat, "no volumeLayout key = flat");
         assert_eq!(c.to_map(), go, "the Go driver's nine keys, byte for byte");
     }
 
@@ -421,6 +500,45 @@ mod tests {
     }
 
     #[test]
+    fn layout_round_trips_and_flat_is_the_absent_key() {
+        let sub = VolumeContext {
+            volume_path: Some("/storage-pool/metal-csi/pvc-1/volume.img".into()),
+            layout: VolumeLayout::Subvolume,
+            ..VolumeContext::default()
+        };
+        let m = sub.to_map();
+        assert_eq!(m[key::VOLUME_LAYOUT], "subvolume");
+        assert_eq!(
+            VolumeContext::parse(&m).unwrap().layout,
+            VolumeLayout::Subvolume
+        );
+        let mut c = sub.clone();
+        c.migration_timeout_seconds = Some(DEFAULT_MIGRATION_TIMEOUT);
+        assert_eq!(VolumeContext::parse(&m).unwrap(), c);
+        // Flat is never written; an explicit "flat" (hand-written PV) reads as flat.
+        let flat = VolumeContext::default().to_map();
+        assert!(!flat.contains_key(key::VOLUME_LAYOUT), "{flat:?}");
+        assert_eq!(
+            VolumeContext::parse(&flat).unwrap().layout,
+            VolumeLayout::Flat
+        );
+        let explicit = ctx(&[(key::VOLUME_LAYOUT, "flat")]);
+        assert_eq!(
+            VolumeContext::parse(&explicit).unwrap().layout,
+            VolumeLayout::Flat
+        );
+        for l in [VolumeLayout::Flat, VolumeLayout::Subvolume] {
+            assert_eq!(VolumeLayout::parse(l.as_str()), Some(l));
+            assert_eq!(VolumeLayout::from_proto(l.to_proto() as i32), Some(l));
+        }
+        assert_eq!(
+            VolumeLayout::from_proto(0),
+            None,
+            "UNSPECIFIED: the agent did not say"
+        );
+    }
+
+    #[test]
     fn malformed_connection_keys_name_the_key() {
         for (k, v) in [
             ("nvmePort", "0"),
@@ -432,6 +550,8 @@ mod tests {
             ("contentSource", "tape:1"),
             ("contentSource", "snapshot:a;b"),
             ("formatBlankRestore", "yes"),
+            ("volumeLayout", "Subvolume"),
+            ("volumeLayout", "btrfs"),
         ] {
             let e = VolumeContext::parse(&ctx(&[(k, v)])).unwrap_err();
             assert_eq!(e.key, k, "{k}={v}: {e}");
