@@ -269,6 +269,7 @@ impl CopyFromBackend {
             file_size: None,
             slot: id.clone(),
             export: CopyExport::Disabled,
+            comment: None,
         };
         let work = copy_and_verify(self.rds.clone(), cmd, id.clone(), self.copy_timeout);
         let f = self.flights.start(
@@ -386,6 +387,7 @@ impl CopyFromBackend {
             file_size: Some(new.size),
             slot: new.slot.clone(),
             export: CopyExport::Enabled(new.export.clone()),
+            comment: None,
         };
         self.rds.exec().mutate_long(&cmd, self.copy_timeout).await
     }

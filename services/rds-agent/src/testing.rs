@@ -146,6 +146,7 @@ impl FakeRds {
                 file_size,
                 slot,
                 export,
+                ..
             } => {
                 if s.disks.contains_key(slot.as_str()) {
                     return failure("failure: item with such name already exists");
@@ -174,6 +175,7 @@ impl FakeRds {
                 file_size,
                 slot,
                 export,
+                ..
             } => {
                 if s.disks.contains_key(slot.as_str()) {
                     return failure("failure: item with such name already exists");

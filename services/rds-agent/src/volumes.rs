@@ -324,6 +324,7 @@ impl Volumes {
                 file_size: FileSize::new(spec.size)?,
                 slot: slot.clone(),
                 export: Some(export),
+                comment: None,
             };
             let sent = self.rds.exec().mutate(&cmd).await;
             return decide_after(

@@ -7,8 +7,64 @@
 
 use std::fmt;
 
+use crate::btrfs::SubvolumeName;
+use crate::error::{RouterOsError, invalid, shorten};
 use crate::quote::quote_output;
 use crate::types::{DiskPath, FileSize, Nqn, PoolName, Port, RegexPattern, Slot};
+
+/// A `/disk` item's `comment` (the driver's ownership tag): printable ASCII from
+/// `[A-Za-z0-9 ._/:=,-]`, 1..=255 bytes, so the quoted form has nothing to escape and the
+/// `;;;` line it prints as stays one line.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DiskComment(String);
+
+impl DiskComment {
+    /// Validate a comment.
+    pub fn new(s: &str) -> Result<Self, RouterOsError> {
+        const WHAT: &str = "disk comment";
+        if s.is_empty() || s.len() > 255 {
+            return Err(invalid(
+                WHAT,
+                format!("must be 1..=255 bytes: {}", shorten(s)),
+            ));
+        }
+        if !s.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, ' ' | '.' | '_' | '/' | ':' | '=' | ',' | '-')
+        }) {
+            return Err(invalid(
+                WHAT,
+                format!("only [A-Za-z0-9 ._/:=,-] allowed: {}", shorten(s)),
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// The validated text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Which subvolumes `/disk/btrfs/subvolume print detail where ...` selects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubvolumeSelector {
+    /// `where name="<name>"`.
+    Name(SubvolumeName),
+    /// `where name~"<regex>"`.
+    NameMatches(RegexPattern),
+    /// `where parent="<name>"` (snapshots made from it).
+    Parent(SubvolumeName),
+}
+
+impl fmt::Display for SubvolumeSelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SubvolumeSelector::Name(n) => write!(f, "name={}", quote_output(n.as_str())),
+            SubvolumeSelector::NameMatches(re) => write!(f, "name~{}", quote_output(re.as_str())),
+            SubvolumeSelector::Parent(n) => write!(f, "parent={}", quote_output(n.as_str())),
+        }
+    }
+}
 
 /// The NVMe/TCP export arguments of `/disk add` (`nvme-tcp-export=yes` + port + NQN).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,6 +255,8 @@ pub enum Command {
         slot: Slot,
         /// Export arguments, if the disk is exported.
         export: Option<NvmeExport>,
+        /// `comment="<text>"` (ownership tag) when `Some`.
+        comment: Option<DiskComment>,
     },
     /// `/disk add type=file copy-from=[find slot=<source>] file-path=<path> [file-size=<bytes>]
     /// slot=<slot> [nvme export args]` (snapshot create / restore, docs/routeros.md §6.9).
@@ -213,6 +271,8 @@ pub enum Command {
         slot: Slot,
         /// Export arguments of the new disk.
         export: CopyExport,
+        /// `comment="<text>"` when `Some` (else copy-from copies the source's).
+        comment: Option<DiskComment>,
     },
     /// `/disk print detail where ...`
     DiskPrint(DiskSelector),
@@ -250,6 +310,27 @@ pub enum Command {
     },
     /// `/system resource print` (probe).
     SystemResourcePrint,
+    /// `/disk/btrfs/subvolume/add fs=<pool> name=<name> [parent=<name>] [read-only=yes]`
+    /// (with a parent: a snapshot of it, copy-on-write).
+    SubvolumeAdd {
+        /// The Btrfs filesystem's label (the pool).
+        fs: PoolName,
+        /// New subvolume, relative to the filesystem's mount.
+        name: SubvolumeName,
+        /// Snapshot of this subvolume when `Some`.
+        parent: Option<SubvolumeName>,
+        /// `read-only=yes`.
+        read_only: bool,
+    },
+    /// `/disk/btrfs/subvolume/print detail where ...`
+    SubvolumePrint(SubvolumeSelector),
+    /// `/disk/btrfs/subvolume/remove [find where name="<name>"]` (removes its files too).
+    SubvolumeRemove {
+        /// Subvolume to remove.
+        name: SubvolumeName,
+    },
+    /// `/disk/btrfs/filesystem/print detail`
+    BtrfsFilesystemPrint,
     /// A read-only print of the box's setup ([`InfoPrint`], `rdsctl doctor`).
     InfoPrint(InfoPrint),
     /// Several reads in one exec (one round trip): `<a>; :put "rds-csi:end";
@@ -270,6 +351,10 @@ impl Command {
             Command::FilePrint(_) => "file print",
             Command::FileRemove { .. } => "file remove",
             Command::DiskMonitorTraffic { .. } => "disk monitor-traffic",
+            Command::SubvolumeAdd { .. } => "btrfs subvolume add",
+            Command::SubvolumePrint(_) => "btrfs subvolume print",
+            Command::SubvolumeRemove { .. } => "btrfs subvolume remove",
+            Command::BtrfsFilesystemPrint => "btrfs filesystem print",
             Command::SystemResourcePrint => "system resource print",
             Command::InfoPrint(p) => p.verb(),
             Command::Batch(parts) => parts.first().map_or("batch", Command::verb),
@@ -309,7 +394,16 @@ impl Command {
                 | Command::DiskSetAllowHosts { .. }
                 | Command::DiskRemove { .. }
                 | Command::FileRemove { .. }
+                | Command::SubvolumeAdd { .. }
+                | Command::SubvolumeRemove { .. }
         )
+    }
+}
+
+fn write_comment(f: &mut fmt::Formatter<'_>, comment: &Option<DiskComment>) -> fmt::Result {
+    match comment {
+        Some(c) => write!(f, " comment={}", quote_output(c.as_str())),
+        None => Ok(()),
     }
 }
 
@@ -340,12 +434,14 @@ impl fmt::Display for Command {
                 file_size,
                 slot,
                 export,
+                comment,
             } => {
                 write!(
                     f,
                     "/disk add type=file file-path={file_path} file-size={file_size} slot={slot}"
                 )?;
-                write_export(f, export)
+                write_export(f, export)?;
+                write_comment(f, comment)
             }
             Command::DiskAddCopy {
                 source,
@@ -353,6 +449,7 @@ impl fmt::Display for Command {
                 file_size,
                 slot,
                 export,
+                comment,
             } => {
                 write!(
                     f,
@@ -363,10 +460,11 @@ impl fmt::Display for Command {
                 }
                 write!(f, " slot={slot}")?;
                 match export {
-                    CopyExport::Inherit => Ok(()),
-                    CopyExport::Disabled => write!(f, " nvme-tcp-export=no"),
-                    CopyExport::Enabled(e) => write_export(f, &Some(e.clone())),
+                    CopyExport::Inherit => {}
+                    CopyExport::Disabled => write!(f, " nvme-tcp-export=no")?,
+                    CopyExport::Enabled(e) => write_export(f, &Some(e.clone()))?,
                 }
+                write_comment(f, comment)
             }
             Command::DiskPrint(DiskSelector::All) => f.write_str("/disk print detail"),
             Command::DiskPrint(sel) => {
@@ -396,6 +494,30 @@ impl fmt::Display for Command {
                 write!(f, "/disk monitor-traffic {slot} once")
             }
             Command::SystemResourcePrint => f.write_str("/system resource print"),
+            Command::SubvolumeAdd {
+                fs,
+                name,
+                parent,
+                read_only,
+            } => {
+                write!(f, "/disk/btrfs/subvolume/add fs={fs} name={name}")?;
+                if let Some(p) = parent {
+                    write!(f, " parent={p}")?;
+                }
+                if *read_only {
+                    f.write_str(" read-only=yes")?;
+                }
+                Ok(())
+            }
+            Command::SubvolumePrint(sel) => {
+                write!(f, "/disk/btrfs/subvolume/print detail where {sel}")
+            }
+            Command::SubvolumeRemove { name } => write!(
+                f,
+                "/disk/btrfs/subvolume/remove [find where name={}]",
+                quote_output(name.as_str())
+            ),
+            Command::BtrfsFilesystemPrint => f.write_str("/disk/btrfs/filesystem/print detail"),
             Command::InfoPrint(p) => f.write_str(p.command_line()),
             Command::Batch(parts) => {
                 for (i, p) in parts.iter().enumerate() {

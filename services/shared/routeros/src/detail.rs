@@ -75,6 +75,9 @@ pub struct RawRecord {
     /// The flags block as printed, trailing spaces removed, inner spaces kept (positions
     /// matter): `" BM"`, `"B   t"`, `""`.
     pub flags: String,
+    /// The item's `comment`, printed as `;;; <text>` at the property column of the record's
+    /// first line (the properties then start on the next line). `None` when not printed.
+    pub comment: Option<String>,
     /// Properties in printed order.
     pub props: Vec<Prop>,
 }
@@ -238,6 +241,7 @@ impl QuoteScan {
 struct Building {
     number: Option<u32>,
     flags: String,
+    comment: Option<String>,
     indent: Option<usize>,
     scan: QuoteScan,
 }
@@ -257,6 +261,7 @@ impl Building {
         Self {
             number,
             flags,
+            comment: None,
             indent,
             scan,
         }
@@ -282,6 +287,7 @@ impl Building {
         RawRecord {
             number: self.number,
             flags: self.flags,
+            comment: self.comment,
             props,
         }
     }
@@ -345,6 +351,17 @@ pub fn parse_print_detail(text: &str) -> Result<PrintDetail, RouterOsError> {
             close(&mut cur, &mut out, &logical);
             in_legend = false;
             let rest = &line[end..];
+            // `;;; <comment>` before any property: the comment line of a commented item.
+            if let Some(c) = rest.find(";;;")
+                && first_key_pos(rest).is_none_or(|p| c < p)
+            {
+                let flags = rest.get(1..c).unwrap_or("").trim_end().to_owned();
+                let text = rest[c + 3..].strip_prefix(' ').unwrap_or(&rest[c + 3..]);
+                let mut b = Building::new(&mut logical, Some(number), flags, "", Some(end + c));
+                b.comment = Some(text.trim_end().to_owned());
+                cur = Some(b);
+                continue;
+            }
             let (flags, first, indent) = match first_key_pos(rest) {
                 Some(p) => {
                     let flags = rest.get(1..p).unwrap_or("").trim_end().to_owned();
@@ -436,6 +453,35 @@ pub(crate) fn render_record_lines(
         None => String::new(),
     };
     pack_tokens(&prefix, col, tokens, opts)
+}
+
+/// [`render_record_lines`] with an optional comment: `;;; <comment>` at the property column
+/// of the first line (unwrapped), the properties from the next line on at the same column.
+pub(crate) fn render_commented_lines(
+    number: Option<u32>,
+    flags: &str,
+    comment: Option<&str>,
+    number_width: usize,
+    flags_width: usize,
+    tokens: &[String],
+    opts: &RenderOptions,
+) -> Vec<String> {
+    let Some(comment) = comment else {
+        return render_record_lines(number, flags, number_width, flags_width, tokens, opts);
+    };
+    let col = number_width + 1 + flags_width;
+    let mut first = render_record_lines(number, flags, number_width, flags_width, &[], opts)
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    if first.len() < col {
+        first.push_str(&" ".repeat(col - first.len()));
+    }
+    first.push_str(";;; ");
+    first.push_str(comment);
+    let mut lines = vec![first.trim_end().to_owned()];
+    lines.extend(pack_tokens(&" ".repeat(col), col, tokens, opts));
+    lines
 }
 
 /// Render records with an optional legend (one `print detail` output). Each record is

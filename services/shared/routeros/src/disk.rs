@@ -3,7 +3,7 @@
 //! Capacity comes from the raw grouped `size=` / `free=` (exact bytes), never from the human
 //! `file-size=` (rounded to 0.1 unit, docs/csi.md §5).
 
-use crate::detail::{Prop, RawRecord, parse_print_detail, render_record_lines, render_records};
+use crate::detail::{Prop, RawRecord, parse_print_detail, render_commented_lines};
 use crate::error::RouterOsError;
 use crate::legend::{DISK_FLAGS_WIDTH, Legend};
 use crate::quote::quote_output;
@@ -95,6 +95,9 @@ pub struct DiskRecord {
     /// Flags block as printed, positions kept, trailing spaces removed (`"B   t"`, `" BM"`).
     /// Build it with [`Legend::flag_block`]; test membership with [`DiskRecord::has_flag`].
     pub flags: String,
+    /// The item's `comment` (printed as a `;;; <comment>` line; the ownership tag of the
+    /// driver's disks). `None` when the item has none.
+    pub comment: Option<String>,
     /// `type` (`file`, `raid`, `hardware`, ...).
     pub disk_type: Option<String>,
     /// `slot` (quoted).
@@ -282,6 +285,7 @@ impl DiskRecord {
         let mut d = DiskRecord {
             number: rec.number,
             flags: rec.flags,
+            comment: rec.comment.filter(|c| !c.is_empty()),
             ..Self::default()
         };
         for p in &rec.props {
@@ -409,9 +413,10 @@ pub fn parse_disk_print_detail(text: &str) -> Result<Vec<DiskRecord>, RouterOsEr
 /// (wider for numbers ≥ 100), the property column 15.
 pub fn render_disk_record(rec: &DiskRecord, opts: &RenderOptions) -> String {
     let nw = rec.number.map_or(2, |n| n.to_string().len().max(2));
-    let lines = render_record_lines(
+    let lines = render_commented_lines(
         rec.number,
         &rec.flags,
+        rec.comment.as_deref(),
         nw,
         DISK_FLAGS_WIDTH,
         &rec.tokens(),
@@ -424,14 +429,32 @@ pub fn render_disk_record(rec: &DiskRecord, opts: &RenderOptions) -> String {
 /// blank line. With no records: the legend followed by one blank line (assumed, docs/routeros.md §4.4).
 pub fn render_disk_print(legend: &Legend, records: &[DiskRecord], opts: &RenderOptions) -> String {
     let legend_lines = legend.render_lines(opts);
+    let mut out = join_lines(&legend_lines, opts.line_ending);
     if records.is_empty() {
-        let mut out = join_lines(&legend_lines, opts.line_ending);
         out.push_str(opts.line_ending.as_str());
         return out;
     }
-    let recs: Vec<(Option<u32>, &str, Vec<String>)> = records
+    let nw = records
         .iter()
-        .map(|r| (r.number, r.flags.as_str(), r.tokens()))
-        .collect();
-    render_records(&legend_lines, &recs, DISK_FLAGS_WIDTH, opts)
+        .filter_map(|r| r.number)
+        .map(|n| n.to_string().len())
+        .max()
+        .unwrap_or(2)
+        .max(2);
+    for r in records {
+        let lines = render_commented_lines(
+            r.number,
+            &r.flags,
+            r.comment.as_deref(),
+            nw,
+            DISK_FLAGS_WIDTH,
+            &r.tokens(),
+            opts,
+        );
+        out.push_str(&join_lines(&lines, opts.line_ending));
+        if opts.blank_line_after_record {
+            out.push_str(opts.line_ending.as_str());
+        }
+    }
+    out
 }

@@ -12,7 +12,7 @@
 //! [`FileSize`] (bytes > 0), [`RegexPattern`] (`contains`/`starts_with` of literal text;
 //! `.` → `[.]`).
 //!
-//! **Commands** ([`command`]): [`Command`] enum — `DiskAddFile`, `DiskAddCopy`, `DiskPrint(`
+//! **Commands** ([`command`]): [`Command`] enum — `DiskAddFile`, `DiskAddCopy` (each with an optional [`DiskComment`]), `SubvolumeAdd`/`SubvolumePrint`/`SubvolumeRemove`/`BtrfsFilesystemPrint` ([`btrfs`]), `DiskPrint(`
 //! [`DiskSelector`]`)`, `DiskSetFileSize`, `DiskRemove`, `FilePrint(`[`FileSelector`]`)`,
 //! `FileRemove`, `DiskMonitorTraffic`, `SystemResourcePrint`. `cmd.to_string()` is the exact
 //! command line; [`Command::verb`] / [`Command::slot`] are for tracing spans.
@@ -68,6 +68,7 @@
 //! ```
 
 pub mod allow;
+pub mod btrfs;
 pub mod classify;
 pub mod command;
 pub mod detail;
@@ -87,9 +88,15 @@ pub mod wrap;
 pub use allow::{
     ALLOW_HOST_PROPERTY, ALLOW_LIST_SEPARATOR, AllowHosts, HostNqn, NO_HOST_NQN, parse_allow_hosts,
 };
+pub use btrfs::{
+    FilesystemRecord, SUBVOLUME_LEGEND, SubvolumeName, SubvolumeRecord,
+    parse_filesystem_print_detail, parse_subvolume_print_detail, render_filesystem_print,
+    render_subvolume_print,
+};
 pub use classify::{DeviceError, Position, RouterOsErrorKind, classify_error, classify_error_line};
 pub use command::{
-    BATCH_END, Command, CopyExport, DiskSelector, FileSelector, InfoPrint, NvmeExport, split_batch,
+    BATCH_END, Command, CopyExport, DiskComment, DiskSelector, FileSelector, InfoPrint, NvmeExport,
+    SubvolumeSelector, split_batch,
 };
 pub use detail::{PrintDetail, Prop, RawRecord, parse_print_detail};
 pub use disk::{

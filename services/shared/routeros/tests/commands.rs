@@ -28,6 +28,7 @@ fn disk_add_closed_for_storage_fencing() {
         file_size: FileSize::new(1 << 20).unwrap(),
         slot: slot(ID),
         export: Some(closed.clone()),
+        comment: None,
     };
     assert_eq!(
         add.to_string(),
@@ -44,6 +45,7 @@ fn disk_add_closed_for_storage_fencing() {
         file_size: None,
         slot: slot(ID),
         export: CopyExport::Enabled(closed),
+        comment: None,
     };
     assert!(
         restore.to_string().ends_with(
@@ -60,6 +62,7 @@ fn disk_add_file() {
         file_size: FileSize::new(round_up_mib(5 * 1024 * 1024 * 1024).unwrap()).unwrap(),
         slot: slot(ID),
         export: export(ID),
+        comment: None,
     };
     assert_eq!(
         cmd.to_string(),
@@ -77,6 +80,7 @@ fn disk_add_file() {
         file_size: FileSize::new(1 << 20).unwrap(),
         slot: slot("x"),
         export: None,
+        comment: None,
     };
     assert_eq!(
         no_export.to_string(),
@@ -93,6 +97,7 @@ fn disk_add_copy() {
         file_size: None,
         slot: slot(snap),
         export: CopyExport::Inherit,
+        comment: None,
     };
     assert_eq!(
         create.to_string(),
@@ -107,6 +112,7 @@ fn disk_add_copy() {
         file_size: None,
         slot: slot(snap),
         export: CopyExport::Disabled,
+        comment: None,
     };
     assert_eq!(
         unexported.to_string(),
@@ -121,6 +127,7 @@ fn disk_add_copy() {
         file_size: Some(FileSize::new(5368709120).unwrap()),
         slot: slot("pvc-new"),
         export: CopyExport::Enabled(export("pvc-new").unwrap()),
+        comment: None,
     };
     assert_eq!(
         restore.to_string(),
