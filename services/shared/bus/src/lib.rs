@@ -12,11 +12,21 @@
 //! - [`volume_context`]: the typed volume_context contract (controller writes, node reads).
 //! - [`config`]: the shared `--check-config` convention.
 //! - [`shutdown`]: a cloneable shutdown token and the signal future.
+//! - [`runner`]: the one runner of every binary (exit codes, drain on SIGTERM).
+//! - [`duration`]: the one duration grammar of every flag.
+//! - [`metrics_server`]: the one `/metrics` + `/healthz` HTTP server.
+//! - [`kube_client`]: the one Kubernetes client builder.
+//! - [`backoff`]: the one exponential backoff of every retry loop.
 
+pub mod backoff;
 pub mod client;
 pub mod config;
+pub mod duration;
 pub mod error;
 pub mod ids;
+pub mod kube_client;
+pub mod metrics_server;
+pub mod runner;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;
@@ -26,12 +36,14 @@ pub mod volume_context;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use backoff::Backoff;
 pub use client::{BusChannel, ClientOptions, connect};
 pub use error::{Reason, reason_of, status};
 pub use ids::{
     ClusterId, DEFAULT_MANAGED_NQN_PREFIX, HostIdentity, IdError, MANAGED_NQN_PREFIX, NodeId, Nqn,
     SNAPSHOT_PREFIX, Slot, SnapshotId, VolumeId,
 };
+pub use runner::{Service, Serving};
 pub use server::{Bus, Listener};
 pub use shutdown::Shutdown;
 pub use volume_context::{ContentSource, PvcRef, VolumeContext};
