@@ -69,15 +69,15 @@ impl NodePlane {
         .await
     }
 
-    async fn publish_filesystem(
+    /// The device of the filesystem mounted at the staging path, recovered
+    /// first when stale; with it the stale device it replaced, if any.
+    async fn staged_device(
         &self,
         req: &PublishRequest,
-        flags: &MountFlags,
         source: &VolumeSource,
         spec: RemountSpec<'_>,
-    ) -> Result<PublishOutcome> {
+    ) -> Result<((u64, u64), Option<(u64, u64)>)> {
         let staging = req.staging_path.as_path();
-        let target = req.target_path.as_path();
         let table = self.mounts().await?;
         let Some(stage_top) = table.top_at(staging).cloned() else {
             return Err(DataPlaneError::Precondition(format!(
@@ -85,16 +85,14 @@ impl NodePlane {
                 staging.display()
             )));
         };
-        let mut stale_dev = None;
-        let stage_dev = match self.staleness(&stage_top, source).await {
-            Staleness::Healthy => stage_top.dev(),
+        match self.staleness(&stage_top, source).await {
+            Staleness::Healthy => Ok((stage_top.dev(), None)),
             Staleness::Inconclusive(why) => {
                 tracing::info!(volume = %req.volume_id, %why, "stale check inconclusive; publishing");
-                stage_top.dev()
+                Ok((stage_top.dev(), None))
             }
             Staleness::Stale { reason, current } => {
                 tracing::warn!(volume = %req.volume_id, %reason, "stale staging mount");
-                stale_dev = Some(stage_top.dev());
                 let d = self
                     .recover(
                         &req.volume_id,
@@ -108,40 +106,68 @@ impl NodePlane {
                         spec,
                     )
                     .await?;
-                d.dev()
+                Ok((d.dev(), Some(stage_top.dev())))
             }
-        };
+        }
+    }
+
+    /// What is already mounted at the target: the same filesystem (the call is
+    /// a repeat: its outcome), a bind of the stale one (unmounted here), or
+    /// another filesystem (refused).
+    async fn clear_target(
+        &self,
+        req: &PublishRequest,
+        stage_dev: (u64, u64),
+        stale_dev: Option<(u64, u64)>,
+    ) -> Result<Option<PublishOutcome>> {
+        let target = req.target_path.as_path();
         let table = self.mounts().await?;
-        if let Some(t) = table.top_at(target) {
-            if t.dev() == stage_dev {
-                if t.is_readonly() != req.readonly {
-                    return Err(DataPlaneError::AlreadyExists(format!(
-                        "{} is already published with readonly={}, requested readonly={}",
-                        target.display(),
-                        t.is_readonly(),
-                        req.readonly
-                    )));
-                }
-                return Ok(PublishOutcome {
-                    already_published: true,
-                });
-            }
-            if Some(t.dev()) == stale_dev {
-                // A bind of the old (stale) filesystem: replace it.
-                self.unmount_all(
-                    target,
-                    &req.volume_id,
-                    req.pvc.as_ref(),
-                    super::WhenBusy::LazyStale,
-                )
-                .await?;
-            } else {
+        let Some(t) = table.top_at(target) else {
+            return Ok(None);
+        };
+        if t.dev() == stage_dev {
+            if t.is_readonly() != req.readonly {
                 return Err(DataPlaneError::AlreadyExists(format!(
-                    "{} already has another filesystem mounted ({})",
+                    "{} is already published with readonly={}, requested readonly={}",
                     target.display(),
-                    t.source
+                    t.is_readonly(),
+                    req.readonly
                 )));
             }
+            return Ok(Some(PublishOutcome {
+                already_published: true,
+            }));
+        }
+        if Some(t.dev()) != stale_dev {
+            return Err(DataPlaneError::AlreadyExists(format!(
+                "{} already has another filesystem mounted ({})",
+                target.display(),
+                t.source
+            )));
+        }
+        // A bind of the old (stale) filesystem: replace it.
+        self.unmount_all(
+            target,
+            &req.volume_id,
+            req.pvc.as_ref(),
+            super::WhenBusy::LazyStale,
+        )
+        .await?;
+        Ok(None)
+    }
+
+    async fn publish_filesystem(
+        &self,
+        req: &PublishRequest,
+        flags: &MountFlags,
+        source: &VolumeSource,
+        spec: RemountSpec<'_>,
+    ) -> Result<PublishOutcome> {
+        let staging = req.staging_path.as_path();
+        let target = req.target_path.as_path();
+        let (stage_dev, stale_dev) = self.staged_device(req, source, spec).await?;
+        if let Some(done) = self.clear_target(req, stage_dev, stale_dev).await? {
+            return Ok(done);
         }
         let table = self.mounts().await?;
         let mounts_of_dev = table.of_device(stage_dev).len();

@@ -4,7 +4,7 @@
 use nix::mount::MsFlags;
 
 use super::{AccessType, ContentOrigin, NodePlane, StageOutcome, StageRequest, ensure_dir, timed};
-use crate::dataplane::DataPlane;
+use crate::dataplane::{Attachment, DataPlane};
 use crate::device::Device;
 use crate::error::{DataPlaneError, Result};
 use crate::events::NodeEventKind;
@@ -40,30 +40,7 @@ impl NodePlane {
         if matches!(req.access, AccessType::Mount { .. }) {
             self.breakers.check(vol.as_str())?;
         }
-        let attachment = match self.backend.attach(&req.source).await {
-            Ok(a) => a,
-            Err(e) => {
-                self.post(
-                    vol,
-                    pvc,
-                    NodeEventKind::ConnectionFailure {
-                        address: req.source.address(),
-                        error: e.to_string(),
-                    },
-                );
-                return Err(e);
-            }
-        };
-        if attachment.attempts > 1 {
-            self.post(
-                vol,
-                pvc,
-                NodeEventKind::ConnectionRecovery {
-                    address: req.source.address(),
-                    attempts: attachment.attempts,
-                },
-            );
-        }
+        let attachment = self.attach_reporting(req).await?;
         let newly_attached = attachment.attempts > 0;
         let device = attachment.device;
         let outcome = match &req.access {
@@ -97,7 +74,44 @@ impl NodePlane {
                 }
             }
         };
-        // A restage keeps what publish recorded.
+        self.remember_staged(req)?;
+        Ok(outcome)
+    }
+
+    /// Attaches the source, posting a ConnectionFailure event when that fails
+    /// and a ConnectionRecovery event when it took more than one attempt.
+    async fn attach_reporting(&self, req: &StageRequest) -> Result<Attachment> {
+        let (vol, pvc) = (&req.volume_id, req.pvc.as_ref());
+        let attachment = match self.backend.attach(&req.source).await {
+            Ok(a) => a,
+            Err(e) => {
+                self.post(
+                    vol,
+                    pvc,
+                    NodeEventKind::ConnectionFailure {
+                        address: req.source.address(),
+                        error: e.to_string(),
+                    },
+                );
+                return Err(e);
+            }
+        };
+        if attachment.attempts > 1 {
+            self.post(
+                vol,
+                pvc,
+                NodeEventKind::ConnectionRecovery {
+                    address: req.source.address(),
+                    attempts: attachment.attempts,
+                },
+            );
+        }
+        Ok(attachment)
+    }
+
+    /// Records the staged volume; a restage keeps what publish recorded.
+    fn remember_staged(&self, req: &StageRequest) -> Result<()> {
+        let vol = &req.volume_id;
         let block_targets = self
             .state
             .load(vol.as_str())?
@@ -117,8 +131,7 @@ impl NodePlane {
             readonly: req.readonly,
             pvc: req.pvc.clone(),
             block_targets,
-        })?;
-        Ok(outcome)
+        })
     }
 
     async fn stage_filesystem(

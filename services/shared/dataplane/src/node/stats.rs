@@ -9,6 +9,8 @@ use crate::dataplane::DataPlane;
 use crate::device::{self, Device};
 use crate::error::{DataPlaneError, Result};
 use crate::fs::{self, Probe};
+use crate::mountinfo::MountEntry;
+use crate::source::VolumeSource;
 use crate::sys::{self, FsUsage};
 
 /// CSI VolumeCondition.
@@ -72,41 +74,7 @@ impl NodePlane {
         };
         let source = self.known_source(&req.volume_id)?;
         if md.file_type().is_block_device() {
-            let dev = node_dev(&md);
-            let size = device::size_bytes(self.backend.sysfs_root(), dev).unwrap_or(0);
-            let condition = if size == 0 {
-                VolumeCondition::abnormal(format!(
-                    "device {}:{} is gone (no size in sysfs)",
-                    dev.0, dev.1
-                ))
-            } else {
-                match &source {
-                    None => VolumeCondition::healthy(),
-                    Some(s) => match self.backend.resolve(s).await {
-                        Ok(Some(d)) if d.dev() == dev => VolumeCondition::healthy(),
-                        Ok(Some(d)) => VolumeCondition::abnormal(format!(
-                            "device node points at {}:{} but the volume now resolves to {d}",
-                            dev.0, dev.1
-                        )),
-                        Ok(None) => VolumeCondition::abnormal(format!(
-                            "device {}:{} no longer backs the volume (detached or gone)",
-                            dev.0, dev.1
-                        )),
-                        Err(e) => VolumeCondition {
-                            abnormal: false,
-                            message: format!("Health check inconclusive: {e}"),
-                        },
-                    },
-                }
-            };
-            if condition.abnormal {
-                self.metrics.stale_mounts_detected.inc();
-            }
-            return Ok(VolumeStats {
-                usage: None,
-                block_size_bytes: (size > 0).then_some(size),
-                condition,
-            });
+            return Ok(self.block_stats(&md, source.as_ref()).await);
         }
         let table = self.mounts().await?;
         let Some(entry) = table.top_at(path).cloned() else {
@@ -115,23 +83,7 @@ impl NodePlane {
                 path.display()
             )));
         };
-        let condition = match &source {
-            None => VolumeCondition {
-                abnormal: false,
-                message: "Health check inconclusive: no record of the volume's source".into(),
-            },
-            Some(s) => match self.staleness(&entry, s).await {
-                Staleness::Healthy => VolumeCondition::healthy(),
-                Staleness::Inconclusive(why) => VolumeCondition {
-                    abnormal: false,
-                    message: format!("Health check inconclusive: {why}"),
-                },
-                Staleness::Stale { reason, .. } => {
-                    self.metrics.stale_mounts_detected.inc();
-                    VolumeCondition::abnormal(format!("Stale mount detected: {reason}"))
-                }
-            },
-        };
+        let condition = self.mount_condition(&entry, source.as_ref()).await;
         if condition.abnormal {
             return Ok(VolumeStats {
                 usage: None,
@@ -149,6 +101,75 @@ impl NodePlane {
             block_size_bytes: None,
             condition,
         })
+    }
+
+    /// A block volume's size and condition: its device node must still be the
+    /// device the volume resolves to.
+    async fn block_stats(
+        &self,
+        md: &std::fs::Metadata,
+        source: Option<&VolumeSource>,
+    ) -> VolumeStats {
+        let dev = node_dev(md);
+        let size = device::size_bytes(self.backend.sysfs_root(), dev).unwrap_or(0);
+        let condition = if size == 0 {
+            VolumeCondition::abnormal(format!(
+                "device {}:{} is gone (no size in sysfs)",
+                dev.0, dev.1
+            ))
+        } else {
+            match source {
+                None => VolumeCondition::healthy(),
+                Some(s) => match self.backend.resolve(s).await {
+                    Ok(Some(d)) if d.dev() == dev => VolumeCondition::healthy(),
+                    Ok(Some(d)) => VolumeCondition::abnormal(format!(
+                        "device node points at {}:{} but the volume now resolves to {d}",
+                        dev.0, dev.1
+                    )),
+                    Ok(None) => VolumeCondition::abnormal(format!(
+                        "device {}:{} no longer backs the volume (detached or gone)",
+                        dev.0, dev.1
+                    )),
+                    Err(e) => VolumeCondition {
+                        abnormal: false,
+                        message: format!("Health check inconclusive: {e}"),
+                    },
+                },
+            }
+        };
+        if condition.abnormal {
+            self.metrics.stale_mounts_detected.inc();
+        }
+        VolumeStats {
+            usage: None,
+            block_size_bytes: (size > 0).then_some(size),
+            condition,
+        }
+    }
+
+    /// A mounted volume's condition: abnormal when the mount is stale.
+    async fn mount_condition(
+        &self,
+        entry: &MountEntry,
+        source: Option<&VolumeSource>,
+    ) -> VolumeCondition {
+        match source {
+            None => VolumeCondition {
+                abnormal: false,
+                message: "Health check inconclusive: no record of the volume's source".into(),
+            },
+            Some(s) => match self.staleness(entry, s).await {
+                Staleness::Healthy => VolumeCondition::healthy(),
+                Staleness::Inconclusive(why) => VolumeCondition {
+                    abnormal: false,
+                    message: format!("Health check inconclusive: {why}"),
+                },
+                Staleness::Stale { reason, .. } => {
+                    self.metrics.stale_mounts_detected.inc();
+                    VolumeCondition::abnormal(format!("Stale mount detected: {reason}"))
+                }
+            },
+        }
     }
 
     /// Rescans the device (NVMe ns-rescan / losetup -c), then grows the
