@@ -26,7 +26,7 @@ DEPLOY = REPO / "deploy"
 TOOLS = REPO / "tools"
 
 # What `kubectl kustomize` must render (directory, relative to deploy/).
-KUSTOMIZATIONS = ["base", "examples", "overlays/prod", "overlays/dev"]
+KUSTOMIZATIONS = ["base", "examples", "examples/btrfs", "overlays/prod", "overlays/dev"]
 
 # Our binaries: image repository name == binary name == crate name.
 SERVICES = ["csi-frontend", "attachment-service", "event-service", "rds-agent", "rds-sim"]

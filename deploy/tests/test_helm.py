@@ -265,7 +265,7 @@ def main() -> None:
     classes = c.run("two StorageClasses from the list, one default", lambda: helm_render.render({
         "storageClasses": [
             {"name": "fast", "isDefault": True, "parameters": {"csi.storage.k8s.io/fstype": "xfs"}},
-            {"name": "other-pool", "reclaimPolicy": "Retain",
+            {"name": "other-pool", "reclaimPolicy": "Retain", "volumeLayout": "subvolume",
              "parameters": {"volumePath": "/other-pool/k8s", "nvmePort": 4421}},
         ]})[0])
     if classes is not None:
@@ -278,6 +278,10 @@ def main() -> None:
                  and fast["parameters"] == {"csi.storage.k8s.io/fstype": "xfs", "nvmeAddress": "192.0.2.20",
                                             "nvmePort": "4420", "rdsAddress": "192.0.2.10",
                                             "volumePath": "/storage-pool/metal-csi"}, json.dumps(fast))
+            c.ok("StorageClass fast: no volumeLayout parameter (flat, the default)",
+                 "volumeLayout" not in fast["parameters"], json.dumps(fast))
+            c.ok("StorageClass other-pool: volumeLayout subvolume becomes its parameter",
+                 other["parameters"].get("volumeLayout") == "subvolume", json.dumps(other))
             c.ok("StorageClass other-pool: its own volumePath and port (as strings), Retain, not default",
                  other["parameters"]["volumePath"] == "/other-pool/k8s" and other["parameters"]["nvmePort"] == "4421"
                  and other["reclaimPolicy"] == "Retain" and "annotations" not in other["metadata"], json.dumps(other))
@@ -289,6 +293,8 @@ def main() -> None:
         ("an unknown nested key (rds.adress)", {"rds": {"adress": "10.0.0.1"}}, "'adress' not allowed"),
         ("an unknown key in a StorageClass (parameter)", {"storageClasses": [{"name": "x", "parameter": {}}]}, "'parameter' not allowed"),
         ("a bad enum (logFormat: xml)", {"logFormat": "xml"}, "/logFormat"),
+        ("a bad volumeLayout (btrfs)", {"storageClasses": [{"name": "x", "volumeLayout": "btrfs"}]},
+         "/storageClasses/0/volumeLayout"),
         ("a string for storageFencing.enabled", {"storageFencing": {"enabled": "yes"}}, "/storageFencing/enabled"),
         ("a relative kubeletDir", {"kubeletDir": "var/lib/kubelet"}, "/kubeletDir"),
         ("a port out of range (rds.sshPort: 70000)", {"rds": {"sshPort": 70000}}, "/rds/sshPort"),

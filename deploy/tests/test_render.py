@@ -474,6 +474,27 @@ def check_storage_classes(c: Checks, name: str, objs) -> None:
              f"unknown: {unknown}; accepted: {sorted(consts)}")
 
 
+def check_layouts(c: Checks, rendered) -> None:
+    """Flat stays the default (docs/btrfs.md): no installed StorageClass asks
+    for another layout; the Btrfs example asks for subvolume and is not part
+    of any overlay."""
+    for name in ("examples", "overlays/prod", "overlays/dev"):
+        if name in rendered:
+            layouts = {obj_id(o): (o.get("parameters") or {}).get("volumeLayout", "flat")
+                       for o in rendered[name] if o["kind"] == "StorageClass"}
+            c.ok(f"{name}: every StorageClass is flat (the default layout)",
+                 all(v == "flat" for v in layouts.values()), str(layouts))
+    if "examples/btrfs" in rendered:
+        sc = [o for o in rendered["examples/btrfs"] if o["kind"] == "StorageClass"]
+        c.ok("examples/btrfs: one StorageClass with volumeLayout: subvolume",
+             len(sc) == 1 and sc[0]["parameters"].get("volumeLayout") == "subvolume", str(sc))
+        names = {o["metadata"]["name"] for o in sc}
+        for name in ("overlays/prod", "overlays/dev"):
+            if name in rendered:
+                ours = {o["metadata"]["name"] for o in rendered[name] if o["kind"] == "StorageClass"}
+                c.ok(f"{name}: the subvolume example is not installed", not names & ours, str(ours))
+
+
 def with_component(tmp: Path, component: str):
     """The prod overlay plus one optional component, as a user adds it."""
     (tmp / "kustomization.yaml").write_text(yaml.safe_dump({
@@ -521,9 +542,10 @@ def main() -> None:
             check_structure(c, name, rendered[name])
     if "base" in rendered:
         check_driver(c, rendered["base"])
-    for name in ("examples", "overlays/prod", "overlays/dev"):
+    for name in ("examples", "examples/btrfs", "overlays/prod", "overlays/dev"):
         if name in rendered:
             check_storage_classes(c, name, rendered[name])
+    check_layouts(c, rendered)
     if "overlays/dev" in rendered:
         check_dev(c, rendered["overlays/dev"])
     if "overlays/prod" in rendered:

@@ -189,6 +189,24 @@ pub fn duration(v: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// A value of the disk's ownership tag (`comment="rds-csi: cluster=… pv=…
+/// pvc=<ns>/<name>"`, docs/btrfs.md): `[a-z0-9][a-z0-9.-]*`, at most 253
+/// bytes, the grammar rds-agent checks before quoting it.
+pub fn tag_value(v: &str) -> Result<(), String> {
+    let ok = v.len() <= 253
+        && v.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && v.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{:?} does not fit an ownership tag ([a-z0-9][a-z0-9.-]*)",
+            truncate(v)
+        ))
+    }
+}
+
 /// Values echoed in errors are cut short so hostile input cannot flood logs.
 pub fn truncate(v: &str) -> String {
     v.chars().take(64).collect()
@@ -198,6 +216,25 @@ pub fn truncate(v: &str) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn tag_values_are_lowercase_names() {
+        for ok in ["default", "prod-cluster-1", "pvc-1", "a.b", "0"] {
+            assert!(tag_value(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "Prod",
+            "a_b",
+            "-a",
+            "a b",
+            "a=b",
+            "a\"b",
+            &"a".repeat(254),
+        ] {
+            assert!(tag_value(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn storage_paths() {

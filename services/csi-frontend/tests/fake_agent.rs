@@ -27,12 +27,17 @@ enum OnGet {
     NotFound,
     Hang,
     Fail(Reason),
+    /// Answer with this status (any code, reason or none).
+    Status(Code, &'static str),
+    /// Answer CreateVolume with this volume.
+    Answer(Volume),
 }
 
 struct State {
     on_get: OnGet,
     reachable: bool,
     seen_timeouts: Vec<String>,
+    seen_creates: Vec<CreateVolumeRequest>,
 }
 
 #[derive(Clone)]
@@ -48,6 +53,9 @@ impl Drop for DropFlag {
         self.0.store(true, Ordering::SeqCst);
     }
 }
+
+type PageStream<T> =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 fn unimplemented<T>() -> Result<Response<T>, Status> {
     Err(Status::unimplemented("fake"))
@@ -68,6 +76,8 @@ impl FakeAgent {
         match on_get {
             OnGet::NotFound => Err(status(Reason::VolumeNotFound, "no such volume")),
             OnGet::Fail(r) => Err(status(r, "scripted failure")),
+            OnGet::Status(code, msg) => Err(Status::new(code, msg)),
+            OnGet::Answer(v) => Ok(Response::new(v)),
             OnGet::Hang => {
                 let _flag = DropFlag(self.dropped.clone());
                 tokio::time::sleep(Duration::from_secs(30)).await;
@@ -86,7 +96,13 @@ impl Agent for FakeAgent {
         &self,
         req: Request<CreateVolumeRequest>,
     ) -> Result<Response<Volume>, Status> {
-        self.scripted(req.metadata()).await
+        let md = req.metadata().clone();
+        self.state
+            .lock()
+            .unwrap()
+            .seen_creates
+            .push(req.into_inner());
+        self.scripted(&md).await
     }
     async fn delete_volume(
         &self,
@@ -94,11 +110,12 @@ impl Agent for FakeAgent {
     ) -> Result<Response<DeleteVolumeResponse>, Status> {
         unimplemented()
     }
+    type ListVolumesStream = PageStream<ListVolumesResponse>;
     async fn list_volumes(
         &self,
         _r: Request<ListVolumesRequest>,
-    ) -> Result<Response<ListVolumesResponse>, Status> {
-        Ok(Response::new(ListVolumesResponse::default()))
+    ) -> Result<Response<Self::ListVolumesStream>, Status> {
+        Ok(Response::new(Box::pin(futures::stream::empty())))
     }
     async fn expand_volume(
         &self,
@@ -124,10 +141,11 @@ impl Agent for FakeAgent {
     ) -> Result<Response<DeleteSnapshotResponse>, Status> {
         unimplemented()
     }
+    type ListSnapshotsStream = PageStream<ListSnapshotsResponse>;
     async fn list_snapshots(
         &self,
         _r: Request<ListSnapshotsRequest>,
-    ) -> Result<Response<ListSnapshotsResponse>, Status> {
+    ) -> Result<Response<Self::ListSnapshotsStream>, Status> {
         unimplemented()
     }
     async fn probe(&self, _r: Request<ProbeRequest>) -> Result<Response<ProbeResponse>, Status> {
@@ -183,6 +201,7 @@ async fn env(agent: bool, agent_timeout: Option<&str>) -> (Env, tempfile::TempDi
             on_get: OnGet::NotFound,
             reachable: true,
             seen_timeouts: Vec::new(),
+            seen_creates: Vec::new(),
         })),
         dropped: Arc::new(AtomicBool::new(false)),
     };
@@ -365,5 +384,125 @@ async fn an_unreachable_agent_is_unavailable_and_probe_stays_ready() {
         .into_inner()
         .ready;
     assert_eq!(ready, Some(true));
+    e.shutdown.trigger();
+}
+
+fn with_params(name: &str, kv: &[(&str, &str)]) -> csi::CreateVolumeRequest {
+    let mut r = create_req(name);
+    r.parameters = kv
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    r
+}
+
+/// The StorageClass's layout and the provisioner's metadata reach the agent
+/// as CreateVolumeRequest.layout/owner; the metadata keys are not unknown
+/// parameters; the layout the agent answers is recorded in volume_context.
+#[tokio::test(flavor = "multi_thread")]
+async fn layout_and_owner_reach_the_agent_and_the_layout_lands_in_the_context() {
+    let (mut e, _dir) = env(true, None).await;
+    let name = "pvc-5";
+    let answer = Volume {
+        volume_id: name.into(),
+        size_bytes: 1 << 30,
+        file_path: format!("/storage-pool/metal-csi/{name}/volume.img"),
+        nvme_export: true,
+        nvme_port: 4420,
+        layout: VolumeLayout::Subvolume as i32,
+        ..Default::default()
+    };
+    e.agent.state.lock().unwrap().on_get = OnGet::Answer(answer.clone());
+    let req = with_params(
+        name,
+        &[
+            ("volumeLayout", "subvolume"),
+            ("csi.storage.k8s.io/pvc/namespace", "apps"),
+            ("csi.storage.k8s.io/pvc/name", "data"),
+            ("csi.storage.k8s.io/pv/name", name),
+        ],
+    );
+    let vol = e
+        .ctl
+        .create_volume(req)
+        .await
+        .unwrap()
+        .into_inner()
+        .volume
+        .unwrap();
+    let sent = e.agent.state.lock().unwrap().seen_creates.pop().unwrap();
+    assert_eq!(sent.layout, VolumeLayout::Subvolume as i32);
+    let owner = sent.owner.unwrap();
+    assert_eq!(owner.cluster_id, "default");
+    assert_eq!(owner.pv_name, name);
+    let pvc = owner.pvc.unwrap();
+    assert_eq!(
+        (pvc.namespace.as_str(), pvc.name.as_str()),
+        ("apps", "data")
+    );
+    assert_eq!(vol.volume_context["volumeLayout"], "subvolume");
+    assert_eq!(
+        vol.volume_context["volumePath"],
+        format!("/storage-pool/metal-csi/{name}/volume.img")
+    );
+
+    // No layout parameter: flat on the wire, no key in the context.
+    e.agent.state.lock().unwrap().on_get = OnGet::Answer(Volume {
+        file_path: format!("/storage-pool/metal-csi/{name}.img"),
+        layout: VolumeLayout::Flat as i32,
+        ..answer.clone()
+    });
+    let vol = e
+        .ctl
+        .create_volume(create_req(name))
+        .await
+        .unwrap()
+        .into_inner()
+        .volume
+        .unwrap();
+    let sent = e.agent.state.lock().unwrap().seen_creates.pop().unwrap();
+    assert_eq!(sent.layout, VolumeLayout::Flat as i32);
+    assert!(!vol.volume_context.contains_key("volumeLayout"));
+
+    // A retried create that finds the volume with the other layout.
+    let err = e
+        .ctl
+        .create_volume(with_params(name, &[("volumeLayout", "subvolume")]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists, "{err:?}");
+    assert!(err.message().contains("layout flat"), "{}", err.message());
+
+    // A bad layout never reaches the agent.
+    let before = e.agent.state.lock().unwrap().seen_creates.len();
+    let err = e
+        .ctl
+        .create_volume(with_params(name, &[("volumeLayout", "zfs")]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().contains("flat, subvolume"),
+        "{}",
+        err.message()
+    );
+    assert_eq!(e.agent.state.lock().unwrap().seen_creates.len(), before);
+    e.shutdown.trigger();
+}
+
+/// The agent's refusal of a subvolume volume on a pool that is not Btrfs
+/// reaches the CO as FAILED_PRECONDITION with the agent's words.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_non_btrfs_pool_refusal_passes_through_with_its_message() {
+    let (mut e, _dir) = env(true, None).await;
+    const WHY: &str = "layout subvolume needs a Btrfs pool; storage-pool is xfs";
+    e.agent.state.lock().unwrap().on_get = OnGet::Status(Code::FailedPrecondition, WHY);
+    let err = e
+        .ctl
+        .create_volume(with_params("pvc-6", &[("volumeLayout", "subvolume")]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(err.message().contains(WHY), "{}", err.message());
     e.shutdown.trigger();
 }

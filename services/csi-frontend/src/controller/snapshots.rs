@@ -1,8 +1,15 @@
 //! CreateSnapshot / DeleteSnapshot / ListSnapshots / GetSnapshot. Snapshot ids
 //! are the Go driver's deterministic `SnapshotId::from_name`, so a retried
 //! CreateSnapshot (or one the Go driver made) finds its snapshot by name.
+//!
+//! The snapshot follows its source's layout (docs/btrfs.md): a subvolume
+//! volume gets a read-only Btrfs snapshot, complete when the command returns
+//! and timed by the subvolume's `creation-time`; a flat volume gets a
+//! `copy-from` disk, whose data copy is UNVERIFIED on a real RDS
+//! (docs/routeros.md §6.9) — said in the log line of every such snapshot.
 
 use rds_bus::SnapshotId;
+use rds_bus::volume_context::VolumeLayout;
 use rds_proto::agent;
 use rds_proto::csi::v1::list_snapshots_response::Entry;
 use rds_proto::csi::v1::{
@@ -48,7 +55,18 @@ impl Core {
                 req.name, snap.source_volume_id
             )));
         }
-        tracing::info!(snapshot_id = %id, volume_id = %source, ready = snap.ready_to_use, "snapshot");
+        match VolumeLayout::from_proto(snap.layout) {
+            Some(VolumeLayout::Subvolume) => {
+                tracing::info!(snapshot_id = %id, volume_id = %source, "snapshot (Btrfs subvolume snapshot)");
+            }
+            _ => tracing::warn!(
+                snapshot_id = %id,
+                volume_id = %source,
+                ready = snap.ready_to_use,
+                "snapshot of a flat volume: a RouterOS copy-from, UNVERIFIED on hardware \
+                 (docs/btrfs.md; restore-test it, or use volumeLayout: subvolume)"
+            ),
+        }
         Ok(CreateSnapshotResponse {
             snapshot: Some(csi_snapshot(snap, Some(source.as_str()))),
         })
@@ -148,7 +166,12 @@ impl Core {
 }
 
 /// `source` fills in a source the agent could not tell (Go-driver snapshots).
+/// A subvolume snapshot is ready when it exists: RouterOS makes it in one
+/// command (nothing runs detached), and its time is the agent's
+/// `creation-time`.
 fn csi_snapshot(s: agent::Snapshot, source: Option<&str>) -> Snapshot {
+    let ready =
+        s.ready_to_use || VolumeLayout::from_proto(s.layout) == Some(VolumeLayout::Subvolume);
     let source_volume_id = match (s.source_volume_id.is_empty(), source) {
         (true, Some(src)) => src.to_owned(),
         _ => s.source_volume_id,
@@ -158,7 +181,41 @@ fn csi_snapshot(s: agent::Snapshot, source: Option<&str>) -> Snapshot {
         snapshot_id: s.snapshot_id,
         source_volume_id,
         creation_time: s.creation_time,
-        ready_to_use: s.ready_to_use,
+        ready_to_use: ready,
         group_snapshot_id: String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subvolume_snapshot_is_ready_with_the_agents_creation_time() {
+        let t = prost_types::Timestamp {
+            seconds: 1_796_633_495,
+            nanos: 0,
+        };
+        let sub = agent::Snapshot {
+            snapshot_id: "snap-1".into(),
+            source_volume_id: "pvc-1".into(),
+            size_bytes: 1 << 30,
+            creation_time: Some(t),
+            layout: agent::VolumeLayout::Subvolume as i32,
+            ready_to_use: false,
+            ..Default::default()
+        };
+        let c = csi_snapshot(sub.clone(), None);
+        assert!(c.ready_to_use);
+        assert_eq!(c.creation_time, Some(t));
+        assert_eq!(c.source_volume_id, "pvc-1");
+        // A flat copy-from snapshot keeps the agent's readiness (a copy may run).
+        let flat = agent::Snapshot {
+            layout: agent::VolumeLayout::Flat as i32,
+            ..sub
+        };
+        assert!(!csi_snapshot(flat.clone(), None).ready_to_use);
+        let unspecified = agent::Snapshot { layout: 0, ..flat };
+        assert!(!csi_snapshot(unspecified, None).ready_to_use);
     }
 }

@@ -1,4 +1,7 @@
 //! CreateVolume (empty, from a snapshot, from a volume) and DeleteVolume.
+//! CreateVolume sends the StorageClass's layout (flat or a Btrfs subvolume,
+//! docs/btrfs.md) and the ownership tag (cluster id, PV, PVC) the agent
+//! writes into the disk's comment.
 
 use rds_bus::{SnapshotId, VolumeId};
 use rds_proto::agent::{self as agent, create_volume_request::Source};
@@ -11,10 +14,12 @@ use rds_proto::csi::v1::{
 use super::Core;
 use crate::capability;
 use crate::capacity;
+use crate::config::Config;
 use crate::deadline::CallCtx;
 use crate::error::FrontendError;
 use crate::ids;
-use crate::params::{self, VolumeParams};
+use crate::params::{self, VolumeLayout, VolumeParams};
+use crate::validate;
 use crate::volume_context;
 
 /// The requested content source, checked.
@@ -143,8 +148,13 @@ impl Core {
                     base_path: params.base_path.clone(),
                     nvme_port: params.nvme_port.into(),
                     source: content.bus_source(),
-                    // Layout and ownership tag: wired by the Btrfs work
-                    // (docs/decisions.md §13); flat and untagged until then.
+                    // A non-Btrfs pool answers FAILED_PRECONDITION naming its
+                    // filesystem; it passes through unchanged.
+                    layout: params.layout.to_proto().into(),
+                    owner: Some(owner(&self.cfg, &id, &params)),
+                    // The agent refuses (OUT_OF_RANGE) a size above it, a
+                    // restore of a larger source included, before creating.
+                    limit_bytes: capacity::range(req.capacity_range.as_ref())?.1,
                     ..Default::default()
                 },
             )
@@ -167,6 +177,14 @@ impl Core {
             return Err(FrontendError::AlreadyExists(format!(
                 "volume {id} already exists with {} bytes, outside the requested capacity range",
                 existing.size_bytes
+            )));
+        }
+        if let Some(have) = VolumeLayout::from_proto(existing.layout)
+            && have != params.layout
+        {
+            return Err(FrontendError::AlreadyExists(format!(
+                "volume {id} already exists with layout {have}, not {}",
+                params.layout
             )));
         }
         if !content.matches(&existing) {
@@ -203,6 +221,30 @@ impl Core {
             .await?;
         tracing::info!(volume_id = %id, existed, "volume deleted");
         Ok(DeleteVolumeResponse {})
+    }
+}
+
+/// The ownership tag of a new disk: the controller's cluster id, the PV and
+/// the PVC the provisioner named (`--extra-create-metadata`). A value that
+/// does not fit the tag's grammar is left out with a warning (the tag is
+/// information, it never gates anything; the cluster id's own grammar is
+/// wider because it also derives host identities).
+fn owner(cfg: &Config, id: &VolumeId, p: &VolumeParams) -> agent::VolumeOwner {
+    let fit = |what: &str, v: &str| match validate::tag_value(v) {
+        Ok(()) => v.to_owned(),
+        Err(e) => {
+            tracing::warn!(volume_id = %id, "ownership tag: {what} left out: {e}");
+            String::new()
+        }
+    };
+    agent::VolumeOwner {
+        cluster_id: fit("--cluster-id", &cfg.cluster_id),
+        pv_name: p
+            .pv_name
+            .as_deref()
+            .map(|pv| fit("PV name", pv))
+            .unwrap_or_default(),
+        pvc: p.pvc.as_ref().map(rds_bus::PvcRef::to_proto),
     }
 }
 
@@ -253,6 +295,42 @@ mod tests {
             Content::from_request(Some(&VolumeContentSource { r#type: None })),
             Err(FrontendError::InvalidArgument(_))
         ));
+    }
+
+    #[test]
+    fn the_owner_comes_from_the_cluster_id_and_the_provisioner_metadata() {
+        let cfg = Config::for_tests("127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3", &[]).unwrap();
+        let id = VolumeId::parse("pvc-1").unwrap();
+        let map = |kv: &[(&str, &str)]| -> std::collections::HashMap<String, String> {
+            kv.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let p = params::volume_params(
+            &map(&[
+                (params::PVC_NAMESPACE, "apps"),
+                (params::PVC_NAME, "data"),
+                (params::PV_NAME, "pvc-1"),
+            ]),
+            &cfg,
+        )
+        .unwrap();
+        let o = owner(&cfg, &id, &p);
+        assert_eq!(o.cluster_id, "default");
+        assert_eq!(o.pv_name, "pvc-1");
+        let pvc = o.pvc.unwrap();
+        assert_eq!(
+            (pvc.namespace.as_str(), pvc.name.as_str()),
+            ("apps", "data")
+        );
+        // Without the metadata: the cluster alone.
+        let p = params::volume_params(&map(&[]), &cfg).unwrap();
+        let o = owner(&cfg, &id, &p);
+        assert_eq!((o.pv_name.as_str(), o.pvc), ("", None));
+        // A cluster id valid for host identities but not for the tag is left out.
+        let mut wide = cfg.clone();
+        wide.cluster_id = "Prod_1".into();
+        assert_eq!(owner(&wide, &id, &p).cluster_id, "");
     }
 
     #[test]
