@@ -14,33 +14,20 @@ use std::time::{Duration, Instant};
 
 use rds_bus::{Reason, VolumeId};
 use rds_dataplane::testing::loops_backed_under;
-use rds_dataplane::{AccessType, DataPlane, DataPlaneError, FsType, Reply, StatsRequest};
+use rds_dataplane::{AccessType, DataPlane, DataPlaneError, FsType, NodePath, Reply, StatsRequest};
 
 use support::*;
 
-async fn filesystem_lifecycle(fs: FsType, size: u64) {
-    let h = harness();
-    let v = h.volume(&format!("pvc-life-{}", fs.as_str()), size);
-    let staging = v.staging.as_path();
-
-    let first = h.stage(&v, mount(fs)).await.unwrap();
-    assert!(first.formatted && !first.already_staged);
-    let again = h.stage(&v, mount(fs)).await.unwrap();
-    assert!(again.already_staged && !again.formatted);
-    assert_eq!(mounts_at(staging), 1, "stage twice = one mount");
-    assert_eq!(loops_of(&v.file).len(), 1, "attach twice = one loop device");
-    let uuid = fs_uuid(&first.device.path);
-    assert!(!uuid.is_empty());
-
-    // Publish twice → one bind mount; data goes through.
+/// Publish twice → one bind mount; data goes through.
+async fn publish_twice_then_write(h: &Harness, v: &Vol, fs: FsType) {
     assert!(
-        !h.publish_to(&v, &v.target, mount(fs), false)
+        !h.publish_to(v, &v.target, mount(fs), false)
             .await
             .unwrap()
             .already_published
     );
     assert!(
-        h.publish_to(&v, &v.target, mount(fs), false)
+        h.publish_to(v, &v.target, mount(fs), false)
             .await
             .unwrap()
             .already_published
@@ -56,14 +43,17 @@ async fn filesystem_lifecycle(fs: FsType, size: u64) {
     )
     .unwrap();
     assert_eq!(
-        std::fs::read(staging.join("hello.txt")).unwrap(),
+        std::fs::read(v.staging.as_path().join("hello.txt")).unwrap(),
         b"written through the bind"
     );
+}
 
-    // Readonly publish is really read-only.
+/// A readonly publish is really read-only; the same target with the other
+/// flag is ALREADY_EXISTS. Returns the readonly target.
+async fn readonly_publish_is_read_only(h: &Harness, v: &Vol, fs: FsType) -> NodePath {
     let ro = h.path(&format!("kubelet/pods/p2/volumes/{}/mount", v.id));
-    h.publish_to(&v, &ro, mount(fs), true).await.unwrap();
-    h.publish_to(&v, &ro, mount(fs), true).await.unwrap();
+    h.publish_to(v, &ro, mount(fs), true).await.unwrap();
+    h.publish_to(v, &ro, mount(fs), true).await.unwrap();
     assert_eq!(mounts_at(ro.as_path()), 1);
     assert_eq!(
         std::fs::read(ro.as_path().join("hello.txt")).unwrap(),
@@ -72,25 +62,29 @@ async fn filesystem_lifecycle(fs: FsType, size: u64) {
     let err = std::fs::write(ro.as_path().join("nope.txt"), b"x").unwrap_err();
     assert_eq!(err.raw_os_error(), Some(nix::libc::EROFS), "{err}");
     // Same target, other readonly flag: incompatible → ALREADY_EXISTS.
-    let e = h.publish_to(&v, &ro, mount(fs), false).await.unwrap_err();
+    let e = h.publish_to(v, &ro, mount(fs), false).await.unwrap_err();
     assert_eq!(e.to_status().code(), tonic::Code::AlreadyExists, "{e}");
+    ro
+}
 
-    // Unpublish twice: unmounted, empty target removed, no error.
-    for t in [&v.target, &ro] {
-        let u = h.unpublish(&v, t).await;
+/// Unpublish twice (unmounted, empty target removed, no error), then unstage
+/// twice (unmounted, detached, state removed).
+async fn unpublish_and_unstage_twice(h: &Harness, v: &Vol, ro: &NodePath) {
+    for t in [&v.target, ro] {
+        let u = h.unpublish(v, t).await;
         assert!(u.was_mounted && u.removed_target);
-        let u = h.unpublish(&v, t).await;
+        let u = h.unpublish(v, t).await;
         assert!(!u.was_mounted && !u.removed_target);
         assert_eq!(mounts_at(t.as_path()), 0);
         assert!(!t.as_path().exists());
     }
 
     // Unstage twice: unmounted and detached.
-    let u = h.unstage(&v).await;
+    let u = h.unstage(v).await;
     assert!(u.was_mounted && u.detached);
-    let u = h.unstage(&v).await;
+    let u = h.unstage(v).await;
     assert!(!u.was_mounted && !u.detached);
-    assert_eq!(mounts_at(staging), 0);
+    assert_eq!(mounts_at(v.staging.as_path()), 0);
     assert!(
         loops_of_after_detach(&v.file).is_empty(),
         "loop device detached"
@@ -102,6 +96,25 @@ async fn filesystem_lifecycle(fs: FsType, size: u64) {
             .exists(),
         "state removed"
     );
+}
+
+async fn filesystem_lifecycle(fs: FsType, size: u64) {
+    let h = harness();
+    let v = h.volume(&format!("pvc-life-{}", fs.as_str()), size);
+    let staging = v.staging.as_path();
+
+    let first = h.stage(&v, mount(fs)).await.unwrap();
+    assert!(first.formatted && !first.already_staged);
+    let again = h.stage(&v, mount(fs)).await.unwrap();
+    assert!(again.already_staged && !again.formatted);
+    assert_eq!(mounts_at(staging), 1, "stage twice = one mount");
+    assert_eq!(loops_of(&v.file).len(), 1, "attach twice = one loop device");
+    let uuid = fs_uuid(&first.device.path);
+    assert!(!uuid.is_empty());
+
+    publish_twice_then_write(&h, &v, fs).await;
+    let ro = readonly_publish_is_read_only(&h, &v, fs).await;
+    unpublish_and_unstage_twice(&h, &v, &ro).await;
 
     // The data is still there when staged again, and it was not reformatted.
     let back = h.stage(&v, mount(fs)).await.unwrap();
@@ -710,80 +723,96 @@ async fn bench_1gib_ext4_plane_vs_by_hand() {
         h.unstage(&v).await;
         plane_down.push(t0.elapsed());
 
-        // By hand, same file, same steps: attach, probe, mkfs, mount, bind.
-        assert!(
-            Command::new("wipefs")
-                .args(["-a", "-q"])
-                .arg(&v.file)
-                .status()
-                .unwrap()
-                .success()
-        );
-        let (st, tg) = (v.staging.as_path(), v.target.as_path());
-        std::fs::create_dir_all(tg).unwrap();
-        let run = |args: &[&str]| {
-            assert!(
-                Command::new(args[0])
-                    .args(&args[1..])
-                    .status()
-                    .unwrap()
-                    .success(),
-                "{args:?}"
-            )
-        };
-        let t0 = Instant::now();
-        let dev = String::from_utf8(
-            Command::new("losetup")
-                .args(["--find", "--show"])
-                .arg(&v.file)
-                .output()
-                .unwrap()
-                .stdout,
-        )
-        .unwrap()
-        .trim()
-        .to_owned();
-        assert_eq!(blkid_exit(Path::new(&dev)), Some(2));
-        run(&["mkfs.ext4", "-q", &dev]);
-        run(&[
-            "mount",
-            "-o",
-            "noatime,nosuid,nodev",
-            &dev,
-            st.to_str().unwrap(),
-        ]);
-        run(&[
-            "mount",
-            "--bind",
-            st.to_str().unwrap(),
-            tg.to_str().unwrap(),
-        ]);
-        hand_up.push(t0.elapsed());
-        let t0 = Instant::now();
-        run(&["umount", tg.to_str().unwrap()]);
-        run(&["umount", st.to_str().unwrap()]);
-        run(&["losetup", "-d", &dev]);
-        hand_down.push(t0.elapsed());
+        let (up, down) = by_hand(&v);
+        hand_up.push(up);
+        hand_down.push(down);
     }
-    let ms = |v: &Vec<Duration>| {
-        let mut s: Vec<f64> = v.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
-        s.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        format!(
-            "median {:.0} ms (min {:.0}, max {:.0})",
-            s[s.len() / 2],
-            s[0],
-            s[s.len() - 1]
-        )
-    };
     println!(
         "BENCH 1 GiB ext4, {rounds} rounds, loop device on {}",
         h.scratch.path().display()
     );
-    println!("BENCH plane   stage+publish     {}", ms(&plane_up));
+    println!("BENCH plane   stage+publish     {}", ms_summary(&plane_up));
     println!(
         "BENCH by hand losetup+blkid+mkfs+mount+bind {}",
-        ms(&hand_up)
+        ms_summary(&hand_up)
     );
-    println!("BENCH plane   unpublish+unstage {}", ms(&plane_down));
-    println!("BENCH by hand umount×2+losetup -d {}", ms(&hand_down));
+    println!(
+        "BENCH plane   unpublish+unstage {}",
+        ms_summary(&plane_down)
+    );
+    println!(
+        "BENCH by hand umount×2+losetup -d {}",
+        ms_summary(&hand_down)
+    );
+}
+
+/// The bench's reference: the same steps by hand on the same file (attach,
+/// probe, mkfs, mount, bind; then umount twice and detach). (up, down) times.
+fn by_hand(v: &Vol) -> (Duration, Duration) {
+    // By hand, same file, same steps: attach, probe, mkfs, mount, bind.
+    assert!(
+        Command::new("wipefs")
+            .args(["-a", "-q"])
+            .arg(&v.file)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (st, tg) = (v.staging.as_path(), v.target.as_path());
+    std::fs::create_dir_all(tg).unwrap();
+    let run = |args: &[&str]| {
+        assert!(
+            Command::new(args[0])
+                .args(&args[1..])
+                .status()
+                .unwrap()
+                .success(),
+            "{args:?}"
+        )
+    };
+    let t0 = Instant::now();
+    let dev = String::from_utf8(
+        Command::new("losetup")
+            .args(["--find", "--show"])
+            .arg(&v.file)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_owned();
+    assert_eq!(blkid_exit(Path::new(&dev)), Some(2));
+    run(&["mkfs.ext4", "-q", &dev]);
+    run(&[
+        "mount",
+        "-o",
+        "noatime,nosuid,nodev",
+        &dev,
+        st.to_str().unwrap(),
+    ]);
+    run(&[
+        "mount",
+        "--bind",
+        st.to_str().unwrap(),
+        tg.to_str().unwrap(),
+    ]);
+    let up = t0.elapsed();
+    let t0 = Instant::now();
+    run(&["umount", tg.to_str().unwrap()]);
+    run(&["umount", st.to_str().unwrap()]);
+    run(&["losetup", "-d", &dev]);
+    (up, t0.elapsed())
+}
+
+/// "median N ms (min, max)" of a bench's rounds.
+fn ms_summary(v: &[Duration]) -> String {
+    let mut s: Vec<f64> = v.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    format!(
+        "median {:.0} ms (min {:.0}, max {:.0})",
+        s[s.len() / 2],
+        s[0],
+        s[s.len() - 1]
+    )
 }

@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
@@ -14,10 +16,10 @@ use std::time::{Duration, Instant};
 use rds_bus::{ClusterId, HostIdentity, NodeId, VolumeId};
 use rds_dataplane::testing::{FakeNvmeTree, Scratch};
 use rds_dataplane::{
-    AccessType, Backend, DataPlane, DataPlaneError, FsType, MountFlags, NodeConfig, NodeEventKind,
-    NodeMetrics, NodePath, NodePlane, NvmeConfig, NvmePlane, PublishRequest, RecordingEventSink,
-    Reply, ScriptedRunner, StageRequest, StatsRequest, SystemRunner, UnpublishRequest,
-    UnstageRequest, VolumeSource,
+    AccessType, Backend, DataPlane, DataPlaneError, FsType, MountFlags, NodeEventKind, NodeMetrics,
+    NodePath, NodePlane, NvmeConfig, NvmePlane, PublishRequest, RecordingEventSink, Reply,
+    ScriptedRunner, StageRequest, StatsRequest, SystemRunner, UnpublishRequest, UnstageOutcome,
+    UnstageRequest, VolumeSource, VolumeStats,
 };
 
 const NQN: &str = "nqn.2000-02.com.mikrotik:pvc-0f923194-922a-5dd8-b376-c2c6ccb56dd8";
@@ -52,14 +54,8 @@ fn rig_with(tweak: impl FnOnce(&mut NvmeConfig)) -> Rig {
     let backend: Backend = NvmePlane::new(ncfg, runner.clone(), metrics.clone())
         .unwrap()
         .into();
-    let mut cfg = NodeConfig::new(
-        NodeId::parse("node-a").unwrap(),
-        scratch.path().join("node"),
-    );
-    cfg.probe_retry_delay = Duration::from_millis(50);
-    cfg.unmount_retry_delay = Duration::from_millis(50);
-    cfg.holder_check_delay = Duration::from_millis(50);
-    cfg.recovery_backoff = Duration::from_millis(50);
+    let mut cfg = support::fast_config(&scratch);
+    cfg.node_id = NodeId::parse("node-a").unwrap();
     let plane = NodePlane::new(
         cfg,
         backend,
@@ -108,6 +104,14 @@ fn ctx(extra: &[(&str, &str)]) -> HashMap<String, String> {
     m
 }
 
+/// This volume's namespace as a connected kernel shows it: subsystem,
+/// controller, namespace and its /dev node.
+fn expose(tree: &FakeNvmeTree, subsys: &str, ctrl: &str, ns: &str, dev: (u64, u64), size: u64) {
+    tree.add_subsystem(subsys, NQN);
+    tree.add_controller(subsys, ctrl);
+    tree.add_namespace(subsys, Some(ctrl), ns, ns, dev, size, true);
+}
+
 fn vol() -> VolumeId {
     VolumeId::parse("pvc-0f923194-922a-5dd8-b376-c2c6ccb56dd8").unwrap()
 }
@@ -131,6 +135,36 @@ impl Rig {
             pvc: rds_dataplane::source::pvc_from_context(&ctx(&[])),
             content: Default::default(),
         }
+    }
+
+    async fn stats_at(&self, volume_path: NodePath) -> VolumeStats {
+        self.plane
+            .stats(StatsRequest {
+                volume_id: vol(),
+                volume_path,
+            })
+            .await
+            .unwrap()
+    }
+
+    async fn unpublish_at(&self, target: &NodePath) {
+        self.plane
+            .unpublish(UnpublishRequest {
+                volume_id: vol(),
+                target_path: target.clone(),
+            })
+            .await
+            .unwrap();
+    }
+
+    async fn unstage(&self) -> UnstageOutcome {
+        self.plane
+            .unstage(UnstageRequest {
+                volume_id: vol(),
+                staging_path: self.path("staging/globalmount"),
+            })
+            .await
+            .unwrap()
     }
 
     /// Plays the kernel: once `nvme connect` has been run, the subsystem and
@@ -285,17 +319,7 @@ async fn transient_connect_errors_are_retried_and_reported() {
         loop {
             if runner.calls_to("nvme").len() >= 3 {
                 let t = FakeNvmeTree::new(&tree_root);
-                t.add_subsystem("nvme-subsys0", NQN);
-                t.add_controller("nvme-subsys0", "nvme0");
-                t.add_namespace(
-                    "nvme-subsys0",
-                    Some("nvme0"),
-                    "nvme0n1",
-                    "nvme0n1",
-                    (259, 3),
-                    64 * MIB,
-                    true,
-                );
+                expose(&t, "nvme-subsys0", "nvme0", "nvme0n1", (259, 3), 64 * MIB);
                 return;
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
@@ -358,7 +382,31 @@ async fn resolution_follows_controller_renumbering() {
     let be = r.plane.backend();
     assert_eq!(be.resolve(&src).await.unwrap(), None);
 
-    // Multipath layout: head nvme0n1 in the subsystem, path nvme0c0n1.
+    multipath_head_resolves_once_its_node_exists(&r, &src).await;
+
+    // Controller lost and reconnected as nvme3 in another subsystem
+    // instance, non-multipath layout this time: found again by NQN.
+    r.tree.remove_subsystem("nvme-subsys0");
+    assert_eq!(be.resolve(&src).await.unwrap(), None);
+    expose(
+        &r.tree,
+        "nvme-subsys3",
+        "nvme3",
+        "nvme3n1",
+        (259, 7),
+        64 * MIB,
+    );
+    let d = be.resolve(&src).await.unwrap().unwrap();
+    assert_eq!(
+        (d.path.file_name().unwrap().to_str().unwrap(), d.dev()),
+        ("nvme3n1", (259, 7))
+    );
+
+    stale_node_is_not_trusted_and_rescan_reaches_nvme3(&r, &src).await;
+}
+
+/// Multipath layout: head nvme0n1 in the subsystem, path nvme0c0n1.
+async fn multipath_head_resolves_once_its_node_exists(r: &Rig, src: &VolumeSource) {
     r.tree.add_subsystem("nvme-subsys0", NQN);
     r.tree.add_controller("nvme-subsys0", "nvme0");
     r.tree.add_namespace(
@@ -380,7 +428,7 @@ async fn resolution_follows_controller_renumbering() {
         64 * MIB,
         false,
     );
-    assert_eq!(be.resolve(&src).await.unwrap(), None);
+    assert_eq!(r.plane.backend().resolve(src).await.unwrap(), None);
     r.tree.add_namespace(
         "nvme-subsys0",
         None,
@@ -390,34 +438,16 @@ async fn resolution_follows_controller_renumbering() {
         64 * MIB,
         true,
     );
-    let d = be.resolve(&src).await.unwrap().unwrap();
+    let d = r.plane.backend().resolve(src).await.unwrap().unwrap();
     assert_eq!(
         (d.path.file_name().unwrap().to_str().unwrap(), d.dev()),
         ("nvme0n1", (259, 0))
     );
+}
 
-    // Controller lost and reconnected as nvme3 in another subsystem
-    // instance, non-multipath layout this time: found again by NQN.
-    r.tree.remove_subsystem("nvme-subsys0");
-    assert_eq!(be.resolve(&src).await.unwrap(), None);
-    r.tree.add_subsystem("nvme-subsys3", NQN);
-    r.tree.add_controller("nvme-subsys3", "nvme3");
-    r.tree.add_namespace(
-        "nvme-subsys3",
-        Some("nvme3"),
-        "nvme3n1",
-        "nvme3n1",
-        (259, 7),
-        64 * MIB,
-        true,
-    );
-    let d = be.resolve(&src).await.unwrap().unwrap();
-    assert_eq!(
-        (d.path.file_name().unwrap().to_str().unwrap(), d.dev()),
-        ("nvme3n1", (259, 7))
-    );
-
-    // A stale /dev node with another number is never trusted.
+/// A stale /dev node with another number is never trusted; ns-rescan goes
+/// to the subsystem's controller char device.
+async fn stale_node_is_not_trusted_and_rescan_reaches_nvme3(r: &Rig, src: &VolumeSource) {
     std::fs::remove_file(r.tree.dev_root().join("nvme3n1")).unwrap();
     r.tree.add_namespace(
         "nvme-subsys3",
@@ -435,7 +465,7 @@ async fn resolution_follows_controller_renumbering() {
         nix::sys::stat::makedev(259, 8),
     )
     .unwrap();
-    assert_eq!(be.resolve(&src).await.unwrap(), None);
+    assert_eq!(r.plane.backend().resolve(src).await.unwrap(), None);
 
     // ns-rescan goes to the subsystem's controller char device.
     r.runner.on("nvme", &["ns-rescan"], vec![Reply::ok("")]);
@@ -448,8 +478,8 @@ async fn resolution_follows_controller_renumbering() {
         64 * MIB,
         true,
     );
-    let d = be.resolve(&src).await.unwrap().unwrap();
-    be.rescan(&src, &d).await.unwrap();
+    let d = r.plane.backend().resolve(src).await.unwrap().unwrap();
+    r.plane.backend().rescan(src, &d).await.unwrap();
     assert_eq!(
         r.runner.calls_to("nvme"),
         vec![vec![
@@ -468,17 +498,7 @@ async fn only_managed_nqns_are_ever_disconnected() {
     t.add_subsystem("nvme-subsys0", "nqn.2000-02.com.mikrotik:pvc-dead");
     t.add_controller("nvme-subsys0", "nvme0");
     // Alive managed volume.
-    t.add_subsystem("nvme-subsys1", NQN);
-    t.add_controller("nvme-subsys1", "nvme1");
-    t.add_namespace(
-        "nvme-subsys1",
-        Some("nvme1"),
-        "nvme1n1",
-        "nvme1n1",
-        (259, 1),
-        MIB,
-        true,
-    );
+    expose(&r.tree, "nvme-subsys1", "nvme1", "nvme1n1", (259, 1), MIB);
     // The node's own root/var volume on the same RDS (docs/safety.md §2.3), dead
     // right now: same vendor prefix but not a pvc- name.
     t.add_subsystem("nvme-subsys2", "nqn.2000-02.com.mikrotik:nixos-var");
@@ -582,228 +602,183 @@ async fn stale_mount_is_recovered_after_renumbering() {
         .unwrap()
         .set_len(64 * MIB)
         .unwrap();
-    let attach = |f: &Path| -> (String, (u64, u64)) {
-        let out = Command::new("losetup")
-            .args(["--find", "--show"])
-            .arg(f)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        let dev = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-        let d = rds_dataplane::Device::from_node(Path::new(&dev))
-            .unwrap()
-            .unwrap();
-        (dev, d.dev())
-    };
-    let (_loop_a, dev_a) = attach(&file);
-    r.tree.add_subsystem("nvme-subsys0", NQN);
-    r.tree.add_controller("nvme-subsys0", "nvme0");
-    r.tree.add_namespace(
-        "nvme-subsys0",
-        Some("nvme0"),
-        "nvme0n1",
-        "nvme0n1",
-        dev_a,
-        64 * MIB,
-        true,
-    );
-
+    let (_loop_a, dev_a) = loop_attach(&file);
+    expose(&r.tree, "nvme-subsys0", "nvme0", "nvme0n1", dev_a, 64 * MIB);
     let src = r.source(&[]);
-    let access = AccessType::Mount {
-        fs_type: FsType::Ext4,
-        flags: MountFlags::default(),
-    };
-    let staged = r
-        .plane
-        .stage(r.stage_req(src.clone(), access.clone()))
-        .await
-        .unwrap();
-    assert!(staged.formatted);
-    assert!(
-        r.runner.calls_to("nvme").is_empty(),
-        "device present: no connect"
-    );
     let target = r.path("pods/p/mount");
-    let publish = || PublishRequest {
-        volume_id: vol(),
-        staging_path: r.path("staging/globalmount"),
-        target_path: target.clone(),
-        source: Some(src.clone()),
-        access: access.clone(),
-        readonly: false,
-        pvc: None,
-        single_writer: false,
-    };
-    r.plane.publish(publish()).await.unwrap();
-    std::fs::write(target.as_path().join("kept.txt"), b"survives renumbering").unwrap();
-    r.plane
-        .unpublish(UnpublishRequest {
-            volume_id: vol(),
-            target_path: target.clone(),
-        })
-        .await
-        .unwrap();
+    r.stage_publish_write(&src, &target).await;
 
     // Renumber: the controller comes back as nvme3 with another device.
-    let (_loop_b, dev_b) = attach(&file);
+    let (_loop_b, dev_b) = loop_attach(&file);
     assert_ne!(dev_a, dev_b);
     r.tree.remove_subsystem("nvme-subsys0");
-    r.tree.add_subsystem("nvme-subsys3", NQN);
-    r.tree.add_controller("nvme-subsys3", "nvme3");
-    r.tree.add_namespace(
-        "nvme-subsys3",
-        Some("nvme3"),
-        "nvme3n1",
-        "nvme3n1",
-        dev_b,
-        64 * MIB,
-        true,
-    );
+    expose(&r.tree, "nvme-subsys3", "nvme3", "nvme3n1", dev_b, 64 * MIB);
 
     // Stats see the stale staging mount (report only).
-    let st = r
-        .plane
-        .stats(StatsRequest {
-            volume_id: vol(),
-            volume_path: r.path("staging/globalmount"),
-        })
-        .await
-        .unwrap();
+    let st = r.stats_at(r.path("staging/globalmount")).await;
     assert!(
         st.condition.abnormal && st.condition.message.contains("device_path_mismatch"),
         "{:?}",
         st.condition
     );
 
-    // Publish recovers: re-resolve by NQN, remount, bind.
-    assert!(!r.plane.publish(publish()).await.unwrap().already_published);
-    assert_eq!(
-        std::fs::read(target.as_path().join("kept.txt")).unwrap(),
-        b"survives renumbering"
-    );
-    let ev = r.events.events();
-    assert_eq!(ev.len(), 1, "{ev:?}");
-    assert_eq!(
-        ev[0].kind,
-        NodeEventKind::StaleMountDetected {
-            old_device: r.tree.dev_root().join("nvme0n1").display().to_string(),
-            new_device: r.tree.dev_root().join("nvme3n1").display().to_string(),
-        }
-    );
-    assert_eq!(
-        r.runner
-            .calls()
-            .iter()
-            .filter(|c| c[0].starts_with("mkfs"))
-            .count(),
-        1,
-        "never reformatted"
-    );
-    let st = r
-        .plane
-        .stats(StatsRequest {
-            volume_id: vol(),
-            volume_path: target.clone(),
-        })
-        .await
+    r.publish_recovers(&src, &target).await;
+    r.expand_rescans_the_new_controller(&target).await;
+    r.controller_gone_then_unstage(&target).await;
+}
+
+/// `losetup --find --show FILE`: the loop device's path and its device number.
+fn loop_attach(f: &Path) -> (String, (u64, u64)) {
+    let out = Command::new("losetup")
+        .args(["--find", "--show"])
+        .arg(f)
+        .output()
         .unwrap();
-    assert!(!st.condition.abnormal, "{:?}", st.condition);
-    assert_eq!(
-        r.metrics
-            .stale_recoveries
-            .get_or_create(&rds_dataplane::metrics::Status {
-                status: "success".into()
-            })
-            .get(),
-        1
-    );
+    assert!(out.status.success(), "{out:?}");
+    let dev = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let d = rds_dataplane::Device::from_node(Path::new(&dev))
+        .unwrap()
+        .unwrap();
+    (dev, d.dev())
+}
 
-    // Expand: ns-rescan to nvme3, then resize (needs CAP_SYS_RESOURCE) —
-    // here we only check the rescan reached the right controller.
-    r.runner.on("nvme", &["ns-rescan"], vec![Reply::ok("")]);
-    let _ = r
-        .plane
-        .expand(rds_dataplane::ExpandRequest {
+/// The steps of [`stale_mount_is_recovered_after_renumbering`].
+impl Rig {
+    fn publish_req(&self, src: &VolumeSource, target: &NodePath) -> PublishRequest {
+        PublishRequest {
             volume_id: vol(),
-            volume_path: target.clone(),
-        })
-        .await;
-    assert_eq!(
-        r.runner.calls_to("nvme"),
-        vec![vec![
-            "ns-rescan".to_owned(),
-            r.tree.dev_root().join("nvme3").display().to_string()
-        ]]
-    );
-
-    // The controller disappears entirely: condition abnormal.
-    r.plane
-        .unpublish(UnpublishRequest {
-            volume_id: vol(),
+            staging_path: self.path("staging/globalmount"),
             target_path: target.clone(),
-        })
-        .await
-        .unwrap();
-    r.tree.remove_subsystem("nvme-subsys3");
-    let st = r
-        .plane
-        .stats(StatsRequest {
-            volume_id: vol(),
-            volume_path: r.path("staging/globalmount"),
-        })
-        .await
-        .unwrap();
-    assert!(
-        st.condition.abnormal && st.condition.message.contains("device_disappeared"),
-        "{:?}",
-        st.condition
-    );
-    // Unstage still works; nothing left to disconnect.
-    r.runner.on("nvme", &["disconnect"], vec![Reply::ok("")]);
-    let u = r
-        .plane
-        .unstage(UnstageRequest {
-            volume_id: vol(),
-            staging_path: r.path("staging/globalmount"),
-        })
-        .await
-        .unwrap();
-    assert!(u.was_mounted && !u.detached);
-    assert!(
-        r.runner
-            .calls_to("nvme")
-            .iter()
-            .all(|c| c[0] != "disconnect")
-    );
+            source: Some(src.clone()),
+            access: AccessType::Mount {
+                fs_type: FsType::Ext4,
+                flags: MountFlags::default(),
+            },
+            readonly: false,
+            pvc: None,
+            single_writer: false,
+        }
+    }
+
+    /// Stages ext4 (formatted, no connect: the device is there), publishes,
+    /// writes kept.txt, unpublishes.
+    async fn stage_publish_write(&self, src: &VolumeSource, target: &NodePath) {
+        let access = self.publish_req(src, target).access;
+        let staged = self
+            .plane
+            .stage(self.stage_req(src.clone(), access))
+            .await
+            .unwrap();
+        assert!(staged.formatted);
+        assert!(
+            self.runner.calls_to("nvme").is_empty(),
+            "device present: no connect"
+        );
+        self.plane
+            .publish(self.publish_req(src, target))
+            .await
+            .unwrap();
+        std::fs::write(target.as_path().join("kept.txt"), b"survives renumbering").unwrap();
+        self.unpublish_at(target).await;
+    }
+
+    /// Publish recovers: re-resolve by NQN, remount, bind — data intact, one
+    /// StaleMountDetected event, never reformatted, healthy afterwards.
+    async fn publish_recovers(&self, src: &VolumeSource, target: &NodePath) {
+        let out = self
+            .plane
+            .publish(self.publish_req(src, target))
+            .await
+            .unwrap();
+        assert!(!out.already_published);
+        assert_eq!(
+            std::fs::read(target.as_path().join("kept.txt")).unwrap(),
+            b"survives renumbering"
+        );
+        let ev = self.events.events();
+        assert_eq!(ev.len(), 1, "{ev:?}");
+        assert_eq!(
+            ev[0].kind,
+            NodeEventKind::StaleMountDetected {
+                old_device: self.tree.dev_root().join("nvme0n1").display().to_string(),
+                new_device: self.tree.dev_root().join("nvme3n1").display().to_string(),
+            }
+        );
+        assert_eq!(
+            self.runner
+                .calls()
+                .iter()
+                .filter(|c| c[0].starts_with("mkfs"))
+                .count(),
+            1,
+            "never reformatted"
+        );
+        let st = self.stats_at(target.clone()).await;
+        assert!(!st.condition.abnormal, "{:?}", st.condition);
+        assert_eq!(
+            self.metrics
+                .stale_recoveries
+                .get_or_create(&rds_dataplane::metrics::Status {
+                    status: "success".into()
+                })
+                .get(),
+            1
+        );
+    }
+
+    /// Expand: ns-rescan to nvme3, then resize (needs CAP_SYS_RESOURCE) —
+    /// here only that the rescan reached the right controller.
+    async fn expand_rescans_the_new_controller(&self, target: &NodePath) {
+        self.runner.on("nvme", &["ns-rescan"], vec![Reply::ok("")]);
+        let _ = self
+            .plane
+            .expand(rds_dataplane::ExpandRequest {
+                volume_id: vol(),
+                volume_path: target.clone(),
+            })
+            .await;
+        assert_eq!(
+            self.runner.calls_to("nvme"),
+            vec![vec![
+                "ns-rescan".to_owned(),
+                self.tree.dev_root().join("nvme3").display().to_string()
+            ]]
+        );
+    }
+
+    /// The controller disappears entirely: condition abnormal; unstage still
+    /// works with nothing left to disconnect.
+    async fn controller_gone_then_unstage(&self, target: &NodePath) {
+        self.unpublish_at(target).await;
+        self.tree.remove_subsystem("nvme-subsys3");
+        let st = self.stats_at(self.path("staging/globalmount")).await;
+        assert!(
+            st.condition.abnormal && st.condition.message.contains("device_disappeared"),
+            "{:?}",
+            st.condition
+        );
+        self.runner.on("nvme", &["disconnect"], vec![Reply::ok("")]);
+        let u = self.unstage().await;
+        assert!(u.was_mounted && !u.detached);
+        assert!(
+            self.runner
+                .calls_to("nvme")
+                .iter()
+                .all(|c| c[0] != "disconnect")
+        );
+    }
 }
 
 #[tokio::test]
 async fn unstage_disconnects_a_managed_volume() {
     let r = rig();
     r.runner.on("nvme", &["disconnect"], vec![Reply::ok("")]);
-    r.tree.add_subsystem("nvme-subsys0", NQN);
-    r.tree.add_controller("nvme-subsys0", "nvme0");
-    r.tree.add_namespace(
-        "nvme-subsys0",
-        Some("nvme0"),
-        "nvme0n1",
-        "nvme0n1",
-        (259, 5),
-        MIB,
-        true,
-    );
+    expose(&r.tree, "nvme-subsys0", "nvme0", "nvme0n1", (259, 5), MIB);
     r.plane
         .stage(r.stage_req(r.source(&[]), AccessType::Block))
         .await
         .unwrap();
-    let u = r
-        .plane
-        .unstage(UnstageRequest {
-            volume_id: vol(),
-            staging_path: r.path("staging/globalmount"),
-        })
-        .await
-        .unwrap();
+    let u = r.unstage().await;
     assert!(!u.was_mounted && u.detached);
     assert_eq!(
         r.runner.calls_to("nvme"),
