@@ -168,6 +168,55 @@ pub enum LiveFileRemoveMode {
     Refuse,
 }
 
+/// docs/routeros.md §6.11: the pool's filesystem (some RDS pools run XFS; only Btrfs has
+/// subvolumes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum PoolFilesystem {
+    /// Btrfs (default): `/disk/btrfs/...` works.
+    #[default]
+    Btrfs,
+    /// XFS: every `/disk/btrfs/...` change answers [`Texts`]' "no btrfs filesystem" text.
+    Xfs,
+    /// ext4: as XFS.
+    Ext4,
+}
+
+impl PoolFilesystem {
+    /// The pool record's `fs=` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PoolFilesystem::Btrfs => "btrfs",
+            PoolFilesystem::Xfs => "xfs",
+            PoolFilesystem::Ext4 => "ext4",
+        }
+    }
+}
+
+/// docs/routeros.md §6.11: a slot length limit reported by one driver on 7.24 (unverified).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum SlotLimit {
+    /// Any length the console takes (default).
+    #[default]
+    None,
+    /// Slots longer than 32 characters fail with [`Texts::slot_too_long`].
+    #[serde(rename = "32")]
+    Max32,
+}
+
+/// docs/routeros.md §6.15: a subvolume snapshot of a subvolume holding an exported disk's file
+/// (unverified whether RouterOS allows it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum LiveSnapshotMode {
+    /// Snapshot it (default; Btrfs itself allows it, crash-consistent).
+    #[default]
+    Allow,
+    /// Refuse with [`Texts::subvolume_busy`].
+    Refuse,
+}
+
 /// docs/routeros.md §3.2: print numbers of a filtered print.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -239,6 +288,7 @@ pub enum SessionLimitMode {
 /// Error texts whose real wording is unknown (docs/routeros.md §5.2). Defaults keep
 /// the substrings the Go driver classifies on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Texts {
     /// `/disk add` with an existing slot.
     pub duplicate_slot: String,
@@ -256,6 +306,18 @@ pub struct Texts {
     pub set_file_size: String,
     /// Invalid regular expression in `~`.
     pub bad_regex: String,
+    /// A slot longer than the limit ([`SlotLimit::Max32`]).
+    pub slot_too_long: String,
+    /// Subvolume snapshot of an exported disk's subvolume ([`LiveSnapshotMode::Refuse`]).
+    pub subvolume_busy: String,
+    /// Subvolume remove while a disk's file is inside it.
+    pub subvolume_in_use: String,
+    /// Subvolume remove while another subvolume is inside it.
+    pub subvolume_nested: String,
+    /// `parent=` names no subvolume.
+    pub no_parent_subvolume: String,
+    /// A write the sim would make inside a read-only subvolume.
+    pub read_only: String,
 }
 
 impl Default for Texts {
@@ -269,6 +331,12 @@ impl Default for Texts {
             file_in_use: "failure: file is in use".into(),
             set_file_size: "failure: file-size can only be set when creating".into(),
             bad_regex: "failure: invalid regular expression".into(),
+            slot_too_long: "failure: slot name too long (32 characters max)".into(),
+            subvolume_busy: "failure: subvolume is busy".into(),
+            subvolume_in_use: "failure: subvolume is in use".into(),
+            subvolume_nested: "failure: subvolume has subvolumes inside".into(),
+            no_parent_subvolume: "failure: no such parent subvolume".into(),
+            read_only: "failure: read-only file system".into(),
         }
     }
 }
@@ -295,8 +363,14 @@ pub struct Behaviour {
     pub duplicate_nqn: DuplicateNqnMode,
     /// Space accounting.
     pub space: SpaceMode,
-    /// Existing backing file on `/disk add`.
+    /// Existing backing file on `/disk add` (also a file inside a subvolume snapshot).
     pub existing_file: ExistingFileMode,
+    /// Slot length limit.
+    pub slot_limit: SlotLimit,
+    /// Subvolume snapshot while a disk inside is exported.
+    pub live_snapshot: LiveSnapshotMode,
+    /// The pool's filesystem (`fs=` of the pool record; `/disk/btrfs` needs btrfs).
+    pub pool_filesystem: PoolFilesystem,
     /// `/file remove` of a live backing file.
     pub live_file_remove: LiveFileRemoveMode,
     /// Print numbering of filtered prints.
@@ -338,6 +412,9 @@ impl Default for Behaviour {
             duplicate_nqn: DuplicateNqnMode::default(),
             space: SpaceMode::default(),
             existing_file: ExistingFileMode::default(),
+            slot_limit: SlotLimit::default(),
+            live_snapshot: LiveSnapshotMode::default(),
+            pool_filesystem: PoolFilesystem::default(),
             live_file_remove: LiveFileRemoveMode::default(),
             numbering: NumberingMode::default(),
             flag_layout: FlagLayout::default(),

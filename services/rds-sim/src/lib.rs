@@ -27,6 +27,7 @@ mod setup;
 mod ssh;
 mod store;
 mod stream;
+mod subvol;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,8 +36,9 @@ use std::time::Duration;
 
 pub use config::{
     Behaviour, CopyFromMode, CutRule, DEFAULT_POOL_SIZE, DuplicateNqnMode, EmptyFindMode,
-    ExistingFileMode, ExitStatusMode, FlagLayout, LiveFileRemoveMode, MissingParentMode,
-    NumberingMode, SessionLimitMode, SetFileSizeMode, SimConfig, SpaceMode, Texts,
+    ExistingFileMode, ExitStatusMode, FlagLayout, LiveFileRemoveMode, LiveSnapshotMode,
+    MissingParentMode, NumberingMode, PoolFilesystem, SessionLimitMode, SetFileSizeMode, SimConfig,
+    SlotLimit, SpaceMode, Texts,
 };
 pub use control::{FaultRuleJson, serve_control};
 pub use error::SimError;

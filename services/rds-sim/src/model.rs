@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{
     Behaviour, CopyFromMode, DuplicateNqnMode, ExistingFileMode, LiveFileRemoveMode,
-    MissingParentMode, SetFileSizeMode, SpaceMode,
+    MissingParentMode, SetFileSizeMode, SlotLimit, SpaceMode,
 };
 use crate::store::{FileKind, Store, normalise};
 
@@ -34,6 +34,8 @@ pub struct DiskSummary {
     pub export: bool,
     /// `nvme-tcp-server-port`.
     pub port: u16,
+    /// `comment` ("" when none).
+    pub comment: String,
 }
 
 /// Settable properties of a `type=file` disk.
@@ -96,6 +98,9 @@ pub(crate) struct Disk {
     pub slot: String,
     #[serde(default)]
     pub disabled: bool,
+    /// `comment` ("" = none; printed as a `;;;` line).
+    #[serde(default)]
+    pub comment: String,
     pub kind: DiskKind,
 }
 
@@ -130,6 +135,9 @@ pub(crate) struct State {
     pub disks: Vec<Disk>,
     pub file_ids: BTreeMap<String, u64>,
     pub identity: Option<String>,
+    /// Subvolumes of the pool (`/disk/btrfs/subvolume`).
+    #[serde(default)]
+    pub btrfs: crate::subvol::BtrfsState,
 }
 
 impl State {
@@ -141,10 +149,12 @@ impl State {
                 id: 1,
                 slot: POOL.into(),
                 disabled: false,
+                comment: String::new(),
                 kind: DiskKind::Pool,
             }],
             file_ids: BTreeMap::new(),
             identity: None,
+            btrfs: crate::subvol::BtrfsState::default(),
         }
     }
 }
@@ -191,6 +201,7 @@ pub(crate) struct Device<'a> {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct DiskArgs {
     pub slot: Option<String>,
+    pub comment: Option<String>,
     pub file_path: Option<String>,
     pub file_size: Option<u64>,
     pub file_offset: Option<u64>,
@@ -212,7 +223,13 @@ pub(crate) struct DiskArgs {
 }
 
 impl DiskArgs {
-    fn apply(&self, slot: &mut String, disabled: &mut bool, f: &mut FileDisk) {
+    fn apply(
+        &self,
+        slot: &mut String,
+        disabled: &mut bool,
+        comment: &mut String,
+        f: &mut FileDisk,
+    ) {
         macro_rules! set {
             ($($field:ident),*) => { $( if let Some(v) = &self.$field { f.$field = v.clone(); } )* };
         }
@@ -221,6 +238,9 @@ impl DiskArgs {
         }
         if let Some(d) = self.disabled {
             *disabled = d;
+        }
+        if let Some(c) = &self.comment {
+            comment.clone_from(c);
         }
         set!(
             file_path,
@@ -279,6 +299,7 @@ impl Device<'_> {
                     },
                     export: f.nvme_tcp_export,
                     port: f.nvme_tcp_server_port,
+                    comment: d.comment.clone(),
                 })
             })
             .collect()
@@ -355,6 +376,14 @@ impl Device<'_> {
         }
     }
 
+    /// [`SlotLimit::Max32`]: longer slots are refused, never shortened.
+    fn check_slot_len(&self, slot: &str) -> OpResult<()> {
+        if self.behaviour.slot_limit == SlotLimit::Max32 && slot.chars().count() > 32 {
+            return Err(self.behaviour.texts.slot_too_long.clone());
+        }
+        Ok(())
+    }
+
     fn slot_taken(&self, slot: &str, skip_id: Option<u64>) -> bool {
         self.state
             .disks
@@ -365,6 +394,7 @@ impl Device<'_> {
     /// `/disk add type=file ...` (with an optional `copy-from` source id).
     pub(crate) fn disk_add(&mut self, args: &DiskArgs, copy_from: Option<u64>) -> OpResult<u64> {
         let texts = &self.behaviour.texts;
+        let mut comment = String::new();
         let (mut slot, mut disabled, mut f, source) = match copy_from {
             Some(src) => {
                 let d = self
@@ -375,11 +405,13 @@ impl Device<'_> {
                     .file()
                     .cloned()
                     .ok_or_else(|| "failure: copy-from item is not a file disk".to_owned())?;
+                // copy-from starts from every property of the source, the comment too.
+                comment.clone_from(&d.comment);
                 (String::new(), d.disabled, f, Some(d))
             }
             None => (String::new(), false, FileDisk::default(), None),
         };
-        args.apply(&mut slot, &mut disabled, &mut f);
+        args.apply(&mut slot, &mut disabled, &mut comment, &mut f);
         if args.slot.is_none() {
             // "assigned automatically": file1, file2, ...
             let mut n = 1;
@@ -388,6 +420,7 @@ impl Device<'_> {
             }
             slot = format!("file{n}");
         }
+        self.check_slot_len(&slot)?;
         if self.slot_taken(&slot, None) {
             return Err(texts.duplicate_slot.clone());
         }
@@ -405,6 +438,8 @@ impl Device<'_> {
         if rel.split('/').next() != Some(POOL) {
             return Err("failure: file-path must be on a disk".into());
         }
+        // A disk writes its file: never inside a read-only subvolume.
+        self.check_writable(&rel)?;
         let existing = self.store.info(&rel);
         if let Some(info) = &existing {
             if info.kind != FileKind::File {
@@ -487,6 +522,7 @@ impl Device<'_> {
             id,
             slot,
             disabled,
+            comment,
             kind: DiskKind::File(f),
         });
         Ok(id)
@@ -507,11 +543,14 @@ impl Device<'_> {
             let DiskKind::File(mut f) = d.kind.clone() else {
                 return Err("failure: can not change pool properties".into());
             };
-            let (mut slot, mut disabled) = (d.slot.clone(), d.disabled);
+            let (mut slot, mut disabled, mut comment) = (d.slot.clone(), d.disabled, d.comment);
             if args.file_path.is_some() {
                 return Err("failure: file-path can only be set when creating".into());
             }
-            args.apply(&mut slot, &mut disabled, &mut f);
+            args.apply(&mut slot, &mut disabled, &mut comment, &mut f);
+            if args.slot.is_some() {
+                self.check_slot_len(&slot)?;
+            }
             if self.slot_taken(&slot, Some(id)) {
                 return Err(self.behaviour.texts.duplicate_slot.clone());
             }
@@ -521,6 +560,9 @@ impl Device<'_> {
                     SetFileSizeMode::Grow => {
                         if size < f.file_size {
                             return Err("failure: can not shrink file".into());
+                        }
+                        if let Some(rel) = normalise(&f.file_path) {
+                            self.check_writable(&rel)?;
                         }
                         if self.behaviour.space == SpaceMode::Strict
                             && size - f.file_size > self.usage().free()
@@ -543,6 +585,7 @@ impl Device<'_> {
                     id,
                     slot,
                     disabled,
+                    comment,
                     kind: DiskKind::File(f.clone()),
                 },
                 resize,
@@ -588,6 +631,17 @@ impl Device<'_> {
             if item.info.kind == FileKind::Disk {
                 return Err("failure: can not remove disk".into());
             }
+            // A subvolume goes with `/disk/btrfs/subvolume remove` (it has to leave the state).
+            if self
+                .state
+                .btrfs
+                .subvolumes
+                .iter()
+                .any(|s| s.dir() == item.info.name)
+            {
+                return Err("failure: can not remove subvolume".into());
+            }
+            self.check_writable(&item.info.name)?;
             if self.behaviour.live_file_remove == LiveFileRemoveMode::Refuse {
                 let live = self.state.disks.iter().filter_map(Disk::file).any(|f| {
                     normalise(&f.file_path).is_some_and(|p| {
@@ -620,6 +674,7 @@ impl Device<'_> {
         if self.store.info(&rel).is_some() {
             return Err(self.behaviour.texts.file_exists.clone());
         }
+        self.check_writable(&rel)?;
         let io = |e: std::io::Error| format!("failure: {e}");
         if directory {
             self.store.mkdir_p(&rel).map_err(io)?;

@@ -2,13 +2,15 @@
 //! routeros crate's; this file only decides which values a record carries.
 
 use rds_routeros::{
-    CivilDateTime, CutRule, DiskRecord, FileRecord, LastModified, Legend, LineEnding,
-    MonitorTraffic, RenderOptions, SingletonStyle, render_disk_print, render_file_print,
-    render_monitor_traffic, render_singleton,
+    CivilDateTime, CutRule, DiskRecord, FileRecord, FilesystemRecord, LastModified, Legend,
+    LineEnding, MonitorTraffic, RenderOptions, SUBVOLUME_LEGEND, SingletonStyle, SubvolumeRecord,
+    render_disk_print, render_file_print, render_filesystem_print, render_monitor_traffic,
+    render_singleton, render_subvolume_print,
 };
 
 use crate::model::{Disk, DiskKind, FileItem, POOL, PoolUsage};
 use crate::store::FileKind;
+use crate::subvol::Subvolume;
 
 /// Per-session rendering parameters.
 #[derive(Clone, Debug)]
@@ -34,6 +36,7 @@ pub(crate) fn disk_record(
     layout: crate::config::FlagLayout,
     d: &Disk,
     usage: PoolUsage,
+    pool_fs: &str,
     number: u32,
 ) -> DiskRecord {
     let mut rec = match &d.kind {
@@ -42,6 +45,7 @@ pub(crate) fn disk_record(
                 DiskRecord::raid_pool(legend, POOL, usage.total, usage.free(), usage.use_percent());
             // A mounted block device: B and M.
             r.flags = layout.block(legend, &['B', 'M']);
+            r.fs = Some(pool_fs.to_owned());
             r
         }
         DiskKind::File(f) => {
@@ -86,11 +90,57 @@ pub(crate) fn disk_record(
         }
     };
     rec.number = Some(number);
+    rec.comment = Some(d.comment.clone()).filter(|c| !c.is_empty());
     rec
 }
 
 pub(crate) fn disk_print(legend: &Legend, records: &[DiskRecord], layout: &Layout) -> String {
     render_disk_print(legend, records, &layout.opts())
+}
+
+/// One `/disk/btrfs/subvolume` record: `S` when made from a parent, `r` when read-only.
+pub(crate) fn subvolume_record(s: &Subvolume, number: u32) -> SubvolumeRecord {
+    let mut flags = Vec::new();
+    if !s.parent.is_empty() {
+        flags.push('S');
+    }
+    if s.read_only {
+        flags.push('r');
+    }
+    SubvolumeRecord {
+        number: Some(number),
+        flags: Legend::new(SUBVOLUME_LEGEND).flag_block(&flags),
+        name: s.name.clone(),
+        fs: Some(s.fs.clone()),
+        parent: Some(s.parent.clone()),
+        read_only: Some(s.read_only),
+        uuid: Some(s.uuid.clone()),
+        subvolume_id: Some(s.id),
+        generation: Some(s.generation),
+        creation_time: Some(civil(s.creation_time)),
+        path: Some(format!("/{}", s.dir())),
+        raw: Vec::new(),
+    }
+}
+
+pub(crate) fn subvolume_print(records: &[SubvolumeRecord], layout: &Layout) -> String {
+    render_subvolume_print(records, &layout.opts())
+}
+
+/// The pool's `/disk/btrfs/filesystem` record.
+pub(crate) fn filesystem_record(uuid: &str, number: u32) -> FilesystemRecord {
+    FilesystemRecord {
+        number: Some(number),
+        label: POOL.to_owned(),
+        uuid: Some(uuid.to_owned()),
+        devs: Some("raid1".to_owned()),
+        default_subvolume: Some(5),
+        raw: Vec::new(),
+    }
+}
+
+pub(crate) fn filesystem_print(records: &[FilesystemRecord], layout: &Layout) -> String {
+    render_filesystem_print(records, &layout.opts())
 }
 
 pub(crate) fn civil(unix: i64) -> LastModified {

@@ -286,6 +286,43 @@ impl Store {
         out.sync_all()
     }
 
+    /// Copy the tree `src` to the new directory `dst` copy-on-write (a Btrfs snapshot):
+    /// every file with [`clone_file`], directories recreated, `skip` (nested subvolumes,
+    /// `/file` names) left as empty directories.
+    pub(crate) fn clone_tree(&self, src: &str, dst: &str, skip: &[String]) -> std::io::Result<()> {
+        fn copy(from: &Path, to: &Path, rel: &str, skip: &[String]) -> std::io::Result<()> {
+            fs::create_dir(to)?;
+            if skip.iter().any(|s| s == rel) {
+                return Ok(());
+            }
+            for e in fs::read_dir(from)? {
+                let e = e?;
+                let name = e.file_name();
+                let Some(n) = name.to_str() else { continue };
+                let md = e.metadata()?;
+                let (f, t) = (e.path(), to.join(n));
+                if md.is_dir() {
+                    copy(&f, &t, &format!("{rel}/{n}"), skip)?;
+                } else if md.is_file() {
+                    clone_file(&f, &t)?;
+                }
+            }
+            Ok(())
+        }
+        let (Some(sp), Some(dp)) = (self.host_path(src), self.host_path(dst)) else {
+            return Err(std::io::Error::other("bad path"));
+        };
+        if let Some(up) = dp.parent() {
+            fs::create_dir_all(up)?;
+        }
+        let done = copy(&sp, &dp, src, skip);
+        if done.is_err() {
+            // Leave nothing half-made behind: the snapshot did not happen.
+            let _ = fs::remove_dir_all(&dp);
+        }
+        done
+    }
+
     pub(crate) fn remove(&self, rel: &str) -> std::io::Result<()> {
         let p = self
             .host_path(rel)
@@ -297,6 +334,85 @@ impl Store {
             fs::remove_file(p)
         }
     }
+}
+
+/// Copy one file copy-on-write and keep its holes: each data extent (`SEEK_DATA` /
+/// `SEEK_HOLE`) goes through `copy_file_range`, which Btrfs and reflink-enabled XFS answer
+/// by sharing the extents (a reflink, no data copied); other file systems copy in the
+/// kernel. Where `copy_file_range` is refused (older kernels, some file systems) the
+/// extent is copied by reading and writing.
+pub(crate) fn clone_file(src: &Path, dst: &Path) -> std::io::Result<()> {
+    use nix::unistd::{Whence, lseek};
+    let mut input = fs::File::open(src)?;
+    let mut out = fs::OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .open(dst)?;
+    let len = input.metadata()?.len();
+    let to_off = |v: u64| i64::try_from(v).map_err(std::io::Error::other);
+    let mut pos = 0u64;
+    while pos < len {
+        let data = match lseek(&input, to_off(pos)?, Whence::SeekData) {
+            Ok(d) => u64::try_from(d).unwrap_or(len),
+            Err(nix::errno::Errno::ENXIO) => break,
+            Err(e) => return Err(e.into()),
+        };
+        if data >= len {
+            break;
+        }
+        let hole = lseek(&input, to_off(data)?, Whence::SeekHole)
+            .map(|h| u64::try_from(h).unwrap_or(len).min(len))?;
+        copy_range(&mut input, &mut out, data, hole)?;
+        pos = hole.max(data + 1);
+    }
+    out.set_len(len)?;
+    out.sync_all()
+}
+
+/// Copy bytes `[from, to)` at the same offsets: `copy_file_range`, or read/write when the
+/// kernel refuses it.
+fn copy_range(input: &mut fs::File, out: &mut fs::File, from: u64, to: u64) -> std::io::Result<()> {
+    let to_off = |v: u64| i64::try_from(v).map_err(std::io::Error::other);
+    let mut at = from;
+    while at < to {
+        let want = usize::try_from(to - at).unwrap_or(usize::MAX).min(1 << 30);
+        let (mut off_in, mut off_out) = (to_off(at)?, to_off(at)?);
+        match nix::fcntl::copy_file_range(
+            &*input,
+            Some(&mut off_in),
+            &*out,
+            Some(&mut off_out),
+            want,
+        ) {
+            Ok(0) => break,
+            Ok(n) => at += n as u64,
+            Err(
+                nix::errno::Errno::EXDEV
+                | nix::errno::Errno::ENOSYS
+                | nix::errno::Errno::EINVAL
+                | nix::errno::Errno::EOPNOTSUPP,
+            ) => return copy_plain(input, out, at, to),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+fn copy_plain(input: &mut fs::File, out: &mut fs::File, from: u64, to: u64) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 64 * 1024];
+    input.seek(SeekFrom::Start(from))?;
+    out.seek(SeekFrom::Start(from))?;
+    let mut at = from;
+    while at < to {
+        let want = usize::try_from((to - at).min(buf.len() as u64)).unwrap_or(buf.len());
+        let n = input.read(&mut buf[..want])?;
+        if n == 0 {
+            break;
+        }
+        out.write_all(&buf[..n])?;
+        at += n as u64;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -52,6 +52,12 @@ pub(crate) enum Menu {
     IpService,
     User,
     UserActive,
+    /// `/disk/btrfs`.
+    DiskBtrfs,
+    /// `/disk/btrfs/subvolume`.
+    BtrfsSubvolume,
+    /// `/disk/btrfs/filesystem`.
+    BtrfsFilesystem,
 }
 
 /// Commands.
@@ -81,6 +87,9 @@ fn submenu(menu: Menu, word: &str) -> Option<Menu> {
         (Menu::Ip, "service") => Menu::IpService,
         (Menu::Root, "user") => Menu::User,
         (Menu::User, "active") => Menu::UserActive,
+        (Menu::Disk, "btrfs") => Menu::DiskBtrfs,
+        (Menu::DiskBtrfs, "subvolume") => Menu::BtrfsSubvolume,
+        (Menu::DiskBtrfs, "filesystem") => Menu::BtrfsFilesystem,
         _ => return None,
     })
 }
@@ -97,6 +106,12 @@ fn verb(menu: Menu, word: &str) -> Option<Verb> {
         (Menu::Disk, "monitor-traffic") => MonitorTraffic,
         (Menu::System, "reboot") => Reboot,
         (Menu::SystemPackage | Menu::IpService | Menu::UserActive, "print") => Print,
+        (Menu::BtrfsSubvolume, "add") => Add,
+        (Menu::BtrfsSubvolume, "set") => Set,
+        (Menu::BtrfsSubvolume, "remove") => Remove,
+        (Menu::BtrfsSubvolume | Menu::BtrfsFilesystem, "print") => Print,
+        (Menu::BtrfsSubvolume | Menu::BtrfsFilesystem, "find") => Find,
+        (Menu::BtrfsSubvolume | Menu::BtrfsFilesystem, "get") => Get,
         _ => return None,
     })
 }
@@ -129,7 +144,24 @@ pub(crate) const DISK_SETTABLE: &[&str] = &[
 /// Properties a `/disk` `where` may name besides the printed ones
 /// (`rds_routeros::DISK_ORDER`, one list shared with the renderer): the id
 /// and the flag properties.
-const DISK_EXTRA_PROPS: &[&str] = &[".id", "disabled", "block-device", "mounted"];
+const DISK_EXTRA_PROPS: &[&str] = &[".id", "disabled", "block-device", "mounted", "comment"];
+
+/// `/disk/btrfs/subvolume` properties (printed order, docs/routeros.md §6.15) plus the id.
+pub(crate) const SUBVOLUME_PROPS: &[&str] = &[
+    ".id",
+    "name",
+    "fs",
+    "parent",
+    "read-only",
+    "uuid",
+    "subvolume-id",
+    "generation",
+    "creation-time",
+    "path",
+];
+
+/// `/disk/btrfs/filesystem` properties (printed order) plus the id.
+pub(crate) const FILESYSTEM_PROPS: &[&str] = &[".id", "label", "uuid", "devs", "default-subvolume"];
 
 pub(crate) const FILE_PROPS: &[&str] = &[".id", "name", "type", "size", "last-modified"];
 
@@ -490,6 +522,8 @@ fn allowed_named(menu: Menu, verb: Verb) -> &'static [&'static str] {
         (Menu::Disk, Verb::Set) => DISK_SETTABLE,
         (Menu::File, Verb::Add) => &["name", "type", "contents"],
         (Menu::SystemIdentity, Verb::Set) => &["name"],
+        (Menu::BtrfsSubvolume, Verb::Add) => &["fs", "name", "parent", "read-only"],
+        (Menu::BtrfsSubvolume, Verb::Set) => &["read-only"],
         _ => &[],
     }
 }
@@ -509,6 +543,8 @@ fn is_where_prop(menu: Menu, prop: &str) -> bool {
         Menu::SystemPackage | Menu::IpService | Menu::UserActive => {
             super::setup_menus::WHERE_PROPS.contains(&prop)
         }
+        Menu::BtrfsSubvolume => SUBVOLUME_PROPS.contains(&prop),
+        Menu::BtrfsFilesystem => FILESYSTEM_PROPS.contains(&prop),
         _ => rds_routeros::DISK_ORDER.contains(&prop) || DISK_EXTRA_PROPS.contains(&prop),
     }
 }

@@ -54,6 +54,7 @@ impl Fixture {
             id,
             slot: slot.into(),
             disabled: false,
+            comment: String::new(),
             kind: DiskKind::File(FileDisk {
                 file_path: format!("/{rel}"),
                 file_size: 1 << 20,
