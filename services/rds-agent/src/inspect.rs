@@ -30,13 +30,17 @@ pub struct ClassifiedDisk {
 }
 
 /// The ownership tag of a disk (issue 19: a `comment` on every disk this driver
-/// creates). The one seam: until the routeros parser exposes the comment, this
-/// reads a `comment` property if the print carries one, else `None`.
+/// creates): the `;;;` line the parser reads into `DiskRecord.comment`, else
+/// a `comment=` property if the print carries one; `None` when untagged.
 pub fn ownership_tag(d: &DiskRecord) -> Option<String> {
-    d.raw
-        .iter()
-        .find(|p| p.key == "comment")
-        .map(|p| p.value.clone())
+    d.comment
+        .clone()
+        .or_else(|| {
+            d.raw
+                .iter()
+                .find(|p| p.key == "comment")
+                .map(|p| p.value.clone())
+        })
         .filter(|c| !c.is_empty())
 }
 
@@ -178,6 +182,34 @@ impl Inspector {
             out.extend(self.rds.files_under(b).await?);
         }
         Ok(out)
+    }
+
+    /// `/disk/btrfs/filesystem print detail`: every Btrfs filesystem (empty
+    /// when the box has none). For `rdsctl doctor --btrfs`.
+    pub async fn btrfs_filesystems(
+        &self,
+    ) -> Result<Vec<rds_routeros::FilesystemRecord>, AgentError> {
+        self.exec
+            .read(
+                &Command::BtrfsFilesystemPrint,
+                rds_routeros::parse_filesystem_print_detail,
+            )
+            .await
+    }
+
+    /// Subvolumes under every base path (`where name~"^<base rel>/"`), read
+    /// and parsed strictly, exactly as the agent reads them.
+    pub async fn subvolumes_under_bases(
+        &self,
+    ) -> Result<Vec<rds_routeros::SubvolumeRecord>, AgentError> {
+        let mut sels = Vec::new();
+        for b in self.rds.bases().paths() {
+            let rel = b.file_name().split_once('/').map_or("", |(_, r)| r);
+            let re = rds_routeros::RegexPattern::starts_with(&format!("{rel}/"))
+                .map_err(|e| AgentError::InvalidArgument(format!("base path {b}: {e}")))?;
+            sels.push(rds_routeros::SubvolumeSelector::NameMatches(re));
+        }
+        self.rds.subvolumes(sels).await
     }
 
     /// Closes the SSH connection.

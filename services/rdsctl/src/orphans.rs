@@ -8,7 +8,9 @@
 //! - **missing disks**: PVs of the driver whose volume has no disk on the RDS.
 //!
 //! Snapshot disks are not judged (VolumeSnapshotContents, not PVs, refer to
-//! them); they are counted. Age is now minus the backing file's
+//! them); they are counted, and so are Btrfs subvolume snapshots, whose
+//! `<base>/<snap>.from-<src>/volume.img` has no disk entry by design
+//! (docs/btrfs.md). Age is now minus the backing file's
 //! `last-modified` (RouterOS keeps no creation time for disks): time since the
 //! last write, a lower bound of the real age.
 
@@ -186,10 +188,15 @@ pub async fn collect(args: &OrphansArgs) -> Result<Report> {
             DiskKind::Foreign => {}
         }
     }
-    let orphan_files = files
+    let data_files = files
         .iter()
         .filter(|f| f.file_type.as_deref().is_some_and(|t| t.ends_with("file")))
-        .filter(|f| !used.contains(&f.name))
+        .filter(|f| !used.contains(&f.name));
+    let (subvolume_snapshots, unused): (Vec<&FileRecord>, Vec<&FileRecord>) =
+        data_files.partition(|f| is_subvolume_snapshot_file(&f.name));
+    snapshots += subvolume_snapshots.len();
+    let orphan_files = unused
+        .into_iter()
         .map(|f| OrphanFile {
             path: format!("/{}", f.name),
             size_bytes: f.size.as_ref().map(|s| s.bytes),
@@ -244,6 +251,18 @@ pub async fn collect(args: &OrphansArgs) -> Result<Report> {
         snapshots_not_judged: snapshots,
         volumes_on_rds: volumes.len(),
         pvs_of_driver: ours.len(),
+    })
+}
+
+/// `<base>/<snap-…>.from-<source>/volume.img`: the data of a read-only
+/// subvolume snapshot, which never has a disk entry.
+fn is_subvolume_snapshot_file(name: &str) -> bool {
+    let Some(dir) = name.strip_suffix("/volume.img") else {
+        return false;
+    };
+    let leaf = dir.rsplit('/').next().unwrap_or("");
+    leaf.split_once(".from-").is_some_and(|(snap, src)| {
+        snap.starts_with(rds_bus::SNAPSHOT_PREFIX) && rds_bus::VolumeId::parse(src).is_ok()
     })
 }
 
@@ -362,6 +381,25 @@ mod tests {
     }
 
     #[test]
+    fn a_subvolume_snapshots_file_is_not_an_orphan() {
+        for yes in [
+            "storage-pool/metal-csi/snap-1-at-ab.from-pvc-1/volume.img",
+            "storage-pool/a/b/snap-x.from-pvc-9/volume.img",
+        ] {
+            assert!(is_subvolume_snapshot_file(yes), "{yes}");
+        }
+        for no in [
+            "storage-pool/metal-csi/pvc-1/volume.img",
+            "storage-pool/metal-csi/snap-1.from-pvc-1.img",
+            "storage-pool/metal-csi/snap-1.from-pvc-1/other.img",
+            "storage-pool/metal-csi/pvc-2.from-pvc-1/volume.img",
+            "storage-pool/metal-csi/snap-1.from-a;b/volume.img",
+        ] {
+            assert!(!is_subvolume_snapshot_file(no), "{no}");
+        }
+    }
+
+    #[test]
     fn ownership_tag_reads_a_comment_when_the_print_has_one() {
         use rds_routeros::{DiskRecord, Legend, Prop};
         let mut d = DiskRecord::file_disk(
@@ -374,5 +412,11 @@ mod tests {
         assert_eq!(ownership_tag(&d), None);
         d.raw.push(Prop::quoted("comment", "cluster=c1 pv=pvc-1"));
         assert_eq!(ownership_tag(&d).as_deref(), Some("cluster=c1 pv=pvc-1"));
+        // The `;;;` line, as the parser reads it.
+        d.comment = Some("rds-csi: cluster=c2 pv=pvc-1".into());
+        assert_eq!(
+            ownership_tag(&d).as_deref(),
+            Some("rds-csi: cluster=c2 pv=pvc-1")
+        );
     }
 }

@@ -6,6 +6,7 @@
 //! "Exit codes"). RDS checks go through rds-agent's library (read-only
 //! prints); cluster checks through the kubeconfig.
 
+pub mod btrfs;
 pub mod cluster;
 pub mod nvme_tcp;
 pub mod rds;
@@ -29,6 +30,10 @@ pub struct DoctorArgs {
     /// Skip the cluster checks (otherwise they run when a kubeconfig is found).
     #[arg(long)]
     pub no_cluster: bool,
+    /// Also check the Btrfs assumptions behind `volumeLayout: subvolume`
+    /// (read-only; run once on a real RDS, docs/btrfs.md).
+    #[arg(long)]
+    pub btrfs: bool,
     #[command(flatten)]
     pub out: OutputArgs,
 }
@@ -153,7 +158,18 @@ pub async fn run(args: DoctorArgs) -> Result<std::process::ExitCode> {
         ));
     } else {
         let inspector = args.rds.inspector()?;
-        checks.extend(rds::checks(&inspector).await);
+        let rds_checks = rds::checks(&inspector).await;
+        let reachable = !rds_checks
+            .iter()
+            .any(|c| c.name == "ssh" && c.status == Status::Fail);
+        checks.extend(rds_checks);
+        if args.btrfs {
+            if reachable {
+                checks.extend(btrfs::checks(&inspector).await);
+            } else {
+                checks.push(Check::skip("btrfs", "the RDS is not reachable"));
+            }
+        }
         inspector.close().await;
     }
     if args.no_cluster {

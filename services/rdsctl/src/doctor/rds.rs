@@ -9,7 +9,7 @@ use super::Check;
 /// Below this share of free pool space: warn.
 const LOW_FREE_PERCENT: u64 = 10;
 
-fn describe_err(e: &AgentError) -> String {
+pub(super) fn describe_err(e: &AgentError) -> String {
     format!("{e} (reason {})", e.reason())
 }
 

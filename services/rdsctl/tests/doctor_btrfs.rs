@@ -1,0 +1,204 @@
+//! `rdsctl doctor --btrfs` against rds-sim (real SSH, real rdsctl binary):
+//! a Btrfs pool passes the read-only checks once a subvolume exists to read,
+//! an xfs pool is one clear failed check (and the rest skipped), and without
+//! `--btrfs` none of them run. docs/btrfs.md is the runbook they back.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::Output;
+use std::time::Duration;
+
+use russh::keys::PrivateKey;
+use russh::keys::ssh_key::LineEnding;
+use russh::keys::ssh_key::private::Ed25519Keypair;
+use serde_json::Value;
+
+struct Env {
+    _dir: tempfile::TempDir,
+    sim: rds_sim::SimHandle,
+    key_file: PathBuf,
+}
+
+async fn sim_env(tune: impl FnOnce(&mut rds_sim::SimConfig)) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let key = PrivateKey::from(Ed25519Keypair::from_seed(&[43; 32]));
+    let key_file = dir.path().join("id_ed25519");
+    std::fs::write(
+        &key_file,
+        key.to_openssh(LineEnding::LF).unwrap().as_bytes(),
+    )
+    .unwrap();
+    let mut cfg = rds_sim::SimConfig::new(dir.path().join("sim"), vec![key.public_key().clone()])
+        .local_mode();
+    tune(&mut cfg);
+    let sim = rds_sim::Sim::start(cfg).await.unwrap();
+    Env {
+        _dir: dir,
+        sim,
+        key_file,
+    }
+}
+
+impl Env {
+    fn rds_args(&self) -> Vec<String> {
+        [
+            "--rds-address",
+            "127.0.0.1",
+            "--rds-port",
+            &self.sim.addr().port().to_string(),
+            "--rds-user",
+            "admin",
+            "--rds-key-file",
+            &self.key_file.display().to_string(),
+            "--rds-host-key-fingerprint",
+            &self.sim.host_key_fingerprint(),
+            "--connect-timeout",
+            "3s",
+            "--command-timeout",
+            "5s",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
+    }
+
+    /// Runs one console line on the sim over SSH (a test's setup).
+    async fn console(&self, line: &str) -> String {
+        let args = <rds_agent::Args as clap::Parser>::try_parse_from(
+            ["rds-agent"].into_iter().map(str::to_owned).chain(
+                self.rds_args()
+                    .chunks(2)
+                    .filter(|p| p[0] != "--connect-timeout" && p[0] != "--command-timeout")
+                    .flat_map(|p| p.to_vec()),
+            ),
+        )
+        .unwrap();
+        let s = args.validate().unwrap();
+        let target = rds_agent::ssh::SshTarget {
+            host: s.rds_host.clone(),
+            port: s.rds_port,
+            user: s.rds_user.clone(),
+            key: s.key.clone(),
+            host_key: s.host_key.clone(),
+            connect_timeout: Duration::from_secs(5),
+            credentials: None,
+        };
+        let conn = rds_agent::ssh::SshConnection::connect(&target)
+            .await
+            .unwrap();
+        let t = Duration::from_secs(5);
+        conn.exec("setup", line, tokio::time::Instant::now() + t, t, 1 << 20)
+            .await
+            .unwrap()
+            .stdout
+    }
+}
+
+async fn doctor(env: &Env, extra: &[&str]) -> (Output, Value) {
+    let mut args = vec!["doctor".to_owned(), "--no-cluster".to_owned()];
+    args.extend(env.rds_args());
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    args.extend(["-o".to_owned(), "json".to_owned()]);
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_rdsctl"))
+        .args(&args)
+        .env_remove("KUBECONFIG")
+        .env("HOME", "/nonexistent")
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), out)
+        .await
+        .expect("rdsctl finished")
+        .unwrap();
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out, report)
+}
+
+fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name} in {report:#}"))
+}
+
+fn has_check(report: &Value, name: &str) -> bool {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["name"] == name)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn btrfs_checks_pass_on_a_btrfs_pool_with_a_subvolume_to_read() {
+    let env = sim_env(|_| {}).await;
+    // Without --btrfs nothing of it runs.
+    let (_, report) = doctor(&env, &[]).await;
+    assert!(!has_check(&report, "btrfs-pool"), "{report:#}");
+
+    // Before any subvolume exists the print parses but proves no property.
+    let (out, report) = doctor(&env, &["--btrfs"]).await;
+    assert_eq!(check(&report, "btrfs-pool")["status"], "pass", "{report:#}");
+    assert_eq!(
+        check(&report, "btrfs-filesystem")["status"],
+        "pass",
+        "{report:#}"
+    );
+    let subs = check(&report, "btrfs-subvolumes");
+    assert_eq!(subs["status"], "warn", "{report:#}");
+    assert!(
+        subs["fix"].as_str().unwrap().contains("docs/btrfs.md"),
+        "{subs}"
+    );
+    assert_eq!(out.status.code(), Some(5), "a warning is a finding");
+
+    // The runbook's test subvolume and its read-only snapshot.
+    for line in [
+        "/disk/btrfs/subvolume/add fs=storage-pool name=metal-csi/doctor-test",
+        "/disk/btrfs/subvolume/add fs=storage-pool name=metal-csi/doctor-test-snap parent=metal-csi/doctor-test read-only=yes",
+    ] {
+        let said = env.console(line).await;
+        assert!(said.trim().is_empty(), "{line}: {said}");
+    }
+    let (out, report) = doctor(&env, &["--btrfs"]).await;
+    let subs = check(&report, "btrfs-subvolumes");
+    assert_eq!(subs["status"], "pass", "{report:#}");
+    let detail = subs["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("2 subvolume(s)") && detail.contains("1 read-only"),
+        "{subs}"
+    );
+    assert_eq!(report["worst"], "pass", "{report:#}");
+    assert_eq!(out.status.code(), Some(0));
+    env.sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_xfs_pool_is_one_clear_failed_check() {
+    let env = sim_env(|c| c.behaviour.pool_filesystem = rds_sim::PoolFilesystem::Xfs).await;
+    let (out, report) = doctor(&env, &["--btrfs"]).await;
+    assert_eq!(out.status.code(), Some(6), "{report:#}");
+    let pool = check(&report, "btrfs-pool");
+    assert_eq!(pool["status"], "fail", "{report:#}");
+    assert!(
+        pool["detail"]
+            .as_str()
+            .unwrap()
+            .contains("is xfs, not btrfs"),
+        "{pool}"
+    );
+    assert!(pool["fix"].as_str().unwrap().contains("flat"), "{pool}");
+    for name in ["btrfs-filesystem", "btrfs-subvolumes"] {
+        assert_eq!(check(&report, name)["status"], "skip", "{name}: {report:#}");
+    }
+    // The ordinary RDS checks are unaffected.
+    assert_eq!(check(&report, "pool")["status"], "pass", "{report:#}");
+    env.sim.stop().await;
+}
