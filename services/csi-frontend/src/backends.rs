@@ -82,14 +82,23 @@ impl Backends {
         }
     }
 
+    /// Every volume, collected from the agent's stream of pages (each page
+    /// a message well under the gRPC limit; docs/decisions.md §9.12).
     pub async fn list_volumes(&self, ctx: &CallCtx) -> Result<Vec<Volume>, FrontendError> {
+        let within = ctx.bus_timeout(self.agent_timeout)?;
         let req = ctx.request(agent::ListVolumesRequest {}, self.agent_timeout)?;
-        self.agent
-            .clone()
-            .list_volumes(req)
-            .await
-            .map(|r| r.into_inner().volumes)
-            .map_err(|s| FrontendError::bus(Backend::Agent, "ListVolumes", s))
+        let fail = |s| FrontendError::bus(Backend::Agent, "ListVolumes", s);
+        let call = async {
+            let mut stream = self.agent.clone().list_volumes(req).await?.into_inner();
+            let mut all = Vec::new();
+            while let Some(page) = stream.message().await? {
+                all.extend(page.volumes);
+            }
+            Ok(all)
+        };
+        collect_within(within, "ListVolumes", call)
+            .await?
+            .map_err(fail)
     }
 
     pub async fn create_volume(
@@ -216,6 +225,7 @@ impl Backends {
         id: Option<&SnapshotId>,
         source: Option<&VolumeId>,
     ) -> Result<Vec<Snapshot>, FrontendError> {
+        let within = ctx.bus_timeout(self.agent_timeout)?;
         let req = ctx.request(
             agent::ListSnapshotsRequest {
                 snapshot_id: id.map(|i| i.to_string()).unwrap_or_default(),
@@ -223,8 +233,16 @@ impl Backends {
             },
             self.agent_timeout,
         )?;
-        match self.agent.clone().list_snapshots(req).await {
-            Ok(r) => Ok(r.into_inner().snapshots),
+        let call = async {
+            let mut stream = self.agent.clone().list_snapshots(req).await?.into_inner();
+            let mut all = Vec::new();
+            while let Some(page) = stream.message().await? {
+                all.extend(page.snapshots);
+            }
+            Ok(all)
+        };
+        match collect_within(within, "ListSnapshots", call).await? {
+            Ok(all) => Ok(all),
             // A filter that matches nothing may be answered with NOT_FOUND.
             Err(s) if is_not_found(&s) && (id.is_some() || source.is_some()) => Ok(Vec::new()),
             Err(s) => Err(FrontendError::bus(Backend::Agent, "ListSnapshots", s)),
@@ -336,4 +354,18 @@ impl Backends {
             Err(s) => tracing::warn!(code = ?s.code(), message = s.message(), "event not posted"),
         }
     }
+}
+
+/// Reads a whole server stream under the call's deadline: `grpc-timeout`
+/// bounds the answer's start, this bounds its last page too.
+async fn collect_within<T>(
+    within: Duration,
+    method: &'static str,
+    call: impl std::future::Future<Output = Result<T, tonic::Status>>,
+) -> Result<Result<T, tonic::Status>, FrontendError> {
+    tokio::time::timeout(within, call).await.map_err(|_| {
+        FrontendError::DeadlineExceeded(format!(
+            "rds-agent {method}: the listing did not finish within {within:?}"
+        ))
+    })
 }

@@ -48,7 +48,7 @@ pub struct Rendered {
 
 /// Every reason the catalogue can produce (for metrics pre-registration and
 /// for tests that walk the whole catalogue).
-pub const REASONS: [&str; 13] = [
+pub const REASONS: [&str; 14] = [
     "VolumeAttached",
     "VolumeDetached",
     "StaleAttachmentCleared",
@@ -62,6 +62,7 @@ pub const REASONS: [&str; 13] = [
     "ConnectionFailure",
     "ConnectionRecovery",
     "StorageFenceRepaired",
+    "OrphanFileRefused",
 ];
 
 /// Renders the event of `req`; `None` when no event is set.
@@ -210,6 +211,16 @@ pub fn message_for(req: &PostRequest) -> Option<Rendered> {
             format!(
                 "[{vol}]: storage fence drift repaired - the RDS admitted [{}], set back to [{}]",
                 e.found, e.expected
+            ),
+            node,
+        ),
+        Typed::OrphanFileRefused(e) => entry(
+            "OrphanFileRefused",
+            Warning,
+            "Provision",
+            format!(
+                "[{vol}]: backing file {} exists without a disk entry; not overwritten - inspect it with: {}",
+                e.file_path, e.inspect_command
             ),
             node,
         ),

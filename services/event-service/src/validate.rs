@@ -119,6 +119,9 @@ fn check_event_fields(event: &Typed) -> Result<(), Error> {
         Typed::StorageFenceRepaired(e) => {
             text("found", &e.found).and(text("expected", &e.expected))
         }
+        Typed::OrphanFileRefused(e) => {
+            text("file_path", &e.file_path).and(text("inspect_command", &e.inspect_command))
+        }
     }
 }
 

@@ -297,6 +297,21 @@ fn catalogue_cases() -> Vec<(PostRequest, &'static str, &'static str, &'static s
             "Warning",
             "[pvc-1a2b]: storage fence drift repaired - the RDS admitted [], set back to [nqn.2014-08.org.nvmexpress:uuid:a]",
         ),
+        (
+            req(
+                v,
+                "",
+                None,
+                Typed::OrphanFileRefused(OrphanFileRefused {
+                    file_path: "/storage-pool/metal-csi/pvc-1a2b.img".into(),
+                    inspect_command: "/file print detail where name=\"storage-pool/metal-csi/pvc-1a2b.img\""
+                        .into(),
+                }),
+            ),
+            "OrphanFileRefused",
+            "Warning",
+            "[pvc-1a2b]: backing file /storage-pool/metal-csi/pvc-1a2b.img exists without a disk entry; not overwritten - inspect it with: /file print detail where name=\"storage-pool/metal-csi/pvc-1a2b.img\"",
+        ),
     ]
 }
 

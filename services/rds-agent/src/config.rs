@@ -95,6 +95,11 @@ pub struct Args {
     /// 20 sessions per service (budget in docs/decisions.md).
     #[arg(long, env = "RDS_MAX_SESSIONS", default_value_t = 8)]
     pub max_sessions: usize,
+    /// An SSH connection no command used for this long is closed, so a
+    /// standby replica's agent holds no login between its pool polls
+    /// (docs/decisions.md §9.9); the next command reconnects. 0 = never.
+    #[arg(long, env = "RDS_IDLE_TIMEOUT", default_value = "30s", value_parser = parse_interval_or_off)]
+    pub idle_timeout: Duration,
     /// Consecutive transport failures that open the circuit breaker.
     #[arg(long, env = "RDS_BREAKER_THRESHOLD", default_value_t = 3)]
     pub breaker_threshold: u32,
@@ -190,6 +195,8 @@ pub struct Settings {
     pub queue_timeout: Duration,
     pub max_connections: usize,
     pub max_sessions: usize,
+    /// `None`: connections are kept however long they stay idle.
+    pub idle_timeout: Option<Duration>,
     pub breaker_threshold: u32,
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
@@ -317,6 +324,7 @@ impl Args {
             queue_timeout: self.queue_timeout,
             max_connections: self.max_connections,
             max_sessions: self.max_sessions,
+            idle_timeout: Some(self.idle_timeout).filter(|d| !d.is_zero()),
             breaker_threshold: self.breaker_threshold.max(1),
             backoff_initial: self.reconnect_backoff_initial,
             backoff_max: self.reconnect_backoff_max,
@@ -400,6 +408,7 @@ impl Settings {
             "queue_timeout_ms": self.queue_timeout.as_millis() as u64,
             "max_connections": self.max_connections,
             "max_sessions": self.max_sessions,
+            "idle_timeout_ms": self.idle_timeout.map(|d| d.as_millis() as u64),
             "breaker_threshold": self.breaker_threshold,
             "reconnect_backoff_initial_ms": self.backoff_initial.as_millis() as u64,
             "reconnect_backoff_max_ms": self.backoff_max.as_millis() as u64,

@@ -26,11 +26,6 @@ pub enum AgentError {
     CapacityExhausted(String),
     #[error("{0}")]
     OutOfRange(String),
-    /// The RDS is not in a state this call needs (a non-Btrfs pool for
-    /// layout subvolume, a refused file adoption): FAILED_PRECONDITION. The
-    /// bus has no RDS-side precondition reason, so NODE_PRECONDITION carries it.
-    #[error("{0}")]
-    Precondition(String),
     /// The RDS could not be reached or the connection broke. `sent` is true
     /// when the command had already been handed to the RDS: its outcome is
     /// unknown and must be re-read before deciding anything.
@@ -149,7 +144,6 @@ impl AgentError {
             AgentError::SlotExists(_) => Reason::SlotExists,
             AgentError::CapacityExhausted(_) => Reason::CapacityExhausted,
             AgentError::OutOfRange(_) => Reason::OutOfRange,
-            AgentError::Precondition(_) => Reason::NodePrecondition,
             AgentError::Unreachable { .. } | AgentError::Ssh(_) | AgentError::SessionRefused(_) => {
                 Reason::RdsUnreachable
             }
@@ -172,6 +166,16 @@ impl AgentError {
 
     /// The gRPC status for this error (code + `ErrorInfo` reason).
     pub fn to_status(&self) -> tonic::Status {
+        // The frontend posts an event naming the file and the command that
+        // inspects it (docs/decisions.md §9.5): hand both over as data, not
+        // only inside the message.
+        if let AgentError::OrphanFile { path, inspect } = self {
+            let md = [
+                ("file_path".to_owned(), path.clone()),
+                ("inspect_command".to_owned(), inspect.clone()),
+            ];
+            return rds_bus::status_with_info(self.reason(), self.to_string(), md.into());
+        }
         status(self.reason(), self.to_string())
     }
 }

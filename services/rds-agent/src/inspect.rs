@@ -29,11 +29,9 @@ pub struct ClassifiedDisk {
     pub kind: DiskKind,
 }
 
-/// The ownership tag of a disk: its `comment` (printed as a `;;;` line),
-/// which every disk this driver creates carries (docs/decisions.md §13).
-/// `None` when the disk has no comment (the Go driver's disks). A
-/// `comment=` property, should a RouterOS version print it that way, counts
-/// too.
+/// The ownership tag of a disk (issue 19: a `comment` on every disk this driver
+/// creates): the `;;;` line the parser reads into `DiskRecord.comment`, else
+/// a `comment=` property if the print carries one; `None` when untagged.
 pub fn ownership_tag(d: &DiskRecord) -> Option<String> {
     d.comment
         .clone()
@@ -43,7 +41,7 @@ pub fn ownership_tag(d: &DiskRecord) -> Option<String> {
                 .find(|p| p.key == "comment")
                 .map(|p| p.value.clone())
         })
-        .filter(|c| !c.trim().is_empty())
+        .filter(|c| !c.is_empty())
 }
 
 /// The storage-fencing allow list of an export (issue 20), split on `,`
@@ -93,6 +91,8 @@ impl Inspector {
                 breaker_threshold: u32::MAX,
                 backoff_initial: s.backoff_initial,
                 backoff_max: s.backoff_max,
+                // A one-shot tool: its connection lives as long as it does.
+                idle_timeout: None,
             },
             metrics.clone(),
         ));

@@ -3,7 +3,7 @@
 //! Layers, bottom up:
 //! - [`ssh`]: one SSH connection (host key pinned, key auth, exec with a deadline);
 //! - [`pool`]: bounded connections and sessions, circuit breaker ([`breaker`]),
-//!   reconnect with backoff ([`backoff`]) — behind the [`pool::Transport`] trait;
+//!   reconnect with backoff (`rds_bus::Backoff`) — behind the [`pool::Transport`] trait;
 //! - [`executor`]: typed RouterOS commands, one span each, errors read from the
 //!   output text, safe retries;
 //! - [`rds`] + [`layout`]: typed RDS state and what counts as our volume/snapshot;
@@ -16,11 +16,7 @@
 //! [`start`] runs everything in-process (tests, `rdsctl`); `main.rs` is thin.
 
 pub mod allow_hosts;
-pub mod backoff;
 pub mod breaker;
-pub mod btrfs;
-pub mod btrfs_snapshots;
-pub mod btrfs_volumes;
 pub mod capacity_poll;
 pub mod cli;
 pub mod config;
@@ -32,7 +28,6 @@ pub mod flights;
 pub mod inspect;
 pub mod layout;
 pub mod metrics;
-pub mod owner_tag;
 pub mod pool;
 pub mod rds;
 pub mod service;
@@ -103,6 +98,7 @@ pub fn assemble(s: &Settings) -> Parts {
             breaker_threshold: s.breaker_threshold,
             backoff_initial: s.backoff_initial,
             backoff_max: s.backoff_max,
+            idle_timeout: s.idle_timeout,
         },
         metrics.clone(),
     ));

@@ -13,15 +13,28 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use rds_routeros::Command;
+use rds_routeros::{Command, DiskSelector};
 use tokio::sync::{Mutex, Semaphore};
 use tokio::time::Instant;
 
-use crate::backoff::Backoff;
 use crate::breaker::{Breaker, Transition};
 use crate::error::AgentError;
 use crate::metrics::Metrics;
-use crate::ssh::{RawOutput, SshConnection, SshTarget};
+use crate::ssh::{OUTPUT_CAP, RawOutput, SshConnection, SshTarget};
+use rds_bus::Backoff;
+
+/// Output cap of the list verbs (the unfiltered `/disk print detail` behind
+/// ListVolumes, ListSnapshots and ListAllowedHosts): a record is about 650
+/// bytes, so 32 MiB is about 50,000 disks. Only one such command runs at a
+/// time ([`Inner::list_gate`]), so one reply and its parse bound the
+/// memory it costs (docs/decisions.md §9.12). Every other command keeps
+/// [`OUTPUT_CAP`].
+pub const LIST_OUTPUT_CAP: usize = 32 << 20;
+
+/// Whether `cmd` is the listing that gets [`LIST_OUTPUT_CAP`].
+fn is_listing(cmd: &Command) -> bool {
+    matches!(cmd, Command::DiskPrint(DiskSelector::All))
+}
 
 /// Raw command execution towards the RDS. The real one is [`Pool`]; tests of
 /// the volume logic use an in-memory RDS behind the same trait.
@@ -58,6 +71,9 @@ pub struct PoolConfig {
     pub breaker_threshold: u32,
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
+    /// A connection no command used for this long is closed (`None`:
+    /// never); the next command reconnects.
+    pub idle_timeout: Option<Duration>,
 }
 
 pub struct Pool {
@@ -70,13 +86,34 @@ pub struct Pool {
 struct Slot {
     conn: Mutex<Option<Arc<SshConnection>>>,
     sessions: Semaphore,
+    /// When a command last finished on this slot's connection (or it was
+    /// opened): the idle reaper's clock.
+    last_used: std::sync::Mutex<Instant>,
+}
+
+impl Slot {
+    fn touch(&self) {
+        *self.last_used.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    fn idle_for(&self) -> Duration {
+        self.last_used
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed()
+    }
 }
 
 struct Inner {
     target: SshTarget,
     cfg: PoolConfig,
     slots: Vec<Slot>,
+    /// Sessions per connection (each slot's semaphore starts with this many).
+    per_conn: usize,
     sessions: Semaphore,
+    /// One listing at a time: each may hold up to [`LIST_OUTPUT_CAP`].
+    list_gate: Semaphore,
+    reaper: AtomicBool,
     next: AtomicUsize,
     breaker: Breaker,
     backoff: std::sync::Mutex<Backoff>,
@@ -92,7 +129,8 @@ impl Pool {
         let sessions = cfg.max_sessions.max(1);
         let per_conn = sessions.div_ceil(n);
         metrics.set_sessions_max(sessions);
-        let backoff = Backoff::new(cfg.backoff_initial, cfg.backoff_max);
+        // Jittered: every agent that lost the RDS (a reboot) reconnects at once otherwise.
+        let backoff = Backoff::new(cfg.backoff_initial, cfg.backoff_max).jittered();
         Pool {
             inner: Arc::new(Inner {
                 target,
@@ -100,9 +138,13 @@ impl Pool {
                     .map(|_| Slot {
                         conn: Mutex::new(None),
                         sessions: Semaphore::new(per_conn),
+                        last_used: std::sync::Mutex::new(Instant::now()),
                     })
                     .collect(),
+                per_conn,
                 sessions: Semaphore::new(sessions),
+                list_gate: Semaphore::new(1),
+                reaper: AtomicBool::new(false),
                 next: AtomicUsize::new(0),
                 breaker: Breaker::new(cfg.breaker_threshold),
                 backoff: std::sync::Mutex::new(backoff),
@@ -121,6 +163,8 @@ impl Pool {
         match inner.open_connection().await {
             Ok(c) => {
                 *slot = Some(c);
+                inner.slots[0].touch();
+                inner.start_reaper();
                 Ok(())
             }
             Err(e) => {
@@ -200,6 +244,8 @@ impl Inner {
                             }
                         }
                         *inner.slots[0].conn.lock().await = Some(conn);
+                        inner.slots[0].touch();
+                        inner.start_reaper();
                         inner
                             .backoff
                             .lock()
@@ -235,6 +281,7 @@ impl Inner {
             &cmd.to_string(),
             Instant::now() + budget,
             budget,
+            OUTPUT_CAP,
         )
         .await?;
         Ok(Arc::new(conn))
@@ -253,7 +300,50 @@ impl Inner {
         self.breaker.check()?;
         let c = self.open_connection().await?;
         *slot = Some(c.clone());
+        self.slots[i].touch();
+        self.start_reaper();
         Ok(c)
+    }
+
+    /// Starts (once) the task that closes connections idle for longer than
+    /// `idle_timeout`, so an agent nobody calls — a standby replica's —
+    /// holds no SSH login (docs/decisions.md §9.9). Holds only a weak
+    /// reference, so a dropped pool stops it.
+    fn start_reaper(self: &Arc<Self>) {
+        let Some(idle) = self.cfg.idle_timeout else {
+            return;
+        };
+        if self.reaper.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let tick = (idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(5));
+        let weak: Weak<Inner> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(tick).await;
+                let Some(inner) = weak.upgrade() else { return };
+                inner.close_idle(idle).await;
+            }
+        });
+    }
+
+    /// Closes each connection with no command running whose last command
+    /// ended at least `idle` ago. A caller takes its slot permit before it
+    /// looks at the connection, so a free permit count under the slot lock
+    /// means nobody is using (or about to use) this connection.
+    async fn close_idle(&self, idle: Duration) {
+        for (i, s) in self.slots.iter().enumerate() {
+            let mut g = s.conn.lock().await;
+            let idle_now = s.sessions.available_permits() == self.per_conn && s.idle_for() >= idle;
+            if g.is_none() || !idle_now {
+                continue;
+            }
+            if let Some(c) = g.take() {
+                drop(g);
+                tracing::debug!(connection = i, after = ?idle, "closing an idle RDS connection");
+                c.disconnect().await;
+            }
+        }
     }
 
     /// Forgets a broken connection; `hard` also disconnects it (a timed-out
@@ -286,15 +376,29 @@ impl Inner {
         verb: &'static str,
         command: &str,
         budget: Duration,
+        listing: bool,
     ) -> Result<RawOutput, AgentError> {
         self.breaker.check()?;
         // The queue is FIFO (tokio's semaphore is fair) and bounded in time:
         // never longer than the queue deadline nor the command's own budget.
         let wait = self.cfg.queue_timeout.min(budget);
-        let permit = tokio::time::timeout(wait, self.sessions.acquire())
+        let queued = Instant::now();
+        let _list_permit = if listing {
+            Some(
+                tokio::time::timeout(wait, self.list_gate.acquire())
+                    .await
+                    .map_err(|_| AgentError::QueueTimeout(wait))?
+                    .map_err(|_| AgentError::Internal("list gate closed".into()))?,
+            )
+        } else {
+            None
+        };
+        let left = wait.saturating_sub(queued.elapsed());
+        let permit = tokio::time::timeout(left, self.sessions.acquire())
             .await
             .map_err(|_| AgentError::QueueTimeout(wait))?
             .map_err(|_| AgentError::Internal("session semaphore closed".into()))?;
+        let cap = if listing { LIST_OUTPUT_CAP } else { OUTPUT_CAP };
         // The breaker may have opened while we queued.
         self.breaker.check()?;
         // Ends the sessions gauge however this future ends (a dropped call too).
@@ -305,8 +409,9 @@ impl Inner {
                 .ok_or_else(|| AgentError::Internal("no free session slot".into()))?;
             let conn = self.connection(i).await?;
             let res = conn
-                .exec(verb, command, Instant::now() + budget, budget)
+                .exec(verb, command, Instant::now() + budget, budget, cap)
                 .await;
+            self.slots[i].touch();
             if let Err(e) = &res {
                 let timed_out = matches!(e, AgentError::Timeout { .. });
                 if timed_out || conn.is_closed() {
@@ -350,7 +455,7 @@ impl Transport for Pool {
         text: &'a str,
         budget: Duration,
     ) -> BoxFuture<'a, Result<RawOutput, AgentError>> {
-        Box::pin(self.inner.exec(cmd.verb(), text, budget))
+        Box::pin(self.inner.exec(cmd.verb(), text, budget, is_listing(cmd)))
     }
 
     fn describe(&self) -> String {

@@ -5,7 +5,10 @@
 //! Each handler opens one span (`agent.<Method>`), a child of the bus call's
 //! server span; every RouterOS command span is a child of it.
 
+use std::pin::Pin;
 use std::sync::Arc;
+
+use futures::Stream;
 
 use rds_proto::agent::agent_server::Agent;
 use rds_proto::agent::create_volume_request::Source;
@@ -29,6 +32,28 @@ pub struct AgentService {
     exec: Arc<Executor>,
     /// Probe answers within this, whatever the queue looks like.
     probe_timeout: std::time::Duration,
+}
+
+/// Entries per message of the list streams: a Volume is about 300 bytes
+/// with a full ownership tag, so a page stays far below the 4 MiB gRPC
+/// message limit (docs/decisions.md §9.12).
+pub const LIST_PAGE: usize = 500;
+
+type PageStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// `items` as a stream of pages of at most [`LIST_PAGE`] entries (none for
+/// an empty list).
+fn pages<T, R>(items: Vec<T>, wrap: fn(Vec<T>) -> R) -> PageStream<R>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+{
+    let mut chunks = Vec::with_capacity(items.len().div_ceil(LIST_PAGE));
+    let mut it = items.into_iter().peekable();
+    while it.peek().is_some() {
+        chunks.push(Ok(wrap(it.by_ref().take(LIST_PAGE).collect())));
+    }
+    Box::pin(futures::stream::iter(chunks))
 }
 
 /// At most 128 characters of a caller-supplied value for span fields (a
@@ -106,13 +131,17 @@ impl AgentService {
             Some(Source::SourceSnapshotId(s)) => Some(SourceSpec::Snapshot(parse_snapshot_id(&s)?)),
             Some(Source::SourceVolumeId(v)) => Some(SourceSpec::Volume(parse_volume_id(&v)?)),
         };
-        let spec = self.volumes.validate_create(
+        let mut spec = self.volumes.validate_create(
             &r.volume_id,
             r.size_bytes,
             &r.base_path,
             r.nvme_port,
             source,
         )?;
+        // Checked here for the requested size; a restore also checks the
+        // size it takes from its source before anything is created.
+        crate::volumes::check_limit(spec.size, r.limit_bytes)?;
+        spec.limit = r.limit_bytes;
         self.volumes.create(spec).await
     }
 
@@ -138,7 +167,7 @@ impl AgentService {
     async fn list_snapshots_impl(
         &self,
         r: ListSnapshotsRequest,
-    ) -> Result<ListSnapshotsResponse, AgentError> {
+    ) -> Result<Vec<Snapshot>, AgentError> {
         let source = if r.source_volume_id.is_empty() {
             None
         } else {
@@ -155,13 +184,13 @@ impl AgentService {
                 .into_iter()
                 .collect()
         };
-        Ok(ListSnapshotsResponse {
-            snapshots: snaps
-                .iter()
-                .filter(|s| source.is_none() || s.source == source)
-                .map(to_snapshot)
-                .collect(),
-        })
+        let mut out: Vec<Snapshot> = snaps
+            .iter()
+            .filter(|s| source.is_none() || s.source == source)
+            .map(to_snapshot)
+            .collect();
+        out.sort_by(|a, b| a.snapshot_id.cmp(&b.snapshot_id));
+        Ok(out)
     }
 
     async fn probe_impl(&self) -> ProbeResponse {
@@ -237,20 +266,23 @@ impl Agent for AgentService {
         self.finish(&span, res)
     }
 
+    type ListVolumesStream = PageStream<ListVolumesResponse>;
+
+    /// The whole listing is read (and checked) before the first page goes
+    /// out, so an error is a plain status, never a half-sent list.
     async fn list_volumes(
         &self,
         req: Request<ListVolumesRequest>,
-    ) -> Result<Response<ListVolumesResponse>, Status> {
+    ) -> Result<Response<Self::ListVolumesStream>, Status> {
         let deadline = crate::deadline::from_metadata(req.metadata());
         let span = span("ListVolumes", "");
-        let res = async {
-            Ok(ListVolumesResponse {
-                volumes: self.volumes.list().await?,
-            })
-        }
-        .instrument(span.clone());
+        let res = self.volumes.list().instrument(span.clone());
         let res = crate::deadline::scoped(deadline, res).await;
-        self.finish(&span, res)
+        self.finish(&span, res).map(|r| {
+            Response::new(pages(r.into_inner(), |volumes| ListVolumesResponse {
+                volumes,
+            }))
+        })
     }
 
     async fn expand_volume(
@@ -310,16 +342,22 @@ impl Agent for AgentService {
         self.finish(&span, res)
     }
 
+    type ListSnapshotsStream = PageStream<ListSnapshotsResponse>;
+
     async fn list_snapshots(
         &self,
         req: Request<ListSnapshotsRequest>,
-    ) -> Result<Response<ListSnapshotsResponse>, Status> {
+    ) -> Result<Response<Self::ListSnapshotsStream>, Status> {
         let deadline = crate::deadline::from_metadata(req.metadata());
         let r = req.into_inner();
         let span = span("ListSnapshots", &r.snapshot_id);
         let res = self.list_snapshots_impl(r).instrument(span.clone());
         let res = crate::deadline::scoped(deadline, res).await;
-        self.finish(&span, res)
+        self.finish(&span, res).map(|r| {
+            Response::new(pages(r.into_inner(), |snapshots| ListSnapshotsResponse {
+                snapshots,
+            }))
+        })
     }
 
     async fn probe(&self, req: Request<ProbeRequest>) -> Result<Response<ProbeResponse>, Status> {

@@ -88,7 +88,13 @@ impl Env {
             .unwrap();
         let t = Duration::from_secs(5);
         let out = conn
-            .exec("plant", line, tokio::time::Instant::now() + t, t)
+            .exec(
+                "plant",
+                line,
+                tokio::time::Instant::now() + t,
+                t,
+                rds_agent::ssh::OUTPUT_CAP,
+            )
             .await
             .unwrap();
         assert!(out.stdout.trim().is_empty(), "{line}: {}", out.stdout);

@@ -15,12 +15,15 @@ use std::sync::Arc;
 
 use rds_proto::csi::v1::controller_server::Controller;
 use rds_proto::csi::v1::*;
+use rds_proto::event::post_request::Event;
+use rds_proto::event::{OrphanFileRefused, PostRequest};
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use crate::backends::Backends;
 use crate::config::Config;
 use crate::deadline::CallCtx;
+use crate::error::FrontendError;
 use crate::guard::OpGuard;
 use crate::known_nodes::KnownNodes;
 use crate::span::{self, csi_span, finish, record_pvc};
@@ -48,6 +51,49 @@ impl ControllerService {
 
 type CsiResult<T> = Result<Response<T>, Status>;
 
+/// The PVC a CreateVolume is for (from `--extra-create-metadata`), if named.
+fn pvc_of(parameters: &std::collections::HashMap<String, String>) -> Option<rds_bus::PvcRef> {
+    rds_bus::PvcRef::new(
+        parameters.get(crate::params::PVC_NAMESPACE)?,
+        parameters.get(crate::params::PVC_NAME)?,
+    )
+}
+
+impl Core {
+    /// A refusal because a file sits at the target path without a disk entry
+    /// (docs/decisions.md §9.5) is also told to the PVC's owner as a Warning
+    /// event naming the file and the command that inspects it. Best effort:
+    /// posted in the background, so it never delays or changes the answer.
+    fn report_orphan_file(
+        &self,
+        volume_id: &str,
+        pvc: Option<rds_bus::PvcRef>,
+        err: &FrontendError,
+    ) {
+        let FrontendError::Bus { status, .. } = err else {
+            return;
+        };
+        let Some(file_path) = rds_bus::info_of(status, "file_path") else {
+            return;
+        };
+        let inspect_command = rds_bus::info_of(status, "inspect_command").unwrap_or_default();
+        let req = PostRequest {
+            volume_id: volume_id.to_owned(),
+            node_id: String::new(),
+            pvc: pvc.as_ref().map(rds_bus::PvcRef::to_proto),
+            event: Some(Event::OrphanFileRefused(OrphanFileRefused {
+                file_path,
+                inspect_command,
+            })),
+        };
+        let backends = self.backends.clone();
+        tokio::spawn(
+            async move { backends.post_event(&CallCtx::unbounded(), req).await }
+                .instrument(tracing::Span::current()),
+        );
+    }
+}
+
 #[tonic::async_trait]
 impl Controller for ControllerService {
     async fn create_volume(
@@ -59,11 +105,15 @@ impl Controller for ControllerService {
         let req = req.into_inner();
         span::record(&span, "volume_id", &req.name);
         record_pvc(&span, &req.parameters);
+        let (volume_id, pvc) = (req.name.clone(), pvc_of(&req.parameters));
         let r = self
             .core
             .create_volume(&ctx, req)
             .instrument(span.clone())
             .await;
+        if let Err(e) = &r {
+            self.core.report_orphan_file(&volume_id, pvc, e);
+        }
         finish(&span, r)
     }
 
@@ -177,11 +227,17 @@ impl Controller for ControllerService {
         let ctx = CallCtx::from_metadata(req.metadata());
         let req = req.into_inner();
         span::record(&span, "volume_id", &req.source_volume_id);
+        // The event lands on the source volume's PVC (event-service resolves
+        // it from the PV): the snapshot has no PVC of its own.
+        let volume_id = req.source_volume_id.clone();
         let r = self
             .core
             .create_snapshot(&ctx, req)
             .instrument(span.clone())
             .await;
+        if let Err(e) = &r {
+            self.core.report_orphan_file(&volume_id, None, e);
+        }
         finish(&span, r)
     }
 

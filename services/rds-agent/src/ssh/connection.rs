@@ -212,7 +212,8 @@ impl SshConnection {
     /// Runs one command on a new exec channel and collects its output until
     /// the channel closes, all before `deadline`. Errors say whether the
     /// command had been sent (`sent`): after that point the outcome is
-    /// unknown to us. Output beyond [`OUTPUT_CAP`] is refused (BAD_OUTPUT)
+    /// unknown to us. Output beyond `cap` ([`OUTPUT_CAP`], or the pool's
+    /// larger cap for the listing) is refused (BAD_OUTPUT)
     /// and the channel closed. If this future is dropped (the call was
     /// cancelled), the channel is closed too ([`ChannelGuard`]).
     pub async fn exec(
@@ -221,6 +222,7 @@ impl SshConnection {
         command: &str,
         deadline: Instant,
         budget: Duration,
+        cap: usize,
     ) -> Result<RawOutput, AgentError> {
         let timeout = |sent| AgentError::Timeout {
             verb,
@@ -270,10 +272,10 @@ impl SshConnection {
                 Some(_) => {}
                 None => break,
             }
-            if stdout.len() + stderr.len() > OUTPUT_CAP {
+            if stdout.len() + stderr.len() > cap {
                 return Err(AgentError::BadOutput {
                     verb,
-                    detail: format!("more than {OUTPUT_CAP} bytes of output; refused"),
+                    detail: format!("more than {cap} bytes of output; refused"),
                     sent: true,
                 });
             }

@@ -3,5 +3,5 @@
 pub mod connection;
 pub mod hostkey;
 
-pub use connection::{RawOutput, SshConnection, SshTarget};
+pub use connection::{OUTPUT_CAP, RawOutput, SshConnection, SshTarget};
 pub use hostkey::{HostKeyPolicy, fingerprint};

@@ -161,6 +161,27 @@ pub fn status(reason: Reason, message: impl Into<String>) -> Status {
     Status::with_error_details(reason.code(), message, details)
 }
 
+/// [`status`] with key/value details in the `ErrorInfo` metadata, for a
+/// caller that acts on them (e.g. the file path of an orphan-file refusal).
+pub fn status_with_info(
+    reason: Reason,
+    message: impl Into<String>,
+    metadata: std::collections::HashMap<String, String>,
+) -> Status {
+    let details = ErrorDetails::with_error_info(reason.as_str(), ERROR_DOMAIN, metadata);
+    Status::with_error_details(reason.code(), message, details)
+}
+
+/// The `ErrorInfo` metadata value under `key`, if the status came from one
+/// of our services and carries it.
+pub fn info_of(status: &Status, key: &str) -> Option<String> {
+    let info = status.get_details_error_info()?;
+    if info.domain != ERROR_DOMAIN {
+        return None;
+    }
+    info.metadata.get(key).cloned()
+}
+
 /// The reason a status carries, if it came from one of our services.
 /// Statuses from elsewhere (transport errors, deadlines) return `None`.
 pub fn reason_of(status: &Status) -> Option<Reason> {
@@ -189,6 +210,16 @@ mod tests {
             assert_eq!(reason_of(&s), Some(r));
             assert_eq!(s.message(), format!("because {r}"));
         }
+    }
+
+    #[test]
+    fn info_metadata_round_trips() {
+        let md = [("file_path".to_owned(), "/p/x.img".to_owned())].into();
+        let s = status_with_info(Reason::SlotExists, "m", md);
+        assert_eq!(reason_of(&s), Some(Reason::SlotExists));
+        assert_eq!(info_of(&s, "file_path").as_deref(), Some("/p/x.img"));
+        assert_eq!(info_of(&s, "other"), None);
+        assert_eq!(info_of(&status(Reason::SlotExists, "m"), "file_path"), None);
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub mod testing;
 
 pub use backoff::Backoff;
 pub use client::{BusChannel, ClientOptions, connect};
-pub use error::{Reason, reason_of, status};
+pub use error::{Reason, info_of, reason_of, status, status_with_info};
 pub use ids::{
     ClusterId, DEFAULT_MANAGED_NQN_PREFIX, HostIdentity, IdError, MANAGED_NQN_PREFIX, NodeId, Nqn,
     SNAPSHOT_PREFIX, Slot, SnapshotId, VolumeId,
