@@ -26,6 +26,11 @@ pub enum AgentError {
     CapacityExhausted(String),
     #[error("{0}")]
     OutOfRange(String),
+    /// The RDS is not in a state this call needs (a non-Btrfs pool for
+    /// layout subvolume, a refused file adoption): FAILED_PRECONDITION. The
+    /// bus has no RDS-side precondition reason, so NODE_PRECONDITION carries it.
+    #[error("{0}")]
+    Precondition(String),
     /// The RDS could not be reached or the connection broke. `sent` is true
     /// when the command had already been handed to the RDS: its outcome is
     /// unknown and must be re-read before deciding anything.
@@ -144,6 +149,7 @@ impl AgentError {
             AgentError::SlotExists(_) => Reason::SlotExists,
             AgentError::CapacityExhausted(_) => Reason::CapacityExhausted,
             AgentError::OutOfRange(_) => Reason::OutOfRange,
+            AgentError::Precondition(_) => Reason::NodePrecondition,
             AgentError::Unreachable { .. } | AgentError::Ssh(_) | AgentError::SessionRefused(_) => {
                 Reason::RdsUnreachable
             }

@@ -29,9 +29,11 @@ pub struct ClassifiedDisk {
     pub kind: DiskKind,
 }
 
-/// The ownership tag of a disk (issue 19: a `comment` on every disk this driver
-/// creates): the `;;;` line the parser reads into `DiskRecord.comment`, else
-/// a `comment=` property if the print carries one; `None` when untagged.
+/// The ownership tag of a disk: its `comment` (printed as a `;;;` line),
+/// which every disk this driver creates carries (docs/decisions.md §13).
+/// `None` when the disk has no comment (the Go driver's disks). A
+/// `comment=` property, should a RouterOS version print it that way, counts
+/// too.
 pub fn ownership_tag(d: &DiskRecord) -> Option<String> {
     d.comment
         .clone()
@@ -41,7 +43,7 @@ pub fn ownership_tag(d: &DiskRecord) -> Option<String> {
                 .find(|p| p.key == "comment")
                 .map(|p| p.value.clone())
         })
-        .filter(|c| !c.is_empty())
+        .filter(|c| !c.trim().is_empty())
 }
 
 /// The storage-fencing allow list of an export (issue 20), split on `,`

@@ -6,6 +6,13 @@
 //!   `nqn.2000-02.com.mikrotik:<id lowercased>`.
 //! - Snapshot (copy-from backend): slot = snapshot id, backing file
 //!   `<base>/<snapshot-id>.from-<source-volume-id>.img`.
+//! - Volume, layout subvolume (Btrfs pools, docs/decisions.md §13): the
+//!   subvolume `<base>/<id>` holding `volume.img`, disk slot = volume id. The
+//!   file name is fixed because a snapshot or clone of a subvolume carries its
+//!   files: a restored volume finds its data at `<base>/<new-id>/volume.img`
+//!   whatever the source was called.
+//! - Snapshot, layout subvolume: the read-only subvolume
+//!   `<base>/<snapshot-id>.from-<source-volume-id>`, no disk entry.
 //!
 //! **Why the source is in the snapshot's file name.** Real RouterOS has no
 //! `source-volume` field (the Go mock invented it, docs/routeros.md §6.9), and the
@@ -24,7 +31,7 @@
 //! unknown source.
 
 use rds_bus::SNAPSHOT_PREFIX;
-use rds_routeros::{DiskPath, DiskRecord, Slot};
+use rds_routeros::{DiskPath, DiskRecord, PoolName, Slot, SubvolumeName};
 
 use crate::error::AgentError;
 
@@ -43,6 +50,124 @@ pub fn snapshot_file(base: &DiskPath, id: &Slot, source: &Slot) -> Result<DiskPa
             "snapshot file path for {id} from {source} is not usable: {e}"
         ))
     })
+}
+
+/// The backing file's name inside a volume's own subvolume.
+pub const VOLUME_IMG: &str = "volume.img";
+
+/// Where a volume's backing file sits (proto `VolumeLayout`; UNSPECIFIED = flat).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// `<base>/<id>.img` (the Go driver's layout).
+    Flat,
+    /// `<base>/<id>/volume.img` in the Btrfs subvolume `<base>/<id>`.
+    Subvolume,
+}
+
+impl Layout {
+    pub fn from_proto(v: i32) -> Result<Layout, AgentError> {
+        use rds_proto::agent::VolumeLayout as L;
+        match L::try_from(v) {
+            Ok(L::Unspecified | L::Flat) => Ok(Layout::Flat),
+            Ok(L::Subvolume) => Ok(Layout::Subvolume),
+            Err(_) => Err(AgentError::InvalidArgument(format!(
+                "unknown volume layout {v}"
+            ))),
+        }
+    }
+
+    pub fn to_proto(self) -> i32 {
+        use rds_proto::agent::VolumeLayout as L;
+        match self {
+            Layout::Flat => L::Flat as i32,
+            Layout::Subvolume => L::Subvolume as i32,
+        }
+    }
+
+    /// The layout a volume's backing file path shows.
+    pub fn of_file(path: &str) -> Layout {
+        if path.ends_with(&format!("/{VOLUME_IMG}")) {
+            Layout::Subvolume
+        } else {
+            Layout::Flat
+        }
+    }
+
+    /// The backing file of volume `id` under `base` in this layout.
+    pub fn volume_file(self, base: &DiskPath, id: &Slot) -> Result<DiskPath, AgentError> {
+        match self {
+            Layout::Flat => volume_file(base, id),
+            Layout::Subvolume => subvolume_file(base, id),
+        }
+    }
+}
+
+/// `<base>/<id>/volume.img`
+pub fn subvolume_file(base: &DiskPath, id: &Slot) -> Result<DiskPath, AgentError> {
+    DiskPath::new(&format!("{base}/{id}/{VOLUME_IMG}"))
+        .map_err(|e| AgentError::InvalidArgument(format!("volume file path: {e}")))
+}
+
+/// The pool (Btrfs filesystem label) a base path lies on: its first component.
+pub fn pool_of(base: &DiskPath) -> Result<PoolName, AgentError> {
+    let first = base.file_name().split('/').next().unwrap_or("");
+    PoolName::new(first)
+        .map_err(|e| AgentError::InvalidArgument(format!("pool of base path {base}: {e}")))
+}
+
+/// The subvolume `<base>/<leaf>` as RouterOS names it: relative to the
+/// filesystem's mount (`/storage-pool/metal-csi` + `pvc-x` → `metal-csi/pvc-x`).
+pub fn subvolume_at(base: &DiskPath, leaf: &str) -> Result<SubvolumeName, AgentError> {
+    let rel = base.file_name().split_once('/').map_or("", |(_, r)| r);
+    let name = if rel.is_empty() {
+        leaf.to_owned()
+    } else {
+        format!("{rel}/{leaf}")
+    };
+    SubvolumeName::new(&name).map_err(|e| {
+        AgentError::InvalidArgument(format!("subvolume name under {base} for {leaf}: {e}"))
+    })
+}
+
+/// The pool and subvolume holding a subvolume-layout volume's file
+/// (`/storage-pool/metal-csi/pvc-x/volume.img` → `storage-pool`, `metal-csi/pvc-x`).
+pub fn subvolume_of_file(file: &DiskPath) -> Result<(PoolName, SubvolumeName), AgentError> {
+    let bad = |why: &str| AgentError::Internal(format!("{file} is not in a subvolume: {why}"));
+    let dir = file
+        .file_name()
+        .rsplit_once('/')
+        .map(|(d, _)| d)
+        .ok_or_else(|| bad("no directory"))?;
+    let (pool, rel) = dir
+        .split_once('/')
+        .ok_or_else(|| bad("directly in the pool"))?;
+    let pool = PoolName::new(pool).map_err(|e| bad(&e.to_string()))?;
+    let name = SubvolumeName::new(rel).map_err(|e| bad(&e.to_string()))?;
+    Ok((pool, name))
+}
+
+/// The subvolume of volume `id`: `<base>/<id>`.
+pub fn volume_subvolume(base: &DiskPath, id: &Slot) -> Result<SubvolumeName, AgentError> {
+    subvolume_at(base, id.as_str())
+}
+
+/// The read-only subvolume of snapshot `id` of `source`: `<base>/<id>.from-<source>`.
+pub fn snapshot_subvolume(
+    base: &DiskPath,
+    id: &Slot,
+    source: &Slot,
+) -> Result<SubvolumeName, AgentError> {
+    subvolume_at(base, &format!("{id}{SOURCE_MARKER}{source}"))
+}
+
+/// The `(snapshot id, source volume id)` a subvolume name's last component
+/// encodes (`<snap>.from-<src>`), if it is one.
+pub fn snapshot_leaf(name: &SubvolumeName) -> Option<(Slot, Slot)> {
+    let (snap, src) = name.leaf().split_once(SOURCE_MARKER)?;
+    if !snap.starts_with(SNAPSHOT_PREFIX) {
+        return None;
+    }
+    Some((Slot::new(snap).ok()?, Slot::new(src).ok()?))
 }
 
 /// What a disk entry is to rds-agent.
@@ -110,7 +235,20 @@ pub fn kind_of(d: &DiskRecord, bases: &BasePaths) -> DiskKind {
     if !bases.owns(&path) {
         return DiskKind::Foreign;
     }
-    file_kind(path.as_str().rsplit('/').next().unwrap_or(""), slot)
+    let mut parts = path.as_str().rsplit('/');
+    let name = parts.next().unwrap_or("");
+    if name == VOLUME_IMG {
+        // `<base>/<slot>/volume.img`: the directory (its subvolume) must be
+        // named after the slot and lie under a base path itself.
+        let dir = path.as_str().rsplit_once('/').map_or("", |(d, _)| d);
+        let owned_dir = DiskPath::new(dir).is_ok_and(|d| bases.owns(&d));
+        return if owned_dir && parts.next() == Some(slot) && !slot.starts_with(SNAPSHOT_PREFIX) {
+            DiskKind::Volume
+        } else {
+            DiskKind::Foreign
+        };
+    }
+    file_kind(name, slot)
 }
 
 /// What a backing file named `name` is for slot `slot`.
@@ -194,6 +332,50 @@ mod tests {
         assert_eq!(kind_of(&pool_rec, &pool), DiskKind::Foreign);
         pool_rec.disk_type = None;
         assert_eq!(kind_of(&pool_rec, &pool), DiskKind::Foreign);
+    }
+
+    #[test]
+    fn subvolume_layout_is_recognised_under_the_base_paths_only() {
+        let pool = bases();
+        let base = DiskPath::new("/storage-pool/metal-csi").unwrap();
+        let id = Slot::new("pvc-1").unwrap();
+        let f = subvolume_file(&base, &id).unwrap();
+        assert_eq!(f.as_str(), "/storage-pool/metal-csi/pvc-1/volume.img");
+        assert_eq!(kind_of(&disk("pvc-1", f.as_str()), &pool), DiskKind::Volume);
+        assert_eq!(Layout::of_file(f.as_str()), Layout::Subvolume);
+        assert_eq!(
+            Layout::of_file("/storage-pool/metal-csi/pvc-1.img"),
+            Layout::Flat
+        );
+        for (slot, path) in [
+            ("pvc-1", "/storage-pool/metal-csi/pvc-2/volume.img"),
+            ("pvc-1", "/storage-pool/pvc-1/volume.img"),
+            ("pvc-1", "/storage-pool/nixos/pvc-1/volume.img"),
+            ("pvc-1", "/storage-pool/metal-csi/volume.img"),
+            ("metal-csi", "/storage-pool/metal-csi/volume.img"),
+            ("snap-1", "/storage-pool/metal-csi/snap-1/volume.img"),
+            (
+                "snap-1.from-pvc-1",
+                "/storage-pool/metal-csi/snap-1.from-pvc-1/volume.img",
+            ),
+        ] {
+            assert_eq!(
+                kind_of(&disk(slot, path), &pool),
+                DiskKind::Foreign,
+                "{path}"
+            );
+        }
+        assert_eq!(
+            volume_subvolume(&base, &id).unwrap().as_str(),
+            "metal-csi/pvc-1"
+        );
+        assert_eq!(pool_of(&base).unwrap().as_str(), "storage-pool");
+        let snap = Slot::new("snap-9").unwrap();
+        let name = snapshot_subvolume(&base, &snap, &id).unwrap();
+        assert_eq!(name.as_str(), "metal-csi/snap-9.from-pvc-1");
+        assert_eq!(snapshot_leaf(&name), Some((snap, id)));
+        let root = DiskPath::new("/storage-pool").unwrap();
+        assert_eq!(subvolume_at(&root, "pvc-1").unwrap().as_str(), "pvc-1");
     }
 
     #[test]

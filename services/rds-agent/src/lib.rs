@@ -17,6 +17,9 @@
 
 pub mod allow_hosts;
 pub mod breaker;
+pub mod btrfs;
+pub mod btrfs_snapshots;
+pub mod btrfs_volumes;
 pub mod capacity_poll;
 pub mod cli;
 pub mod config;
@@ -28,6 +31,7 @@ pub mod flights;
 pub mod inspect;
 pub mod layout;
 pub mod metrics;
+pub mod owner_tag;
 pub mod pool;
 pub mod rds;
 pub mod service;

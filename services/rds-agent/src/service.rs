@@ -76,8 +76,7 @@ fn to_snapshot(s: &SnapshotInfo) -> Snapshot {
         file_path: s.file_path.to_string(),
         // False while the detached copy-from still runs.
         ready_to_use: s.ready,
-        // Flat copy-from snapshots until the subvolume layout lands.
-        layout: rds_proto::agent::VolumeLayout::Flat as i32,
+        layout: s.layout.to_proto(),
     }
 }
 
@@ -142,6 +141,9 @@ impl AgentService {
         // size it takes from its source before anything is created.
         crate::volumes::check_limit(spec.size, r.limit_bytes)?;
         spec.limit = r.limit_bytes;
+        let spec = self
+            .volumes
+            .with_layout_and_owner(spec, r.layout, r.owner.as_ref())?;
         self.volumes.create(spec).await
     }
 

@@ -13,12 +13,12 @@ use std::time::{Duration, SystemTime};
 use futures::future::BoxFuture;
 use rds_routeros::{
     Command, CopyExport, DiskPath, DiskRecord, DiskSelector, FileSelector, FileSize, NvmeExport,
-    RegexPattern, Slot,
+    Slot,
 };
 
 use crate::error::AgentError;
 use crate::flights::{Flight, Flights, Plan};
-use crate::layout::{DiskKind, file_kind, snapshot_file};
+use crate::layout::{DiskKind, Layout, file_kind, snapshot_file};
 use crate::rds::{Rds, decide_after};
 
 /// A snapshot as the agent knows it.
@@ -35,6 +35,8 @@ pub struct SnapshotInfo {
     pub created_unix: Option<i64>,
     /// False while the copy-from still runs (detached, [`Flights`]).
     pub ready: bool,
+    /// Flat (a copy-from disk) or a read-only Btrfs subvolume.
+    pub layout: Layout,
 }
 
 /// The volume check of a file (`/file print` gives `name` without the
@@ -57,6 +59,8 @@ pub struct NewVolume {
     pub file_path: DiskPath,
     pub size: FileSize,
     pub export: NvmeExport,
+    /// The new disk's ownership tag (else copy-from copies the source's).
+    pub comment: Option<rds_routeros::DiskComment>,
 }
 
 pub trait SnapshotBackend: Send + Sync {
@@ -136,6 +140,7 @@ impl CopyFromBackend {
             file_path: DiskPath::new(d.file_path.as_deref()?).ok()?,
             created_unix: None,
             ready: true,
+            layout: Layout::Flat,
         })
     }
 
@@ -148,6 +153,7 @@ impl CopyFromBackend {
             file_path: f.file_path.clone(),
             created_unix: unix(f.started),
             ready: false,
+            layout: Layout::Flat,
         }
     }
 
@@ -173,21 +179,34 @@ impl CopyFromBackend {
         }
     }
 
+    /// One round trip: the slot, this id's files and its subvolume snapshot
+    /// under every base path.
     async fn get_impl(&self, id: &Slot) -> Result<Option<SnapshotInfo>, AgentError> {
         if let Some(f) = self.flights.get(id) {
             return Ok(Some(Self::pending(&f)));
         }
-        let Some(d) = self.rds.disk(id).await? else {
-            return Ok(None);
-        };
-        let Some(mut info) = self.info(&d) else {
-            return Ok(None);
-        };
-        info.created_unix = self
+        let (files, subs) = crate::btrfs_snapshots::reads_for(self.rds.bases(), id)?;
+        let scene = self
             .rds
+            .scene(
+                DiskSelector::Slot(id.clone()),
+                Some(FileSelector::Any(files)),
+                subs,
+            )
+            .await?;
+        if let Some(s) = crate::btrfs_snapshots::existing(&scene, self.rds.bases(), id) {
+            return Ok(Some(s));
+        }
+        let Some(d) = scene.view.disk(id) else {
+            return Ok(None);
+        };
+        let Some(mut info) = self.info(d) else {
+            return Ok(None);
+        };
+        info.created_unix = scene
+            .view
             .file(&info.file_path)
-            .await?
-            .and_then(|f| f.last_modified)
+            .and_then(|f| f.last_modified.as_ref())
             .and_then(|m| m.unix_seconds());
         Ok(Some(info))
     }
@@ -220,10 +239,26 @@ impl CopyFromBackend {
             DiskSelector::Slot(id.clone()),
             DiskSelector::Slot(source.clone()),
         ]);
-        let view = self
+        let (files, subs) = crate::btrfs_snapshots::reads_for(self.rds.bases(), id)?;
+        let scene = self
             .rds
-            .view(sel, Some(FileSelector::Name(file_path.clone())))
+            .scene(sel, Some(FileSelector::Any(files)), subs)
             .await?;
+        let view = &scene.view;
+        if let Some(s) = crate::btrfs_snapshots::existing(&scene, self.rds.bases(), id) {
+            return if same_source(&s) {
+                Ok(s)
+            } else {
+                Err(mismatch(&s))
+            };
+        }
+        if let Some(d) = view.disk(source)
+            && self.rds.kind(d) == DiskKind::Volume
+            && view.disk(id).is_none()
+            && Layout::of_file(d.file_path.as_deref().unwrap_or_default()) == Layout::Subvolume
+        {
+            return crate::btrfs_snapshots::create(&self.rds, id, source, d, base).await;
+        }
         if let Some(d) = view.disk(id) {
             // Legacy snapshots have no recorded source; the id is derived
             // from the CSI name, so a retry of the same name is accepted.
@@ -318,6 +353,7 @@ impl CopyFromBackend {
                     .and_then(|m| m.unix_seconds());
             }
         }
+        snaps.extend(crate::btrfs_snapshots::list(&self.rds).await?);
         for f in self.flights.all() {
             if f.target.as_str().starts_with(rds_bus::SNAPSHOT_PREFIX)
                 && !snaps.iter().any(|s| s.id == f.target)
@@ -336,20 +372,16 @@ impl CopyFromBackend {
         if let Some(f) = self.flights.touching(id) {
             return Err(AgentError::Pending(f.describe()));
         }
-        let mut files = Vec::new();
-        for b in self.rds.bases().paths() {
-            let prefix = format!("{}/{id}.", b.file_name());
-            files.push(FileSelector::NameMatches(RegexPattern::starts_with(
-                &prefix,
-            )?));
-        }
-        let view = self
+        let (files, subs) = crate::btrfs_snapshots::reads_for(self.rds.bases(), id)?;
+        let scene = self
             .rds
-            .view(
+            .scene(
                 DiskSelector::Slot(id.clone()),
                 Some(FileSelector::Any(files)),
+                subs,
             )
             .await?;
+        let view = &scene.view;
         if let Some(d) = view.disk(id) {
             let Some(info) = self.info(d) else {
                 // A volume or a foreign disk: not a snapshot, nothing to delete.
@@ -360,8 +392,16 @@ impl CopyFromBackend {
             self.rds.remove_file(&info.file_path).await?;
             return Ok(true);
         }
-        let mut removed = false;
+        // Subvolume snapshots: removing the subvolume removes its file.
+        let gone = crate::btrfs_snapshots::remove(&self.rds, &scene, id).await?;
+        let mut removed = !gone.is_empty();
         for f in &view.files {
+            if gone
+                .iter()
+                .any(|dir| f.name.starts_with(&format!("{}/", dir.file_name())))
+            {
+                continue;
+            }
             let base_name = f.name.rsplit('/').next().unwrap_or("");
             if !matches!(file_kind(base_name, id.as_str()), DiskKind::Snapshot { .. }) {
                 continue;
@@ -387,7 +427,7 @@ impl CopyFromBackend {
             file_size: Some(new.size),
             slot: new.slot.clone(),
             export: CopyExport::Enabled(new.export.clone()),
-            comment: None,
+            comment: new.comment.clone(),
         };
         self.rds.exec().mutate_long(&cmd, self.copy_timeout).await
     }

@@ -17,13 +17,14 @@ use std::time::Duration;
 use rds_bus::VolumeId;
 use rds_proto::agent::{Capacity, Volume};
 use rds_routeros::{
-    AllowHosts, Command, DiskPath, DiskRecord, DiskSelector, FileSelector, FileSize, NO_HOST_NQN,
-    Nqn, NvmeExport, PoolName, Port, Slot, parse_allow_hosts, round_up_mib,
+    AllowHosts, Command, DiskComment, DiskPath, DiskRecord, DiskSelector, FileSelector, FileSize,
+    NO_HOST_NQN, Nqn, NvmeExport, PoolName, Port, Slot, SubvolumeSelector, parse_allow_hosts,
+    round_up_mib,
 };
 
 use crate::error::AgentError;
 use crate::flights::{Flight, Flights, Plan};
-use crate::layout::{DiskKind, volume_file};
+use crate::layout::{DiskKind, Layout, volume_file};
 use crate::rds::{Rds, decide_after};
 use crate::snapshots::{ContentSource, NewVolume, SnapshotBackend, inspect_command, wait_budget};
 use rds_bus::SNAPSHOT_PREFIX;
@@ -52,7 +53,7 @@ fn allow_list(d: &DiskRecord) -> Vec<String> {
 /// must show the export closed (the no-host sentinel alone): a box that
 /// dropped or rewrote the property would otherwise hand out an export that
 /// admits any host while the driver believes it fenced (docs/safety.md).
-fn created_closed(fencing: bool, d: &DiskRecord) -> Result<(), AgentError> {
+pub(crate) fn created_closed(fencing: bool, d: &DiskRecord) -> Result<(), AgentError> {
     let got = allow_list(d);
     if !fencing || got == [NO_HOST_NQN] {
         return Ok(());
@@ -76,6 +77,10 @@ pub struct CreateSpec {
     /// CSI `limit_bytes` (0 = none): a size above it is OUT_OF_RANGE before
     /// anything is created, a restore of a larger source included.
     pub limit: u64,
+    /// Flat unless the request asked for a Btrfs subvolume.
+    pub layout: Layout,
+    /// The ownership tag written to the new disk (docs/decisions.md §13).
+    pub comment: Option<DiskComment>,
 }
 
 #[derive(Debug, Clone)]
@@ -93,10 +98,10 @@ impl SourceSpec {
 }
 
 pub struct Volumes {
-    rds: Arc<Rds>,
+    pub(crate) rds: Arc<Rds>,
     snapshots: Arc<dyn SnapshotBackend>,
-    flights: Arc<Flights>,
-    defaults: Defaults,
+    pub(crate) flights: Arc<Flights>,
+    pub(crate) defaults: Defaults,
 }
 
 /// A volume id from the wire, checked once (the one id grammar, `rds-ids`);
@@ -176,7 +181,7 @@ impl Volumes {
         Port::new(requested).map_err(|e| AgentError::InvalidArgument(format!("nvme_port: {e}")))
     }
 
-    fn to_volume(d: &DiskRecord) -> Volume {
+    pub(crate) fn to_volume(d: &DiskRecord) -> Volume {
         Volume {
             volume_id: d.slot.clone().unwrap_or_default(),
             size_bytes: d.size.unwrap_or(0),
@@ -186,8 +191,8 @@ impl Volumes {
             nqn: d.nvme_tcp_server_nqn.clone().unwrap_or_default(),
             source_snapshot_id: String::new(),
             source_volume_id: String::new(),
-            layout: rds_proto::agent::VolumeLayout::Flat as i32,
-            owner: None,
+            layout: Layout::of_file(d.file_path.as_deref().unwrap_or_default()).to_proto(),
+            owner: crate::owner_tag::parse(d.comment.as_deref()),
         }
     }
 
@@ -202,7 +207,11 @@ impl Volumes {
 
     /// An existing slot seen by CreateVolume: the same volume (big enough) is
     /// success, anything else is ALREADY_EXISTS.
-    fn existing_for_create(&self, d: &DiskRecord, size: u64) -> Result<Volume, AgentError> {
+    pub(crate) fn existing_for_create(
+        &self,
+        d: &DiskRecord,
+        size: u64,
+    ) -> Result<Volume, AgentError> {
         let slot = d.slot.as_deref().unwrap_or("?");
         match self.rds.kind(d) {
             DiskKind::Volume => {}
@@ -268,6 +277,8 @@ impl Volumes {
             port: self.port(nvme_port)?,
             source,
             limit: 0,
+            layout: Layout::Flat,
+            comment: None,
         })
     }
 
@@ -281,6 +292,9 @@ impl Volumes {
         let slot = &spec.slot;
         if let Some(f) = self.flights.get(slot) {
             return self.join(&f, spec.size).await;
+        }
+        if spec.layout == Layout::Subvolume {
+            return self.create_subvolume(spec).await;
         }
         let file_path = volume_file(&spec.base, slot)?;
         let export = NvmeExport {
@@ -328,9 +342,10 @@ impl Volumes {
                 file_size: FileSize::new(spec.size)?,
                 slot: slot.clone(),
                 export: Some(export),
-                comment: None,
+                comment: spec.comment.clone(),
             };
             let sent = self.rds.exec().mutate(&cmd).await;
+            let sent = sent.map_err(|e| crate::btrfs::slot_too_long(e, slot));
             return decide_after(
                 sent,
                 |e| e.reason() == rds_bus::Reason::SlotExists,
@@ -344,9 +359,16 @@ impl Volumes {
                 Some(d) if matches!(self.rds.kind(d), DiskKind::Snapshot { .. }) => {
                     (ContentSource::Snapshot(id.clone()), d.size.unwrap_or(0))
                 }
-                _ => return Err(AgentError::SnapshotNotFound(id.to_string())),
+                _ => return Err(self.flat_restore_of_missing(id).await),
             },
             SourceSpec::Volume(id) => match view.disk(id) {
+                Some(d)
+                    if self.rds.kind(d) == DiskKind::Volume
+                        && Layout::of_file(d.file_path.as_deref().unwrap_or_default())
+                            == Layout::Subvolume =>
+                {
+                    return Err(crate::btrfs_volumes::layout_mismatch("volume", id));
+                }
                 Some(d) if self.rds.kind(d) == DiskKind::Volume => {
                     (ContentSource::Volume(id.clone()), d.size.unwrap_or(0))
                 }
@@ -361,6 +383,7 @@ impl Volumes {
             file_path: file_path.clone(),
             size: FileSize::new(size)?,
             export,
+            comment: spec.comment.clone(),
         };
         let (rds, backend, target) = (self.rds.clone(), self.snapshots.clone(), slot.clone());
         let fencing = self.defaults.storage_fencing;
@@ -396,7 +419,7 @@ impl Volumes {
     /// Waits for a running copy into this slot within the call's time:
     /// done → decided like any existing slot; still running → ABORTED
     /// (OPERATION_PENDING), and the CO's retry joins it again.
-    async fn join(&self, f: &Flight, size: u64) -> Result<Volume, AgentError> {
+    pub(crate) async fn join(&self, f: &Flight, size: u64) -> Result<Volume, AgentError> {
         match f.wait(wait_budget(self.defaults.wait_default)).await {
             None => Err(AgentError::Pending(f.describe())),
             Some(Err(e)) => Err(e),
@@ -406,7 +429,7 @@ impl Volumes {
 
     /// After `/disk add` (via [`decide_after`]): the slot must now hold a
     /// compatible volume; a silent success without one is a bug of the box.
-    fn decide_create(
+    pub(crate) fn decide_create(
         &self,
         slot: &Slot,
         size: u64,
@@ -426,33 +449,48 @@ impl Volumes {
         }
     }
 
-    /// DeleteVolume: one read of the disk and of this id's file under every
-    /// base path, then the disk entry, then its file. A retry after a partial
-    /// delete (disk gone, file left) sees the file and removes it. The base
-    /// path of the request is only a hint (all configured ones are read).
-    /// Missing → `Ok(false)`.
+    /// DeleteVolume: one read of the disk, of this id's file and of its
+    /// subvolume under every base path, then the disk entry, then its file
+    /// or (layout subvolume) its subvolume with the file inside. A retry
+    /// after a partial delete (disk gone, file or subvolume left) sees what
+    /// is left and removes it. The base path of the request is only a hint
+    /// (all configured ones are read). Snapshots of a subvolume volume are
+    /// subvolumes of their own and stay. Missing → `Ok(false)`.
     pub async fn delete(&self, slot: &Slot) -> Result<bool, AgentError> {
         if let Some(f) = self.flights.touching(slot) {
             return Err(AgentError::Pending(f.describe()));
         }
-        let mut files = Vec::new();
+        let (mut files, mut subs) = (Vec::new(), Vec::new());
         for b in self.rds.bases().paths() {
             files.push(FileSelector::Name(volume_file(b, slot)?));
+            files.push(FileSelector::Name(crate::layout::subvolume_file(b, slot)?));
+            subs.push(SubvolumeSelector::Name(crate::layout::volume_subvolume(
+                b, slot,
+            )?));
         }
-        let view = self
+        let scene = self
             .rds
-            .view(
+            .scene(
                 DiskSelector::Slot(slot.clone()),
                 Some(FileSelector::Any(files)),
+                subs,
             )
             .await?;
+        let view = &scene.view;
         match view.disk(slot) {
             Some(d) => match self.rds.kind(d) {
                 DiskKind::Volume => {
-                    // kind_of guarantees a valid path named <slot>.img.
+                    // kind_of guarantees a valid path named <slot>.img or
+                    // <slot>/volume.img under a base path.
                     let file = DiskPath::new(d.file_path.as_deref().unwrap_or_default())?;
                     self.rds.remove_disk(slot).await?;
-                    self.rds.remove_file(&file).await?;
+                    match Layout::of_file(file.as_str()) {
+                        Layout::Flat => self.rds.remove_file(&file).await?,
+                        Layout::Subvolume => {
+                            let (_, sv) = crate::layout::subvolume_of_file(&file)?;
+                            self.rds.remove_subvolume(&sv).await?;
+                        }
+                    }
                     Ok(true)
                 }
                 other => {
@@ -462,8 +500,22 @@ impl Volumes {
             },
             None => {
                 let mut removed = false;
+                for sv in &scene.subvolumes {
+                    let name = rds_routeros::SubvolumeName::new(&sv.name)?;
+                    tracing::info!(subvolume = %name, "removing the subvolume of a half-deleted volume");
+                    self.rds.remove_subvolume(&name).await?;
+                    removed = true;
+                }
                 for f in &view.files {
                     let file = DiskPath::new(&format!("/{}", f.name))?;
+                    let in_removed = scene.subvolumes.iter().any(|sv| {
+                        sv.path
+                            .as_deref()
+                            .is_some_and(|p| file.as_str().starts_with(&format!("{p}/")))
+                    });
+                    if in_removed {
+                        continue;
+                    }
                     tracing::info!(file = %file, "removing the backing file of a half-deleted volume");
                     self.rds.remove_file(&file).await?;
                     removed = true;
@@ -570,7 +622,6 @@ fn fill_source(v: &mut Volume, source: &Option<SourceSpec>) {
         None => {}
     }
 }
-
 
 /// OUT_OF_RANGE when `size` (rounded) exceeds `limit` (0 = no limit).
 pub fn check_limit(size: u64, limit: u64) -> Result<(), AgentError> {

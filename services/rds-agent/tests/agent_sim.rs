@@ -59,8 +59,12 @@ async fn full_volume_and_snapshot_lifecycle() {
         .unwrap()
         .into_inner();
     assert_eq!(got, v);
-    let listed = common::all_volumes(&mut c).await.unwrap();
-    assert_eq!(listed, vec![v.clone()]);
+    let listed = c
+        .list_volumes(ListVolumesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.volumes, vec![v.clone()]);
 
     let cap = c
         .get_capacity(GetCapacityRequest {
@@ -146,17 +150,18 @@ async fn full_volume_and_snapshot_lifecycle() {
             source_volume_id: id.into(),
         })
         .await
-        .unwrap();
-    let by_src = common::snapshot_pages(by_src.into_inner()).await;
-    assert_eq!(by_src, vec![s.clone()]);
+        .unwrap()
+        .into_inner();
+    assert_eq!(by_src.snapshots, vec![s.clone()]);
     let none = c
         .list_snapshots(ListSnapshotsRequest {
             snapshot_id: String::new(),
             source_volume_id: "pvc-other".into(),
         })
         .await
-        .unwrap();
-    assert!(common::snapshot_pages(none.into_inner()).await.is_empty());
+        .unwrap()
+        .into_inner();
+    assert!(none.snapshots.is_empty());
 
     // The source mapping survives an agent restart (a fresh agent on the same sim).
     let fresh = {
@@ -193,10 +198,10 @@ async fn full_volume_and_snapshot_lifecycle() {
             source_volume_id: String::new(),
         })
         .await
-        .unwrap();
-    let after_restart = common::snapshot_pages(after_restart.into_inner()).await;
+        .unwrap()
+        .into_inner();
     assert_eq!(
-        after_restart,
+        after_restart.snapshots,
         vec![s.clone()],
         "same source and creation time"
     );

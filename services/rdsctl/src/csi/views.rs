@@ -64,6 +64,27 @@ impl VolumeView {
     }
 }
 
+impl VolumeView {
+    /// The owner a listed volume's context names (the disk's ownership tag,
+    /// docs/csi.md §4): `<cluster>: <namespace>/<pvc>`, either part alone,
+    /// or `None` for an untagged disk (the Go driver's).
+    pub fn owner(&self) -> Option<String> {
+        let c = &self.volume_context;
+        let pvc = match (
+            c.get("csi.storage.k8s.io/pvc/namespace"),
+            c.get("csi.storage.k8s.io/pvc/name"),
+        ) {
+            (Some(ns), Some(n)) => Some(format!("{ns}/{n}")),
+            _ => None,
+        };
+        match (c.get("rds.csi.srvlab.io/cluster"), pvc) {
+            (Some(cl), Some(p)) => Some(format!("{cl}: {p}")),
+            (Some(cl), None) => Some(cl.clone()),
+            (None, p) => p,
+        }
+    }
+}
+
 /// One table row per volume.
 pub fn volume_table(vols: &[VolumeView]) -> String {
     let mut rows = vec![[
@@ -71,6 +92,7 @@ pub fn volume_table(vols: &[VolumeView]) -> String {
         "SIZE".to_owned(),
         "NODES".to_owned(),
         "SOURCE".to_owned(),
+        "OWNER".to_owned(),
         "PATH".to_owned(),
     ]];
     for v in vols {
@@ -83,6 +105,7 @@ pub fn volume_table(vols: &[VolumeView]) -> String {
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| "-".into()),
             v.content_source.clone().unwrap_or_else(|| "-".into()),
+            v.owner().unwrap_or_else(|| "-".into()),
             v.volume_context
                 .get("volumePath")
                 .cloned()
@@ -206,6 +229,30 @@ mod tests {
         let json = serde_json::to_value(&v).unwrap();
         assert_eq!(json["snapshot_id"], "snap-1");
         assert!(v.human().contains("1Gi"));
+    }
+
+    #[test]
+    fn the_volume_table_shows_the_owner_tag_when_there_is_one() {
+        let mut v = VolumeView {
+            volume_id: "pvc-1".into(),
+            capacity_bytes: 1 << 30,
+            content_source: None,
+            volume_context: BTreeMap::new(),
+            published_node_ids: None,
+        };
+        assert_eq!(v.owner(), None);
+        assert!(volume_table(std::slice::from_ref(&v)).contains("OWNER"));
+        for (k, val) in [
+            ("rds.csi.srvlab.io/cluster", "home"),
+            ("csi.storage.k8s.io/pvc/namespace", "apps"),
+            ("csi.storage.k8s.io/pvc/name", "data"),
+        ] {
+            v.volume_context.insert(k.into(), val.into());
+        }
+        assert_eq!(v.owner().as_deref(), Some("home: apps/data"));
+        assert!(volume_table(std::slice::from_ref(&v)).contains("home: apps/data"));
+        v.volume_context.remove("rds.csi.srvlab.io/cluster");
+        assert_eq!(v.owner().as_deref(), Some("apps/data"));
     }
 
     #[test]

@@ -274,6 +274,20 @@ pub enum Command {
         /// `comment="<text>"` when `Some` (else copy-from copies the source's).
         comment: Option<DiskComment>,
     },
+    /// `/disk add type=file file-path=<path> slot=<slot> [nvme export args] [comment=".."]`
+    /// without `file-size`: makes a disk of a file that already exists (a restored or cloned
+    /// Btrfs subvolume brings its `volume.img` along). Whether RouterOS adopts the file and
+    /// keeps its data is UNVERIFIED (docs/decisions.md §13).
+    DiskAddExisting {
+        /// The existing backing file.
+        file_path: DiskPath,
+        /// New slot.
+        slot: Slot,
+        /// Export arguments, if the disk is exported.
+        export: Option<NvmeExport>,
+        /// `comment="<text>"` when `Some`.
+        comment: Option<DiskComment>,
+    },
     /// `/disk print detail where ...`
     DiskPrint(DiskSelector),
     /// `/disk set [find slot=<slot>] file-size=<bytes>`
@@ -344,7 +358,9 @@ impl Command {
     /// `"system resource print"`.
     pub fn verb(&self) -> &'static str {
         match self {
-            Command::DiskAddFile { .. } | Command::DiskAddCopy { .. } => "disk add",
+            Command::DiskAddFile { .. }
+            | Command::DiskAddCopy { .. }
+            | Command::DiskAddExisting { .. } => "disk add",
             Command::DiskPrint(_) => "disk print",
             Command::DiskSetFileSize { .. } | Command::DiskSetAllowHosts { .. } => "disk set",
             Command::DiskRemove { .. } => "disk remove",
@@ -367,6 +383,7 @@ impl Command {
         match self {
             Command::DiskAddFile { slot, .. }
             | Command::DiskAddCopy { slot, .. }
+            | Command::DiskAddExisting { slot, .. }
             | Command::DiskSetFileSize { slot, .. }
             | Command::DiskSetAllowHosts { slot, .. }
             | Command::DiskRemove { slot }
@@ -390,6 +407,7 @@ impl Command {
             self,
             Command::DiskAddFile { .. }
                 | Command::DiskAddCopy { .. }
+                | Command::DiskAddExisting { .. }
                 | Command::DiskSetFileSize { .. }
                 | Command::DiskSetAllowHosts { .. }
                 | Command::DiskRemove { .. }
@@ -464,6 +482,16 @@ impl fmt::Display for Command {
                     CopyExport::Disabled => write!(f, " nvme-tcp-export=no")?,
                     CopyExport::Enabled(e) => write_export(f, &Some(e.clone()))?,
                 }
+                write_comment(f, comment)
+            }
+            Command::DiskAddExisting {
+                file_path,
+                slot,
+                export,
+                comment,
+            } => {
+                write!(f, "/disk add type=file file-path={file_path} slot={slot}")?;
+                write_export(f, export)?;
                 write_comment(f, comment)
             }
             Command::DiskPrint(DiskSelector::All) => f.write_str("/disk print detail"),

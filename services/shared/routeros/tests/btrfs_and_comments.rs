@@ -127,3 +127,19 @@ fn comment_line_parses_and_round_trips() {
     assert_eq!(back[0].file_path, rec.file_path);
     assert_eq!(back[0].nvme_tcp_server_nqn, rec.nvme_tcp_server_nqn);
 }
+
+#[test]
+fn adopting_add_has_no_file_size() {
+    let add = Command::DiskAddExisting {
+        file_path: DiskPath::new("/storage-pool/metal-csi/pvc-new/volume.img").unwrap(),
+        slot: Slot::new("pvc-new").unwrap(),
+        export: None,
+        comment: None,
+    };
+    assert_eq!(
+        add.to_string(),
+        "/disk add type=file file-path=/storage-pool/metal-csi/pvc-new/volume.img slot=pvc-new"
+    );
+    assert_eq!(add.verb(), "disk add");
+    assert!(add.is_mutating());
+}
