@@ -121,10 +121,7 @@ async fn an_orphan_file_refusal_posts_a_warning_event_on_the_pvc() {
     let path = format!("/storage-pool/metal-csi/{id}.img");
     assert!(s.sim.file_exists(&path));
 
-    let err = ctl
-        .create_volume(create_req(id, params))
-        .await
-        .unwrap_err();
+    let err = ctl.create_volume(create_req(id, params)).await.unwrap_err();
     assert_eq!(err.code(), Code::AlreadyExists, "{err:?}");
     assert!(err.message().contains(&path), "{err:?}");
     let ev = s
@@ -137,7 +134,10 @@ async fn an_orphan_file_refusal_posts_a_warning_event_on_the_pvc() {
     assert_eq!(ev["pvc_namespace"], "shop");
     assert_eq!(ev["pvc_name"], "data-db-0");
     let msg = ev["message"].as_str().unwrap();
-    assert!(msg.starts_with(&format!("[{id}]: backing file {path} ")), "{msg}");
+    assert!(
+        msg.starts_with(&format!("[{id}]: backing file {path} ")),
+        "{msg}"
+    );
     assert!(
         msg.ends_with(&format!(
             "inspect it with: /file print detail where name=\"storage-pool/metal-csi/{id}.img\""

@@ -15,8 +15,8 @@ use futures::Stream;
 use rds_bus::{BusChannel, ClientOptions, Listener, Shutdown};
 use rds_proto::agent::agent_server::{Agent, AgentServer};
 use rds_proto::agent::*;
-use rds_proto::attachment::attachments_server::{Attachments, AttachmentsServer};
 use rds_proto::attachment as att;
+use rds_proto::attachment::attachments_server::{Attachments, AttachmentsServer};
 use rds_proto::csi::v1::controller_client::ControllerClient;
 use rds_proto::csi::v1::volume_capability::access_mode::Mode;
 use rds_proto::csi::v1::volume_capability::{AccessMode, AccessType, MountVolume};
@@ -212,7 +212,12 @@ async fn start(fake: Fake) -> (ControllerClient<BusChannel>, Shutdown, tempfile:
 async fn csi_list_volumes_pages_return_every_volume_of_a_large_pool_exactly_once() {
     // Listed out of order on purpose: the frontend sorts for its cursor.
     let mut vols: Vec<Volume> = (0..MANY)
-        .map(|i| volume(&format!("pvc-{:08x}-4a1b-8c2d-9e3f{i:08}", i * 7919 % MANY), GIB))
+        .map(|i| {
+            volume(
+                &format!("pvc-{:08x}-4a1b-8c2d-9e3f{i:08}", i * 7919 % MANY),
+                GIB,
+            )
+        })
         .collect();
     vols.reverse();
     let want: BTreeSet<String> = vols.iter().map(|v| v.volume_id.clone()).collect();
@@ -236,11 +241,7 @@ async fn csi_list_volumes_pages_return_every_volume_of_a_large_pool_exactly_once
             .into_inner();
         pages += 1;
         assert!(r.entries.len() <= 7_000);
-        seen.extend(
-            r.entries
-                .into_iter()
-                .map(|e| e.volume.unwrap().volume_id),
-        );
+        seen.extend(r.entries.into_iter().map(|e| e.volume.unwrap().volume_id));
         if r.next_token.is_empty() {
             break;
         }
