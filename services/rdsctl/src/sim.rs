@@ -73,23 +73,7 @@ pub async fn run(args: SimArgs) -> Result<()> {
         }
         SimCmd::Disks => {
             let disks = call(addr, "GET", "/disks", None).await?;
-            let human = match disks.as_array() {
-                Some(list) if !list.is_empty() => list
-                    .iter()
-                    .map(|d| {
-                        format!(
-                            "{}  {}  {} bytes  export={}  nqn={}",
-                            d["slot"].as_str().unwrap_or("?"),
-                            d["file_path"].as_str().unwrap_or("?"),
-                            d["size"],
-                            d["export"],
-                            d["effective_nqn"].as_str().unwrap_or("")
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-                _ => "no disks".to_owned(),
-            };
+            let human = disk_lines(&disks);
             print(args.out.format(), &disks, human);
         }
         SimCmd::Reboot { downtime } => {
@@ -101,42 +85,69 @@ pub async fn run(args: SimArgs) -> Result<()> {
                 format!("sim rebooting: down for {downtime:?}"),
             );
         }
-        SimCmd::Fault { cmd } => match cmd {
-            FaultCmd::Add {
-                action,
-                command,
-                after,
-                times,
-            } => {
-                let rule = fault_rule(&action, command, after, times)?;
-                let v = call(addr, "POST", "/faults", Some(&rule)).await?;
-                print(
-                    args.out.format(),
-                    &v,
-                    format!("fault rule {} added: {rule}", v["id"]),
-                );
-            }
-            FaultCmd::List => {
-                let v = call(addr, "GET", "/faults", None).await?;
-                print(args.out.format(), &v, fault_table(&v));
-            }
-            FaultCmd::Remove { id } => {
-                call(addr, "DELETE", &format!("/faults/{id}"), None).await?;
-                print(
-                    args.out.format(),
-                    &json!({ "removed": id }),
-                    format!("fault rule {id} removed"),
-                );
-            }
-            FaultCmd::Clear => {
-                call(addr, "DELETE", "/faults", None).await?;
-                print(
-                    args.out.format(),
-                    &json!({ "cleared": true }),
-                    "fault rules cleared".to_owned(),
-                );
-            }
-        },
+        SimCmd::Fault { cmd } => fault(addr, args.out.format(), cmd).await?,
+    }
+    Ok(())
+}
+
+/// One line a disk of the sim's `/disks` answer.
+fn disk_lines(disks: &Value) -> String {
+    match disks.as_array() {
+        Some(list) if !list.is_empty() => list
+            .iter()
+            .map(|d| {
+                format!(
+                    "{}  {}  {} bytes  export={}  nqn={}",
+                    d["slot"].as_str().unwrap_or("?"),
+                    d["file_path"].as_str().unwrap_or("?"),
+                    d["size"],
+                    d["export"],
+                    d["effective_nqn"].as_str().unwrap_or("")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => "no disks".to_owned(),
+    }
+}
+
+/// `rdsctl sim fault add|list|remove|clear`.
+async fn fault(
+    addr: std::net::SocketAddr,
+    format: crate::output::Format,
+    cmd: FaultCmd,
+) -> Result<()> {
+    match cmd {
+        FaultCmd::Add {
+            action,
+            command,
+            after,
+            times,
+        } => {
+            let rule = fault_rule(&action, command, after, times)?;
+            let v = call(addr, "POST", "/faults", Some(&rule)).await?;
+            print(format, &v, format!("fault rule {} added: {rule}", v["id"]));
+        }
+        FaultCmd::List => {
+            let v = call(addr, "GET", "/faults", None).await?;
+            print(format, &v, fault_table(&v));
+        }
+        FaultCmd::Remove { id } => {
+            call(addr, "DELETE", &format!("/faults/{id}"), None).await?;
+            print(
+                format,
+                &json!({ "removed": id }),
+                format!("fault rule {id} removed"),
+            );
+        }
+        FaultCmd::Clear => {
+            call(addr, "DELETE", "/faults", None).await?;
+            print(
+                format,
+                &json!({ "cleared": true }),
+                "fault rules cleared".to_owned(),
+            );
+        }
     }
     Ok(())
 }

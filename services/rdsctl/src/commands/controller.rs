@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use rds_proto::csi::v1 as csi;
 
 use crate::cli::ControllerCmd;
-use crate::commands::{Ctx, Done};
+use crate::commands::Ctx;
 use crate::csi::requests::sorted;
 use crate::error::Result;
 
@@ -60,16 +60,13 @@ pub async fn run(ctx: &Ctx, cmd: ControllerCmd) -> Result<()> {
                     })
                     .await,
             )?;
-            let done = Done {
-                ok: true,
-                call: "ControllerUnpublishVolume",
-                volume_id: &volume_id,
-                node_id: Some(&node),
-                path: None,
-            };
-            ctx.print(&done, || {
-                format!("unpublished volume {volume_id} from node {node}")
-            })
+            ctx.print_done(
+                "ControllerUnpublishVolume",
+                &volume_id,
+                Some(&node),
+                None,
+                || format!("unpublished volume {volume_id} from node {node}"),
+            )
         }
     }
 }

@@ -23,43 +23,12 @@ pub async fn run(ctx: &Ctx) -> Result<()> {
             .await,
     )?;
     let probe = ctx.done(ctx.csi.probe(csi::ProbeRequest {}).await)?;
-    let plugin_capabilities = caps
-        .capabilities
-        .iter()
-        .filter_map(|c| match &c.r#type {
-            Some(csi::plugin_capability::Type::Service(s)) => {
-                csi::plugin_capability::service::Type::try_from(s.r#type)
-                    .ok()
-                    .map(|t| t.as_str_name().to_owned())
-            }
-            Some(csi::plugin_capability::Type::VolumeExpansion(e)) => {
-                csi::plugin_capability::volume_expansion::Type::try_from(e.r#type)
-                    .ok()
-                    .map(|t| format!("VOLUME_EXPANSION_{}", t.as_str_name()))
-            }
-            None => None,
-        })
-        .collect::<Vec<_>>();
+    let plugin_capabilities = plugin_capability_names(&caps);
     let serves_controller = plugin_capabilities
         .iter()
         .any(|c| c == "CONTROLLER_SERVICE");
     let controller_capabilities = if serves_controller {
-        let cc = ctx.done(
-            ctx.csi
-                .controller_capabilities(csi::ControllerGetCapabilitiesRequest {})
-                .await,
-        )?;
-        cc.capabilities
-            .iter()
-            .filter_map(|c| match &c.r#type {
-                Some(csi::controller_service_capability::Type::Rpc(r)) => {
-                    csi::controller_service_capability::rpc::Type::try_from(r.r#type)
-                        .ok()
-                        .map(|t| t.as_str_name().to_owned())
-                }
-                None => None,
-            })
-            .collect()
+        controller_capability_names(ctx).await?
     } else {
         Vec::new()
     };
@@ -96,4 +65,45 @@ pub async fn run(ctx: &Ctx) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// The plugin's capabilities by their proto names (expansion ones prefixed).
+fn plugin_capability_names(caps: &csi::GetPluginCapabilitiesResponse) -> Vec<String> {
+    caps.capabilities
+        .iter()
+        .filter_map(|c| match &c.r#type {
+            Some(csi::plugin_capability::Type::Service(s)) => {
+                csi::plugin_capability::service::Type::try_from(s.r#type)
+                    .ok()
+                    .map(|t| t.as_str_name().to_owned())
+            }
+            Some(csi::plugin_capability::Type::VolumeExpansion(e)) => {
+                csi::plugin_capability::volume_expansion::Type::try_from(e.r#type)
+                    .ok()
+                    .map(|t| format!("VOLUME_EXPANSION_{}", t.as_str_name()))
+            }
+            None => None,
+        })
+        .collect()
+}
+
+/// ControllerGetCapabilities, by proto names.
+async fn controller_capability_names(ctx: &Ctx) -> Result<Vec<String>> {
+    let cc = ctx.done(
+        ctx.csi
+            .controller_capabilities(csi::ControllerGetCapabilitiesRequest {})
+            .await,
+    )?;
+    Ok(cc
+        .capabilities
+        .iter()
+        .filter_map(|c| match &c.r#type {
+            Some(csi::controller_service_capability::Type::Rpc(r)) => {
+                csi::controller_service_capability::rpc::Type::try_from(r.r#type)
+                    .ok()
+                    .map(|t| t.as_str_name().to_owned())
+            }
+            None => None,
+        })
+        .collect())
 }

@@ -65,6 +65,25 @@ impl Ctx {
         crate::output::print(self.format, value, human)
     }
 
+    /// Prints a [`Done`] for a call whose reply carries nothing.
+    pub fn print_done(
+        &self,
+        call: &str,
+        volume_id: &str,
+        node_id: Option<&str>,
+        path: Option<String>,
+        human: impl FnOnce() -> String,
+    ) -> Result<()> {
+        let done = Done {
+            ok: true,
+            call,
+            volume_id,
+            node_id,
+            path,
+        };
+        self.print(&done, human)
+    }
+
     /// The volume_context given with `--context` or `--context-from`, else the
     /// one ListVolumes reports (which may be empty: then `required` refuses).
     pub async fn volume_context(

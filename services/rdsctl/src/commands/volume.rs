@@ -2,8 +2,8 @@
 
 use rds_proto::csi::v1 as csi;
 
-use crate::cli::VolumeCmd;
-use crate::commands::{Ctx, Done, size_arg};
+use crate::cli::{AccessArgs, VolumeCmd};
+use crate::commands::{Ctx, size_arg};
 use crate::csi::requests::key_values;
 use crate::csi::views::{VolumeView, volume_table};
 use crate::error::{CtlError, Result};
@@ -33,12 +33,7 @@ pub async fn run(ctx: &Ctx, cmd: VolumeCmd) -> Result<()> {
                 from_snapshot,
                 from_volume,
             );
-            let resp = ctx.done(ctx.csi.create_volume(req).await)?;
-            let vol = resp.volume.ok_or_else(|| {
-                CtlError::Stack("CreateVolume answered OK without a volume".into())
-            })?;
-            let view = VolumeView::from_volume(&vol);
-            ctx.print(&view, || view.human())
+            create(ctx, req).await
         }
         VolumeCmd::List => {
             let entries = ctx.csi.all_volumes().await?;
@@ -46,62 +41,70 @@ pub async fn run(ctx: &Ctx, cmd: VolumeCmd) -> Result<()> {
                 entries.iter().filter_map(VolumeView::from_entry).collect();
             ctx.print(&views, || volume_table(&views))
         }
-        VolumeCmd::Delete { volume_id } => {
-            ctx.done(
-                ctx.csi
-                    .delete_volume(csi::DeleteVolumeRequest {
-                        volume_id: volume_id.clone(),
-                        secrets: Default::default(),
-                    })
-                    .await,
-            )?;
-            let done = Done {
-                ok: true,
-                call: "DeleteVolume",
-                volume_id: &volume_id,
-                node_id: None,
-                path: None,
-            };
-            ctx.print(&done, || format!("deleted volume {volume_id}"))
-        }
+        VolumeCmd::Delete { volume_id } => delete(ctx, &volume_id).await,
         VolumeCmd::Expand {
             volume_id,
             size,
             access,
-        } => {
-            let resp = ctx.done(
-                ctx.csi
-                    .expand_volume(expand_request(
-                        &volume_id,
-                        size_arg(&size)?,
-                        access.access().capability(),
-                    ))
-                    .await,
-            )?;
-            #[derive(serde::Serialize)]
-            struct Expanded<'a> {
-                volume_id: &'a str,
-                capacity_bytes: i64,
-                node_expansion_required: bool,
-            }
-            let out = Expanded {
-                volume_id: &volume_id,
-                capacity_bytes: resp.capacity_bytes,
-                node_expansion_required: resp.node_expansion_required,
-            };
-            ctx.print(&out, || {
-                format!(
-                    "expanded volume {volume_id} to {}{}",
-                    crate::units::format_size(u64::try_from(resp.capacity_bytes).unwrap_or(0)),
-                    if resp.node_expansion_required {
-                        " (node expansion required)"
-                    } else {
-                        ""
-                    }
-                )
-            })
-        }
+        } => expand(ctx, &volume_id, &size, &access).await,
     }
+}
+
+async fn create(ctx: &Ctx, req: csi::CreateVolumeRequest) -> Result<()> {
+    let resp = ctx.done(ctx.csi.create_volume(req).await)?;
+    let vol = resp
+        .volume
+        .ok_or_else(|| CtlError::Stack("CreateVolume answered OK without a volume".into()))?;
+    let view = VolumeView::from_volume(&vol);
+    ctx.print(&view, || view.human())
+}
+
+async fn delete(ctx: &Ctx, volume_id: &str) -> Result<()> {
+    ctx.done(
+        ctx.csi
+            .delete_volume(csi::DeleteVolumeRequest {
+                volume_id: volume_id.to_owned(),
+                secrets: Default::default(),
+            })
+            .await,
+    )?;
+    ctx.print_done("DeleteVolume", volume_id, None, None, || {
+        format!("deleted volume {volume_id}")
+    })
+}
+
+async fn expand(ctx: &Ctx, volume_id: &str, size: &str, access: &AccessArgs) -> Result<()> {
+    let resp = ctx.done(
+        ctx.csi
+            .expand_volume(expand_request(
+                volume_id,
+                size_arg(size)?,
+                access.access().capability(),
+            ))
+            .await,
+    )?;
+    #[derive(serde::Serialize)]
+    struct Expanded<'a> {
+        volume_id: &'a str,
+        capacity_bytes: i64,
+        node_expansion_required: bool,
+    }
+    let out = Expanded {
+        volume_id,
+        capacity_bytes: resp.capacity_bytes,
+        node_expansion_required: resp.node_expansion_required,
+    };
+    ctx.print(&out, || {
+        format!(
+            "expanded volume {volume_id} to {}{}",
+            crate::units::format_size(u64::try_from(resp.capacity_bytes).unwrap_or(0)),
+            if resp.node_expansion_required {
+                " (node expansion required)"
+            } else {
+                ""
+            }
+        )
+    })
 }
 
 pub fn create_request(

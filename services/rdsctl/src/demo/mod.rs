@@ -11,6 +11,7 @@ mod data;
 mod report;
 mod walk;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,51 +34,16 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     }
     let shutdown = Shutdown::new();
     shutdown.trigger_on_signals();
-    let (dir, tmp) = match &args.state_dir {
-        Some(d) => (d.clone(), None),
-        None => {
-            let t = tempfile::Builder::new()
-                .prefix("rdsctl-demo-")
-                .tempdir()
-                .map_err(|e| CtlError::io(std::env::temp_dir(), e))?;
-            (t.path().to_path_buf(), Some(t))
-        }
-    };
+    let (dir, tmp) = state_dir(&args)?;
     let root = nix::unistd::geteuid().is_root();
     let mut report = Report::default();
-    report.note(&format!(
-        "rdsctl demo: stack in {} (service logs in {}/logs)",
-        dir.display(),
-        dir.display()
-    ));
-    report.note(if root {
-        "running as root: node steps stage and publish on real loop devices"
-    } else {
-        "not running as root: node steps are skipped (loop devices need root); run as root for the full walk"
-    });
+    intro(&report, &dir, root);
     let tracer = Arc::new(ClientTracer::from_env());
-    report.note("trace ids are those of the CSI calls (csi-frontend → bus services); with OTEL_EXPORTER_OTLP_ENDPOINT set they are in Jaeger\n");
     let started = Instant::now();
 
-    report.begin("start the stack (5 services as child processes)");
-    let opts = StackOptions {
-        state_dir: dir.clone(),
-        csi_endpoint: None,
-        node_id: args.node_id.clone(),
-        otlp_endpoint: args.otlp_endpoint.clone(),
-        logs_to_files: true,
-        ready_timeout: Duration::from_secs(90),
-    };
-    let stack = match Stack::start(&opts, &shutdown).await {
-        Ok(s) => {
-            report.ok(s.startup, None, Some("all health checks pass"));
-            s
-        }
-        Err(e) => {
-            report.fail(started.elapsed(), None, &e.to_string());
-            keep_dir(tmp, &dir, &mut report);
-            return Ok(ExitCode::FAILURE);
-        }
+    let Some(stack) = start_stack(&args, &dir, &shutdown, &mut report, started).await else {
+        keep_dir(tmp, &dir, &mut report);
+        return Ok(ExitCode::FAILURE);
     };
     let csi = Csi::connect(
         &stack.endpoints.csi,
@@ -106,22 +72,98 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
             Err(e) => report.fail(t.elapsed(), None, &e.to_string()),
         }
     }
+    stop_stack(stack, &mut report).await;
+    if let Ok(t) = Arc::try_unwrap(tracer) {
+        t.shutdown().await;
+    }
+
+    summary(&report, &outcome, started);
+    if args.keep || outcome.is_err() || !cleaned {
+        keep_dir(tmp, &dir, &mut report);
+    }
+    Ok(if outcome.is_ok() && report.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `--state-dir`, or a fresh temporary directory (removed on drop unless kept).
+fn state_dir(args: &DemoArgs) -> Result<(PathBuf, Option<tempfile::TempDir>)> {
+    Ok(match &args.state_dir {
+        Some(d) => (d.clone(), None),
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix("rdsctl-demo-")
+                .tempdir()
+                .map_err(|e| CtlError::io(std::env::temp_dir(), e))?;
+            (t.path().to_path_buf(), Some(t))
+        }
+    })
+}
+
+/// What the report says before the first step: where, as whom, which traces.
+fn intro(report: &Report, dir: &std::path::Path, root: bool) {
+    report.note(&format!(
+        "rdsctl demo: stack in {} (service logs in {}/logs)",
+        dir.display(),
+        dir.display()
+    ));
+    report.note(if root {
+        "running as root: node steps stage and publish on real loop devices"
+    } else {
+        "not running as root: node steps are skipped (loop devices need root); run as root for the full walk"
+    });
+    report.note("trace ids are those of the CSI calls (csi-frontend → bus services); with OTEL_EXPORTER_OTLP_ENDPOINT set they are in Jaeger\n");
+}
+
+/// Starts the stack as a reported step; `None` (reported) if it did not come up.
+async fn start_stack(
+    args: &DemoArgs,
+    dir: &std::path::Path,
+    shutdown: &Shutdown,
+    report: &mut Report,
+    started: Instant,
+) -> Option<Stack> {
+    report.begin("start the stack (5 services as child processes)");
+    let opts = StackOptions {
+        state_dir: dir.to_path_buf(),
+        csi_endpoint: None,
+        node_id: args.node_id.clone(),
+        otlp_endpoint: args.otlp_endpoint.clone(),
+        logs_to_files: true,
+        ready_timeout: Duration::from_secs(90),
+    };
+    match Stack::start(&opts, shutdown).await {
+        Ok(s) => {
+            report.ok(s.startup, None, Some("all health checks pass"));
+            Some(s)
+        }
+        Err(e) => {
+            report.fail(started.elapsed(), None, &e.to_string());
+            None
+        }
+    }
+}
+
+/// Stops the stack as a reported step: the CSI socket must be gone after.
+async fn stop_stack(stack: Stack, report: &mut Report) {
     report.begin("stop the stack (children first, socket removed)");
     let t = Instant::now();
     let csi_socket = stack
         .endpoints
         .csi
         .strip_prefix("unix://")
-        .map(std::path::PathBuf::from);
+        .map(PathBuf::from);
     stack.stop().await;
     match csi_socket.filter(|p| p.exists()) {
         Some(p) => report.fail(t.elapsed(), None, &format!("{} still exists", p.display())),
         None => report.ok(t.elapsed(), None, None),
     }
-    if let Ok(t) = Arc::try_unwrap(tracer) {
-        t.shutdown().await;
-    }
+}
 
+/// The closing lines: counts, total time, what was skipped and why, the failure.
+fn summary(report: &Report, outcome: &Result<()>, started: Instant) {
     report.note(&format!(
         "\n{} steps passed, {} failed, {} skipped; total {:.2} s",
         report.passed,
@@ -132,17 +174,9 @@ pub async fn run(args: DemoArgs) -> Result<ExitCode> {
     for (title, why) in &report.skipped {
         report.note(&format!("  skipped: {title}: {why}"));
     }
-    if let Err(e) = &outcome {
+    if let Err(e) = outcome {
         report.note(&format!("demo FAILED: {e}"));
     }
-    if args.keep || outcome.is_err() || !cleaned {
-        keep_dir(tmp, &dir, &mut report);
-    }
-    Ok(if outcome.is_ok() && report.failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
 }
 
 /// GETs `/metrics` of every service (service → loopback host:port) into

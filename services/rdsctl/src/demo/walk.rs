@@ -93,6 +93,70 @@ fn i64_of(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// The demo's source volume as the plugin made it.
+struct DemoVolume {
+    id: String,
+    ctx: HashMap<String, String>,
+    backing: PathBuf,
+    /// What the plugin made (it may round the request up).
+    size: u64,
+}
+
+/// Where the node steps stage and publish one volume.
+#[derive(Clone, Copy)]
+struct NodePaths<'a> {
+    staging: &'a std::path::Path,
+    target: &'a std::path::Path,
+}
+
+/// Eight hex digits that keep the demo's names apart from earlier runs.
+fn short_suffix() -> String {
+    uuid::Uuid::new_v4()
+        .simple()
+        .to_string()
+        .chars()
+        .take(8)
+        .collect()
+}
+
+fn random_seed() -> u64 {
+    u64::from_le_bytes(
+        uuid::Uuid::new_v4().as_bytes()[..8]
+            .try_into()
+            .unwrap_or([7; 8]),
+    )
+}
+
+/// The CreateVolume reply carries a volume at least `size` large with a volumePath.
+fn check_created(
+    resp: &csi::CreateVolumeResponse,
+    size: u64,
+) -> std::result::Result<Option<String>, String> {
+    let v = resp.volume.as_ref().ok_or("no volume in the reply")?;
+    if v.capacity_bytes < i64_of(size) {
+        return Err(format!("capacity {} < requested {size}", v.capacity_bytes));
+    }
+    let path = v
+        .volume_context
+        .get("volumePath")
+        .ok_or("volume_context has no volumePath")?;
+    let got = u64::try_from(v.capacity_bytes).unwrap_or(0);
+    Ok(Some(format!(
+        "{} at {path}, {}",
+        v.volume_id,
+        format_size(got)
+    )))
+}
+
+/// `Ok(note)` when what was read back is what was written, else a check failure.
+fn same_data(back: &[u8], written: &[u8], note: &str, differs: &str) -> Result<Option<String>> {
+    if back == written {
+        Ok(Some(note.into()))
+    } else {
+        Err(CtlError::Check(differs.into()))
+    }
+}
+
 const NO_ROOT: &str = "needs root (loop devices)";
 
 impl Walk {
@@ -138,26 +202,54 @@ impl Walk {
     }
 
     pub async fn run(&mut self, r: &mut Report) -> Result<()> {
-        let suffix: String = uuid::Uuid::new_v4()
-            .simple()
-            .to_string()
-            .chars()
-            .take(8)
-            .collect();
-        let name = format!("demo-{suffix}");
-        let size = self.size;
-        let cap = Self::access().capability();
-        let seed = u64::from_le_bytes(
-            uuid::Uuid::new_v4().as_bytes()[..8]
-                .try_into()
-                .unwrap_or([7; 8]),
-        );
-        let pattern = data::pattern(seed);
-
-        // create
+        let name = format!("demo-{}", short_suffix());
+        let pattern = data::pattern(random_seed());
         let params: HashMap<String, String> = pvc_parameters(PVC)?.into_iter().collect();
-        let req =
-            vol_cmd::create_request(&name, i64_of(size), cap.clone(), params.clone(), None, None);
+
+        let src = self.create_source(r, &name, params.clone()).await?;
+        let publish_ctx = self.attach(r, &src.id, &src.ctx).await?;
+        let (staging, target) = self.paths(&src.id)?;
+        let node = NodePaths {
+            staging: &staging,
+            target: &target,
+        };
+        self.write_pattern(r, &src, &publish_ctx, node, &pattern)
+            .await?;
+        let sid = self.snapshot(r, &name, &src.id).await?;
+        self.expand(r, &src, node).await?;
+
+        // unpublish, unstage, detach
+        if self.root {
+            self.unpublish_unstage(r, &src.id, &staging, &target)
+                .await?;
+        } else {
+            r.skip("NodeUnpublishVolume", NO_ROOT);
+            r.skip("NodeUnstageVolume", NO_ROOT);
+        }
+        self.detach(r, &src.id).await?;
+
+        let restored = self.restore(r, &name, src.size, params, &sid).await?;
+        self.check_restored(r, &restored, &pattern).await?;
+        self.delete_all(r, &sid, &restored, &src).await?;
+        self.events(r, &src.id).await
+    }
+
+    /// CreateVolume for the demo's source volume; its backing file must exist.
+    async fn create_source(
+        &mut self,
+        r: &mut Report,
+        name: &str,
+        params: HashMap<String, String>,
+    ) -> Result<DemoVolume> {
+        let size = self.size;
+        let req = vol_cmd::create_request(
+            name,
+            i64_of(size),
+            Self::access().capability(),
+            params,
+            None,
+            None,
+        );
         let resp = step(
             r,
             &format!(
@@ -165,22 +257,7 @@ impl Walk {
                 format_size(size)
             ),
             self.csi.create_volume(req),
-            |resp| {
-                let v = resp.volume.as_ref().ok_or("no volume in the reply")?;
-                if v.capacity_bytes < i64_of(size) {
-                    return Err(format!("capacity {} < requested {size}", v.capacity_bytes));
-                }
-                let path = v
-                    .volume_context
-                    .get("volumePath")
-                    .ok_or("volume_context has no volumePath")?;
-                let got = u64::try_from(v.capacity_bytes).unwrap_or(0);
-                Ok(Some(format!(
-                    "{} at {path}, {}",
-                    v.volume_id,
-                    format_size(got)
-                )))
-            },
+            |resp| check_created(resp, size),
         )
         .await?;
         let vol = resp
@@ -188,12 +265,12 @@ impl Walk {
             .ok_or_else(|| CtlError::Check("no volume".into()))?;
         // The plugin may round the size up (a minimum size): work with what it made.
         let size = u64::try_from(vol.capacity_bytes).unwrap_or(size).max(size);
-        let vid = vol.volume_id.clone();
-        self.undo.push(Undo::DeleteVolume(vid.clone()));
-        let vctx = vol.volume_context.clone();
+        self.undo.push(Undo::DeleteVolume(vol.volume_id.clone()));
         let backing = data::backing_file(
             &self.layout.sim_files(),
-            vctx.get("volumePath").map_or("", String::as_str),
+            vol.volume_context
+                .get("volumePath")
+                .map_or("", String::as_str),
         )?;
         if !backing.is_file() {
             return Err(CtlError::Check(format!(
@@ -201,59 +278,69 @@ impl Walk {
                 backing.display()
             )));
         }
+        Ok(DemoVolume {
+            id: vol.volume_id,
+            ctx: vol.volume_context,
+            backing,
+            size,
+        })
+    }
 
-        // attach
-        let publish_ctx = self.attach(r, &vid, &vctx).await?;
-
-        // stage, publish, write + read
-        let (staging, target) = self.paths(&vid)?;
+    /// Stages and publishes (root) and writes the pattern through the mount, or
+    /// checks the plain refusal without root and writes into the backing file.
+    async fn write_pattern(
+        &mut self,
+        r: &mut Report,
+        src: &DemoVolume,
+        publish_ctx: &HashMap<String, String>,
+        node: NodePaths<'_>,
+        pattern: &[u8],
+    ) -> Result<()> {
         if self.root {
-            self.stage_publish(r, &vid, &vctx, &publish_ctx, &staging, &target)
+            self.stage_publish(r, &src.id, &src.ctx, publish_ctx, node.staging, node.target)
                 .await?;
-            let file = target.join(FILE);
-            let (f2, p2) = (file.clone(), pattern.clone());
+            let file = node.target.join(FILE);
+            let p2 = pattern.to_vec();
             local(
                 r,
                 &format!("write 1 MiB to {FILE} on the mounted volume, read it back"),
                 async move {
-                    data::write_durable(f2.clone(), p2.clone()).await?;
-                    let back = data::read(f2).await?;
-                    if back == p2 {
-                        Ok(Some("identical, fsynced".into()))
-                    } else {
-                        Err(CtlError::Check("read back differs".into()))
-                    }
+                    data::write_durable(file.clone(), p2.clone()).await?;
+                    same_data(
+                        &data::read(file).await?,
+                        &p2,
+                        "identical, fsynced",
+                        "read back differs",
+                    )
                 },
             )
-            .await?;
+            .await
         } else {
-            self.stage_without_root(r, &vid, &vctx, &publish_ctx, &staging)
+            self.stage_without_root(r, &src.id, &src.ctx, publish_ctx, node.staging)
                 .await?;
             r.skip("NodePublishVolume", NO_ROOT);
-            let (b2, p2) = (backing.clone(), pattern.clone());
+            let (b2, p2) = (src.backing.clone(), pattern.to_vec());
             local(
                 r,
                 "write 1 MiB into the backing file (no mount without root)",
                 async move {
                     data::write_at(b2.clone(), RAW_OFFSET, p2.clone()).await?;
                     let back = data::read_at(b2, RAW_OFFSET, p2.len()).await?;
-                    if back == p2 {
-                        Ok(Some("identical, fsynced".into()))
-                    } else {
-                        Err(CtlError::Check("read back differs".into()))
-                    }
+                    same_data(&back, &p2, "identical, fsynced", "read back differs")
                 },
             )
-            .await?;
+            .await
         }
+    }
 
-        // snapshot
+    /// CreateSnapshot of the source; returns the snapshot id.
+    async fn snapshot(&mut self, r: &mut Report, name: &str, vid: &str) -> Result<String> {
         let snap_name = format!("{name}-snap");
         let snap = step(
             r,
             &format!("CreateSnapshot {snap_name}"),
             self.csi
-                .create_snapshot(snap_cmd::create_request(&snap_name, &vid)),
+                .create_snapshot(snap_cmd::create_request(&snap_name, vid)),
             |resp| {
                 let s = resp.snapshot.as_ref().ok_or("no snapshot in the reply")?;
                 if s.source_volume_id != vid {
@@ -268,16 +355,28 @@ impl Walk {
         .await?
         .snapshot
         .ok_or_else(|| CtlError::Check("no snapshot".into()))?;
-        let sid = snap.snapshot_id.clone();
+        let sid = snap.snapshot_id;
         self.undo.push(Undo::DeleteSnapshot(sid.clone()));
+        Ok(sid)
+    }
 
-        // expand
-        let grown = size * 2;
+    /// ControllerExpandVolume to twice the size (the backing file must grow),
+    /// then NodeExpandVolume where this process can run it.
+    async fn expand(
+        &mut self,
+        r: &mut Report,
+        src: &DemoVolume,
+        node: NodePaths<'_>,
+    ) -> Result<()> {
+        let grown = src.size * 2;
         let exp = step(
             r,
             &format!("ControllerExpandVolume to {}", format_size(grown)),
-            self.csi
-                .expand_volume(vol_cmd::expand_request(&vid, i64_of(grown), cap.clone())),
+            self.csi.expand_volume(vol_cmd::expand_request(
+                &src.id,
+                i64_of(grown),
+                Self::access().capability(),
+            )),
             |resp| {
                 if resp.capacity_bytes < i64_of(grown) {
                     return Err(format!("capacity {} < {grown}", resp.capacity_bytes));
@@ -293,76 +392,89 @@ impl Walk {
             },
         )
         .await?;
-        let backing_len = std::fs::metadata(&backing).map(|m| m.len()).unwrap_or(0);
+        let backing_len = std::fs::metadata(&src.backing)
+            .map(|m| m.len())
+            .unwrap_or(0);
         if backing_len < grown {
             r.note(&format!(
                 "     backing file is {backing_len} bytes, expected ≥ {grown}"
             ));
             return Err(CtlError::Check("the backing file did not grow".into()));
         }
+        const TITLE: &str = "NodeExpandVolume (grow the filesystem)";
         if !self.root {
-            r.skip("NodeExpandVolume (grow the filesystem)", NO_ROOT);
+            r.skip(TITLE, NO_ROOT);
         } else if !exp.node_expansion_required {
-            r.skip(
-                "NodeExpandVolume (grow the filesystem)",
-                "the controller says no node expansion is required",
-            );
+            r.skip(TITLE, "the controller says no node expansion is required");
         } else if !data::has_cap_sys_resource() {
             r.skip(
-                "NodeExpandVolume (grow the filesystem)",
+                TITLE,
                 "online ext4 resize needs CAP_SYS_RESOURCE, which this process (and the stack) lacks",
             );
         } else {
-            let before = data::fs_size(&target)?;
-            let req = csi::NodeExpandVolumeRequest {
-                volume_id: vid.clone(),
-                volume_path: Self::path_str(&target),
-                capacity_range: Some(csi::CapacityRange {
-                    required_bytes: i64_of(grown),
-                    limit_bytes: 0,
-                }),
-                staging_target_path: Self::path_str(&staging),
-                volume_capability: Some(cap.clone()),
-                secrets: Default::default(),
-            };
-            let t2 = target.clone();
-            step(
-                r,
-                "NodeExpandVolume (grow the filesystem)",
-                self.csi.node_expand(req),
-                move |_| {
-                    let after = data::fs_size(&t2).map_err(|e| e.to_string())?;
-                    if after > before {
-                        Ok(Some(format!(
-                            "filesystem {} → {}",
-                            format_size(before),
-                            format_size(after)
-                        )))
-                    } else {
-                        Err(format!("filesystem still {before} bytes"))
-                    }
-                },
-            )
-            .await?;
+            self.node_expand(r, &src.id, grown, node).await?;
         }
+        Ok(())
+    }
 
-        // unpublish, unstage, detach
-        if self.root {
-            self.unpublish_unstage(r, &vid, &staging, &target).await?;
-        } else {
-            r.skip("NodeUnpublishVolume", NO_ROOT);
-            r.skip("NodeUnstageVolume", NO_ROOT);
-        }
-        self.detach(r, &vid).await?;
+    /// NodeExpandVolume; the mounted filesystem must be larger afterwards.
+    async fn node_expand(
+        &mut self,
+        r: &mut Report,
+        vid: &str,
+        grown: u64,
+        node: NodePaths<'_>,
+    ) -> Result<()> {
+        let before = data::fs_size(node.target)?;
+        let req = csi::NodeExpandVolumeRequest {
+            volume_id: vid.to_owned(),
+            volume_path: Self::path_str(node.target),
+            capacity_range: Some(csi::CapacityRange {
+                required_bytes: i64_of(grown),
+                limit_bytes: 0,
+            }),
+            staging_target_path: Self::path_str(node.staging),
+            volume_capability: Some(Self::access().capability()),
+            secrets: Default::default(),
+        };
+        let t2 = node.target.to_path_buf();
+        step(
+            r,
+            "NodeExpandVolume (grow the filesystem)",
+            self.csi.node_expand(req),
+            move |_| {
+                let after = data::fs_size(&t2).map_err(|e| e.to_string())?;
+                if after > before {
+                    Ok(Some(format!(
+                        "filesystem {} → {}",
+                        format_size(before),
+                        format_size(after)
+                    )))
+                } else {
+                    Err(format!("filesystem still {before} bytes"))
+                }
+            },
+        )
+        .await?;
+        Ok(())
+    }
 
-        // restore
+    /// CreateVolume from the snapshot; the reply must name it as the source.
+    async fn restore(
+        &mut self,
+        r: &mut Report,
+        name: &str,
+        size: u64,
+        params: HashMap<String, String>,
+        sid: &str,
+    ) -> Result<csi::Volume> {
         let restore_name = format!("{name}-restore");
         let req = vol_cmd::create_request(
             &restore_name,
             i64_of(size),
-            cap.clone(),
+            Self::access().capability(),
             params,
-            Some(sid.clone()),
+            Some(sid.to_owned()),
             None,
         );
         let restored = step(
@@ -382,67 +494,89 @@ impl Walk {
         .await?
         .volume
         .ok_or_else(|| CtlError::Check("no volume".into()))?;
-        let rid = restored.volume_id.clone();
-        self.undo.push(Undo::DeleteVolume(rid.clone()));
-        let rctx = restored.volume_context.clone();
+        self.undo
+            .push(Undo::DeleteVolume(restored.volume_id.clone()));
+        Ok(restored)
+    }
+
+    /// The restored volume holds the pattern: read through a mount (root) or
+    /// straight from its backing file.
+    async fn check_restored(
+        &mut self,
+        r: &mut Report,
+        restored: &csi::Volume,
+        pattern: &[u8],
+    ) -> Result<()> {
+        let (rid, rctx) = (&restored.volume_id, &restored.volume_context);
         let rbacking = data::backing_file(
             &self.layout.sim_files(),
             rctx.get("volumePath").map_or("", String::as_str),
         )?;
-        if self.root {
-            let rpub = self.attach(r, &rid, &rctx).await?;
-            let (rstaging, rtarget) = self.paths(&rid)?;
-            self.stage_publish(r, &rid, &rctx, &rpub, &rstaging, &rtarget)
-                .await?;
-            let file = rtarget.join(FILE);
-            let p2 = pattern.clone();
-            local(
-                r,
-                &format!("read {FILE} on the restored volume: same data?"),
-                async move {
-                    let back = data::read(file).await?;
-                    if back == p2 {
-                        Ok(Some("identical to what was written".into()))
-                    } else {
-                        Err(CtlError::Check("restored data differs".into()))
-                    }
-                },
-            )
-            .await?;
-            self.unpublish_unstage(r, &rid, &rstaging, &rtarget).await?;
-            self.detach(r, &rid).await?;
-        } else {
-            let p2 = pattern.clone();
-            local(
+        if !self.root {
+            let p2 = pattern.to_vec();
+            return local(
                 r,
                 "restored backing file holds the written data",
                 async move {
                     let back = data::read_at(rbacking, RAW_OFFSET, p2.len()).await?;
-                    if back == p2 {
-                        Ok(Some("identical to what was written".into()))
-                    } else {
-                        Err(CtlError::Check("restored data differs".into()))
-                    }
+                    same_data(
+                        &back,
+                        &p2,
+                        "identical to what was written",
+                        "restored data differs",
+                    )
                 },
             )
-            .await?;
+            .await;
         }
+        let rpub = self.attach(r, rid, rctx).await?;
+        let (rstaging, rtarget) = self.paths(rid)?;
+        self.stage_publish(r, rid, rctx, &rpub, &rstaging, &rtarget)
+            .await?;
+        let file = rtarget.join(FILE);
+        let p2 = pattern.to_vec();
+        local(
+            r,
+            &format!("read {FILE} on the restored volume: same data?"),
+            async move {
+                let back = data::read(file).await?;
+                same_data(
+                    &back,
+                    &p2,
+                    "identical to what was written",
+                    "restored data differs",
+                )
+            },
+        )
+        .await?;
+        self.unpublish_unstage(r, rid, &rstaging, &rtarget).await?;
+        self.detach(r, rid).await
+    }
 
-        // delete all
+    /// Deletes the snapshot and both volumes (their backing files must go),
+    /// then checks that the lists no longer show them.
+    async fn delete_all(
+        &mut self,
+        r: &mut Report,
+        sid: &str,
+        restored: &csi::Volume,
+        src: &DemoVolume,
+    ) -> Result<()> {
         step(
             r,
             &format!("DeleteSnapshot {sid}"),
             self.csi.delete_snapshot(csi::DeleteSnapshotRequest {
-                snapshot_id: sid.clone(),
+                snapshot_id: sid.to_owned(),
                 secrets: Default::default(),
             }),
             |_| Ok(None),
         )
         .await?;
-        self.done(&Undo::DeleteSnapshot(sid.clone()));
+        self.done(&Undo::DeleteSnapshot(sid.to_owned()));
+        let rid = restored.volume_id.clone();
         for (id, path) in [
-            (rid.clone(), self.backing_of(&rctx)),
-            (vid.clone(), Some(backing.clone())),
+            (rid.clone(), self.backing_of(&restored.volume_context)),
+            (src.id.clone(), Some(src.backing.clone())),
         ] {
             step(
                 r,
@@ -462,7 +596,7 @@ impl Walk {
             self.done(&Undo::DeleteVolume(id));
         }
         let csi2 = self.csi.clone();
-        let (v2, r2, s2) = (vid.clone(), rid.clone(), sid.clone());
+        let (v2, s2) = (src.id.clone(), sid.to_owned());
         local(
             r,
             "ListVolumes / ListSnapshots no longer show them",
@@ -471,7 +605,7 @@ impl Walk {
                 if vols
                     .iter()
                     .filter_map(|e| e.volume.as_ref())
-                    .any(|v| v.volume_id == v2 || v.volume_id == r2)
+                    .any(|v| v.volume_id == v2 || v.volume_id == rid)
                 {
                     return Err(CtlError::Check("a deleted volume is still listed".into()));
                 }
@@ -483,8 +617,7 @@ impl Walk {
                 Ok(None)
             },
         )
-        .await?;
-        self.events(r, &vid).await
+        .await
     }
 
     fn backing_of(&self, ctx: &HashMap<String, String>) -> Option<PathBuf> {
@@ -741,69 +874,74 @@ impl Walk {
         res
     }
 
+    /// Runs one undo step: its title and the call's outcome.
+    async fn undo_call(&self, u: &Undo) -> (String, Traced<()>) {
+        match u {
+            Undo::Unpublish(v, p) => (
+                format!("cleanup: NodeUnpublishVolume {v}"),
+                unit(
+                    self.csi
+                        .node_unpublish(csi::NodeUnpublishVolumeRequest {
+                            volume_id: v.clone(),
+                            target_path: p.clone(),
+                        })
+                        .await,
+                ),
+            ),
+            Undo::Unstage(v, p) => (
+                format!("cleanup: NodeUnstageVolume {v}"),
+                unit(
+                    self.csi
+                        .node_unstage(csi::NodeUnstageVolumeRequest {
+                            volume_id: v.clone(),
+                            staging_target_path: p.clone(),
+                        })
+                        .await,
+                ),
+            ),
+            Undo::Detach(v) => (
+                format!("cleanup: ControllerUnpublishVolume {v}"),
+                unit(
+                    self.csi
+                        .controller_unpublish(csi::ControllerUnpublishVolumeRequest {
+                            volume_id: v.clone(),
+                            node_id: self.node_id.clone(),
+                            secrets: Default::default(),
+                        })
+                        .await,
+                ),
+            ),
+            Undo::DeleteSnapshot(s) => (
+                format!("cleanup: DeleteSnapshot {s}"),
+                unit(
+                    self.csi
+                        .delete_snapshot(csi::DeleteSnapshotRequest {
+                            snapshot_id: s.clone(),
+                            secrets: Default::default(),
+                        })
+                        .await,
+                ),
+            ),
+            Undo::DeleteVolume(v) => (
+                format!("cleanup: DeleteVolume {v}"),
+                unit(
+                    self.csi
+                        .delete_volume(csi::DeleteVolumeRequest {
+                            volume_id: v.clone(),
+                            secrets: Default::default(),
+                        })
+                        .await,
+                ),
+            ),
+        }
+    }
+
     /// Undoes what a failed walk left behind, newest first. `false` if a node
     /// undo failed (a mount may remain: the directory must then be kept).
     pub async fn cleanup(&mut self, r: &mut Report) -> bool {
         let mut clean = true;
         while let Some(u) = self.undo.pop() {
-            let (title, res): (String, Traced<()>) = match &u {
-                Undo::Unpublish(v, p) => (
-                    format!("cleanup: NodeUnpublishVolume {v}"),
-                    unit(
-                        self.csi
-                            .node_unpublish(csi::NodeUnpublishVolumeRequest {
-                                volume_id: v.clone(),
-                                target_path: p.clone(),
-                            })
-                            .await,
-                    ),
-                ),
-                Undo::Unstage(v, p) => (
-                    format!("cleanup: NodeUnstageVolume {v}"),
-                    unit(
-                        self.csi
-                            .node_unstage(csi::NodeUnstageVolumeRequest {
-                                volume_id: v.clone(),
-                                staging_target_path: p.clone(),
-                            })
-                            .await,
-                    ),
-                ),
-                Undo::Detach(v) => (
-                    format!("cleanup: ControllerUnpublishVolume {v}"),
-                    unit(
-                        self.csi
-                            .controller_unpublish(csi::ControllerUnpublishVolumeRequest {
-                                volume_id: v.clone(),
-                                node_id: self.node_id.clone(),
-                                secrets: Default::default(),
-                            })
-                            .await,
-                    ),
-                ),
-                Undo::DeleteSnapshot(s) => (
-                    format!("cleanup: DeleteSnapshot {s}"),
-                    unit(
-                        self.csi
-                            .delete_snapshot(csi::DeleteSnapshotRequest {
-                                snapshot_id: s.clone(),
-                                secrets: Default::default(),
-                            })
-                            .await,
-                    ),
-                ),
-                Undo::DeleteVolume(v) => (
-                    format!("cleanup: DeleteVolume {v}"),
-                    unit(
-                        self.csi
-                            .delete_volume(csi::DeleteVolumeRequest {
-                                volume_id: v.clone(),
-                                secrets: Default::default(),
-                            })
-                            .await,
-                    ),
-                ),
-            };
+            let (title, res) = self.undo_call(&u).await;
             r.begin(&title);
             match res.result {
                 Ok(()) => r.ok(res.elapsed, Some(&res.trace_id), None),

@@ -151,6 +151,17 @@ impl StackOptions {
     }
 }
 
+/// Service logs go to files under DIR/logs, or to this process's stderr.
+fn log_target(opts: &StackOptions, layout: &Layout) -> Result<LogTarget> {
+    Ok(if opts.logs_to_files {
+        let d = layout.logs_dir();
+        std::fs::create_dir_all(&d).map_err(|e| CtlError::io(&d, e))?;
+        LogTarget::Dir(d)
+    } else {
+        LogTarget::Stderr
+    })
+}
+
 impl Stack {
     /// Prepares DIR, starts every service and returns once all answer their
     /// health checks. On failure (or `shutdown`) whatever started is stopped.
@@ -160,13 +171,7 @@ impl Stack {
         let layout = Layout::new(&opts.state_dir)?;
         layout.create()?;
         claim(&layout)?;
-        let logs = if opts.logs_to_files {
-            let d = layout.logs_dir();
-            std::fs::create_dir_all(&d).map_err(|e| CtlError::io(&d, e))?;
-            LogTarget::Dir(d)
-        } else {
-            LogTarget::Stderr
-        };
+        let logs = log_target(opts, &layout)?;
         let (node_id, csi) = (eff.node_id, eff.csi_endpoint);
         let keys = keys::ensure(&layout)?;
         let endpoints = spec::endpoints(
@@ -209,18 +214,7 @@ impl Stack {
             fatal,
             logs,
         };
-        let ready = tokio::select! {
-            r = health::wait_all(&spec::SERVICES, &stack.endpoints, opts.ready_timeout) => r.map_err(|failed| {
-                let list: Vec<String> = failed.iter().map(|(s, why)| format!("{s}: {why}")).collect();
-                CtlError::Stack(format!(
-                    "the stack was not ready within {:?}: {}",
-                    opts.ready_timeout,
-                    list.join("; ")
-                ))
-            }),
-            Some(why) = stack.fatal.recv() => Err(CtlError::Stack(why)),
-            _ = shutdown.wait() => Err(CtlError::Stack("interrupted while starting".into())),
-        };
+        let ready = stack.wait_ready(opts, shutdown).await;
         match ready {
             Ok(()) => {
                 stack.startup = started.elapsed();
@@ -234,6 +228,23 @@ impl Stack {
                 stack.stop().await;
                 Err(e)
             }
+        }
+    }
+
+    /// Until every service answers its health check; a child that refuses
+    /// its configuration, the timeout or `shutdown` end the wait with an error.
+    async fn wait_ready(&mut self, opts: &StackOptions, shutdown: &Shutdown) -> Result<()> {
+        tokio::select! {
+            r = health::wait_all(&spec::SERVICES, &self.endpoints, opts.ready_timeout) => r.map_err(|failed| {
+                let list: Vec<String> = failed.iter().map(|(s, why)| format!("{s}: {why}")).collect();
+                CtlError::Stack(format!(
+                    "the stack was not ready within {:?}: {}",
+                    opts.ready_timeout,
+                    list.join("; ")
+                ))
+            }),
+            Some(why) = self.fatal.recv() => Err(CtlError::Stack(why)),
+            _ = shutdown.wait() => Err(CtlError::Stack("interrupted while starting".into())),
         }
     }
 
