@@ -202,11 +202,15 @@ impl Rds {
             parent: parent.cloned(),
             read_only,
         };
-        let sent = self.exec().mutate(&cmd).await;
+        let what = format!("subvolume {name}");
+        let sent = self
+            .exec()
+            .mutate(&cmd)
+            .await
+            .map_err(|e| precondition(e, &what));
         if sent.is_ok() {
             return Ok(());
         }
-        let what = format!("subvolume {name}");
         decide_after(
             sent,
             |e| e.reason() == rds_bus::Reason::SlotExists,

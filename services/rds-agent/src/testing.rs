@@ -277,6 +277,15 @@ impl FakeRds {
             Command::DiskMonitorTraffic { .. } => failure("bad command name monitor-traffic"),
             Command::Batch(_) => failure("nested batch"),
             Command::InfoPrint(_) => failure("bad command name"),
+            // No Btrfs here: prints list nothing, changes fail like a
+            // pool without a Btrfs filesystem.
+            Command::SubvolumePrint(_) => ok(rds_routeros::render_subvolume_print(&[], &opts)),
+            Command::BtrfsFilesystemPrint => ok(String::new()),
+            Command::SubvolumeAdd { .. }
+            | Command::SubvolumeRemove { .. }
+            | Command::DiskAddExisting { .. } => {
+                failure("failure: no btrfs filesystem storage-pool")
+            }
             Command::SystemResourcePrint => ok(render_singleton(
                 &[("version".to_owned(), "7.16 (stable)".to_owned())],
                 &SingletonStyle::default(),
