@@ -30,7 +30,7 @@ enum OnGet {
     /// Answer with this status (any code, reason or none).
     Status(Code, &'static str),
     /// Answer CreateVolume with this volume.
-    Answer(Volume),
+    Answer(Box<Volume>),
 }
 
 struct State {
@@ -77,7 +77,7 @@ impl FakeAgent {
             OnGet::NotFound => Err(status(Reason::VolumeNotFound, "no such volume")),
             OnGet::Fail(r) => Err(status(r, "scripted failure")),
             OnGet::Status(code, msg) => Err(Status::new(code, msg)),
-            OnGet::Answer(v) => Ok(Response::new(v)),
+            OnGet::Answer(v) => Ok(Response::new(*v)),
             OnGet::Hang => {
                 let _flag = DropFlag(self.dropped.clone());
                 tokio::time::sleep(Duration::from_secs(30)).await;
@@ -231,8 +231,8 @@ async fn env(agent: bool, agent_timeout: Option<&str>) -> (Env, tempfile::TempDi
         cfg.agent_timeout = csi_frontend::validate::duration(t).unwrap();
     }
     let l = Listener::bind(&sock).await.unwrap();
-    let sd = shutdown.clone();
-    tokio::spawn(async move { csi_frontend::serve(cfg, l, async move { sd.wait().await }).await });
+    // Serving goes on in its own task; `shutdown` stops it.
+    let _running = csi_frontend::start(cfg, l, shutdown.clone()).await.unwrap();
     let env = Env {
         agent: fake,
         ctl: ControllerClient::new(channel(&sock)),
@@ -412,7 +412,7 @@ async fn layout_and_owner_reach_the_agent_and_the_layout_lands_in_the_context() 
         layout: VolumeLayout::Subvolume as i32,
         ..Default::default()
     };
-    e.agent.state.lock().unwrap().on_get = OnGet::Answer(answer.clone());
+    e.agent.state.lock().unwrap().on_get = OnGet::Answer(Box::new(answer.clone()));
     let req = with_params(
         name,
         &[
@@ -447,11 +447,11 @@ async fn layout_and_owner_reach_the_agent_and_the_layout_lands_in_the_context() 
     );
 
     // No layout parameter: flat on the wire, no key in the context.
-    e.agent.state.lock().unwrap().on_get = OnGet::Answer(Volume {
+    e.agent.state.lock().unwrap().on_get = OnGet::Answer(Box::new(Volume {
         file_path: format!("/storage-pool/metal-csi/{name}.img"),
         layout: VolumeLayout::Flat as i32,
         ..answer.clone()
-    });
+    }));
     let vol = e
         .ctl
         .create_volume(create_req(name))

@@ -155,7 +155,6 @@ impl Core {
                     // The agent refuses (OUT_OF_RANGE) a size above it, a
                     // restore of a larger source included, before creating.
                     limit_bytes: capacity::range(req.capacity_range.as_ref())?.1,
-                    ..Default::default()
                 },
             )
             .await?;
