@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::faults::{Failure, Verb};
+use super::resources::ResourceType;
 use super::store::{Db, Refusal, WriteMode, merge_patch, refuse};
 use super::watch;
 use super::{Call, Inner};
@@ -274,23 +275,45 @@ pub(crate) async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Res
         status: None,
         at: Instant::now(),
     });
-    let resp = serve(&inner, target, verb, q, client, meta_only, body_json, &body).await;
+    let req = ApiRequest {
+        q,
+        client,
+        meta_only,
+        body: body_json,
+        raw_body: body,
+    };
+    let resp = serve(&inner, target, verb, &req).await;
     inner.set_status(idx, resp.status().as_u16());
     resp
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What one API call carries besides its target and verb.
+struct ApiRequest {
+    q: BTreeMap<String, String>,
+    /// The bearer token, if any.
+    client: Option<String>,
+    /// `Accept: ...;as=PartialObjectMetadata`.
+    meta_only: bool,
+    /// The body when it is JSON.
+    body: Option<Value>,
+    raw_body: axum::body::Bytes,
+}
+
+impl ApiRequest {
+    fn json_body(&self) -> Result<Value, Refusal> {
+        self.body
+            .clone()
+            .ok_or_else(|| refuse(400, "BadRequest", "the body is not JSON"))
+    }
+}
+
 async fn serve(
     inner: &Arc<Inner>,
     target: Option<Target>,
     verb: Option<Verb>,
-    q: BTreeMap<String, String>,
-    client: Option<String>,
-    meta_only: bool,
-    body: Option<Value>,
-    raw_body: &[u8],
+    req: &ApiRequest,
 ) -> Response {
-    if !inner.authorized(client.as_deref()) {
+    if !inner.authorized(req.client.as_deref()) {
         return status(401, "Unauthorized", "Unauthorized");
     }
     if inner.failing() {
@@ -307,7 +330,7 @@ async fn serve(
         verb,
         &t.plural,
         t.name.as_deref(),
-        client.as_deref().unwrap_or("anonymous"),
+        req.client.as_deref().unwrap_or("anonymous"),
     );
     if let Some(f) = &fault {
         if f.hang {
@@ -332,7 +355,7 @@ async fn serve(
             "the server could not find the requested resource",
         );
     };
-    let resp = act(inner, &rt, &t, verb, &q, meta_only, body, raw_body).await;
+    let resp = act(inner, &rt, &t, verb, req);
     if let Some(f) = fault
         && !f.delay_answer.is_zero()
     {
@@ -341,147 +364,151 @@ async fn serve(
     resp
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn act(
+fn act(
     inner: &Arc<Inner>,
-    rt: &super::resources::ResourceType,
+    rt: &ResourceType,
     t: &Target,
     verb: Verb,
-    q: &BTreeMap<String, String>,
-    meta_only: bool,
-    body: Option<Value>,
-    raw_body: &[u8],
+    req: &ApiRequest,
 ) -> Response {
     let ns = t.namespace.as_str();
-    let need_body = || {
-        body.clone()
-            .ok_or_else(|| refuse(400, "BadRequest", "the body is not JSON"))
-    };
-    match verb {
-        Verb::Watch => watch::start(inner.clone(), rt.clone(), ns.to_owned(), q, meta_only),
-        Verb::List => {
-            let sel = Selector::parse(q);
-            let db = inner.db();
-            let items: Vec<Value> = db
-                .list(rt, ns)
-                .into_iter()
-                .filter(|o| sel.matches(o))
-                .map(|mut o| {
-                    if meta_only {
-                        shape(&o, true)
-                    } else {
-                        // List items carry no apiVersion/kind, as from the real server.
-                        if let Some(m) = o.as_object_mut() {
-                            m.remove("apiVersion");
-                            m.remove("kind");
-                        }
-                        o
-                    }
-                })
-                .collect();
-            let (kind, av) = if meta_only {
-                (
-                    "PartialObjectMetadataList".to_owned(),
-                    "meta.k8s.io/v1".to_owned(),
-                )
-            } else {
-                (format!("{}List", rt.kind), rt.api_version.clone())
-            };
-            json_response(
-                200,
-                &json!({"kind": kind, "apiVersion": av,
-                        "metadata": {"resourceVersion": db.rv.to_string()}, "items": items}),
-            )
+    let answer = match verb {
+        Verb::Watch => {
+            return watch::start(
+                inner.clone(),
+                rt.clone(),
+                ns.to_owned(),
+                &req.q,
+                req.meta_only,
+            );
         }
+        Verb::List => Ok(list(inner, rt, ns, req)),
         Verb::Get => {
             let name = t.name.as_deref().unwrap_or("");
             match inner.db().objects.get(&Db::key(rt, ns, name)) {
-                Some(v) => json_response(200, &shape(v, meta_only)),
-                None => status(
-                    404,
-                    "NotFound",
-                    &format!("{} {name:?} not found", rt.plural),
-                ),
+                Some(v) => Ok(json_response(200, &shape(v, req.meta_only))),
+                None => Err(not_found(rt, name)),
             }
         }
-        Verb::Create => {
-            let obj = match need_body() {
-                Ok(o) => o,
-                Err(r) => return r.into(),
-            };
-            if let Err(r) = inner.admit(rt, ns, &obj) {
-                return r.into();
-            }
-            match inner.write(rt, ns, obj, WriteMode::Create) {
-                Ok(v) => json_response(201, &v),
-                Err(r) => r.into(),
-            }
-        }
-        Verb::Update => {
-            let mut obj = match need_body() {
-                Ok(o) => o,
-                Err(r) => return r.into(),
-            };
-            let name = t.name.clone().unwrap_or_default();
-            let body_name = obj["metadata"]["name"].as_str().unwrap_or("");
-            if !body_name.is_empty() && body_name != name {
-                return status(
-                    400,
-                    "BadRequest",
-                    "the name of the object does not match the name on the URL",
-                );
-            }
-            obj["metadata"]["name"] = json!(name);
-            let mode = if t.subresource.as_deref() == Some("status") {
-                WriteMode::UpdateStatus
-            } else {
-                WriteMode::Update
-            };
-            match inner.write(rt, ns, obj, mode) {
-                Ok(v) => json_response(200, &v),
-                Err(r) => r.into(),
-            }
-        }
-        Verb::Patch => {
-            let Ok(patch) = serde_json::from_slice::<Value>(raw_body) else {
-                return status(400, "BadRequest", "the patch is not JSON");
-            };
-            let name = t.name.clone().unwrap_or_default();
-            let current = inner.db().objects.get(&Db::key(rt, ns, &name)).cloned();
-            let Some(mut obj) = current else {
-                return status(
-                    404,
-                    "NotFound",
-                    &format!("{} {name:?} not found", rt.plural),
-                );
-            };
-            // Merge and strategic-merge patches are both applied as RFC 7386
-            // merges: enough for the top-level fields our clients patch.
-            let rv = patch["metadata"]["resourceVersion"].clone();
-            merge_patch(&mut obj, &patch);
-            if rv.is_null()
-                && let Some(m) = obj["metadata"].as_object_mut()
-            {
-                m.remove("resourceVersion");
-            }
-            let mode = if t.subresource.as_deref() == Some("status") {
-                WriteMode::UpdateStatus
-            } else {
-                WriteMode::Update
-            };
-            match inner.write(rt, ns, obj, mode) {
-                Ok(v) => json_response(200, &v),
-                Err(r) => r.into(),
-            }
-        }
+        Verb::Create => create(inner, rt, ns, req),
+        Verb::Update => update(inner, rt, t, req),
+        Verb::Patch => patch(inner, rt, t, req),
         Verb::Delete => {
             let name = t.name.clone().unwrap_or_default();
-            match inner.delete(rt, ns, &name) {
-                Ok(v) => json_response(200, &v),
-                Err(r) => r.into(),
-            }
+            inner.delete(rt, ns, &name).map(|v| json_response(200, &v))
         }
+    };
+    answer.unwrap_or_else(Response::from)
+}
+
+fn not_found(rt: &ResourceType, name: &str) -> Refusal {
+    refuse(404, "NotFound", format!("{} {name:?} not found", rt.plural))
+}
+
+/// A subresource `status` write changes only the status.
+fn write_mode(t: &Target) -> WriteMode {
+    if t.subresource.as_deref() == Some("status") {
+        WriteMode::UpdateStatus
+    } else {
+        WriteMode::Update
     }
+}
+
+fn list(inner: &Arc<Inner>, rt: &ResourceType, ns: &str, req: &ApiRequest) -> Response {
+    let sel = Selector::parse(&req.q);
+    let db = inner.db();
+    let meta_only = req.meta_only;
+    let items: Vec<Value> = db
+        .list(rt, ns)
+        .into_iter()
+        .filter(|o| sel.matches(o))
+        .map(|mut o| {
+            if meta_only {
+                shape(&o, true)
+            } else {
+                // List items carry no apiVersion/kind, as from the real server.
+                if let Some(m) = o.as_object_mut() {
+                    m.remove("apiVersion");
+                    m.remove("kind");
+                }
+                o
+            }
+        })
+        .collect();
+    let (kind, av) = if meta_only {
+        (
+            "PartialObjectMetadataList".to_owned(),
+            "meta.k8s.io/v1".to_owned(),
+        )
+    } else {
+        (format!("{}List", rt.kind), rt.api_version.clone())
+    };
+    json_response(
+        200,
+        &json!({"kind": kind, "apiVersion": av,
+                "metadata": {"resourceVersion": db.rv.to_string()}, "items": items}),
+    )
+}
+
+fn create(
+    inner: &Arc<Inner>,
+    rt: &ResourceType,
+    ns: &str,
+    req: &ApiRequest,
+) -> Result<Response, Refusal> {
+    let obj = req.json_body()?;
+    inner.admit(rt, ns, &obj)?;
+    let v = inner.write(rt, ns, obj, WriteMode::Create)?;
+    Ok(json_response(201, &v))
+}
+
+fn update(
+    inner: &Arc<Inner>,
+    rt: &ResourceType,
+    t: &Target,
+    req: &ApiRequest,
+) -> Result<Response, Refusal> {
+    let mut obj = req.json_body()?;
+    let name = t.name.clone().unwrap_or_default();
+    let body_name = obj["metadata"]["name"].as_str().unwrap_or("");
+    if !body_name.is_empty() && body_name != name {
+        return Err(refuse(
+            400,
+            "BadRequest",
+            "the name of the object does not match the name on the URL",
+        ));
+    }
+    obj["metadata"]["name"] = json!(name);
+    let v = inner.write(rt, &t.namespace, obj, write_mode(t))?;
+    Ok(json_response(200, &v))
+}
+
+fn patch(
+    inner: &Arc<Inner>,
+    rt: &ResourceType,
+    t: &Target,
+    req: &ApiRequest,
+) -> Result<Response, Refusal> {
+    let Ok(patch) = serde_json::from_slice::<Value>(&req.raw_body) else {
+        return Err(refuse(400, "BadRequest", "the patch is not JSON"));
+    };
+    let name = t.name.clone().unwrap_or_default();
+    let ns = t.namespace.as_str();
+    let current = inner.db().objects.get(&Db::key(rt, ns, &name)).cloned();
+    let Some(mut obj) = current else {
+        return Err(not_found(rt, &name));
+    };
+    // Merge and strategic-merge patches are both applied as RFC 7386
+    // merges: enough for the top-level fields our clients patch.
+    let rv = patch["metadata"]["resourceVersion"].clone();
+    merge_patch(&mut obj, &patch);
+    if rv.is_null()
+        && let Some(m) = obj["metadata"].as_object_mut()
+    {
+        m.remove("resourceVersion");
+    }
+    let v = inner.write(rt, ns, obj, write_mode(t))?;
+    Ok(json_response(200, &v))
 }
 
 pub(crate) fn body_of_lines(rx: tokio::sync::mpsc::Receiver<Vec<u8>>) -> Body {

@@ -136,41 +136,8 @@ impl Db {
         mut obj: Value,
         mode: WriteMode,
     ) -> Result<Value, Refusal> {
-        if !obj.is_object() {
-            return Err(refuse(400, "BadRequest", "the body is not a JSON object"));
-        }
-        if !obj["metadata"].is_object() {
-            obj["metadata"] = json!({});
-        }
         let namespace = if rt.namespaced { namespace } else { "" };
-        if rt.namespaced && namespace.is_empty() {
-            return Err(refuse(
-                400,
-                "BadRequest",
-                format!("{} is namespaced: a namespace is required", rt.plural),
-            ));
-        }
-        let body_ns = obj["metadata"]["namespace"].as_str().unwrap_or("");
-        if rt.namespaced && !body_ns.is_empty() && body_ns != namespace {
-            return Err(refuse(
-                400,
-                "BadRequest",
-                "the namespace of the provided object does not match the namespace sent on the request",
-            ));
-        }
-        for (field, want) in [("apiVersion", &rt.api_version), ("kind", &rt.kind)] {
-            match obj[field].as_str() {
-                None => obj[field] = json!(want),
-                Some(got) if got == want => {}
-                Some(got) => {
-                    return Err(refuse(
-                        400,
-                        "BadRequest",
-                        format!("{field} {got:?} does not match {want:?} of {}", rt.plural),
-                    ));
-                }
-            }
-        }
+        check_shape(rt, namespace, &mut obj)?;
         let mut name = obj["metadata"]["name"].as_str().unwrap_or("").to_owned();
         if name.is_empty()
             && mode == WriteMode::Create
@@ -183,67 +150,16 @@ impl Db {
         }
         let key = Db::key(rt, namespace, &name);
         let old = self.objects.get(&key).cloned();
-        match (mode, &old) {
-            (WriteMode::Create, Some(_)) => {
-                return Err(refuse(
-                    409,
-                    "AlreadyExists",
-                    format!("{} {name:?} already exists", rt.plural),
-                ));
-            }
-            (WriteMode::Update | WriteMode::UpdateStatus, None) => {
-                return Err(refuse(
-                    404,
-                    "NotFound",
-                    format!("{} {name:?} not found", rt.plural),
-                ));
-            }
-            (WriteMode::Update | WriteMode::UpdateStatus, Some(old)) => {
-                let want = obj["metadata"]["resourceVersion"].as_str().unwrap_or("");
-                if !want.is_empty() && old["metadata"]["resourceVersion"] != json!(want) {
-                    return Err(refuse(
-                        409,
-                        "Conflict",
-                        format!(
-                            "Operation cannot be fulfilled on {} {name:?}: the object has been modified; please apply your changes to the latest version and try again",
-                            rt.plural
-                        ),
-                    ));
+        check_mode(rt, &name, mode, old.as_ref(), &obj)?;
+        match &old {
+            Some(old) => obj = carried_over(old, obj, mode, rt),
+            None => {
+                self.uid += 1;
+                obj["metadata"]["uid"] =
+                    json!(format!("00000000-0000-4000-8000-{:012x}", self.uid));
+                if obj["metadata"]["creationTimestamp"].is_null() {
+                    obj["metadata"]["creationTimestamp"] = json!(now_rfc3339());
                 }
-            }
-            _ => {}
-        }
-        if let Some(old) = &old {
-            if mode == WriteMode::UpdateStatus {
-                let status = obj["status"].clone();
-                obj = old.clone();
-                obj["status"] = status;
-            } else if mode == WriteMode::Update && rt.status_subresource {
-                obj["status"] = old["status"].clone();
-            }
-            // Fields the server owns survive every write (a test seeding with
-            // Upsert may mark an object deleting, as the server would have).
-            for field in ["uid", "creationTimestamp", "deletionTimestamp"] {
-                if mode == WriteMode::Upsert
-                    && field == "deletionTimestamp"
-                    && !obj["metadata"][field].is_null()
-                {
-                    continue;
-                }
-                let v = old["metadata"][field].clone();
-                if v.is_null() {
-                    if let Some(m) = obj["metadata"].as_object_mut() {
-                        m.remove(field);
-                    }
-                } else {
-                    obj["metadata"][field] = v;
-                }
-            }
-        } else {
-            self.uid += 1;
-            obj["metadata"]["uid"] = json!(format!("00000000-0000-4000-8000-{:012x}", self.uid));
-            if obj["metadata"]["creationTimestamp"].is_null() {
-                obj["metadata"]["creationTimestamp"] = json!(now_rfc3339());
             }
         }
         obj["metadata"]["name"] = json!(name);
@@ -349,4 +265,118 @@ pub(crate) fn merge_patch(target: &mut Value, patch: &Value) {
         }
         other => *target = other.clone(),
     }
+}
+
+/// The body is a JSON object of this resource: namespace, apiVersion and
+/// kind agree with the request (the latter two are filled in when absent).
+fn check_shape(rt: &ResourceType, namespace: &str, obj: &mut Value) -> Result<(), Refusal> {
+    if !obj.is_object() {
+        return Err(refuse(400, "BadRequest", "the body is not a JSON object"));
+    }
+    if !obj["metadata"].is_object() {
+        obj["metadata"] = json!({});
+    }
+    if rt.namespaced && namespace.is_empty() {
+        return Err(refuse(
+            400,
+            "BadRequest",
+            format!("{} is namespaced: a namespace is required", rt.plural),
+        ));
+    }
+    let body_ns = obj["metadata"]["namespace"].as_str().unwrap_or("");
+    if rt.namespaced && !body_ns.is_empty() && body_ns != namespace {
+        return Err(refuse(
+            400,
+            "BadRequest",
+            "the namespace of the provided object does not match the namespace sent on the request",
+        ));
+    }
+    for (field, want) in [("apiVersion", &rt.api_version), ("kind", &rt.kind)] {
+        match obj[field].as_str() {
+            None => obj[field] = json!(want),
+            Some(got) if got == want => {}
+            Some(got) => {
+                return Err(refuse(
+                    400,
+                    "BadRequest",
+                    format!("{field} {got:?} does not match {want:?} of {}", rt.plural),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Create needs the object absent; update needs it present and, when the
+/// body names a resourceVersion, that version.
+fn check_mode(
+    rt: &ResourceType,
+    name: &str,
+    mode: WriteMode,
+    old: Option<&Value>,
+    obj: &Value,
+) -> Result<(), Refusal> {
+    match (mode, old) {
+        (WriteMode::Create, Some(_)) => {
+            return Err(refuse(
+                409,
+                "AlreadyExists",
+                format!("{} {name:?} already exists", rt.plural),
+            ));
+        }
+        (WriteMode::Update | WriteMode::UpdateStatus, None) => {
+            return Err(refuse(
+                404,
+                "NotFound",
+                format!("{} {name:?} not found", rt.plural),
+            ));
+        }
+        (WriteMode::Update | WriteMode::UpdateStatus, Some(old)) => {
+            let want = obj["metadata"]["resourceVersion"].as_str().unwrap_or("");
+            if !want.is_empty() && old["metadata"]["resourceVersion"] != json!(want) {
+                return Err(refuse(
+                    409,
+                    "Conflict",
+                    format!(
+                        "Operation cannot be fulfilled on {} {name:?}: the object has been modified; please apply your changes to the latest version and try again",
+                        rt.plural
+                    ),
+                ));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// A write over an existing object: a status write changes only the status,
+/// a main write keeps the status of a resource with a status subresource, and
+/// the fields the server owns survive.
+fn carried_over(old: &Value, mut obj: Value, mode: WriteMode, rt: &ResourceType) -> Value {
+    if mode == WriteMode::UpdateStatus {
+        let status = obj["status"].clone();
+        obj = old.clone();
+        obj["status"] = status;
+    } else if mode == WriteMode::Update && rt.status_subresource {
+        obj["status"] = old["status"].clone();
+    }
+    // Fields the server owns survive every write (a test seeding with
+    // Upsert may mark an object deleting, as the server would have).
+    for field in ["uid", "creationTimestamp", "deletionTimestamp"] {
+        if mode == WriteMode::Upsert
+            && field == "deletionTimestamp"
+            && !obj["metadata"][field].is_null()
+        {
+            continue;
+        }
+        let v = old["metadata"][field].clone();
+        if v.is_null() {
+            if let Some(m) = obj["metadata"].as_object_mut() {
+                m.remove(field);
+            }
+        } else {
+            obj["metadata"][field] = v;
+        }
+    }
+    obj
 }
