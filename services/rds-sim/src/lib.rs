@@ -18,6 +18,7 @@ mod control;
 mod error;
 mod export;
 mod faults;
+mod fileindex;
 mod hostkey;
 mod model;
 mod persist;

@@ -10,6 +10,7 @@ use crate::config::{
     Behaviour, CopyFromMode, DuplicateNqnMode, ExistingFileMode, LiveFileRemoveMode,
     MissingParentMode, SetFileSizeMode, SlotLimit, SpaceMode,
 };
+use crate::fileindex::Change;
 use crate::store::{FileKind, Store, normalise};
 
 /// The pool's name (slot, mount point, fs label, `/file` root).
@@ -305,45 +306,78 @@ impl Device<'_> {
             .collect()
     }
 
-    /// The `/file` listing, assigning ids to new names and forgetting vanished ones.
-    pub(crate) fn files(&mut self) -> Vec<FileItem> {
-        let list = self.store.list();
-        let mut next = self.state.next_file_id;
-        let mut items = Vec::with_capacity(list.len());
-        let mut new_names = Vec::new();
-        for info in list {
-            let id = match self.state.file_ids.get(&info.name) {
-                Some(&id) => id,
-                None => {
-                    let id = next;
-                    next += 1;
-                    new_names.push((info.name.clone(), id));
-                    id
-                }
-            };
-            items.push(FileItem { id, info });
+    /// Bring the `/file` ids in step with the file index: a name that appeared gets the next
+    /// id (in the order they appeared), a name that went loses its id. Costs what changed.
+    pub(crate) fn sync_file_ids(&mut self) {
+        let (changes, rewalked) = self.store.take_changes();
+        if changes.is_empty() && !rewalked {
+            return;
         }
-        // Usually nothing appeared or vanished: then the id table stays as it is (no
-        // rebuild per command).
-        let known = items.len() - new_names.len();
-        if !new_names.is_empty() || known != self.state.file_ids.len() {
-            let mut ids: BTreeMap<String, u64> = new_names.into_iter().collect();
-            if known != self.state.file_ids.len() {
-                // Some vanished: keep only the names still listed.
-                for i in &items {
-                    if let Some(&id) = self.state.file_ids.get(&i.info.name) {
-                        ids.insert(i.info.name.clone(), id);
+        for c in changes {
+            match c {
+                Change::Added(name) => {
+                    if !self.state.file_ids.contains_key(&name) {
+                        self.state.file_ids.insert(name, self.state.next_file_id);
+                        self.state.next_file_id += 1;
                     }
                 }
-                self.state.file_ids = ids;
-            } else {
-                self.state.file_ids.append(&mut ids);
+                Change::Removed(name) => {
+                    self.state.file_ids.remove(&name);
+                }
             }
-            self.state.next_file_id = next;
-            self.dirty = true;
         }
+        if rewalked && self.state.file_ids.len() != self.store.count() {
+            // Names that went while nobody looked (e.g. while the sim was stopped).
+            let now: std::collections::HashSet<String> =
+                self.store.list().into_iter().map(|i| i.name).collect();
+            self.state.file_ids.retain(|n, _| now.contains(n));
+        }
+        self.dirty = true;
+    }
+
+    /// The whole `/file` listing, in id order (as the index has it: a caller that wants
+    /// changes made from outside calls `Store::rescan` first).
+    pub(crate) fn files(&mut self) -> Vec<FileItem> {
+        self.sync_file_ids();
+        let ids = &self.state.file_ids;
+        let mut items: Vec<FileItem> = self
+            .store
+            .list()
+            .into_iter()
+            .filter_map(|info| {
+                Some(FileItem {
+                    id: *ids.get(&info.name)?,
+                    info,
+                })
+            })
+            .collect();
         items.sort_by_key(|i| i.id);
         items
+    }
+
+    /// The `/file` item called `name`, read now: one lookup, whatever the number of files.
+    pub(crate) fn file_named(&mut self, name: &str) -> Option<FileItem> {
+        let info = self.store.info(name)?;
+        self.sync_file_ids();
+        let id = *self.state.file_ids.get(&info.name)?;
+        Some(FileItem { id, info })
+    }
+
+    /// The `/file` item with id `id`.
+    pub(crate) fn file_by_id(&mut self, id: u64) -> Option<FileItem> {
+        self.sync_file_ids();
+        let name = self
+            .state
+            .file_ids
+            .iter()
+            .find(|(_, v)| **v == id)
+            .map(|(n, _)| n.clone())?;
+        self.file_named(&name)
+    }
+
+    /// Position of file `id` in the whole listing (its print number).
+    pub(crate) fn file_position(&self, id: u64) -> usize {
+        self.state.file_ids.values().filter(|v| **v < id).count()
     }
 
     fn check_nqn(
@@ -621,12 +655,10 @@ impl Device<'_> {
 
     /// `/file remove <ids>`.
     pub(crate) fn file_remove(&mut self, ids: &[u64]) -> OpResult<()> {
-        let files = self.files();
         let mut names = Vec::new();
         for &id in ids {
-            let item = files
-                .iter()
-                .find(|f| f.id == id)
+            let item = self
+                .file_by_id(id)
                 .ok_or_else(|| "no such item".to_owned())?;
             if item.info.kind == FileKind::Disk {
                 return Err("failure: can not remove disk".into());
@@ -660,8 +692,8 @@ impl Device<'_> {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(format!("failure: {e}")),
             }
-            self.state.file_ids.remove(&n);
         }
+        self.sync_file_ids();
         Ok(())
     }
 
@@ -684,10 +716,7 @@ impl Device<'_> {
             }
             self.store.create_sparse(&rel, 0).map_err(io)?;
         }
-        let files = self.files();
-        files
-            .iter()
-            .find(|f| f.info.name == rel)
+        self.file_named(&rel)
             .map(|f| f.id)
             .ok_or_else(|| "failure: file vanished".into())
     }

@@ -32,7 +32,7 @@ pub(crate) struct Shared {
     cfg: SimConfig,
     pub(crate) store: Store,
     persist: Persister,
-    state: Mutex<State>,
+    state: crate::persist::SharedState,
     pub(crate) faults: Faults,
     export: Export,
     pub(crate) log: CommandLog,
@@ -78,19 +78,19 @@ impl Shared {
         std::fs::create_dir_all(&cfg.state_dir)
             .map_err(|e| SimError::io("creating", &cfg.state_dir, e))?;
         let store = Store::open(&cfg.state_dir, POOL)?;
-        let state = load_state(&store)?;
+        let state = Arc::new(Mutex::new(load_state(&store)?));
         let host_key = match &cfg.host_key {
             Some(k) => k.clone(),
             None => crate::hostkey::load_or_generate_host_key(&cfg.state_dir.join("host_key"))?,
         };
         let alt = crate::hostkey::alternate_key(&host_key);
         let log = CommandLog::open(cfg.state_dir.join("commands.log"))?;
-        let export = Export::start(&cfg.nvmet, &cfg.state_dir, &state, &store)?;
-        let persist = Persister::new(store.state_path(), cfg.sync_state)?;
+        let export = Export::start(&cfg.nvmet, &cfg.state_dir, &lock(&state), &store)?;
+        let persist = Persister::new(store.state_path(), cfg.sync_state, state.clone())?;
         let shared = Self {
             persist,
             store,
-            state: Mutex::new(state),
+            state,
             faults: Faults::default(),
             export,
             log,

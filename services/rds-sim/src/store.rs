@@ -4,10 +4,17 @@
 
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use crate::error::SimError;
+use crate::fileindex::{Change, Index, info_from};
+
+fn lock(m: &Mutex<Index>) -> MutexGuard<'_, Index> {
+    // Poisoning only follows a panic elsewhere; a re-walk repairs the index anyway.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Write `bytes` to `path` via a temporary file + fsync + rename.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<(), SimError> {
@@ -64,6 +71,8 @@ pub(crate) struct FileInfo {
 pub(crate) struct Store {
     root: PathBuf,
     files: PathBuf,
+    /// What is under `files/`, kept by every mutation below (crate::fileindex).
+    index: Mutex<Index>,
 }
 
 /// Normalise a RouterOS path (`/a/b` or `a/b`) to its relative `/file` name; `None` when it
@@ -86,9 +95,12 @@ impl Store {
     pub(crate) fn open(root: &Path, pool: &str) -> Result<Self, SimError> {
         let files = root.join("files");
         fs::create_dir_all(files.join(pool)).map_err(|e| SimError::io("creating", &files, e))?;
+        let mut index = Index::default();
+        index.rewalk(&files);
         Ok(Self {
             root: root.to_path_buf(),
             files,
+            index: Mutex::new(index),
         })
     }
 
@@ -113,100 +125,100 @@ impl Store {
         self.host_path(rel).is_some_and(|p| p.is_dir())
     }
 
+    /// A file's metadata, read now; the index follows what it finds (a file made or
+    /// removed from outside shows up or goes here).
     pub(crate) fn info(&self, rel: &str) -> Option<FileInfo> {
-        let p = self.host_path(rel)?;
-        let md = p.symlink_metadata().ok()?;
-        Some(self.info_from(rel.trim_start_matches('/').to_owned(), &md))
-    }
-
-    fn info_from(&self, name: String, md: &fs::Metadata) -> FileInfo {
-        let kind = if md.is_dir() {
-            if name.contains('/') {
-                FileKind::Directory
-            } else {
-                FileKind::Disk
-            }
-        } else {
-            FileKind::File
-        };
-        FileInfo {
-            name,
-            kind,
-            size: md.len(),
-            allocated: md.blocks() * 512,
-            mtime: md.mtime(),
-        }
-    }
-
-    /// Every entry under every mount, depth first, names sorted within a directory.
-    pub(crate) fn list(&self) -> Vec<FileInfo> {
-        let mut out = Vec::new();
-        self.walk(&self.files, "", &mut out);
-        out
-    }
-
-    fn walk(&self, dir: &Path, prefix: &str, out: &mut Vec<FileInfo>) {
-        let Ok(rd) = fs::read_dir(dir) else { return };
-        // Names read once (sorting by `DirEntry::file_name` would allocate per comparison).
-        let mut entries: Vec<_> = rd
-            .filter_map(Result::ok)
-            .filter_map(|e| Some((e.file_name().into_string().ok()?, e)))
-            .collect();
-        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        for (n, e) in entries {
-            if n.ends_with(".tmp") && prefix.is_empty() {
-                continue;
-            }
-            let name = if prefix.is_empty() {
-                n
-            } else {
-                format!("{prefix}/{n}")
-            };
-            // `DirEntry::metadata` does not follow symlinks (an fstatat on the open directory).
-            let Ok(md) = e.metadata() else {
-                continue;
-            };
-            let is_dir = md.is_dir();
-            out.push(self.info_from(name.clone(), &md));
-            if is_dir {
-                self.walk(&e.path(), &name, out);
-            }
-        }
-    }
-
-    /// Bytes allocated by every file under `mount` (the same files [`Store::list`] shows
-    /// there, summed without building the listing: every `/disk add` asks).
-    pub(crate) fn used_bytes(&self, mount: &str, apparent: bool) -> u64 {
-        fn sum(dir: &Path, apparent: bool) -> u64 {
-            let Ok(rd) = fs::read_dir(dir) else { return 0 };
-            let mut total = 0;
-            for e in rd.filter_map(Result::ok) {
-                // `list` skips names that are not UTF-8; so does this.
-                if e.file_name().to_str().is_none() {
-                    continue;
-                }
-                let Ok(md) = e.metadata() else { continue };
-                total += if md.is_dir() {
-                    sum(&e.path(), apparent)
-                } else if apparent {
-                    md.len()
+        let name = normalise(rel)?;
+        let p = self.files.join(&name);
+        let mut index = lock(&self.index);
+        match p.symlink_metadata() {
+            Ok(md) => {
+                let info = info_from(name.clone(), &md);
+                if index.get(&name).is_some() {
+                    index.put(info.clone());
                 } else {
-                    md.blocks() * 512
-                };
+                    self.reindex(&mut index, &name);
+                }
+                Some(info)
             }
-            total
+            Err(_) => {
+                index.drop_tree(&name);
+                None
+            }
         }
-        match normalise(mount) {
-            Some(rel) => sum(&self.files.join(rel), apparent),
-            None => 0,
+    }
+
+    /// Re-read `name` and everything under it (and any ancestor the index lacks).
+    fn reindex(&self, index: &mut Index, name: &str) {
+        index.drop_tree(name);
+        let mut at = String::new();
+        for part in name.split('/') {
+            if !at.is_empty() {
+                at.push('/');
+            }
+            at.push_str(part);
+            if at.len() < name.len() && index.get(&at).is_some() {
+                continue;
+            }
+            let Ok(md) = self.files.join(&at).symlink_metadata() else {
+                return;
+            };
+            index.put(info_from(at.clone(), &md));
+            if at.len() == name.len() && md.is_dir() {
+                index.walk(&self.files.join(&at), &at);
+            }
         }
+    }
+
+    /// After a mutation of `rel`: the index re-reads it.
+    fn touched(&self, rel: &str) {
+        if let Some(name) = normalise(rel) {
+            self.reindex(&mut lock(&self.index), &name);
+        }
+    }
+
+    /// Walk the whole tree again (a listing of everything: exact even after changes made
+    /// from outside).
+    pub(crate) fn rescan(&self) {
+        lock(&self.index).rewalk(&self.files);
+    }
+
+    /// Names that appeared or went since the last call, and whether the whole tree was
+    /// re-walked meanwhile.
+    pub(crate) fn take_changes(&self) -> (Vec<Change>, bool) {
+        let mut index = lock(&self.index);
+        let rewalked = std::mem::take(&mut index.rewalked);
+        (std::mem::take(&mut index.changes), rewalked)
+    }
+
+    /// Number of `/file` entries.
+    pub(crate) fn count(&self) -> usize {
+        lock(&self.index).len()
+    }
+
+    /// Every entry under every mount, depth first, names sorted within a directory (from
+    /// the index: call [`Store::rescan`] first for changes made from outside).
+    pub(crate) fn list(&self) -> Vec<FileInfo> {
+        lock(&self.index).list()
+    }
+
+    /// Bytes allocated (apparent bytes with `apparent`) by every file under `mount`, as
+    /// the index last saw them: no walk per command (every `/disk add` asks).
+    pub(crate) fn used_bytes(&self, mount: &str, apparent: bool) -> u64 {
+        let Some(rel) = normalise(mount) else {
+            return 0;
+        };
+        let (allocated, size) = lock(&self.index).used(&rel);
+        if apparent { size } else { allocated }
     }
 
     pub(crate) fn mkdir_p(&self, rel: &str) -> std::io::Result<()> {
         let p = self
             .host_path(rel)
             .ok_or_else(|| std::io::Error::other("bad path"))?;
-        fs::create_dir_all(p)
+        fs::create_dir_all(p)?;
+        self.touched(rel);
+        Ok(())
     }
 
     /// Create (or open) a sparse file and set its apparent size.
@@ -220,7 +232,9 @@ impl Store {
             .write(true)
             .open(p)?;
         f.set_len(size)?;
-        f.sync_all()
+        f.sync_all()?;
+        self.touched(rel);
+        Ok(())
     }
 
     pub(crate) fn set_len(&self, rel: &str, size: u64) -> std::io::Result<()> {
@@ -228,7 +242,9 @@ impl Store {
             .host_path(rel)
             .ok_or_else(|| std::io::Error::other("bad path"))?;
         let f = fs::OpenOptions::new().write(true).open(p)?;
-        f.set_len(size)
+        f.set_len(size)?;
+        self.touched(rel);
+        Ok(())
     }
 
     /// Copy `src` to `dst` keeping holes: only the data extents (found with `SEEK_DATA` /
@@ -283,7 +299,9 @@ impl Store {
             pos = hole.max(data + 1);
         }
         out.set_len(size)?;
-        out.sync_all()
+        out.sync_all()?;
+        self.touched(dst);
+        Ok(())
     }
 
     /// Copy the tree `src` to the new directory `dst` copy-on-write (a Btrfs snapshot):
@@ -320,6 +338,7 @@ impl Store {
             // Leave nothing half-made behind: the snapshot did not happen.
             let _ = fs::remove_dir_all(&dp);
         }
+        self.touched(dst);
         done
     }
 
@@ -327,12 +346,15 @@ impl Store {
         let p = self
             .host_path(rel)
             .ok_or_else(|| std::io::Error::other("bad path"))?;
-        let md = p.symlink_metadata()?;
-        if md.is_dir() {
-            fs::remove_dir_all(p)
-        } else {
-            fs::remove_file(p)
-        }
+        let md = p.symlink_metadata();
+        let done = match md {
+            Ok(md) if md.is_dir() => fs::remove_dir_all(p),
+            Ok(_) => fs::remove_file(p),
+            Err(e) => Err(e),
+        };
+        // Whatever happened, the index follows the disk (a partial remove_dir_all too).
+        self.touched(rel);
+        done
     }
 }
 

@@ -272,7 +272,6 @@ impl Device<'_> {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(format!("failure: {e}")),
             }
-            self.state.file_ids.retain(|n, _| !sv.contains(n));
             self.state.btrfs.subvolumes.retain(|s| s.id != sv.id);
             self.state.btrfs.generation += 1;
         }

@@ -78,6 +78,8 @@ pub(crate) fn run_line(dev: &mut Device<'_>, sess: &Session, line: &str) -> Outc
             break;
         }
     }
+    // Files the line made or removed get or lose their `/file` ids before the state is saved.
+    ctx.dev.sync_file_ids();
     Outcome {
         output: out,
         error,
@@ -198,12 +200,15 @@ impl Ctx<'_, '_> {
     /// `(id, name)` of every item of a menu, in print order.
     pub(super) fn all_ids(&mut self, menu: Menu) -> Vec<(u64, String)> {
         match menu {
-            Menu::File => self
-                .dev
-                .files()
-                .into_iter()
-                .map(|f| (f.id, f.info.name))
-                .collect(),
+            Menu::File => {
+                // Names and print numbers mean the whole listing, as it is now.
+                self.dev.store.rescan();
+                self.dev
+                    .files()
+                    .into_iter()
+                    .map(|f| (f.id, f.info.name))
+                    .collect()
+            }
             Menu::BtrfsSubvolume => self
                 .dev
                 .state

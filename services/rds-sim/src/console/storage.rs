@@ -78,19 +78,13 @@ impl Ctx<'_, '_> {
     }
 
     fn file_print(&mut self, cmd: &Command, out: &mut String) -> Result<Ret, String> {
-        let matched = self.matching(cmd)?;
+        let matched = self.matching_files(cmd)?;
         if self.print_shortcut(cmd, matched.len(), out) {
             return Ok(Ret::Nothing);
         }
-        let files = self.dev.files();
         let records: Vec<_> = matched
             .iter()
-            .filter_map(|(id, n)| {
-                files
-                    .iter()
-                    .find(|f| f.id == *id)
-                    .map(|f| render::file_record(f, *n))
-            })
+            .map(|(f, n)| render::file_record(f, *n))
             .collect();
         out.push_str(&render::file_print(&records, &self.sess.layout));
         Ok(Ret::Nothing)
