@@ -138,7 +138,10 @@ impl Stack {
         } else {
             let listener = Listener::bind("127.0.0.1:0").await?;
             let cfg = event_service::Config::file_sink(dir.path().join("events.jsonl"));
-            let running = event_service::start(cfg, listener)
+            let settings = cfg
+                .validate()
+                .map_err(|e| err("event-service config", e))?;
+            let running = event_service::start(settings, listener, Shutdown::new())
                 .await
                 .map_err(|e| err("event-service", e))?;
             let ep = running.endpoint().to_owned();
@@ -153,8 +156,14 @@ impl Stack {
         let attachment_endpoint = att_listener.endpoint();
         let att_shutdown = Shutdown::new();
         let sd = att_shutdown.clone();
+        let att_settings = att_cfg
+            .validate()
+            .map_err(|e| err("attachment-service config", e))?;
         let att_task = tokio::spawn(async move {
-            attachment_service::serve(att_cfg, att_listener, async move { sd.wait().await }).await
+            attachment_service::start(att_settings, att_listener, sd)
+                .await?
+                .wait()
+                .await
         });
 
         // rds-agent over real SSH to the sim, host key pinned by fingerprint.
@@ -173,7 +182,8 @@ impl Stack {
         spec.managed_nqn_prefix = Some(rds_bus::MANAGED_NQN_PREFIX.into());
         spec.extra_args = opts.agent_args;
         let settings = spec.settings().map_err(|e| err("rds-agent config", e))?;
-        let agent = rds_agent::start(settings)
+        let agent_listener = Listener::bind(&settings.listen).await?;
+        let agent = rds_agent::start(settings, agent_listener, Shutdown::new())
             .await
             .map_err(|e| err("rds-agent", e))?;
         let agent_endpoint = agent.endpoint.clone();
@@ -201,7 +211,10 @@ impl Stack {
         let csi_shutdown = Shutdown::new();
         let sd = csi_shutdown.clone();
         let csi_task = tokio::spawn(async move {
-            csi_frontend::serve(cfg, csi_listener, async move { sd.wait().await }).await
+            csi_frontend::start(cfg, csi_listener, sd)
+                .await?
+                .wait()
+                .await
         });
 
         Ok(Stack {

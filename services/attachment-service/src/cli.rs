@@ -1,49 +1,47 @@
-//! The attachment-service command line (moved from main.rs unchanged, so `rdsctl serve
-//! attachment-service` and the binary share one entry point: [`cli_main`]).
-//! Binary: attachment-service binary: parse, check, init telemetry, serve, shut down.
+//! The attachment-service command line: the binary and `rdsctl serve
+//! attachment-service` run [`cli_main`], which is the shared runner
+//! (`rds_bus::runner`: exit codes, drain on SIGTERM) given this service's
+//! description ([`AttachmentMain`]).
 
 use std::process::ExitCode;
 
-use crate::Config;
-use clap::Parser;
+use rds_bus::{Listener, Shutdown};
 
-/// Runs attachment-service exactly as its binary does: `args` is the whole command line
-/// (argv[0] first). Builds its own tokio runtime, so `rdsctl serve attachment-service`
-/// runs this very code path.
-pub fn cli_main(args: Vec<std::ffi::OsString>) -> ExitCode {
-    rds_bus::config::run_main("attachment-service", main_async(args))
+use crate::{Config, Error, Running, Settings};
+
+/// attachment-service as the runner sees it.
+pub struct AttachmentMain;
+
+impl rds_bus::Service for AttachmentMain {
+    const NAME: &'static str = "attachment-service";
+    type Args = Config;
+    type Settings = Settings;
+    type Effective = Settings;
+    type Running = Running;
+    type StartError = Error;
+
+    fn check_only(args: &Config) -> bool {
+        args.check_config
+    }
+
+    fn validate(args: &Config) -> Result<Settings, String> {
+        args.validate().map_err(|e| e.to_string())
+    }
+
+    fn effective(_: &Config, settings: &Settings) -> Settings {
+        settings.clone()
+    }
+
+    async fn start(settings: Settings, shutdown: Shutdown) -> Result<Running, Error> {
+        let listener = Listener::bind(&settings.raw.listen)
+            .await
+            .map_err(|e| Error::Config(e.to_string()))?;
+        crate::start(settings, listener, shutdown).await
+    }
 }
 
-async fn main_async(args: Vec<std::ffi::OsString>) -> ExitCode {
-    let cfg = Config::parse_from(args);
-    if cfg.check_config {
-        return rds_bus::config::report_check_config(
-            "attachment-service",
-            cfg.validate().map_err(|e| e.to_string()),
-        );
-    }
-    let telemetry = match rds_bus::telemetry::init("attachment-service") {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("attachment-service: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let listener = match rds_bus::Listener::bind(&cfg.listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot listen");
-            telemetry.shutdown().await;
-            return ExitCode::FAILURE;
-        }
-    };
-    let code = match crate::serve(cfg, listener, rds_bus::shutdown::signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %e, "attachment-service failed");
-            ExitCode::FAILURE
-        }
-    };
-    telemetry.shutdown().await;
-    code
+/// Runs attachment-service exactly as its binary does: `args` is the whole
+/// command line (argv[0] first).
+pub fn cli_main(args: Vec<std::ffi::OsString>) -> ExitCode {
+    rds_bus::runner::main::<AttachmentMain>(args)
 }

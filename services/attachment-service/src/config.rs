@@ -99,8 +99,14 @@ pub struct Config {
     #[serde(serialize_with = "ser_duration")]
     pub lease_duration: Duration,
 
-    /// Prometheus /metrics address; empty disables.
-    #[arg(long, env = "ATTACHMENT_METRICS_ADDR", default_value = DEFAULT_METRICS_ADDR)]
+    /// Prometheus /metrics (and /healthz) address; empty disables.
+    /// `--metrics-addr` is the old spelling, kept as an alias.
+    #[arg(
+        long = "metrics-address",
+        alias = "metrics-addr",
+        env = "ATTACHMENT_METRICS_ADDR",
+        default_value = DEFAULT_METRICS_ADDR
+    )]
     pub metrics_addr: String,
 
     /// Storage fencing (off by default; the RouterOS allow-list semantics
@@ -132,17 +138,8 @@ pub struct Config {
     pub check_config: bool,
 }
 
-/// "300", "300s", "500ms", "5m", "1h30m" (jiff's friendly format).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if let Ok(secs) = s.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    let sd: jiff::SignedDuration = s
-        .parse()
-        .map_err(|e| format!("invalid duration {s:?}: {e}"))?;
-    Duration::try_from(sd).map_err(|_| format!("duration {s:?} must not be negative"))
-}
+/// Durations read the one grammar of every binary (docs/decisions.md §14).
+pub use rds_bus::duration::parse as parse_duration;
 
 fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     if d.subsec_millis() == 0 {
@@ -277,7 +274,7 @@ impl Config {
             "" => None,
             a => Some(
                 a.parse::<SocketAddr>()
-                    .map_err(|e| Error::Config(format!("--metrics-addr {a:?}: {e}")))?,
+                    .map_err(|e| Error::Config(format!("--metrics-address {a:?}: {e}")))?,
             ),
         };
         let lease_identity = self

@@ -8,8 +8,10 @@
 //! Lease holder posts the events) and posts the attachment
 //! events through event-service after each durable change.
 //!
-//! In-process use (tests, rdsctl): [`serve`], or [`start`] for a handle on
-//! the running parts.
+//! In-process use (tests, rdsctl): [`start`] serves on a bound listener and
+//! returns a handle on the running parts (the entry shape every service
+//! shares, docs/decisions.md §14); [`cli`] runs the binary through
+//! `rds_bus::runner`.
 
 pub mod cli;
 pub mod cluster;
@@ -28,7 +30,6 @@ pub mod spec;
 pub mod storage_fence;
 pub mod store;
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +53,8 @@ use store::file::FileStore;
 
 /// The running parts of one attachment-service.
 pub struct Running {
+    endpoint: String,
+    server: JoinHandle<Result<(), rds_bus::BusError>>,
     manager: Arc<Manager>,
     leader: watch::Receiver<bool>,
     /// Local mode: the constant "we lead" (kept so the channel stays open).
@@ -63,6 +66,11 @@ pub struct Running {
 }
 
 impl Running {
+    /// The bus address clients pass to `rds_bus::connect`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
     pub fn manager(&self) -> &Arc<Manager> {
         &self.manager
     }
@@ -90,21 +98,49 @@ impl Running {
         self.trigger.notify_one();
     }
 
-    /// Stops background work (the leader releases its Lease) and waits for
-    /// it, at most a few seconds.
-    pub async fn stop(self) {
+    /// Stops serving and background work (the leader releases its Lease)
+    /// and waits for them, the background tasks at most a few seconds each.
+    pub async fn stop(self) -> Result<(), Error> {
+        self.shutdown.trigger();
+        self.wait().await
+    }
+
+    /// Resolves once the bus server stopped (its shutdown fired, or it
+    /// failed); then stops the background work as [`Running::stop`] does.
+    pub async fn wait(self) -> Result<(), Error> {
+        let served = self.server.await;
         self.shutdown.trigger();
         for t in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
         }
+        tracing::info!("attachment-service stopped");
+        match served {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Error::Internal(format!("bus: {e}"))),
+            Err(e) => Err(Error::Internal(format!("bus task: {e}"))),
+        }
     }
 }
 
-/// Builds the service and starts its background tasks. Local mode loads the
-/// file store before returning (an unreadable store is an error: nothing is
-/// guessed); Kubernetes mode rebuilds in the background, retrying, and
-/// answers STORE_NOT_READY until then.
-pub async fn start(settings: &Settings, shutdown: Shutdown) -> Result<Running, Error> {
+impl rds_bus::Serving for Running {
+    type Error = Error;
+    async fn wait(self) -> Result<(), Error> {
+        Running::wait(self).await
+    }
+}
+
+/// Builds the service, starts its background tasks and serves the bus on
+/// `listener` until `shutdown` fires. Local mode loads the file store before
+/// returning (an unreadable store is an error: nothing is guessed);
+/// Kubernetes mode rebuilds in the background, retrying, and answers
+/// STORE_NOT_READY until then (the health service says NOT_SERVING until the
+/// table is rebuilt).
+pub async fn start(
+    settings: Settings,
+    listener: Listener,
+    shutdown: Shutdown,
+) -> Result<Running, Error> {
+    let settings = &settings;
     let cfg = &settings.raw;
     let metrics = Arc::new(Metrics::new());
     let events = EventPoster::new(
@@ -140,7 +176,9 @@ pub async fn start(settings: &Settings, shutdown: Shutdown) -> Result<Running, E
             (manager, cluster, rx, Some(tx))
         }
         Mode::Kube => {
-            let client = k8s::client(cfg.kubeconfig.as_deref()).await?;
+            let client = rds_bus::kube_client::client(cfg.kubeconfig.as_deref())
+                .await
+                .map_err(|e| Error::Config(e.to_string()))?;
             let state = Arc::new(k8s::KubeState::new(
                 client.clone(),
                 cfg.driver_name.clone(),
@@ -194,12 +232,25 @@ pub async fn start(settings: &Settings, shutdown: Shutdown) -> Result<Running, E
     let metrics_addr = match settings.metrics_addr {
         Some(addr) => {
             let s = shutdown.clone();
-            Some(metrics::serve(addr, metrics, async move { s.wait().await }).await?)
+            let m = metrics.clone();
+            let (bound, _task) = rds_bus::metrics_server::spawn(
+                addr,
+                Arc::new(move || Ok(m.render())),
+                async move { s.wait().await },
+            )
+            .await
+            .map_err(|e| Error::Config(format!("cannot bind metrics address {addr}: {e}")))?;
+            Some(bound)
         }
         None => None,
     };
 
+    let endpoint = listener.endpoint();
+    tracing::info!(endpoint = %endpoint, mode = ?cfg.mode, "attachment-service serving");
+    let server = serve_bus(manager.clone(), listener, shutdown.clone()).await;
     Ok(Running {
+        endpoint,
+        server,
         manager,
         leader,
         _leader_tx: leader_tx,
@@ -210,27 +261,22 @@ pub async fn start(settings: &Settings, shutdown: Shutdown) -> Result<Running, E
     })
 }
 
-/// Validates `cfg`, starts everything and serves the bus on `listener` until
-/// `shutdown` resolves; then drains calls and stops background work.
-pub async fn serve(
-    cfg: Config,
+/// Serves the Attachments service in a task; the health service says
+/// SERVING once the table is rebuilt.
+async fn serve_bus(
+    manager: Arc<Manager>,
     listener: Listener,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), Error> {
-    let settings = cfg.validate()?;
-    let token = Shutdown::new();
-    let running = start(&settings, token.clone()).await?;
-    tracing::info!(endpoint = %listener.endpoint(), mode = ?settings.raw.mode, "attachment-service serving");
+    shutdown: Shutdown,
+) -> JoinHandle<Result<(), rds_bus::BusError>> {
     let bus = Bus::new();
     let health = bus.health();
     health
         .set_not_serving::<AttachmentsServer<AttachmentsService>>()
         .await;
-    let manager = running.manager().clone();
-    let ready_token = token.clone();
+    let ready = manager.clone();
+    let ready_token = shutdown.clone();
     tokio::spawn(async move {
-        // The health service says SERVING once the table is rebuilt.
-        while !manager.is_ready() {
+        while !ready.is_ready() {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(50)) => {}
                 _ = ready_token.wait() => return,
@@ -240,17 +286,10 @@ pub async fn serve(
             .set_serving::<AttachmentsServer<AttachmentsService>>()
             .await;
     });
-    let stop = token.clone();
-    let res = bus
-        .add_service(AttachmentsServer::new(running.service()))
-        .serve(listener, async move {
-            tokio::select! {
-                _ = shutdown => {}
-                _ = stop.wait() => {}
-            }
-        })
-        .await;
-    running.stop().await;
-    tracing::info!("attachment-service stopped");
-    res.map_err(|e| Error::Internal(format!("bus: {e}")))
+    let service = AttachmentsService::new(manager);
+    tokio::spawn(async move {
+        bus.add_service(AttachmentsServer::new(service))
+            .serve(listener, async move { shutdown.wait().await })
+            .await
+    })
 }

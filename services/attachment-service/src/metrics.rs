@@ -1,8 +1,7 @@
 //! Prometheus metrics under the Go driver's names (reference
-//! docs/ARCHITECTURE.md §10), served as OpenMetrics text on `/metrics`.
+//! docs/ARCHITECTURE.md §10), served as OpenMetrics text on `/metrics` by
+//! `rds_bus::metrics_server`.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
@@ -11,8 +10,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-
-use crate::error::Error;
 
 type Labels = Vec<(&'static str, &'static str)>;
 
@@ -197,48 +194,4 @@ impl Metrics {
 
 fn status(ok: bool) -> Labels {
     vec![("status", if ok { "success" } else { "failure" })]
-}
-
-/// Serves `/metrics` on `addr` until `shutdown` resolves; returns the bound
-/// address (port 0 allowed).
-pub async fn serve(
-    addr: SocketAddr,
-    metrics: Arc<Metrics>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<SocketAddr, Error> {
-    use axum::routing::get;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| Error::Config(format!("cannot bind metrics address {addr}: {e}")))?;
-    let bound = listener
-        .local_addr()
-        .map_err(|e| Error::Internal(e.to_string()))?;
-    let app = axum::Router::new().route(
-        "/metrics",
-        get(move || {
-            let metrics = metrics.clone();
-            async move {
-                (
-                    [(
-                        http_content_type(),
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    )],
-                    metrics.render(),
-                )
-            }
-        }),
-    );
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::warn!(error = %e, "metrics server stopped");
-        }
-    });
-    Ok(bound)
-}
-
-fn http_content_type() -> axum::http::HeaderName {
-    axum::http::header::CONTENT_TYPE
 }

@@ -42,7 +42,7 @@ impl Config {
             self.lease_namespace.clone(),
             "--lease-duration".into(),
             duration(self.lease_duration),
-            "--metrics-addr".into(),
+            "--metrics-address".into(),
             self.metrics_addr.clone(),
             "--storage-fencing".into(),
             self.storage_fencing.to_string(),

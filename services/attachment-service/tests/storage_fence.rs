@@ -63,7 +63,11 @@ impl Rds {
         spec.command_timeout = Some(Duration::from_secs(2));
         spec.connect_timeout = Some(Duration::from_secs(1));
         spec.reconnect_backoff = Some((Duration::from_millis(50), Duration::from_millis(300)));
-        let agent = rds_agent::start(spec.settings().unwrap()).await.unwrap();
+        let settings = spec.settings().unwrap();
+        let listener = rds_bus::Listener::bind(&settings.listen).await.unwrap();
+        let agent = rds_agent::start(settings, listener, rds_bus::Shutdown::new())
+            .await
+            .unwrap();
         let endpoint = agent.endpoint.clone();
         Rds {
             sim,

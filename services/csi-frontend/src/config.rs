@@ -222,8 +222,14 @@ pub struct Args {
     )]
     pub max_volumes_per_node: i64,
 
-    /// Prometheus `/metrics` address (e.g. 127.0.0.1:9809); empty disables.
-    #[arg(long, env = "RDS_CSI_METRICS_ADDRESS", default_value = "")]
+    /// Prometheus `/metrics` (and `/healthz`) address (e.g. 127.0.0.1:9809);
+    /// empty disables. `--metrics-addr` is kept as an alias.
+    #[arg(
+        long,
+        alias = "metrics-addr",
+        env = "RDS_CSI_METRICS_ADDRESS",
+        default_value = ""
+    )]
     pub metrics_address: String,
 
     /// Validate flags and environment, print the effective config, exit.

@@ -3,7 +3,6 @@
 //! plugin registers with kubelet). One GET per ControllerPublish, bounded by
 //! the call's deadline; an API failure is UNAVAILABLE, never "unknown node".
 
-use std::path::Path;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -63,22 +62,4 @@ impl KnownNodes for KubeNodes {
     fn describe(&self) -> String {
         format!("kubernetes: CSINode lists driver {}", self.driver)
     }
-}
-
-/// A client from `kubeconfig`, or in-cluster / the usual discovery.
-pub async fn client(kubeconfig: Option<&Path>) -> Result<Client, FrontendError> {
-    let bad = |e: String| FrontendError::InvalidArgument(format!("kubernetes client: {e}"));
-    let config = match kubeconfig {
-        Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| bad(format!("{}: {e}", path.display())))?;
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-                .await
-                .map_err(|e| bad(format!("{}: {e}", path.display())))?
-        }
-        None => kube::Config::infer()
-            .await
-            .map_err(|e| bad(e.to_string()))?,
-    };
-    Client::try_from(config).map_err(|e| bad(e.to_string()))
 }

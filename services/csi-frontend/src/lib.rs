@@ -4,7 +4,8 @@
 //! its trace (docs/ARCHITECTURE.md §1, §4, §5; docs/csi.md).
 //!
 //! - [`config`]: flags/env → validated [`Config`].
-//! - [`serve`] / [`serve_with`]: run in-process (tests, `rdsctl`).
+//! - [`start`]: run in-process (tests, `rdsctl`), the entry shape every
+//!   service shares; [`cli`] runs the binary through `rds_bus::runner`.
 //! - `controller/`: one module per concern; `identity`: Identity + Probe;
 //!   `node/`: the Node service over rds-dataplane.
 //! - `params`, `volume_context`, `capability`, `capacity`: the docs/csi.md contract.
@@ -37,4 +38,4 @@ pub mod volume_context;
 
 pub use config::{Args, Config, DataPlaneKind, NodeRegistry, Role};
 pub use error::FrontendError;
-pub use server::{Deps, serve, serve_with};
+pub use server::{Deps, Running, serve, start, start_with};

@@ -1,14 +1,16 @@
 //! Wiring: builds the services for the configured role and serves them on
 //! one listener through the bus server (health service and trace layer
-//! included).
+//! included). [`start`] is the entry shape every service shares
+//! (docs/decisions.md §14).
 
-use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use rds_bus::{Bus, Listener, NodeId};
+use rds_bus::{Bus, Listener, NodeId, Shutdown};
 use rds_proto::csi::v1::controller_server::ControllerServer;
 use rds_proto::csi::v1::identity_server::IdentityServer;
 use rds_proto::csi::v1::node_server::NodeServer;
+use tokio::task::JoinHandle;
 
 use crate::backends::Backends;
 use crate::config::{Config, NodeRegistry};
@@ -39,17 +41,54 @@ impl Deps {
     }
 }
 
-/// Serves CSI on `listener` until `shutdown` resolves, with the dependencies
-/// the config names.
-pub async fn serve(
+/// A started csi-frontend.
+pub struct Running {
+    endpoint: String,
+    metrics_addr: Option<SocketAddr>,
+    task: JoinHandle<Result<(), FrontendError>>,
+}
+
+impl Running {
+    /// The CSI endpoint as given (`unix:///…` or `host:port`).
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Where `/metrics` is served, when enabled.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// Resolves once serving ended (the shutdown token fired and calls
+    /// drained, or the server failed).
+    pub async fn wait(self) -> Result<(), FrontendError> {
+        self.task
+            .await
+            .map_err(|e| FrontendError::Internal(format!("csi-frontend task: {e}")))?
+    }
+}
+
+impl rds_bus::Serving for Running {
+    type Error = FrontendError;
+    async fn wait(self) -> Result<(), FrontendError> {
+        Running::wait(self).await
+    }
+}
+
+/// Serves CSI on `listener` until `shutdown` fires, with the dependencies
+/// the config names. Returns once serving started (the node role's orphan
+/// sweep done).
+pub async fn start(
     cfg: Config,
     listener: Listener,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), FrontendError> {
+    shutdown: Shutdown,
+) -> Result<Running, FrontendError> {
     let deps = match cfg.node_registry {
         NodeRegistry::Local => Deps::local(&cfg)?,
         NodeRegistry::Kube => {
-            let client = crate::kube_nodes::client(cfg.kubeconfig.as_deref()).await?;
+            let client = rds_bus::kube_client::client(cfg.kubeconfig.as_deref())
+                .await
+                .map_err(|e| FrontendError::InvalidArgument(e.to_string()))?;
             Deps {
                 nodes: Arc::new(KubeNodes::new(
                     client,
@@ -59,16 +98,16 @@ pub async fn serve(
             }
         }
     };
-    serve_with(cfg, deps, listener, shutdown).await
+    start_with(cfg, deps, listener, shutdown).await
 }
 
-/// Serves CSI with explicit dependencies.
-pub async fn serve_with(
+/// [`start`] with explicit dependencies.
+pub async fn start_with(
     cfg: Config,
     deps: Deps,
     listener: Listener,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), FrontendError> {
+    shutdown: Shutdown,
+) -> Result<Running, FrontendError> {
     let cfg = Arc::new(cfg);
     let backends = Backends::connect(&cfg)?;
     let endpoint = listener.endpoint();
@@ -100,12 +139,17 @@ pub async fn serve_with(
         svc.register_metrics(&mut registry);
         bus = bus.add_service(NodeServer::new(svc));
     }
-    let stop_metrics = rds_bus::Shutdown::new();
-    if let Some(addr) = cfg.metrics_address {
-        let wait = stop_metrics.clone();
-        let bound = crate::metrics::serve(addr, registry, async move { wait.wait().await }).await?;
-        tracing::info!(%bound, "metrics served on /metrics");
-    }
+    // The metrics server outlives the bus by nothing: it stops when serving
+    // ends, whatever ended it.
+    let stop_metrics = Shutdown::new();
+    let metrics_addr = match cfg.metrics_address {
+        Some(addr) => {
+            let bound = crate::metrics::spawn(addr, registry, stop_metrics.clone()).await?;
+            tracing::info!(%bound, "metrics served on /metrics");
+            Some(bound)
+        }
+        None => None,
+    };
     tracing::info!(
         %endpoint,
         driver = %cfg.driver_name,
@@ -127,13 +171,39 @@ pub async fn serve_with(
         }
         other => (other, None),
     };
-    let res = bus
-        .serve(listener, shutdown)
-        .await
-        .map_err(|e| FrontendError::Internal(format!("serving {endpoint}: {e}")));
-    if let Some(r) = relay {
-        r.abort();
+    let ep = endpoint.clone();
+    let task = tokio::spawn(async move {
+        let res = bus
+            .serve(listener, async move { shutdown.wait().await })
+            .await
+            .map_err(|e| FrontendError::Internal(format!("serving {ep}: {e}")));
+        if let Some(r) = relay {
+            r.abort();
+        }
+        stop_metrics.trigger();
+        res
+    });
+    Ok(Running {
+        endpoint,
+        metrics_addr,
+        task,
+    })
+}
+
+/// The shape before [`start`], kept for test files written against it:
+/// serves until `shutdown` resolves (or serving fails).
+pub async fn serve(
+    cfg: Config,
+    listener: Listener,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), FrontendError> {
+    let token = Shutdown::new();
+    let wait = start(cfg, listener, token.clone()).await?.wait();
+    tokio::pin!(wait);
+    tokio::select! {
+        res = &mut wait => return res,
+        () = shutdown => {}
     }
-    stop_metrics.trigger();
-    res
+    token.trigger();
+    wait.await
 }

@@ -4,7 +4,6 @@
 //! callers prefix the offending key or flag.
 
 use std::net::IpAddr;
-use std::time::Duration;
 
 /// Filesystems the node role can make and mount.
 pub const FS_TYPES: [&str; 3] = ["ext4", "ext3", "xfs"];
@@ -167,27 +166,9 @@ fn dns_like(v: &str, max: usize, dots: bool) -> Result<(), String> {
     }
 }
 
-/// `500ms`, `3s`, `2m`, `1h` or bare seconds; must be > 0.
-pub fn duration(v: &str) -> Result<Duration, String> {
-    let (num, unit) = match v.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => v.split_at(i),
-        None => (v, "s"),
-    };
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{v:?}: expected e.g. 500ms, 3s, 2m, 1h"))?;
-    let d = match unit {
-        "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n.saturating_mul(60)),
-        "h" => Duration::from_secs(n.saturating_mul(3600)),
-        _ => return Err(format!("{v:?}: unknown unit {unit:?} (ms, s, m, h)")),
-    };
-    if d.is_zero() {
-        return Err(format!("{v:?}: must be greater than zero"));
-    }
-    Ok(d)
-}
+/// Durations read the one grammar of every binary (docs/decisions.md §14);
+/// zero is refused.
+pub use rds_bus::duration::parse_positive as duration;
 
 /// A value of the disk's ownership tag (`comment="rds-csi: cluster=… pv=…
 /// pvc=<ns>/<name>"`, docs/btrfs.md): `[a-z0-9][a-z0-9.-]*`, at most 253
@@ -216,6 +197,7 @@ pub fn truncate(v: &str) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn tag_values_are_lowercase_names() {

@@ -1,49 +1,45 @@
-//! The event-service command line (moved from main.rs unchanged, so `rdsctl serve
-//! event-service` and the binary share one entry point: [`cli_main`]).
-//! Binary: event-service binary: parse config, `--check-config`, telemetry, serve.
+//! The event-service command line: the binary and `rdsctl serve
+//! event-service` run [`cli_main`], which is the shared runner
+//! (`rds_bus::runner`: exit codes, drain on SIGTERM) given this service's
+//! description ([`EventMain`]).
 
 use std::process::ExitCode;
 
-use crate::Config;
-use clap::Parser;
+use rds_bus::{Listener, Shutdown};
 
-/// Runs event-service exactly as its binary does: `args` is the whole command line
-/// (argv[0] first). Builds its own tokio runtime, so `rdsctl serve event-service`
-/// runs this very code path.
-pub fn cli_main(args: Vec<std::ffi::OsString>) -> ExitCode {
-    rds_bus::config::run_main("event-service", main_async(args))
+use crate::{Config, Error, Running, Settings};
+
+/// event-service as the runner sees it.
+pub struct EventMain;
+
+impl rds_bus::Service for EventMain {
+    const NAME: &'static str = "event-service";
+    type Args = Config;
+    type Settings = Settings;
+    type Effective = Settings;
+    type Running = Running;
+    type StartError = Error;
+
+    fn check_only(args: &Config) -> bool {
+        args.check_config
+    }
+
+    fn validate(args: &Config) -> Result<Settings, String> {
+        args.validate()
+    }
+
+    fn effective(_: &Config, settings: &Settings) -> Settings {
+        settings.clone()
+    }
+
+    async fn start(settings: Settings, shutdown: Shutdown) -> Result<Running, Error> {
+        let listener = Listener::bind(&settings.listen).await?;
+        crate::start(settings, listener, shutdown).await
+    }
 }
 
-async fn main_async(args: Vec<std::ffi::OsString>) -> ExitCode {
-    let cfg = Config::parse_from(args);
-    if cfg.check_config {
-        return rds_bus::config::report_check_config("event-service", cfg.validate());
-    }
-    if let Err(why) = cfg.validate() {
-        eprintln!("event-service: invalid configuration: {why}");
-        return ExitCode::from(2);
-    }
-    let telemetry = match rds_bus::telemetry::init("event-service") {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("event-service: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = async {
-        let listener = rds_bus::Listener::bind(&cfg.listen).await?;
-        let shutdown = rds_bus::Shutdown::new();
-        shutdown.trigger_on_signals();
-        crate::serve(cfg, listener, async move { shutdown.wait().await }).await
-    }
-    .await;
-    let code = match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %e, "event-service failed");
-            ExitCode::FAILURE
-        }
-    };
-    telemetry.shutdown().await;
-    code
+/// Runs event-service exactly as its binary does: `args` is the whole
+/// command line (argv[0] first).
+pub fn cli_main(args: Vec<std::ffi::OsString>) -> ExitCode {
+    rds_bus::runner::main::<EventMain>(args)
 }

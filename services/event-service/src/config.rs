@@ -11,7 +11,7 @@ use serde::Serialize;
 /// event-service 50053.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50053";
 /// Default Prometheus address. Loopback by default (docs/safety.md §5.4); deployments
-/// that scrape it pass `--metrics-addr 0.0.0.0:9813`. The Go driver's single
+/// that scrape it pass `--metrics-address 0.0.0.0:9813`. The Go driver's single
 /// process used 9809; each of our containers needs its own port.
 pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9813";
 /// Go-driver compatible driver name (docs/csi.md §2.1).
@@ -54,11 +54,21 @@ pub struct Config {
     pub queue_size: usize,
 
     /// How long one event may be retried (API server down) before it is
-    /// dropped with a log line and a metric.
+    /// dropped with a log line and a metric (a duration: `30s`, `1m`, …;
+    /// default 30s). Wins over `--retry-budget-ms`.
+    #[arg(long, env = "EVENT_SERVICE_RETRY_BUDGET", value_parser = rds_bus::duration::parse, conflicts_with = "retry_budget_ms")]
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "opt_millis")]
+    pub retry_budget: Option<Duration>,
+    /// The old spelling of `--retry-budget`, in whole milliseconds.
     #[arg(long, env = "EVENT_SERVICE_RETRY_BUDGET_MS", default_value_t = 30_000)]
     pub retry_budget_ms: u64,
 
-    /// Deadline of each Kubernetes call (and each file write).
+    /// Deadline of each Kubernetes call (and each file write); a duration,
+    /// default 5s. Wins over `--attempt-timeout-ms`.
+    #[arg(long, env = "EVENT_SERVICE_ATTEMPT_TIMEOUT", value_parser = rds_bus::duration::parse_positive, conflicts_with = "attempt_timeout_ms")]
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "opt_millis")]
+    pub attempt_timeout: Option<Duration>,
+    /// The old spelling of `--attempt-timeout`, in whole milliseconds.
     #[arg(
         long,
         env = "EVENT_SERVICE_ATTEMPT_TIMEOUT_MS",
@@ -66,12 +76,23 @@ pub struct Config {
     )]
     pub attempt_timeout_ms: u64,
 
-    /// On shutdown, how long queued events may still be delivered.
+    /// On shutdown, how long queued events may still be delivered; a
+    /// duration, default 5s. Wins over `--drain-timeout-ms`.
+    #[arg(long, env = "EVENT_SERVICE_DRAIN_TIMEOUT", value_parser = rds_bus::duration::parse, conflicts_with = "drain_timeout_ms")]
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "opt_millis")]
+    pub drain_timeout: Option<Duration>,
+    /// The old spelling of `--drain-timeout`, in whole milliseconds.
     #[arg(long, env = "EVENT_SERVICE_DRAIN_TIMEOUT_MS", default_value_t = 5_000)]
     pub drain_timeout_ms: u64,
 
     /// Prometheus /metrics (and /healthz) address; empty disables.
-    #[arg(long, env = "EVENT_SERVICE_METRICS_ADDR", default_value = DEFAULT_METRICS_ADDR)]
+    /// `--metrics-addr` is the old spelling, kept as an alias.
+    #[arg(
+        long = "metrics-address",
+        alias = "metrics-addr",
+        env = "EVENT_SERVICE_METRICS_ADDR",
+        default_value = DEFAULT_METRICS_ADDR
+    )]
     pub metrics_addr: String,
 
     /// How a volume's PV is found: `watch` keeps a cache of all PVs by a
@@ -98,8 +119,11 @@ impl Config {
             driver_name: DEFAULT_DRIVER_NAME.to_owned(),
             instance: Some("event-service".to_owned()),
             queue_size: 1024,
+            retry_budget: None,
             retry_budget_ms: 30_000,
+            attempt_timeout: None,
             attempt_timeout_ms: 5_000,
+            drain_timeout: None,
             drain_timeout_ms: 5_000,
             metrics_addr: String::new(),
             pv_lookup: PvLookupMode::Watch,
@@ -167,7 +191,10 @@ impl Config {
         if self.queue_size == 0 {
             return Err("--queue-size must be at least 1".to_owned());
         }
-        if self.attempt_timeout_ms == 0 {
+        let attempt_timeout = self
+            .attempt_timeout
+            .unwrap_or(Duration::from_millis(self.attempt_timeout_ms));
+        if attempt_timeout.is_zero() {
             return Err("--attempt-timeout-ms must be at least 1".to_owned());
         }
         if self.listen.trim().is_empty() {
@@ -177,7 +204,7 @@ impl Config {
             "" => None,
             a => Some(
                 a.parse::<std::net::SocketAddr>()
-                    .map_err(|e| format!("--metrics-addr {a:?}: {e}"))?,
+                    .map_err(|e| format!("--metrics-address {a:?}: {e}"))?,
             ),
         };
         Ok(Settings {
@@ -186,9 +213,13 @@ impl Config {
             driver_name: self.driver_name.clone(),
             instance,
             queue_size: self.queue_size,
-            retry_budget: Duration::from_millis(self.retry_budget_ms),
-            attempt_timeout: Duration::from_millis(self.attempt_timeout_ms),
-            drain_timeout: Duration::from_millis(self.drain_timeout_ms),
+            retry_budget: self
+                .retry_budget
+                .unwrap_or(Duration::from_millis(self.retry_budget_ms)),
+            attempt_timeout,
+            drain_timeout: self
+                .drain_timeout
+                .unwrap_or(Duration::from_millis(self.drain_timeout_ms)),
             metrics_addr,
             pv_lookup: self.pv_lookup,
         })
@@ -233,6 +264,13 @@ pub enum PvLookupMode {
 
 fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format!("{}ms", d.as_millis()))
+}
+
+fn opt_millis<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => millis(d, s),
+        None => s.serialize_none(),
+    }
 }
 
 fn default_instance() -> Option<String> {
@@ -304,5 +342,67 @@ mod tests {
         assert!(c.validate().is_err_and(|e| e.contains("--metrics-addr")));
         let c = Config::kube_sink("/nonexistent/kubeconfig");
         assert!(c.validate().is_err_and(|e| e.contains("--kubeconfig")));
+    }
+
+    fn parsed(flags: &[&str]) -> Settings {
+        let argv = [
+            "event-service",
+            "--sink",
+            "file:/tmp/e.jsonl",
+            "--instance",
+            "x",
+        ];
+        let cfg = <Config as clap::Parser>::try_parse_from(argv.iter().chain(flags))
+            .unwrap_or_else(|e| panic!("{flags:?}: {e}"));
+        cfg.validate().unwrap_or_else(|e| panic!("{flags:?}: {e}"))
+    }
+
+    /// The old millisecond flags keep their meaning next to the duration
+    /// flags (docs/decisions.md §14); `--metrics-addr` stays an alias.
+    #[test]
+    fn old_millisecond_flags_and_new_durations_agree() {
+        let old = parsed(&[
+            "--retry-budget-ms",
+            "90000",
+            "--attempt-timeout-ms",
+            "1500",
+            "--drain-timeout-ms",
+            "200",
+            "--metrics-addr",
+            "127.0.0.1:9999",
+        ]);
+        let new = parsed(&[
+            "--retry-budget",
+            "1m30s",
+            "--attempt-timeout",
+            "1500ms",
+            "--drain-timeout",
+            "200ms",
+            "--metrics-address",
+            "127.0.0.1:9999",
+        ]);
+        for s in [&old, &new] {
+            assert_eq!(s.retry_budget, Duration::from_secs(90));
+            assert_eq!(s.attempt_timeout, Duration::from_millis(1500));
+            assert_eq!(s.drain_timeout, Duration::from_millis(200));
+            assert_eq!(
+                s.metrics_addr,
+                Some("127.0.0.1:9999".parse().unwrap_or_else(|e| panic!("{e}")))
+            );
+        }
+        let defaults = parsed(&[]);
+        assert_eq!(defaults.retry_budget, Duration::from_secs(30));
+        assert_eq!(defaults.attempt_timeout, Duration::from_secs(5));
+        let both = [
+            "event-service",
+            "--retry-budget",
+            "1s",
+            "--retry-budget-ms",
+            "5",
+        ];
+        assert!(
+            <Config as clap::Parser>::try_parse_from(both).is_err(),
+            "one value, one spelling"
+        );
     }
 }

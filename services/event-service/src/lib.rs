@@ -11,8 +11,10 @@
 //!   [`sink::kube::KubeSink`] (PV lookup by watch or GET + kube's Recorder).
 //! - [`metrics`][mod@metrics]: `rds_csi_events_{posted,failed,dropped}_total`.
 //!
-//! Embedding / tests: [`serve`] runs the service until a shutdown future
-//! resolves; [`start`] returns a [`Running`] handle (endpoint, metrics).
+//! Embedding / tests: [`start`] serves on a bound listener until a shutdown
+//! token fires and returns a [`Running`] handle (endpoint, metrics), the
+//! entry shape every service shares (docs/decisions.md §14); [`cli`] runs
+//! the binary through `rds_bus::runner`.
 
 pub mod catalogue;
 pub mod cli;
@@ -27,7 +29,6 @@ pub mod spec;
 pub mod validate;
 pub mod worker;
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -66,21 +67,20 @@ impl Running {
     /// Stops serving, lets the worker drain (bounded), and returns.
     pub async fn stop(self) -> Result<(), Error> {
         self.shutdown.trigger();
+        self.wait().await
+    }
+
+    /// Resolves once serving ended (the shutdown token fired, or the server
+    /// failed on its own) and the worker drained (bounded).
+    pub async fn wait(self) -> Result<(), Error> {
         joined(self.task.await)
     }
 }
 
-/// Runs event-service on `listener` until `shutdown` resolves.
-pub async fn serve(
-    cfg: Config,
-    listener: Listener,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), Error> {
-    let mut running = start(cfg, listener).await?;
-    tokio::select! {
-        _ = shutdown => running.stop().await,
-        // The server ending on its own (e.g. its socket failed) ends us too.
-        res = &mut running.task => joined(res),
+impl rds_bus::Serving for Running {
+    type Error = Error;
+    async fn wait(self) -> Result<(), Error> {
+        Running::wait(self).await
     }
 }
 
@@ -88,14 +88,19 @@ fn joined(res: Result<Result<(), Error>, tokio::task::JoinError>) -> Result<(), 
     res.map_err(|e| Error::Config(format!("event-service task failed: {e}")))?
 }
 
-/// Validates `cfg`, opens its sink (file, or kube client + PV watch) and
-/// starts serving.
-pub async fn start(cfg: Config, listener: Listener) -> Result<Running, Error> {
-    let settings = cfg.validate().map_err(Error::Config)?;
+/// Opens the sink the settings name (file, or kube client + PV lookup) and
+/// serves on `listener` until `shutdown` fires.
+pub async fn start(
+    settings: Settings,
+    listener: Listener,
+    shutdown: Shutdown,
+) -> Result<Running, Error> {
     let sink: Arc<dyn sink::Sink> = match &settings.sink {
         SinkSpec::File(path) => Arc::new(sink::file::FileSink::open(path)?),
         SinkSpec::Kube { kubeconfig } => {
-            let client = sink::kube::client(kubeconfig.as_deref()).await?;
+            let client = rds_bus::kube_client::client(kubeconfig.as_deref())
+                .await
+                .map_err(|e| Error::Kubeconfig(e.to_string()))?;
             Arc::new(sink::kube::KubeSink::new(
                 client,
                 settings.driver_name.clone(),
@@ -105,20 +110,20 @@ pub async fn start(cfg: Config, listener: Listener) -> Result<Running, Error> {
             ))
         }
     };
-    start_with_sink(settings, sink, listener).await
+    start_with_sink(settings, sink, listener, shutdown).await
 }
 
-/// Starts serving with a ready sink (for embedding a custom or pre-built one).
+/// [`start`] with a ready sink (for embedding a custom or pre-built one).
 pub async fn start_with_sink(
     settings: Settings,
     sink: Arc<dyn sink::Sink>,
     listener: Listener,
+    shutdown: Shutdown,
 ) -> Result<Running, Error> {
     let metrics = Arc::new(Metrics::new());
-    let shutdown = Shutdown::new();
     let metrics_listener = match settings.metrics_addr {
         Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr)
+            rds_bus::metrics_server::bind(addr)
                 .await
                 .map_err(|source| Error::Metrics { addr, source })?,
         ),
@@ -166,9 +171,12 @@ async fn run(
     let mut worker_task = tokio::spawn(worker.run());
     let metrics_task = metrics_listener.map(|l| {
         let s = shutdown.clone();
-        tokio::spawn(metrics::serve_http(l, metrics.clone(), async move {
-            s.wait().await
-        }))
+        let m = metrics.clone();
+        tokio::spawn(rds_bus::metrics_server::serve(
+            l,
+            Arc::new(move || Ok(m.encode())),
+            async move { s.wait().await },
+        ))
     });
     let s = shutdown.clone();
     let served = Bus::new()

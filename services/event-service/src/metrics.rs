@@ -1,7 +1,6 @@
 //! Prometheus metrics (Go-driver name `rds_csi_events_posted_total`, plus
-//! dropped and failed) and the small HTTP server that exposes them.
+//! dropped and failed), served by `rds_bus::metrics_server`.
 
-use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -169,34 +168,4 @@ fn drop_labels(reason: &str, cause: DropCause) -> DropLabels {
         reason: reason.to_owned(),
         cause: cause.as_str().to_owned(),
     }
-}
-
-/// Serves `/metrics` and `/healthz` on `listener` until `shutdown` resolves.
-pub async fn serve_http(
-    listener: tokio::net::TcpListener,
-    metrics: Arc<Metrics>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    use axum::http::header::CONTENT_TYPE;
-    use axum::routing::get;
-    let app = axum::Router::new()
-        .route(
-            "/metrics",
-            get(move || {
-                let metrics = metrics.clone();
-                async move {
-                    (
-                        [(
-                            CONTENT_TYPE,
-                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                        )],
-                        metrics.encode(),
-                    )
-                }
-            }),
-        )
-        .route("/healthz", get(|| async { "ok" }));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
 }

@@ -28,7 +28,7 @@ impl Config {
             self.attempt_timeout_ms.to_string(),
             "--drain-timeout-ms".into(),
             self.drain_timeout_ms.to_string(),
-            "--metrics-addr".into(),
+            "--metrics-address".into(),
             self.metrics_addr.clone(),
             "--pv-lookup".into(),
             pv_lookup,
@@ -40,6 +40,18 @@ impl Config {
                 self.kubeconfig.as_ref().map(|p| p.display().to_string()),
             ),
             ("--instance", self.instance.clone()),
+            (
+                "--retry-budget",
+                self.retry_budget.map(rds_bus::duration::format),
+            ),
+            (
+                "--attempt-timeout",
+                self.attempt_timeout.map(rds_bus::duration::format),
+            ),
+            (
+                "--drain-timeout",
+                self.drain_timeout.map(rds_bus::duration::format),
+            ),
         ];
         for (flag, value) in optional {
             if let Some(v) = value {

@@ -47,7 +47,7 @@ impl Worker {
     async fn deliver(&self, ev: &Pending) {
         let reason = ev.rendered.reason;
         let deadline = Instant::now() + self.retry_budget;
-        let mut backoff = FIRST_BACKOFF;
+        let mut backoff = rds_bus::Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
         let mut attempts = 0u32;
         let span = tracing::Span::current();
         loop {
@@ -97,8 +97,7 @@ impl Worker {
                         return;
                     }
                     tracing::debug!(reason, attempts, error = %e, "event delivery failed; retrying");
-                    tokio::time::sleep(backoff.min(deadline - now)).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    tokio::time::sleep(backoff.next_delay().min(deadline - now)).await;
                 }
             }
         }

@@ -187,7 +187,10 @@ async fn start(fake: Fake, tweak: impl FnOnce(&mut Config)) -> Env {
     cfg.drain_timeout_ms = 200;
     tweak(&mut cfg);
     let listener = rds_bus::Listener::bind("127.0.0.1:0").await.unwrap();
-    let running = event_service::start(cfg, listener).await.unwrap();
+    let settings = cfg.validate().unwrap();
+    let running = event_service::start(settings, listener, rds_bus::Shutdown::new())
+        .await
+        .unwrap();
     let client =
         EventsClient::new(rds_bus::connect(running.endpoint(), Default::default()).unwrap());
     Env {

@@ -27,7 +27,10 @@ async fn start_local(path: &Path, tweak: impl FnOnce(&mut Config)) -> Running {
     let mut cfg = Config::file_sink(path);
     tweak(&mut cfg);
     let listener = rds_bus::Listener::bind("127.0.0.1:0").await.unwrap();
-    event_service::start(cfg, listener).await.unwrap()
+    let settings = cfg.validate().unwrap();
+    event_service::start(settings, listener, rds_bus::Shutdown::new())
+        .await
+        .unwrap()
 }
 
 #[cfg(test)]
@@ -304,8 +307,9 @@ fn catalogue_cases() -> Vec<(PostRequest, &'static str, &'static str, &'static s
                 None,
                 Typed::OrphanFileRefused(OrphanFileRefused {
                     file_path: "/storage-pool/metal-csi/pvc-1a2b.img".into(),
-                    inspect_command: "/file print detail where name=\"storage-pool/metal-csi/pvc-1a2b.img\""
-                        .into(),
+                    inspect_command:
+                        "/file print detail where name=\"storage-pool/metal-csi/pvc-1a2b.img\""
+                            .into(),
                 }),
             ),
             "OrphanFileRefused",
@@ -624,9 +628,14 @@ async fn full_queue_drops_the_oldest_and_counts_it() {
         gate: gate.clone(),
     };
     let listener = rds_bus::Listener::bind("127.0.0.1:0").await.unwrap();
-    let running = event_service::start_with_sink(settings, Arc::new(sink), listener)
-        .await
-        .unwrap();
+    let running = event_service::start_with_sink(
+        settings,
+        Arc::new(sink),
+        listener,
+        rds_bus::Shutdown::new(),
+    )
+    .await
+    .unwrap();
     let mut c = client(&running);
     let ev = |i: usize| {
         req(

@@ -1,57 +1,46 @@
-//! The rds-agent command line (moved from main.rs unchanged, so `rdsctl serve
-//! rds-agent` and the binary share one entry point: [`cli_main`]).
-//! Binary: rds-agent binary: parse config, `--check-config`, telemetry, serve, shut down.
+//! The rds-agent command line: the binary and `rdsctl serve rds-agent` run
+//! [`cli_main`], which is the shared runner (`rds_bus::runner`: exit codes,
+//! drain on SIGTERM) given this service's description ([`AgentMain`]).
 
 use std::process::ExitCode;
 
-use crate::Args;
-use clap::Parser;
+use rds_bus::{Listener, Shutdown};
 
-/// Runs rds-agent exactly as its binary does: `args` is the whole command line
-/// (argv[0] first). Builds its own tokio runtime, so `rdsctl serve rds-agent`
-/// runs this very code path.
-pub fn cli_main(args: Vec<std::ffi::OsString>) -> ExitCode {
-    rds_bus::config::run_main("rds-agent", main_async(args))
+use crate::{AgentError, Args, RunningAgent, Settings};
+
+/// rds-agent as the runner sees it.
+pub struct AgentMain;
+
+impl rds_bus::Service for AgentMain {
+    const NAME: &'static str = "rds-agent";
+    type Args = Args;
+    type Settings = Settings;
+    type Effective = serde_json::Value;
+    type Running = RunningAgent;
+    type StartError = AgentError;
+
+    fn check_only(args: &Args) -> bool {
+        args.check_config
+    }
+
+    fn validate(args: &Args) -> Result<Settings, String> {
+        args.validate().map_err(|e| e.to_string())
+    }
+
+    fn effective(_: &Args, settings: &Settings) -> serde_json::Value {
+        settings.summary()
+    }
+
+    async fn start(settings: Settings, shutdown: Shutdown) -> Result<RunningAgent, AgentError> {
+        let listener = Listener::bind(&settings.listen)
+            .await
+            .map_err(|e| AgentError::Config(e.to_string()))?;
+        crate::start(settings, listener, shutdown).await
+    }
 }
 
-async fn main_async(args: Vec<std::ffi::OsString>) -> ExitCode {
-    let args = Args::parse_from(args);
-    if args.check_config {
-        let result = args
-            .validate()
-            .map(|s| s.summary())
-            .map_err(|e| e.to_string());
-        return rds_bus::config::report_check_config("rds-agent", result);
-    }
-    let telemetry = match rds_bus::telemetry::init("rds-agent") {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("rds-agent: telemetry: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let code = match args.validate() {
-        Err(e) => {
-            tracing::error!(error = %e, "invalid configuration");
-            ExitCode::from(2)
-        }
-        Ok(settings) => match crate::start(settings).await {
-            Err(e) => {
-                tracing::error!(error = %e, "cannot start");
-                ExitCode::FAILURE
-            }
-            Ok(agent) => {
-                agent.shutdown_handle().trigger_on_signals();
-                match agent.wait().await {
-                    Ok(()) => ExitCode::SUCCESS,
-                    Err(e) => {
-                        tracing::error!(error = %e, "server failed");
-                        ExitCode::FAILURE
-                    }
-                }
-            }
-        },
-    };
-    telemetry.shutdown().await;
-    code
+/// Runs rds-agent exactly as its binary does: `args` is the whole command line
+/// (argv[0] first).
+pub fn cli_main(args: Vec<std::ffi::OsString>) -> ExitCode {
+    rds_bus::runner::main::<AgentMain>(args)
 }

@@ -113,6 +113,7 @@ pub struct Args {
     /// Prometheus `/metrics` address; empty disables.
     #[arg(
         long,
+        alias = "metrics-addr",
         env = "RDS_AGENT_METRICS_ADDRESS",
         default_value = "0.0.0.0:9811"
     )]
@@ -135,41 +136,14 @@ pub struct Args {
     pub check_config: bool,
 }
 
-/// `500ms`, `10s`, `2m`, `1h`, or plain seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, mult_ms) = if let Some(n) = s.strip_suffix("ms") {
-        (n, 1)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1000)
-    } else if let Some(n) = s.strip_suffix('m') {
-        (n, 60_000)
-    } else if let Some(n) = s.strip_suffix('h') {
-        (n, 3_600_000)
-    } else {
-        (s, 1000)
-    };
-    let n: u64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration (e.g. 500ms, 10s, 2m)"))?;
-    let ms = n
-        .checked_mul(mult_ms)
-        .ok_or_else(|| format!("{s:?} is too long"))?;
-    if ms == 0 {
-        return Err(format!("{s:?}: must be greater than zero"));
-    }
-    Ok(Duration::from_millis(ms))
-}
+/// Durations read the one grammar of every binary (docs/decisions.md §14);
+/// zero is refused where a timeout must tick.
+pub use rds_bus::duration::parse_positive as parse_duration;
 
-/// [`parse_duration`], or zero (`0`, `0s`, …) meaning "off" (returned as
+/// A duration, or zero (`0`, `0s`, …) meaning "off" (returned as
 /// [`Duration::ZERO`]).
 pub fn parse_interval_or_off(s: &str) -> Result<Duration, String> {
-    let digits = s.trim().trim_end_matches(|c: char| c.is_ascii_alphabetic());
-    if digits.trim().parse::<u64>() == Ok(0) {
-        return Ok(Duration::ZERO);
-    }
-    parse_duration(s)
+    rds_bus::duration::parse(s)
 }
 
 /// Validated configuration. The private key is held here and nowhere else.

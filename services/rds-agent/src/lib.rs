@@ -13,7 +13,8 @@
 //! - [`metrics`]: Prometheus `/metrics` ([`capacity_poll`] keeps the storage
 //!   pool gauges fresh); [`config`]: flags/env.
 //!
-//! [`start`] runs everything in-process (tests, `rdsctl`); `main.rs` is thin.
+//! [`start`] runs everything in-process (tests, `rdsctl`); `main.rs` is thin
+//! ([`cli`] runs the binary through `rds_bus::runner`).
 
 pub mod allow_hosts;
 pub mod breaker;
@@ -161,29 +162,29 @@ pub struct RunningAgent {
     pool: Arc<Pool>,
 }
 
-/// Binds the listeners and serves in background tasks. The RDS connection
-/// is made lazily (a down RDS does not stop the agent from answering Probe).
-pub async fn start(s: Settings) -> Result<RunningAgent, AgentError> {
+/// Serves the bus on `listener` (and `/metrics` on its own address) in
+/// background tasks until `shutdown` fires: the entry shape every service
+/// shares (docs/decisions.md §14). The RDS connection is made lazily (a down
+/// RDS does not stop the agent from answering Probe).
+pub async fn start(
+    s: Settings,
+    listener: Listener,
+    shutdown: Shutdown,
+) -> Result<RunningAgent, AgentError> {
     let parts = assemble(&s);
-    let shutdown = Shutdown::new();
-    let listener = Listener::bind(&s.listen)
-        .await
-        .map_err(|e| AgentError::Config(e.to_string()))?;
     let endpoint = listener.endpoint();
     let metrics_addr = match s.metrics_address {
         Some(addr) => {
-            let l = metrics::bind(addr)
-                .await
-                .map_err(|e| AgentError::Config(format!("cannot bind metrics on {addr}: {e}")))?;
-            let local = l.local_addr().ok();
             let m = parts.metrics.clone();
             let sd = shutdown.clone();
-            tokio::spawn(async move {
-                if let Err(e) = metrics::serve(l, m, async move { sd.wait().await }).await {
-                    tracing::error!(error = %e, "metrics server failed");
-                }
-            });
-            local
+            let (bound, _task) = rds_bus::metrics_server::spawn(
+                addr,
+                Arc::new(move || Ok(m.encode())),
+                async move { sd.wait().await },
+            )
+            .await
+            .map_err(|e| AgentError::Config(format!("cannot bind metrics on {addr}: {e}")))?;
+            Some(bound)
         }
         None => None,
     };
@@ -240,5 +241,12 @@ impl RunningAgent {
     pub async fn stop(self) -> Result<(), AgentError> {
         self.shutdown.trigger();
         self.wait().await
+    }
+}
+
+impl rds_bus::Serving for RunningAgent {
+    type Error = AgentError;
+    async fn wait(self) -> Result<(), AgentError> {
+        RunningAgent::wait(self).await
     }
 }

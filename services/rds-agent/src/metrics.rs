@@ -11,8 +11,11 @@
 //! `rds_csi_rds_pool_size_bytes{pool}` and `rds_csi_rds_pool_free_bytes{pool}`
 //! (the storage pool, set by [`crate::capacity_poll`]; absent until its
 //! first successful read, so "unknown" never reads as "0 bytes free").
+//!
+//! Served by `rds_bus::metrics_server` (with `/healthz`). Scrapes only read
+//! in-memory counters: they never touch the RDS (the Go driver's scrapes
+//! opened SSH sessions and timed out, docs/routeros.md §8.7).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -255,40 +258,6 @@ impl Metrics {
         }
         out
     }
-}
-
-/// Serves `GET /metrics` until `shutdown` resolves. Scrapes only read
-/// in-memory counters: they never touch the RDS (the Go driver's scrapes
-/// opened SSH sessions and timed out, docs/routeros.md §8.7).
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    metrics: Arc<Metrics>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    use axum::http::header;
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || {
-            let m = metrics.clone();
-            async move {
-                (
-                    [(
-                        header::CONTENT_TYPE,
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    )],
-                    m.encode(),
-                )
-            }
-        }),
-    );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-}
-
-/// Binds the metrics listener (separate so callers learn the port first).
-pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr).await
 }
 
 #[cfg(test)]

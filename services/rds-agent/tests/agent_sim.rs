@@ -187,7 +187,10 @@ async fn full_volume_and_snapshot_lifecycle() {
             .validate()
             .unwrap()
         };
-        rds_agent::start(settings).await.unwrap()
+        let listener = rds_bus::Listener::bind(&settings.listen).await.unwrap();
+        rds_agent::start(settings, listener, rds_bus::Shutdown::new())
+            .await
+            .unwrap()
     };
     let mut c2 = rds_proto::agent::agent_client::AgentClient::new(
         rds_bus::connect(&fresh.endpoint, rds_bus::ClientOptions::default()).unwrap(),

@@ -1,5 +1,5 @@
 //! The `rds-sim` command line (kept in the library so `main.rs` stays thin and `rdsctl` can
-//! reuse it).
+//! reuse it), run by the shared runner (`rds_bus::runner`) like every service.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -116,33 +116,6 @@ pub fn build(a: &Args) -> Result<(SimConfig, Vec<FaultRule>), String> {
     Ok((cfg, faults))
 }
 
-/// Start the simulator (and the control endpoint), print the fingerprint, serve until
-/// SIGINT/SIGTERM.
-pub async fn serve(
-    cfg: SimConfig,
-    faults: Vec<FaultRule>,
-    control: Option<SocketAddr>,
-) -> Result<(), crate::SimError> {
-    let sim = Sim::start(cfg).await?;
-    for f in faults {
-        sim.faults().try_add(f)?;
-    }
-    println!(
-        "rds-sim listening on {} host key {}",
-        sim.addr(),
-        sim.host_key_fingerprint()
-    );
-    if let Some(c) = control {
-        let addr = crate::serve_control(sim.clone(), c).await?;
-        println!("rds-sim control on http://{addr}");
-    }
-    let shutdown = rds_bus::Shutdown::new();
-    shutdown.trigger_on_signals();
-    shutdown.wait().await;
-    sim.stop().await;
-    Ok(())
-}
-
 impl Effective {
     /// What `--check-config` prints.
     pub fn new(c: &SimConfig, args: &Args, faults: usize) -> Self {
@@ -161,40 +134,82 @@ impl Effective {
     }
 }
 
+/// What [`build`] gives the runner: the simulator's config, its start-up
+/// fault rules and the control endpoint's address.
+pub struct Built {
+    pub sim: SimConfig,
+    pub faults: Vec<FaultRule>,
+    pub control: Option<SocketAddr>,
+}
+
+/// A simulator started by the runner: serves until the shutdown token fires,
+/// then closes every connection.
+pub struct Running {
+    sim: crate::SimHandle,
+    shutdown: rds_bus::Shutdown,
+}
+
+impl rds_bus::Serving for Running {
+    type Error = crate::SimError;
+    async fn wait(self) -> Result<(), crate::SimError> {
+        self.shutdown.wait().await;
+        self.sim.stop().await;
+        Ok(())
+    }
+}
+
+/// rds-sim as the runner sees it (`rds_bus::runner`: exit codes, drain on
+/// SIGTERM).
+pub struct SimMain;
+
+impl rds_bus::Service for SimMain {
+    const NAME: &'static str = "rds-sim";
+    type Args = Args;
+    type Settings = Built;
+    type Effective = Effective;
+    type Running = Running;
+    type StartError = crate::SimError;
+
+    fn check_only(args: &Args) -> bool {
+        args.check_config
+    }
+
+    fn validate(args: &Args) -> Result<Built, String> {
+        let (sim, faults) = build(args)?;
+        Ok(Built {
+            sim,
+            faults,
+            control: args.control,
+        })
+    }
+
+    fn effective(args: &Args, b: &Built) -> Effective {
+        Effective::new(&b.sim, args, b.faults.len())
+    }
+
+    /// Starts the simulator (and the control endpoint) and prints the
+    /// fingerprint.
+    async fn start(b: Built, shutdown: rds_bus::Shutdown) -> Result<Running, crate::SimError> {
+        let sim = Sim::start(b.sim).await?;
+        for f in b.faults {
+            sim.faults().try_add(f)?;
+        }
+        println!(
+            "rds-sim listening on {} host key {}",
+            sim.addr(),
+            sim.host_key_fingerprint()
+        );
+        if let Some(c) = b.control {
+            let addr = crate::serve_control(sim.clone(), c).await?;
+            println!("rds-sim control on http://{addr}");
+        }
+        Ok(Running { sim, shutdown })
+    }
+}
+
 /// Runs rds-sim exactly as its binary does: `args` is the whole command line
 /// (argv[0] first). Builds its own tokio runtime, so `rdsctl serve rds-sim`
 /// runs this very code path.
 pub fn cli_main(args: Vec<std::ffi::OsString>) -> std::process::ExitCode {
-    rds_bus::config::run_main("rds-sim", main_async(args))
-}
-
-async fn main_async(args: Vec<std::ffi::OsString>) -> std::process::ExitCode {
-    use clap::Parser;
-    use std::process::ExitCode;
-    let args = Args::parse_from(args);
-    let built = build(&args);
-    if args.check_config {
-        let eff = built.map(|(c, f)| Effective::new(&c, &args, f.len()));
-        return rds_bus::config::report_check_config("rds-sim", eff);
-    }
-    let (cfg, faults) = match built {
-        Ok(b) => b,
-        Err(e) => return rds_bus::config::report_check_config::<()>("rds-sim", Err(e)),
-    };
-    let telemetry = match rds_bus::telemetry::init("rds-sim") {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("rds-sim: telemetry: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let code = match serve(cfg, faults, args.control).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("rds-sim: {e}");
-            ExitCode::FAILURE
-        }
-    };
-    telemetry.shutdown().await;
-    code
+    rds_bus::runner::main::<SimMain>(args)
 }

@@ -1,12 +1,14 @@
-//! A tiny HTTP/1.1 client for the sim's local control endpoint (JSON over
-//! loopback): one request per connection (`Connection: close`), a deadline
-//! on the whole exchange, content-length or chunked bodies. Not a general
-//! client; the workspace has no HTTP client crate and this needs no more.
+//! The HTTP client of the sim's local control endpoint and of `demo`'s
+//! metrics read (JSON or text over loopback): hyper's HTTP/1.1 client on one
+//! connection per request, a deadline on the whole exchange and a cap on the
+//! reply body.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
 
 use crate::error::{CtlError, Result};
 
@@ -34,111 +36,120 @@ pub async fn request(
         })?
 }
 
+/// Aborts the connection task when the exchange ends or is dropped (the
+/// deadline fired), so no connection outlives its request.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 async fn exchange(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> Result<Reply> {
-    let mut stream = tokio::net::TcpStream::connect(addr)
+    let fail = |why: String| CtlError::SimControl(format!("{method} {path}: {why}"));
+    let stream = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| CtlError::Connect {
             endpoint: format!("http://{addr}"),
             why: e.to_string(),
         })?;
-    let body = body.unwrap_or("");
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: application/json\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    let io = |e: std::io::Error| CtlError::SimControl(format!("{method} {path}: {e}"));
-    stream.write_all(head.as_bytes()).await.map_err(io)?;
-    stream.write_all(body.as_bytes()).await.map_err(io)?;
-    let mut raw = Vec::new();
-    (&mut stream)
-        .take(MAX_REPLY as u64 + 1)
-        .read_to_end(&mut raw)
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
-        .map_err(io)?;
-    if raw.len() > MAX_REPLY {
-        return Err(CtlError::SimControl(format!(
-            "{method} {path}: reply larger than {MAX_REPLY} bytes"
-        )));
-    }
-    parse_reply(&raw).map_err(|why| CtlError::SimControl(format!("{method} {path}: {why}")))
-}
-
-/// Parses a complete HTTP/1.1 response.
-pub fn parse_reply(raw: &[u8]) -> std::result::Result<Reply, String> {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("no end of headers")?;
-    let head = std::str::from_utf8(&raw[..split]).map_err(|_| "headers are not UTF-8")?;
-    let body = &raw[split + 4..];
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().ok_or("empty reply")?;
-    let status: u16 = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("bad status line {status_line:?}"))?;
-    let mut chunked = false;
-    let mut length = None;
-    for l in lines {
-        if let Some((k, v)) = l.split_once(':') {
-            let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
-            if k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked") {
-                chunked = true;
-            } else if k == "content-length" {
-                length = Some(v.parse::<usize>().map_err(|_| "bad content-length")?);
+        .map_err(|e| fail(e.to_string()))?;
+    let _conn = AbortOnDrop(tokio::spawn(async move {
+        let _ = conn.await;
+    }));
+    let verb = ::http::Method::from_bytes(method.as_bytes()).map_err(|e| fail(e.to_string()))?;
+    let req = ::http::Request::builder()
+        .method(verb)
+        .uri(path)
+        .header(::http::header::HOST, addr.to_string())
+        .header(::http::header::CONNECTION, "close")
+        .header(::http::header::ACCEPT, "application/json")
+        .header(::http::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body.unwrap_or("").to_owned())))
+        .map_err(|e| fail(e.to_string()))?;
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let status = resp.status().as_u16();
+    let bytes = Limited::new(resp.into_body(), MAX_REPLY)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                fail(format!("reply larger than {MAX_REPLY} bytes"))
+            } else {
+                fail(e.to_string())
             }
-        }
-    }
-    let body = if chunked {
-        dechunk(body)?
-    } else if let Some(n) = length {
-        body.get(..n)
-            .ok_or("body shorter than content-length")?
-            .to_vec()
-    } else {
-        body.to_vec()
-    };
-    Ok(Reply {
-        status,
-        body: String::from_utf8(body).map_err(|_| "body is not UTF-8")?,
-    })
-}
-
-fn dechunk(mut b: &[u8]) -> std::result::Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    loop {
-        let eol = b
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or("truncated chunk size")?;
-        let size_text = std::str::from_utf8(&b[..eol]).map_err(|_| "bad chunk size")?;
-        let size_text = size_text.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_text, 16)
-            .map_err(|_| format!("bad chunk size {size_text:?}"))?;
-        b = &b[eol + 2..];
-        if size == 0 {
-            return Ok(out);
-        }
-        let chunk = b.get(..size).ok_or("truncated chunk")?;
-        out.extend_from_slice(chunk);
-        b = b.get(size + 2..).ok_or("truncated chunk end")?;
-    }
+        })?
+        .to_bytes();
+    let body = String::from_utf8(bytes.to_vec()).map_err(|_| fail("body is not UTF-8".into()))?;
+    Ok(Reply { status, body })
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    #[test]
-    fn replies_parse_with_length_or_chunks() {
-        let r = parse_reply(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokEXTRA").unwrap();
+    /// A server that answers one request with `reply` (raw bytes) and
+    /// closes; hands back what it was sent.
+    async fn canned(reply: &'static [u8]) -> (SocketAddr, tokio::task::JoinHandle<String>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = s.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                seen.extend_from_slice(&buf[..n]);
+            }
+            s.write_all(reply).await.unwrap();
+            s.shutdown().await.unwrap();
+            String::from_utf8_lossy(&seen).into_owned()
+        });
+        (addr, task)
+    }
+
+    #[tokio::test]
+    async fn replies_parse_with_length_or_chunks() {
+        let t = Duration::from_secs(5);
+        let (a, srv) = canned(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokEXTRA").await;
+        let r = request(a, "GET", "/faults", None, t).await.unwrap();
         assert_eq!((r.status, r.body.as_str()), (200, "ok"));
-        let r = parse_reply(b"HTTP/1.1 400 Bad Request\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n").unwrap();
+        let sent = srv.await.unwrap();
+        assert!(sent.starts_with("GET /faults HTTP/1.1\r\n"), "{sent}");
+        let (a, _srv) = canned(b"HTTP/1.1 400 Bad Request\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n").await;
+        let r = request(a, "POST", "/faults", Some("{}"), t).await.unwrap();
         assert_eq!((r.status, r.body.as_str()), (400, "abcde"));
-        assert!(parse_reply(b"garbage").is_err());
-        assert!(parse_reply(b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nshort").is_err());
+        let (a, _srv) = canned(b"garbage").await;
+        assert!(request(a, "GET", "/", None, t).await.is_err());
+        let (a, _srv) = canned(b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nshort").await;
+        assert!(request(a, "GET", "/", None, t).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_hits_the_deadline() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let _hold = tokio::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            // Keeps the connection open without answering.
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            drop(s);
+        });
+        let err = request(addr, "GET", "/", None, Duration::from_millis(200))
+            .await
+            .err()
+            .expect("no reply");
+        assert!(err.to_string().contains("no reply"), "{err}");
     }
 }

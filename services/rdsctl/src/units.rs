@@ -53,26 +53,8 @@ pub fn format_size(bytes: u64) -> String {
     format!("{bytes}B")
 }
 
-/// `500ms`, `5s`, `2m`, or plain seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, ms_per) = if let Some(n) = s.strip_suffix("ms") {
-        (n, 1)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1000)
-    } else if let Some(n) = s.strip_suffix('m') {
-        (n, 60_000)
-    } else {
-        (s, 1000)
-    };
-    let n: u64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration (e.g. 500ms, 5s, 2m)"))?;
-    n.checked_mul(ms_per)
-        .map(Duration::from_millis)
-        .ok_or_else(|| format!("{s:?} is too long"))
-}
+/// Durations read the one grammar of every binary (docs/decisions.md §14).
+pub use rds_bus::duration::parse as parse_duration;
 
 /// Milliseconds with one decimal below 10 s, whole ms above (for the demo).
 pub fn format_elapsed(d: Duration) -> String {

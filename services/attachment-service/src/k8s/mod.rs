@@ -34,24 +34,6 @@ use objects::{PvInfo, VaInfo};
 /// Deadline of every single (non-watch) API call.
 pub const CALL_DEADLINE: Duration = Duration::from_secs(10);
 
-/// Builds the client: `--kubeconfig` if given, else in-cluster / the usual
-/// kubeconfig discovery.
-pub async fn client(kubeconfig: Option<&std::path::Path>) -> Result<Client, Error> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| Error::Config(format!("kubeconfig {}: {e}", path.display())))?;
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-                .await
-                .map_err(|e| Error::Config(format!("kubeconfig {}: {e}", path.display())))?
-        }
-        None => kube::Config::infer()
-            .await
-            .map_err(|e| Error::Config(format!("no Kubernetes configuration: {e}")))?,
-    };
-    Client::try_from(config).map_err(|e| Error::Config(format!("kubernetes client: {e}")))
-}
-
 pub async fn deadline<T>(
     what: &str,
     fut: impl std::future::Future<Output = Result<T, kube::Error>>,

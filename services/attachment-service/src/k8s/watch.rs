@@ -36,7 +36,7 @@ pub async fn rebuild_then_watch(
     trigger: Arc<Notify>,
     shutdown: Shutdown,
 ) {
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = rds_bus::Backoff::new(Duration::from_millis(200), REBUILD_BACKOFF_MAX);
     loop {
         match manager.store().load().await {
             Ok(records) => {
@@ -44,12 +44,12 @@ pub async fn rebuild_then_watch(
                 break;
             }
             Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?backoff, "rebuild from VolumeAttachments failed; Attach answers UNAVAILABLE until it succeeds");
+                let delay = backoff.next_delay();
+                tracing::warn!(error = %e, retry_in = ?delay, "rebuild from VolumeAttachments failed; Attach answers UNAVAILABLE until it succeeds");
                 tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(delay) => {}
                     _ = shutdown.wait() => return,
                 }
-                backoff = (backoff * 2).min(REBUILD_BACKOFF_MAX);
             }
         }
     }

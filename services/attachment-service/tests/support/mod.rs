@@ -34,7 +34,8 @@ impl Events {
     pub async fn start(dir: &Path) -> Events {
         let path = dir.join("events.jsonl");
         let listener = Listener::bind("127.0.0.1:0").await.unwrap();
-        let running = event_service::start(event_service::Config::file_sink(&path), listener)
+        let settings = event_service::Config::file_sink(&path).validate().unwrap();
+        let running = event_service::start(settings, listener, Shutdown::new())
             .await
             .unwrap();
         Events { running, path }
@@ -100,8 +101,13 @@ impl Proc {
         let endpoint = listener.endpoint();
         let shutdown = Shutdown::new();
         let s = shutdown.clone();
-        let task =
-            rt.spawn(async move { attachment_service::serve(cfg, listener, s.wait()).await });
+        let task = rt.spawn(async move {
+            let settings = cfg.validate()?;
+            attachment_service::start(settings, listener, s)
+                .await?
+                .wait()
+                .await
+        });
         Proc {
             endpoint,
             rt: Some(rt),
@@ -199,22 +205,13 @@ impl Replica {
         let settings = cfg.validate().unwrap();
         let s = shutdown.clone();
         let running = rt
-            .spawn(async move { attachment_service::start(&settings, s).await })
+            .spawn(async move { attachment_service::start(settings, listener, s).await })
             .await
             .unwrap()
             .unwrap();
         let (leader, manager) = (running.leader_watch(), running.manager().clone());
-        let s = shutdown.clone();
         let serving = rt.spawn(async move {
-            let _ = rds_bus::Bus::new()
-                .add_service(
-                    rds_proto::attachment::attachments_server::AttachmentsServer::new(
-                        running.service(),
-                    ),
-                )
-                .serve(listener, async move { s.wait().await })
-                .await;
-            running.stop().await;
+            let _ = running.wait().await;
         });
         Replica {
             endpoint,

@@ -224,24 +224,6 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// A kube client from a kubeconfig file, or inferred (in-cluster service
-/// account, $KUBECONFIG, ~/.kube/config) when none is given.
-pub async fn client(kubeconfig: Option<&std::path::Path>) -> Result<Client, Error> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| Error::Kubeconfig(format!("{}: {e}", path.display())))?;
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-                .await
-                .map_err(|e| Error::Kubeconfig(format!("{}: {e}", path.display())))?
-        }
-        None => kube::Config::infer()
-            .await
-            .map_err(|e| Error::Kubeconfig(e.to_string()))?,
-    };
-    Client::try_from(config).map_err(Error::Kube)
-}
-
 #[cfg(test)]
 mod tests {
     #[test]

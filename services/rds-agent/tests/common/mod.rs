@@ -116,7 +116,10 @@ pub async fn env(opts: Opts) -> Env {
             .extend(["--pool-metrics-interval".into(), "0".into()]);
     }
     let settings = spec.settings().unwrap();
-    let agent = rds_agent::start(settings).await.unwrap();
+    let listener = rds_bus::Listener::bind(&settings.listen).await.unwrap();
+    let agent = rds_agent::start(settings, listener, rds_bus::Shutdown::new())
+        .await
+        .unwrap();
     let channel = rds_bus::connect(
         &agent.endpoint,
         ClientOptions {

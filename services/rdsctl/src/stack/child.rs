@@ -183,22 +183,22 @@ async fn supervise(
 ) {
     let name = spec.name;
     let pid_file = env.run_dir.join(format!("{name}.pid"));
-    let mut backoff = BACKOFF_FIRST;
+    let mut backoff = rds_bus::Backoff::new(BACKOFF_FIRST, BACKOFF_MAX);
     let mut restarts = 0u32;
     loop {
         let started = Instant::now();
         let mut child = match spawn(&spec, &env) {
             Ok(c) => c,
             Err(e) => {
+                let delay = backoff.next_delay();
                 say(
                     &env.logs,
-                    &format!("cannot start {name}: {e}; retrying in {backoff:?}"),
+                    &format!("cannot start {name}: {e}; retrying in {delay:?}"),
                 );
                 tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(delay) => {}
                     _ = stop.wait() => return,
                 }
-                backoff = (backoff * 2).min(BACKOFF_MAX);
                 continue;
             }
         };
@@ -228,18 +228,18 @@ async fn supervise(
                     return;
                 }
                 if started.elapsed() >= STABLE_AFTER {
-                    backoff = BACKOFF_FIRST;
+                    backoff.reset();
                 }
-                say(&env.logs, &format!("{name} (pid {id}) died ({how}); restarting in {backoff:?}"));
+                let delay = backoff.next_delay();
+                say(&env.logs, &format!("{name} (pid {id}) died ({how}); restarting in {delay:?}"));
                 restarts += 1;
                 tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(delay) => {}
                     _ = stop.wait() => {
                         let _ = std::fs::remove_file(&pid_file);
                         return;
                     }
                 }
-                backoff = (backoff * 2).min(BACKOFF_MAX);
             }
             _ = stop.wait() => {
                 terminate(name, &mut child, &env.logs).await;
