@@ -255,7 +255,10 @@ async fn snapshot_restore_clone_round_trip_the_data() {
     );
     assert_eq!(r.size_bytes, GIB);
     assert_eq!(r.owner, Some(owner("pvc-r1")));
-    assert_eq!(read_at(&img(&env, "pvc-r1"), 3 * MIB, p.len()), p);
+    assert!(
+        read_at(&img(&env, "pvc-r1"), 3 * MIB, p.len()) == p,
+        "pvc-r1 does not hold the expected bytes"
+    );
 
     // Clone of the (overwritten) source, larger: grown after the add.
     let clone = rds_proto::agent::CreateVolumeRequest {
@@ -271,7 +274,10 @@ async fn snapshot_restore_clone_round_trip_the_data() {
     );
     assert!(cmds[3].starts_with("/disk set [find slot=pvc-c1] file-size=2147483648"));
     assert_eq!(cl.size_bytes, 2 * GIB);
-    assert_eq!(read_at(&img(&env, "pvc-c1"), 3 * MIB, p.len()), pattern(9));
+    assert!(
+        read_at(&img(&env, "pvc-c1"), 3 * MIB, p.len()) == pattern(9),
+        "pvc-c1 does not hold the expected bytes"
+    );
 
     // The source goes; its snapshot stays usable and listed by source.
     assert!(
@@ -299,7 +305,10 @@ async fn snapshot_restore_clone_round_trip_the_data() {
         ..subvol("pvc-r2", GIB)
     };
     c.create_volume(later).await.unwrap();
-    assert_eq!(read_at(&img(&env, "pvc-r2"), 3 * MIB, p.len()), p);
+    assert!(
+        read_at(&img(&env, "pvc-r2"), 3 * MIB, p.len()) == p,
+        "pvc-r2 does not hold the expected bytes"
+    );
 
     // A subvolume snapshot cannot be restored as a flat volume (and vice versa).
     let flat = rds_proto::agent::CreateVolumeRequest {
@@ -330,7 +339,10 @@ async fn snapshot_restore_clone_round_trip_the_data() {
         .existed
     );
     // The restored volumes do not depend on the snapshot.
-    assert_eq!(read_at(&img(&env, "pvc-r2"), 3 * MIB, p.len()), p);
+    assert!(
+        read_at(&img(&env, "pvc-r2"), 3 * MIB, p.len()) == p,
+        "pvc-r2 does not hold the expected bytes"
+    );
     env.shutdown().await;
 }
 
@@ -482,5 +494,55 @@ async fn a_refused_live_snapshot_is_a_failed_precondition() {
     assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
     assert!(e.message().contains("exported"), "{}", e.message());
     assert!(!subvolumes(&env).iter().any(|s| s.contains("snap-l")));
+    env.shutdown().await;
+}
+
+/// The flat layout's snapshot calls, counted the same way (docs/decisions.md
+/// §13.8): copy-from is unchanged, its snapshots say layout FLAT.
+#[tokio::test]
+async fn flat_snapshot_calls_keep_their_counts() {
+    let env = env(Opts::default()).await;
+    let mut c = env.client();
+    c.create_volume(create_req("pvc-fs", GIB)).await.unwrap();
+    let (s, cmds) = counted(&env, c.create_snapshot(snap_req("snap-f", "pvc-fs"))).await;
+    let s = s.unwrap().into_inner();
+    assert_eq!(s.layout, VolumeLayout::Flat as i32);
+    assert_eq!(
+        cmds.len(),
+        4,
+        "read, copy-from, verify, file time: {cmds:#?}"
+    );
+    let restore = rds_proto::agent::CreateVolumeRequest {
+        source: Some(Source::SourceSnapshotId("snap-f".into())),
+        ..create_req("pvc-fr", GIB)
+    };
+    let (r, cmds) = counted(&env, c.create_volume(restore)).await;
+    r.unwrap();
+    assert_eq!(cmds.len(), 3, "read, copy-from, verify: {cmds:#?}");
+    let clone = rds_proto::agent::CreateVolumeRequest {
+        source: Some(Source::SourceVolumeId("pvc-fs".into())),
+        ..create_req("pvc-fc", 2 * GIB)
+    };
+    let (r, cmds) = counted(&env, c.create_volume(clone)).await;
+    assert_eq!(r.unwrap().into_inner().size_bytes, 2 * GIB);
+    assert_eq!(cmds.len(), 3, "read, copy-from, verify: {cmds:#?}");
+    // A flat volume cannot be cloned into layout subvolume.
+    let e = c
+        .create_volume(rds_proto::agent::CreateVolumeRequest {
+            source: Some(Source::SourceVolumeId("pvc-fs".into())),
+            ..subvol("pvc-fx", GIB)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    let (d, cmds) = counted(
+        &env,
+        c.delete_snapshot(DeleteSnapshotRequest {
+            snapshot_id: "snap-f".into(),
+        }),
+    )
+    .await;
+    assert!(d.unwrap().into_inner().existed);
+    assert_eq!(cmds.len(), 3, "read, disk remove, file remove: {cmds:#?}");
     env.shutdown().await;
 }
