@@ -32,7 +32,10 @@ use russh::keys::ssh_key::private::Ed25519Keypair;
 use serde_json::Value;
 use tokio::task::JoinHandle;
 
+pub mod backing_fs;
 pub mod deploy_checks;
+pub mod pattern;
+pub mod roundtrip;
 
 pub use rds_bus::BusChannel;
 
@@ -138,9 +141,7 @@ impl Stack {
         } else {
             let listener = Listener::bind("127.0.0.1:0").await?;
             let cfg = event_service::Config::file_sink(dir.path().join("events.jsonl"));
-            let settings = cfg
-                .validate()
-                .map_err(|e| err("event-service config", e))?;
+            let settings = cfg.validate().map_err(|e| err("event-service config", e))?;
             let running = event_service::start(settings, listener, Shutdown::new())
                 .await
                 .map_err(|e| err("event-service", e))?;
