@@ -68,6 +68,9 @@ pub fn find_snapshot<'a>(scene: &'a Scene, id: &Slot) -> Option<&'a SubvolumeRec
     })
 }
 
+/// The disk, file and subvolume selections of one batched read.
+type Reads = (Vec<DiskSelector>, Vec<FileSelector>, Vec<SubvolumeSelector>);
+
 /// What a restore/clone copies.
 struct Origin {
     parent: SubvolumeName,
@@ -97,7 +100,7 @@ impl Volumes {
         pool: &PoolName,
         file: &DiskPath,
         target: &SubvolumeName,
-    ) -> Result<(Vec<DiskSelector>, Vec<FileSelector>, Vec<SubvolumeSelector>), AgentError> {
+    ) -> Result<Reads, AgentError> {
         let slot = &spec.slot;
         let mut disks = vec![
             DiskSelector::Slot(slot.clone()),
