@@ -114,9 +114,9 @@ start() {
 }
 start rds-sim --listen 127.0.0.1:2223 --state-dir $R/sim --authorized-keys $R/keys/admin.pub \
   --host-key $R/keys/host_key --local-mode --nvmet-export ${SIM_EXTRA:-}
-start event-service --listen unix://$R/events.sock --sink file:$R/events.jsonl --metrics-addr "" --instance vm
+start event-service --listen unix://$R/events.sock --sink file:$R/events.jsonl --metrics-address "" --instance vm
 start attachment-service --listen unix://$R/attachment.sock --mode local --state-dir $R/attachments \
-  --events-endpoint unix://$R/events.sock --known-nodes node-a,node-b --metrics-addr "" \
+  --events-endpoint unix://$R/events.sock --known-nodes node-a,node-b --metrics-address "" \
   --storage-fencing true --agent-endpoint unix://$R/agent.sock --cluster-id vm-cluster \
   --agent-deadline 60s --reconcile-interval 3s
 wait_for 30 sh -c "netstat -ltn 2> /dev/null | grep -q ' 127.0.0.1:2223 '"

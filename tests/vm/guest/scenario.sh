@@ -121,10 +121,10 @@ start() { # start <service> <args...>: in the background, log in $LOGS/<service>
 start rds-sim --listen 127.0.0.1:2222 --state-dir $R/sim --authorized-keys $R/keys/admin.pub \
   --host-key $R/keys/host_key --local-mode --nvmet-export
 start event-service --listen unix://$R/events.sock --sink file:$R/events.jsonl \
-  --metrics-addr "" --instance $NODE
+  --metrics-address "" --instance $NODE
 start attachment-service --listen unix://$R/attachment.sock --mode local \
   --state-dir $R/attachments --events-endpoint unix://$R/events.sock --known-nodes $NODE \
-  --metrics-addr ""
+  --metrics-address ""
 wait_for 30 listening 2222
 # Under TCG the first SSH handshake of a debug build takes about 5 s, the agent's default
 # connect timeout: give the emulated machine room.
