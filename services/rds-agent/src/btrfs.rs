@@ -53,7 +53,7 @@ pub fn require_btrfs(scene: &Scene, pool: &PoolName) -> Result<(), AgentError> {
 }
 
 /// The runbook an operator follows when an assumption about the RDS fails.
-pub const RUNBOOK: &str = "docs/decisions.md §13.6";
+pub const RUNBOOK: &str = "docs/btrfs.md §3";
 
 /// The RouterOS error text of `e`, if RouterOS printed one.
 fn device_text(e: &AgentError) -> Option<&str> {

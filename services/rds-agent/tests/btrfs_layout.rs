@@ -472,7 +472,7 @@ async fn a_refused_adoption_is_a_clear_error_never_an_empty_volume() {
     let e = c.create_volume(restore).await.unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
     assert!(e.message().contains("existing_file"), "{}", e.message());
-    assert!(e.message().contains("docs/decisions.md"), "{}", e.message());
+    assert!(e.message().contains("docs/btrfs.md"), "{}", e.message());
     assert_eq!(env.disks_with_slot("pvc-rs"), 0);
     assert!(!subvolumes(&env).iter().any(|s| s.ends_with("pvc-rs")));
     env.shutdown().await;
