@@ -2,9 +2,12 @@
 //! `cargo nextest run -p integration-tests --test controller_bench --run-ignored only --no-capture`.
 //! They assert only that every call succeeded and no disk was duplicated.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use integration_tests::{Stack, StackOpts};
+use opentelemetry::trace::TraceId;
+use opentelemetry_sdk::trace::SpanData;
 use rds_proto::csi::v1::volume_capability::access_mode::Mode;
 use rds_proto::csi::v1::volume_capability::{AccessMode, AccessType, MountVolume};
 use rds_proto::csi::v1::{
@@ -130,8 +133,68 @@ async fn bench_commands_and_latency_per_create_delete() {
         ms(cycle) - in_sim,
         ms(bare)
     );
+    print_breakdown("pvc-cycle-", n, ms(cycle), in_sim);
     s.sim.faults().remove(rule);
     s.stop().await;
+}
+
+/// Summed duration (ms) of spans named `name` among `spans`.
+fn span_ms(spans: &[&SpanData], pred: impl Fn(&SpanData) -> bool) -> f64 {
+    spans
+        .iter()
+        .filter(|s| pred(s))
+        .map(|s| {
+            s.end_time
+                .duration_since(s.start_time)
+                .unwrap_or_default()
+                .as_secs_f64()
+                * 1000.0
+        })
+        .sum()
+}
+
+/// Where one cycle's time goes, layer by layer, from the spans every
+/// service records (the Stack's in-memory exporter): the CSI handler in
+/// csi-frontend, the agent's handler, each RouterOS command (SSH exec), and
+/// the sim's own time from its log. The difference between two nested
+/// layers is what the outer one adds.
+fn print_breakdown(prefix: &str, n: u32, cycle_ms: f64, in_sim_ms: f64) {
+    let tel = rds_bus::testing::telemetry();
+    let _ = tel.provider.force_flush();
+    let all = tel.exporter.get_finished_spans().unwrap_or_default();
+    let attr = |s: &SpanData, key: &str| {
+        s.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .map(|kv| kv.value.to_string())
+    };
+    let roots: Vec<&SpanData> = all
+        .iter()
+        .filter(|s| {
+            s.name.starts_with("csi.")
+                && attr(s, "volume_id").is_some_and(|v| v.starts_with(prefix))
+        })
+        .collect();
+    let traces: HashSet<TraceId> = roots.iter().map(|s| s.span_context.trace_id()).collect();
+    let inside: Vec<&SpanData> = all
+        .iter()
+        .filter(|s| traces.contains(&s.span_context.trace_id()))
+        .collect();
+    let per = |v: f64| v / f64::from(n);
+    let csi = per(span_ms(&roots, |_| true));
+    let agent = per(span_ms(&inside, |s| {
+        attr(s, "rpc.method").is_some() && attr(s, "rds.id").is_some()
+    }));
+    let cmds = per(span_ms(&inside, |s| s.name.starts_with("RouterOS ")));
+    println!(
+        "  per cycle: client-observed {cycle_ms:.1} ms = client<->frontend gRPC {:.1} + frontend {:.1} (its bus calls included) - agent handler {:.1} ... agent logic {:.1} + SSH exec {:.1} (of which sim {in_sim_ms:.1}, SSH transport {:.1})",
+        cycle_ms - csi,
+        csi - agent,
+        agent,
+        agent - cmds,
+        cmds,
+        cmds - in_sim_ms,
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
