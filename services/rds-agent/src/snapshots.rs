@@ -1,10 +1,12 @@
 //! The snapshot seam (docs/decisions.md §3.7): every snapshot operation and every
 //! "new volume with the contents of X" goes through [`SnapshotBackend`].
 //!
-//! Today: [`CopyFromBackend`] — `/disk add type=file copy-from=[find slot=…]`
-//! (Go-compatible; whether RouterOS clones data or only properties is open,
-//! docs/routeros.md §6.9). Planned: a Btrfs-subvolume backend (one subvolume per
-//! volume, read-only CoW snapshots, docs/routeros.md §6.11) behind the same trait.
+//! [`CopyFromBackend`] serves both layouts: flat volumes' snapshots are
+//! `/disk add type=file copy-from=[find slot=…]` (Go-compatible; whether
+//! RouterOS clones data or only properties is open, docs/routeros.md §6.9);
+//! a subvolume volume's snapshot is a read-only Btrfs subvolume snapshot
+//! ([`crate::btrfs_snapshots`], docs/decisions.md §13). Which one is decided
+//! by the source's file path, read in the same batch as everything else.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -7,6 +7,8 @@
 //! this id's file under every base path), then `/disk remove` and
 //! `/file remove`. No hot path prints every disk, so their cost does not grow
 //! with the pool.
+//! Layout subvolume (a Btrfs subvolume per volume) is [`crate::btrfs_volumes`];
+//! its counts are in docs/decisions.md §13.8.
 //!
 //! Inputs are validated into rds-routeros newtypes before any command text
 //! exists, so nothing unchecked reaches the RDS (docs/safety.md).
