@@ -546,3 +546,62 @@ async fn flat_snapshot_calls_keep_their_counts() {
     assert_eq!(cmds.len(), 3, "read, disk remove, file remove: {cmds:#?}");
     env.shutdown().await;
 }
+
+/// A restore still running when its caller's time is up answers ABORTED;
+/// the retry joins the same attempt (the in-flight table): one subvolume
+/// snapshot, one disk add. Expand then works as for flat volumes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_restore_is_joined_by_its_retry() {
+    use rds_sim::{FaultAction, FaultRule};
+    let env = env(Opts::default()).await;
+    let mut c = env.client();
+    c.create_volume(subvol("pvc-js", GIB)).await.unwrap();
+    c.create_snapshot(snap_req("snap-j", "pvc-js"))
+        .await
+        .unwrap();
+    env.sim.faults().add(
+        FaultRule::new(FaultAction::Latency(std::time::Duration::from_millis(1200)))
+            .on("^/disk add type=file file-path=\\S+/pvc-j/volume[.]img")
+            .once(),
+    );
+    let restore = rds_proto::agent::CreateVolumeRequest {
+        source: Some(Source::SourceSnapshotId("snap-j".into())),
+        ..subvol("pvc-j", GIB)
+    };
+    let first = c
+        .create_volume(common::with_timeout(
+            restore.clone(),
+            std::time::Duration::from_millis(400),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(first.code(), Code::Aborted, "{first:?}");
+    let v = c.create_volume(restore).await.unwrap().into_inner();
+    assert_eq!(v.volume_id, "pvc-j");
+    let cmds = env.commands();
+    let snaps = cmds
+        .iter()
+        .filter(|c| {
+            c.starts_with("/disk/btrfs/subvolume/add") && c.contains("name=metal-csi/pvc-j ")
+        })
+        .count();
+    assert_eq!(snaps, 1, "{cmds:#?}");
+    assert_eq!(env.adds_for("pvc-j"), 1, "{cmds:#?}");
+    // Expand grows the file inside the subvolume like a flat one.
+    let grown = c
+        .expand_volume(rds_proto::agent::ExpandVolumeRequest {
+            volume_id: "pvc-j".into(),
+            size_bytes: 3 * GIB,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(grown.size_bytes, 3 * GIB);
+    assert_eq!(grown.layout, VolumeLayout::Subvolume as i32);
+    assert_eq!(
+        std::fs::metadata(img(&env, "pvc-j")).unwrap().len(),
+        3 * GIB,
+        "the file inside the subvolume grew"
+    );
+    env.shutdown().await;
+}
