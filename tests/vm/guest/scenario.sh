@@ -469,6 +469,59 @@ check "NodeStage refuses to format a blank restore, naming the snapshot" refused
 check "no FORMAT" test "$(format_count)" = "$FORMATS"
 check "nothing mounted, nothing left connected" sh -c "! grep -q ' $KUBELET/plugins/r/globalmount ' /proc/self/mountinfo && test -z \"\$(ls /sys/class/nvme-subsystem/*/subsysnqn 2> /dev/null | xargs grep -l pvc-vm-r 2> /dev/null)\""
 
+# --- 8. Btrfs subvolume layout over NVMe/TCP (issue #19) -------------------------------------
+# volumeLayout=subvolume: the volume's file is <base>/<id>/volume.img in a subvolume of its own;
+# a snapshot is a read-only subvolume <snap>.from-<src>; a restore is a writable snapshot of it
+# with a /disk entry adopting its volume.img. The sim's files are on tmpfs here (no reflink: the
+# sim copies); what this checks is the data path, not copy-on-write.
+VOL_S=pvc-vm-s
+VOL_T=pvc-vm-t
+STAGE_S=$KUBELET/plugins/kubernetes.io/csi/volumeDevices/staging/$VOL_S
+TARGET_S=$KUBELET/plugins/kubernetes.io/csi/volumeDevices/publish/$VOL_S/pod-s
+STAGE_T=$KUBELET/plugins/kubernetes.io/csi/volumeDevices/staging/$VOL_T
+TARGET_T=$KUBELET/plugins/kubernetes.io/csi/volumeDevices/publish/$VOL_T/pod-t
+read16() { dd if="$1" bs=1M count=16 iflag=direct 2> /dev/null | md5sum | cut -d' ' -f1; }
+step "subvolume layout: pattern -> snapshot -> overwrite -> restore, over NVMe/TCP"
+check "CreateVolume $VOL_S (volumeLayout=subvolume, 128 MiB, raw block)" \
+  ctl create-s volume create $VOL_S --size 128Mi --block --param volumeLayout=subvolume --json
+cp $OUT/create-s.out $R/s.json
+check "volume_context: volumeLayout=subvolume" grep -q '"volumeLayout": *"subvolume"' $R/s.json
+check "volume_context: volumePath is <base>/$VOL_S/volume.img" \
+  grep -q "\"volumePath\": *\"/storage-pool/metal-csi/$VOL_S/volume.img\"" $R/s.json
+check "the sim holds the file in the volume's own subvolume" test -f $FILES/$VOL_S/volume.img
+check "stage + publish $VOL_S (raw block over NVMe/TCP)" stage_block s $VOL_S $STAGE_S $TARGET_S $R/s.json
+dd if=/dev/urandom of=/tmp/pat bs=1M count=16 2> /dev/null
+dd if=/dev/urandom of=/tmp/over bs=1M count=16 2> /dev/null
+PAT=$(sum_of /tmp/pat)
+OVER=$(sum_of /tmp/over)
+dd if=/tmp/pat of=$TARGET_S bs=1M oflag=direct conv=fsync 2> /dev/null
+check "16 MiB pattern written through NVMe/TCP reads back (O_DIRECT, md5)" test "$(read16 $TARGET_S)" = "$PAT"
+check "CreateSnapshot of $VOL_S" ctl snap-s snapshot create snap-vm-s --source $VOL_S --json
+SNAP_S=$(sed -n 's/.*"snapshot_id": *"\([^"]*\)".*/\1/p' $OUT/snap-s.out | head -n1)
+info "snapshot of $VOL_S: $SNAP_S"
+check "the snapshot subvolume $SNAP_S.from-$VOL_S holds the pattern" \
+  test "$(dd if=$FILES/$SNAP_S.from-$VOL_S/volume.img bs=1M count=16 2> /dev/null | md5sum | cut -d' ' -f1)" = "$PAT"
+dd if=/tmp/over of=$TARGET_S bs=1M oflag=direct conv=fsync 2> /dev/null
+check "$VOL_S overwritten through NVMe/TCP" test "$(read16 $TARGET_S)" = "$OVER"
+check "CreateVolume $VOL_T from $SNAP_S (restore, subvolume)" \
+  ctl create-t volume create $VOL_T --size 128Mi --block --param volumeLayout=subvolume \
+  --from-snapshot "$SNAP_S" --json
+cp $OUT/create-t.out $R/t.json
+check "stage + publish $VOL_T (raw block over NVMe/TCP)" stage_block t $VOL_T $STAGE_T $TARGET_T $R/t.json
+check "the restore reads back the pattern byte for byte over NVMe/TCP (md5)" test "$(read16 $TARGET_T)" = "$PAT"
+check "$VOL_S keeps what was written after the snapshot" test "$(read16 $TARGET_S)" = "$OVER"
+for v in $VOL_T $VOL_S; do
+  if [ $v = $VOL_S ]; then st=$STAGE_S tg=$TARGET_S; else st=$STAGE_T tg=$TARGET_T; fi
+  check "unpublish + unstage + ControllerUnpublish $v" sh -c "$BIN/rdsctl node unpublish $v --target-path $tg --endpoint $CSI > /dev/null 2>&1 && $BIN/rdsctl node unstage $v --staging-path $st --endpoint $CSI > /dev/null 2>&1 && $BIN/rdsctl controller unpublish $v --node $NODE --endpoint $CSI > /dev/null 2>&1"
+done
+check "DeleteVolume $VOL_T" ctl delete-t volume delete $VOL_T
+check "DeleteSnapshot $SNAP_S" ctl delete-snap-s snapshot delete "$SNAP_S"
+check "DeleteVolume $VOL_S" ctl delete-s volume delete $VOL_S
+check "their subvolumes are gone from the sim" \
+  test ! -e $FILES/$VOL_S -a ! -e $FILES/$VOL_T -a ! -e $FILES/$SNAP_S.from-$VOL_S
+no_ctrl_st() { no_ctrl $PREFIX:$VOL_S && no_ctrl $PREFIX:$VOL_T; }
+check "no controller left for $VOL_S or $VOL_T" wait_for 10 no_ctrl_st
+
 alive=""
 for svc in rds_sim event_service attachment_service rds_agent csi_frontend; do
   eval "pid=\$PID_$svc"
