@@ -150,6 +150,9 @@ pub async fn run(args: DoctorArgs) -> Result<std::process::ExitCode> {
     let mut checks = Vec::new();
     if args.no_rds {
         checks.push(Check::skip("rds", "--no-rds"));
+        if args.btrfs {
+            checks.push(Check::skip("btrfs", "--no-rds"));
+        }
     } else if !args.rds.given() {
         checks.push(Check::warn(
             "rds",
