@@ -352,6 +352,12 @@ def check_driver(c: Checks, objs) -> None:
     byname = {ct["name"]: ct for ct in containers(ctrl)}
     prov = byname.get("csi-provisioner", {}).get("args", [])
     c.ok("base: provisioner passes --extra-create-metadata", "--extra-create-metadata" in prov)
+    # The ownership tag on every disk names the cluster: the controller's
+    # csi-frontend must get the same cluster id as the nodes (docs/btrfs.md).
+    fe_env = {e["name"]: e for e in byname.get("csi-frontend", {}).get("env", [])}
+    ref = fe_env.get("RDS_CSI_CLUSTER_ID", {}).get("valueFrom", {}).get("configMapKeyRef", {})
+    c.ok("base: controller csi-frontend reads RDS_CSI_CLUSTER_ID from cluster-id (ownership tag)",
+         ref.get("key") == "cluster-id", str(fe_env.get("RDS_CSI_CLUSTER_ID")))
     for s in CONTROLLER_SIDECARS:
         c.ok(f"base: {s.removeprefix('csi-')} sidecar uses --leader-election", "--leader-election" in byname.get(s, {}).get("args", []))
     c.ok("base: controller pod mounts no host path", not any("hostPath" in v for v in ctrl.get("volumes", [])))
