@@ -15,6 +15,7 @@ mod cmdlog;
 mod config;
 mod console;
 mod control;
+mod diskindex;
 mod error;
 mod export;
 mod faults;

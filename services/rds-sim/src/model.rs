@@ -10,6 +10,7 @@ use crate::config::{
     Behaviour, CopyFromMode, DuplicateNqnMode, ExistingFileMode, LiveFileRemoveMode,
     MissingParentMode, SetFileSizeMode, SlotLimit, SpaceMode,
 };
+use crate::diskindex::DiskIndex;
 use crate::fileindex::Change;
 use crate::store::{FileKind, Store, normalise};
 
@@ -139,6 +140,9 @@ pub(crate) struct State {
     /// Subvolumes of the pool (`/disk/btrfs/subvolume`).
     #[serde(default)]
     pub btrfs: crate::subvol::BtrfsState,
+    /// Disk lookups by slot, NQN and path; rebuilt after loading ([`Device::disk_lookup`]).
+    #[serde(skip)]
+    pub disk_index: DiskIndex,
 }
 
 impl State {
@@ -156,6 +160,7 @@ impl State {
             file_ids: BTreeMap::new(),
             identity: None,
             btrfs: crate::subvol::BtrfsState::default(),
+            disk_index: DiskIndex::default(),
         }
     }
 }
@@ -276,8 +281,30 @@ impl Device<'_> {
         }
     }
 
+    /// Position of disk `id`: the disks are kept in id order (new ids are larger).
     pub(crate) fn disk_index(&self, id: u64) -> Option<usize> {
-        self.state.disks.iter().position(|d| d.id == id)
+        let disks = &self.state.disks;
+        match disks.binary_search_by_key(&id, |d| d.id) {
+            Ok(i) => Some(i),
+            Err(_) => disks.iter().position(|d| d.id == id),
+        }
+    }
+
+    /// The disk lookups, rebuilt first if the disks changed behind them (a loaded state).
+    pub(crate) fn disk_lookup(&mut self) -> &DiskIndex {
+        if !self.state.disk_index.is_for(&self.state.disks) {
+            self.state.disk_index = DiskIndex::build(&self.state.disks);
+        }
+        &self.state.disk_index
+    }
+
+    /// Ids of disks whose `prop` is exactly `value` (without looking at the others).
+    fn ids_where(&self, prop: &str, value: &str) -> Vec<u64> {
+        self.state
+            .disk_index
+            .ids(prop, value)
+            .map(<[u64]>::to_vec)
+            .unwrap_or_default()
     }
 
     pub(crate) fn summaries(&self) -> Vec<DiskSummary> {
@@ -396,12 +423,14 @@ impl Device<'_> {
         } else {
             f.nvme_tcp_server_nqn.as_str()
         };
-        let clash = self
-            .state
-            .disks
-            .iter()
-            .filter(|d| Some(d.id) != skip_id)
-            .filter_map(Disk::effective_nqn)
+        // Only disks whose NQN (or, without one, slot) is this one can clash.
+        let mut maybe = self.ids_where("nvme-tcp-server-nqn", nqn);
+        maybe.extend(self.ids_where("slot", nqn));
+        let clash = maybe
+            .into_iter()
+            .filter(|id| Some(*id) != skip_id)
+            .filter_map(|id| self.disk_index(id))
+            .filter_map(|i| self.state.disks[i].effective_nqn())
             .any(|(port, n)| port == f.nvme_tcp_server_port && n == nqn);
         if clash {
             Err(self.behaviour.texts.duplicate_nqn.clone())
@@ -419,14 +448,14 @@ impl Device<'_> {
     }
 
     fn slot_taken(&self, slot: &str, skip_id: Option<u64>) -> bool {
-        self.state
-            .disks
-            .iter()
-            .any(|d| d.slot == slot && Some(d.id) != skip_id)
+        self.ids_where("slot", slot)
+            .into_iter()
+            .any(|id| Some(id) != skip_id)
     }
 
     /// `/disk add type=file ...` (with an optional `copy-from` source id).
     pub(crate) fn disk_add(&mut self, args: &DiskArgs, copy_from: Option<u64>) -> OpResult<u64> {
+        self.disk_lookup();
         let texts = &self.behaviour.texts;
         let mut comment = String::new();
         let (mut slot, mut disabled, mut f, source) = match copy_from {
@@ -552,18 +581,21 @@ impl Device<'_> {
         }
         let id = self.state.next_disk_id;
         self.state.next_disk_id += 1;
-        self.state.disks.push(Disk {
+        let disk = Disk {
             id,
             slot,
             disabled,
             comment,
             kind: DiskKind::File(f),
-        });
+        };
+        self.state.disk_index.insert(&disk);
+        self.state.disks.push(disk);
         Ok(id)
     }
 
     /// `/disk set <ids> ...`.
     pub(crate) fn disk_set(&mut self, ids: &[u64], args: &DiskArgs) -> OpResult<()> {
+        self.disk_lookup();
         if args.slot.is_some() && ids.len() > 1 {
             return Err(self.behaviour.texts.duplicate_slot.clone());
         }
@@ -634,6 +666,8 @@ impl Device<'_> {
                     .set_len(&rel, size)
                     .map_err(|e| format!("failure: {e}"))?;
             }
+            self.state.disk_index.remove(&self.state.disks[i]);
+            self.state.disk_index.insert(&d);
             self.state.disks[i] = d;
         }
         Ok(())
@@ -641,6 +675,7 @@ impl Device<'_> {
 
     /// `/disk remove <ids>`: removes the items and their exports, never the files (docs/routeros.md §6.6).
     pub(crate) fn disk_remove(&mut self, ids: &[u64]) -> OpResult<()> {
+        self.disk_lookup();
         for &id in ids {
             let i = self
                 .disk_index(id)
@@ -649,7 +684,12 @@ impl Device<'_> {
                 return Err("failure: can not remove mounted disk".into());
             }
         }
-        self.state.disks.retain(|d| !ids.contains(&d.id));
+        for &id in ids {
+            if let Some(i) = self.disk_index(id) {
+                let d = self.state.disks.remove(i);
+                self.state.disk_index.remove(&d);
+            }
+        }
         Ok(())
     }
 

@@ -77,7 +77,7 @@ impl Shared {
     pub(crate) fn open(cfg: SimConfig) -> Result<Self, SimError> {
         std::fs::create_dir_all(&cfg.state_dir)
             .map_err(|e| SimError::io("creating", &cfg.state_dir, e))?;
-        let store = Store::open(&cfg.state_dir, POOL)?;
+        let store = Store::open(&cfg.state_dir, POOL)?.with_sync(cfg.sync_state);
         let state = Arc::new(Mutex::new(load_state(&store)?));
         let host_key = match &cfg.host_key {
             Some(k) => k.clone(),

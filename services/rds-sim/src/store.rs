@@ -73,6 +73,9 @@ pub(crate) struct Store {
     files: PathBuf,
     /// What is under `files/`, kept by every mutation below (crate::fileindex).
     index: Mutex<Index>,
+    /// fsync files the sim writes (off with `SimConfig::sync_state` off: benchmarks do not
+    /// count the sim's own durability as RouterOS time).
+    sync: bool,
 }
 
 /// Normalise a RouterOS path (`/a/b` or `a/b`) to its relative `/file` name; `None` when it
@@ -101,7 +104,14 @@ impl Store {
             root: root.to_path_buf(),
             files,
             index: Mutex::new(index),
+            sync: true,
         })
+    }
+
+    /// See `sync` above.
+    pub(crate) fn with_sync(mut self, sync: bool) -> Self {
+        self.sync = sync;
+        self
     }
 
     pub(crate) fn root(&self) -> &Path {
@@ -232,7 +242,9 @@ impl Store {
             .write(true)
             .open(p)?;
         f.set_len(size)?;
-        f.sync_all()?;
+        if self.sync {
+            f.sync_all()?;
+        }
         self.touched(rel);
         Ok(())
     }
@@ -299,7 +311,9 @@ impl Store {
             pos = hole.max(data + 1);
         }
         out.set_len(size)?;
-        out.sync_all()?;
+        if self.sync {
+            out.sync_all()?;
+        }
         self.touched(dst);
         Ok(())
     }
@@ -308,7 +322,15 @@ impl Store {
     /// every file with [`clone_file`], directories recreated, `skip` (nested subvolumes,
     /// `/file` names) left as empty directories.
     pub(crate) fn clone_tree(&self, src: &str, dst: &str, skip: &[String]) -> std::io::Result<()> {
-        fn copy(from: &Path, to: &Path, rel: &str, skip: &[String]) -> std::io::Result<()> {
+        let sync = self.sync;
+        let copy = |from: &Path, to: &Path, rel: &str| copy_tree(from, to, rel, skip, sync);
+        fn copy_tree(
+            from: &Path,
+            to: &Path,
+            rel: &str,
+            skip: &[String],
+            sync: bool,
+        ) -> std::io::Result<()> {
             fs::create_dir(to)?;
             if skip.iter().any(|s| s == rel) {
                 return Ok(());
@@ -320,9 +342,9 @@ impl Store {
                 let md = e.metadata()?;
                 let (f, t) = (e.path(), to.join(n));
                 if md.is_dir() {
-                    copy(&f, &t, &format!("{rel}/{n}"), skip)?;
+                    copy_tree(&f, &t, &format!("{rel}/{n}"), skip, sync)?;
                 } else if md.is_file() {
-                    clone_file(&f, &t)?;
+                    clone_file(&f, &t, sync)?;
                 }
             }
             Ok(())
@@ -333,7 +355,7 @@ impl Store {
         if let Some(up) = dp.parent() {
             fs::create_dir_all(up)?;
         }
-        let done = copy(&sp, &dp, src, skip);
+        let done = copy(&sp, &dp, src);
         if done.is_err() {
             // Leave nothing half-made behind: the snapshot did not happen.
             let _ = fs::remove_dir_all(&dp);
@@ -363,7 +385,7 @@ impl Store {
 /// by sharing the extents (a reflink, no data copied); other file systems copy in the
 /// kernel. Where `copy_file_range` is refused (older kernels, some file systems) the
 /// extent is copied by reading and writing.
-pub(crate) fn clone_file(src: &Path, dst: &Path) -> std::io::Result<()> {
+pub(crate) fn clone_file(src: &Path, dst: &Path, sync: bool) -> std::io::Result<()> {
     use nix::unistd::{Whence, lseek};
     let mut input = fs::File::open(src)?;
     let mut out = fs::OpenOptions::new()
@@ -388,7 +410,10 @@ pub(crate) fn clone_file(src: &Path, dst: &Path) -> std::io::Result<()> {
         pos = hole.max(data + 1);
     }
     out.set_len(len)?;
-    out.sync_all()
+    if sync {
+        out.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Copy bytes `[from, to)` at the same offsets: `copy_file_range`, or read/write when the

@@ -6,7 +6,7 @@
 //! in memory. Other filters list everything (the answer grows with the menu anyway).
 
 use super::exec::Ctx;
-use super::expr::{Expr, Props, eq_alternatives, eval, mentions_any, values_eq};
+use super::expr::{Expr, Props, eq_alternatives, eval, mentions_any, parse_number, values_eq};
 use super::parse::{Command, Menu};
 use super::props::{disk_props, file_props, filesystem_props, subvolume_props};
 use crate::config::NumberingMode;
@@ -16,9 +16,10 @@ use crate::model::{DiskKind, FileItem, PoolUsage};
 pub(super) enum View {
     /// Files (all of them, or just the named ones).
     Files(Vec<(FileItem, u32)>),
-    /// Every disk (position = print number). The pool's usage is computed only if a
-    /// filter reads a usage property of the pool record.
-    Disks(std::cell::OnceCell<PoolUsage>),
+    /// Disks (position = print number): all, or only those at the listed positions (the
+    /// filter can hold for nothing else). The pool's usage is computed only if a filter
+    /// reads a usage property of the pool record.
+    Disks(std::cell::OnceCell<PoolUsage>, Option<Vec<usize>>),
     Subvolumes,
     Filesystems,
 }
@@ -53,7 +54,7 @@ impl Ctx<'_, '_> {
     fn id_in(&self, view: &View, at: usize) -> Option<u64> {
         match view {
             View::Files(f) => f.get(at).map(|(f, _)| f.id),
-            View::Disks(_) => self.dev.state.disks.get(at).map(|d| d.id),
+            View::Disks(..) => self.dev.state.disks.get(at).map(|d| d.id),
             View::Subvolumes => self.dev.state.btrfs.subvolumes.get(at).map(|s| s.id),
             View::Filesystems => Some(1),
         }
@@ -63,7 +64,15 @@ impl Ctx<'_, '_> {
     fn filter(&mut self, cmd: &Command, view: &View) -> Result<Vec<(usize, u32)>, String> {
         let alts = cmd.filter.as_ref().and_then(eq_alternatives);
         let mut out = Vec::new();
-        for at in 0..self.view_len(view) {
+        let all;
+        let positions = match view {
+            View::Disks(_, Some(at)) => at.as_slice(),
+            _ => {
+                all = (0..self.view_len(view)).collect::<Vec<_>>();
+                all.as_slice()
+            }
+        };
+        for &at in positions {
             let keep = match &cmd.filter {
                 None => true,
                 Some(_) if alts.as_ref().is_some_and(|a| !self.may_match(view, at, a)) => false,
@@ -89,7 +98,7 @@ impl Ctx<'_, '_> {
     fn view_len(&self, view: &View) -> usize {
         match view {
             View::Files(f) => f.len(),
-            View::Disks(_) => self.dev.state.disks.len(),
+            View::Disks(..) => self.dev.state.disks.len(),
             View::Subvolumes => self.dev.state.btrfs.subvolumes.len(),
             View::Filesystems => usize::from(self.dev.btrfs_fs(None).is_ok()),
         }
@@ -109,20 +118,44 @@ impl Ctx<'_, '_> {
             Menu::BtrfsSubvolume => View::Subvolumes,
             Menu::BtrfsFilesystem => View::Filesystems,
             _ => {
-                let view = View::Disks(std::cell::OnceCell::new());
+                let cell = std::cell::OnceCell::new();
                 // Membership only: a filter that reads no usage property does not need the
                 // pool's usage.
                 if cmd
                     .filter
                     .as_ref()
                     .is_some_and(|f| !mentions_any(f, &["size", "free", "use"]))
-                    && let View::Disks(cell) = &view
                 {
                     let _ = cell.set(PoolUsage { total: 0, used: 0 });
                 }
-                view
+                let only = cmd.filter.as_ref().and_then(|f| self.indexed_disks(f));
+                View::Disks(cell, only)
             }
         }
+    }
+
+    /// Positions of the only disks `f` can keep, from the disk lookups, when it is made of
+    /// `||`-joined equalities on indexed properties with plain text values (a number or a
+    /// yes/no compares loosely, so those take the full pass).
+    fn indexed_disks(&mut self, f: &Expr) -> Option<Vec<usize>> {
+        let alts = eq_alternatives(f)?;
+        let plain =
+            |v: &str| parse_number(v).is_none() && !matches!(v, "yes" | "no" | "true" | "false");
+        let ix = self.dev.disk_lookup();
+        let mut ids = Vec::new();
+        for (p, v) in alts {
+            if !plain(v) {
+                return None;
+            }
+            ids.extend_from_slice(ix.ids(p, v)?);
+        }
+        let mut at: Vec<usize> = ids
+            .into_iter()
+            .filter_map(|id| self.dev.disk_index(id))
+            .collect();
+        at.sort_unstable();
+        at.dedup();
+        Some(at)
     }
 
     /// `/file` candidates: only the named files when the filter can hold for nothing else,
@@ -172,7 +205,7 @@ impl Ctx<'_, '_> {
                     let (f, _) = files.get(at)?;
                     (prop == "name").then_some(Some(f.info.name.as_str()))
                 }
-                View::Disks(_) => {
+                View::Disks(..) => {
                     let d = self.dev.state.disks.get(at)?;
                     match (prop, &d.kind) {
                         ("slot", _) => Some(Some(d.slot.as_str())),
@@ -205,7 +238,7 @@ impl Ctx<'_, '_> {
         let upper = self.upper();
         match view {
             View::Files(files) => files.get(at).map(|(f, _)| file_props(f, upper)),
-            View::Disks(u) => {
+            View::Disks(u, _) => {
                 let dev = &*self.dev;
                 dev.state.disks.get(at).map(|d| {
                     disk_props(d, upper, dev.behaviour, &|| *u.get_or_init(|| dev.usage()))
@@ -246,7 +279,7 @@ impl Ctx<'_, '_> {
             Menu::BtrfsFilesystem => self.props_at(&View::Filesystems, 0),
             _ => {
                 let at = self.dev.state.disks.iter().position(|d| d.id == id)?;
-                self.props_at(&View::Disks(std::cell::OnceCell::new()), at)
+                self.props_at(&View::Disks(std::cell::OnceCell::new(), None), at)
             }
         }
     }
