@@ -113,7 +113,26 @@ impl Rds {
     /// Disks matching `disks`, files matching `files` and the subvolumes of
     /// `subs`, in one exec ([`Command::Batch`], every part ending with its
     /// marker).
+    ///
+    /// A box whose pool has no Btrfs may refuse the subvolume prints (the
+    /// sim lists nothing; real RouterOS is unverified): then the same read
+    /// runs once more without them, so flat calls keep working there.
     pub async fn scene(
+        &self,
+        disks: DiskSelector,
+        files: Option<FileSelector>,
+        subs: Vec<SubvolumeSelector>,
+    ) -> Result<Scene, AgentError> {
+        if subs.is_empty() {
+            return self.scene_once(disks, files, subs).await;
+        }
+        match self.scene_once(disks.clone(), files.clone(), subs).await {
+            Err(e) if is_no_btrfs(&e) => self.scene_once(disks, files, Vec::new()).await,
+            other => other,
+        }
+    }
+
+    async fn scene_once(
         &self,
         disks: DiskSelector,
         files: Option<FileSelector>,

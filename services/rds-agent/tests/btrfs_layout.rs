@@ -605,3 +605,53 @@ async fn a_slow_restore_is_joined_by_its_retry() {
     );
     env.shutdown().await;
 }
+
+/// Should a box without Btrfs refuse the subvolume prints that ride along in
+/// the batched reads, flat calls still work: the read runs again without
+/// them.
+#[tokio::test]
+async fn flat_calls_survive_a_refused_subvolume_print() {
+    use rds_sim::{FaultAction, FaultRule};
+    let env = env(Opts {
+        sim: Box::new(|c| c.behaviour.pool_filesystem = PoolFilesystem::Xfs),
+        ..Opts::default()
+    })
+    .await;
+    let mut c = env.client();
+    c.create_volume(create_req("pvc-x1", GIB)).await.unwrap();
+    c.create_snapshot(snap_req("snap-x1", "pvc-x1"))
+        .await
+        .unwrap();
+    env.sim.faults().add(
+        FaultRule::new(FaultAction::ErrorText(
+            "failure: no btrfs filesystem storage-pool".into(),
+        ))
+        .on("/disk/btrfs/subvolume/print"),
+    );
+    let listed = common::snapshot_pages(
+        c.list_snapshots(ListSnapshotsRequest::default())
+            .await
+            .unwrap()
+            .into_inner(),
+    )
+    .await;
+    assert_eq!(listed.len(), 1);
+    assert!(
+        c.delete_snapshot(DeleteSnapshotRequest {
+            snapshot_id: "snap-x1".into()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .existed
+    );
+    assert!(
+        c.delete_volume(delete_req("pvc-x1"))
+            .await
+            .unwrap()
+            .into_inner()
+            .existed
+    );
+    assert_eq!(env.disks_with_slot("pvc-x1"), 0);
+    env.shutdown().await;
+}
