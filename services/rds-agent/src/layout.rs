@@ -379,6 +379,31 @@ mod tests {
     }
 
     #[test]
+    fn layout_from_the_wire() {
+        use rds_proto::agent::VolumeLayout as L;
+        assert_eq!(
+            Layout::from_proto(L::Unspecified as i32).unwrap(),
+            Layout::Flat
+        );
+        assert_eq!(Layout::from_proto(L::Flat as i32).unwrap(), Layout::Flat);
+        assert_eq!(
+            Layout::from_proto(L::Subvolume as i32).unwrap(),
+            Layout::Subvolume
+        );
+        assert_eq!(
+            Layout::from_proto(99).unwrap_err().reason(),
+            rds_bus::Reason::InvalidArgument
+        );
+        let f = DiskPath::new("/storage-pool/metal-csi/pvc-1/volume.img").unwrap();
+        let (pool, sv) = subvolume_of_file(&f).unwrap();
+        assert_eq!(
+            (pool.as_str(), sv.as_str()),
+            ("storage-pool", "metal-csi/pvc-1")
+        );
+        assert!(subvolume_of_file(&DiskPath::new("/storage-pool/x.img").unwrap()).is_err());
+    }
+
+    #[test]
     fn overlong_snapshot_paths_are_invalid_arguments() {
         let base = DiskPath::new("/storage-pool/metal-csi").unwrap();
         let long = Slot::new(&"a".repeat(128)).unwrap();
