@@ -109,7 +109,7 @@ mod tests {
 
     #[test]
     fn garbage_and_negatives_are_refused_with_the_input_named() {
-        for text in ["", "soon", "-5s", "5x", "ms", "1.5.2s", "-1"] {
+        for text in ["", "soon", "-5s", "5x", "ms", "1.5.2s", "-1", "5d"] {
             let err = parse(text).unwrap_err();
             assert!(err.contains("not a duration"), "{text:?}: {err}");
         }
