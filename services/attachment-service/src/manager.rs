@@ -266,15 +266,8 @@ impl Manager {
             DetachPlan::NotAttached => Ok(false),
             DetachPlan::Remove { old, detached } => {
                 let doing = format!("detach from {}", join_nodes(&detached));
-                if let Err(e) = self.fence_to(volume, &[], &doing).await {
-                    self.metrics.detach(false);
-                    return Err(e);
-                }
-                if let Err(e) = self.commit(vec![], vec![volume.clone()]).await {
-                    self.metrics.detach(false);
-                    return Err(e);
-                }
-                self.metrics.detach(true);
+                self.fence_and_commit_detach(volume, &[], &doing, vec![], vec![volume.clone()])
+                    .await?;
                 self.metrics.op("detach", started.elapsed());
                 if let Some(m) = old.migration.as_ref().filter(|m| !m.timed_out) {
                     self.metrics
@@ -292,53 +285,79 @@ impl Manager {
             }
             DetachPlan::Partial { new, outcome } => {
                 let doing = format!("detach (keeping {})", join_nodes(&new.node_ids()));
-                if let Err(e) = self.fence_to(volume, &new.node_ids(), &doing).await {
-                    self.metrics.detach(false);
-                    return Err(e);
-                }
-                if let Err(e) = self.commit(vec![new.clone()], vec![]).await {
-                    self.metrics.detach(false);
-                    return Err(e);
-                }
-                self.metrics.detach(true);
+                self.fence_and_commit_detach(
+                    volume,
+                    &new.node_ids(),
+                    &doing,
+                    vec![new.clone()],
+                    vec![],
+                )
+                .await?;
                 self.metrics.op("detach_partial", started.elapsed());
                 let pvc = new.pvc.as_ref();
-                let (who, event) = match &outcome {
-                    MigrationOutcome::Completed {
-                        source,
-                        target,
-                        duration,
-                    } => {
-                        self.metrics
-                            .migration_finished("success", to_std(*duration));
-                        (
-                            source,
-                            events::migration_completed(source, target, to_std(*duration)),
-                        )
-                    }
-                    MigrationOutcome::Aborted {
-                        source,
-                        target,
-                        elapsed,
-                    } => {
-                        self.metrics.migration_finished("failed", to_std(*elapsed));
-                        (
-                            target,
-                            events::migration_failed(
-                                source,
-                                target,
-                                "target detached before the source (migration abandoned)",
-                                to_std(*elapsed),
-                            ),
-                        )
-                    }
-                    MigrationOutcome::AfterTimeout { detached }
-                    | MigrationOutcome::NoMigration { detached } => {
-                        (detached, events::volume_detached(detached))
-                    }
-                };
+                let (who, event) = self.outcome_event(&outcome);
                 self.events.post(volume, Some(who), pvc, event);
                 Ok(true)
+            }
+        }
+    }
+
+    /// A detach's storage side then its durable change; either failing
+    /// counts as a failed detach.
+    async fn fence_and_commit_detach(
+        &self,
+        volume: &VolumeId,
+        keep: &[NodeId],
+        doing: &str,
+        put: Vec<Record>,
+        remove: Vec<VolumeId>,
+    ) -> Result<(), Error> {
+        let done = match self.fence_to(volume, keep, doing).await {
+            Ok(()) => self.commit(put, remove).await,
+            Err(e) => Err(e),
+        };
+        self.metrics.detach(done.is_ok());
+        done
+    }
+
+    /// The event a partial detach posts, and the node it is about; a
+    /// finished migration is also counted.
+    fn outcome_event<'a>(
+        &self,
+        outcome: &'a MigrationOutcome,
+    ) -> (&'a NodeId, rds_proto::event::post_request::Event) {
+        match outcome {
+            MigrationOutcome::Completed {
+                source,
+                target,
+                duration,
+            } => {
+                self.metrics
+                    .migration_finished("success", to_std(*duration));
+                (
+                    source,
+                    events::migration_completed(source, target, to_std(*duration)),
+                )
+            }
+            MigrationOutcome::Aborted {
+                source,
+                target,
+                elapsed,
+            } => {
+                self.metrics.migration_finished("failed", to_std(*elapsed));
+                (
+                    target,
+                    events::migration_failed(
+                        source,
+                        target,
+                        "target detached before the source (migration abandoned)",
+                        to_std(*elapsed),
+                    ),
+                )
+            }
+            MigrationOutcome::AfterTimeout { detached }
+            | MigrationOutcome::NoMigration { detached } => {
+                (detached, events::volume_detached(detached))
             }
         }
     }

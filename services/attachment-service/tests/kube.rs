@@ -2,6 +2,9 @@
 //! JSON over HTTP, kube's own client and watcher), with the real
 //! event-service (file sink) receiving the events.
 
+// `cfg(test)` lets clippy.toml's unwrap/expect allowance cover the helpers.
+#![cfg(test)]
+
 mod support;
 
 use std::time::{Duration, Instant};
@@ -65,6 +68,32 @@ fn seed_rwo(fake: &FakeApi, x: &str) {
     ));
 }
 
+/// An attached VolumeAttachment of this driver, created at `at`.
+fn put_attached_va(fake: &FakeApi, name: &str, pv: &str, node: &str, at: &str) {
+    fake.put_value::<VolumeAttachment>(objects::va(name, pv, node, true, DRIVER, at));
+}
+
+/// A single-node-writer filesystem attach.
+fn rwo(volume: &str, node: &str) -> pb::AttachRequest {
+    attach_req(volume, node, AccessMode::SingleNodeWriter, false)
+}
+
+/// Waits (≤ `within`) until the attachment table satisfies `ok`; returns it.
+async fn until_table(
+    c: &Client,
+    within: Duration,
+    what: &str,
+    ok: impl Fn(&[pb::Attachment]) -> bool,
+) -> Vec<pb::Attachment> {
+    let ok = &ok;
+    support::eventually(within, || {
+        let mut c = c.clone();
+        async move { Some(list(&mut c).await).filter(|l| ok(l)) }
+    })
+    .await
+    .unwrap_or_else(|| panic!("timed out ({within:?}) waiting for: {what}"))
+}
+
 fn set_attached(mut va: Value, attached: bool) -> Value {
     va["status"]["attached"] = json!(attached);
     va
@@ -75,15 +104,49 @@ async fn rebuild_from_volume_attachments_and_again_after_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeApi::start().await;
     let events = Events::start(dir.path()).await;
-    seed_nodes(&fake, &["n1", "n2", "n3"]);
-    seed_rwo(&fake, "a");
+    seed_rebuild_world(&fake);
+    let svc = Proc::start(kube_cfg(&fake, dir.path(), &events, "r1"));
+    let mut c = svc.client();
+    ready(&mut c).await;
+    let table = list(&mut c).await;
+    assert_eq!(
+        table
+            .iter()
+            .map(|a| a.volume_id.as_str())
+            .collect::<Vec<_>>(),
+        ["pvc-a", "pvc-b"]
+    );
+    assert_rebuilt(&table);
+    fences_from_the_rebuilt_table(&mut c).await;
+    // Nothing but the Lease was written to the API.
+    assert!(
+        fake.writes()
+            .iter()
+            .all(|(_, path)| path.contains("/leases")),
+        "{:?}",
+        fake.writes()
+    );
+    svc.kill().await;
+
+    let svc = Proc::start(kube_cfg(&fake, dir.path(), &events, "r2"));
+    let mut c = svc.client();
+    ready(&mut c).await;
+    assert_eq!(list(&mut c).await, table);
+}
+
+/// Nodes n1-n3; pvc-a (RWO, n1), pvc-b (RWX block, PVC in claimRef only,
+/// n1 then n2: a migration), pvc-c (refused earlier: never attached) and
+/// pvc-z of another driver.
+fn seed_rebuild_world(fake: &FakeApi) {
+    seed_nodes(fake, &["n1", "n2", "n3"]);
+    seed_rwo(fake, "a");
     // RWX block with the PVC only in claimRef.
     let mut pv_b = objects::pv("pv-b", "pvc-b", &["ReadWriteMany"], true, None, DRIVER);
     pv_b["spec"]["claimRef"] =
         json!({"kind": "PersistentVolumeClaim", "namespace": "vms", "name": "disk-b"});
     pv_b["spec"]["csi"]["volumeAttributes"]["migrationTimeoutSeconds"] = json!("120");
     fake.put_value::<PersistentVolume>(pv_b);
-    seed_rwo(&fake, "c");
+    seed_rwo(fake, "c");
     fake.put_value::<PersistentVolume>(objects::pv(
         "pv-z",
         "pvc-z",
@@ -92,30 +155,9 @@ async fn rebuild_from_volume_attachments_and_again_after_a_crash() {
         None,
         "other.csi.io",
     ));
-    fake.put_value::<VolumeAttachment>(objects::va(
-        "va-a",
-        "pv-a",
-        "n1",
-        true,
-        DRIVER,
-        "2025-01-01T00:00:00Z",
-    ));
-    fake.put_value::<VolumeAttachment>(objects::va(
-        "va-b1",
-        "pv-b",
-        "n1",
-        true,
-        DRIVER,
-        "2025-01-01T00:00:00Z",
-    ));
-    fake.put_value::<VolumeAttachment>(objects::va(
-        "va-b2",
-        "pv-b",
-        "n2",
-        true,
-        DRIVER,
-        "2025-01-01T00:00:30Z",
-    ));
+    put_attached_va(fake, "va-a", "pv-a", "n1", "2025-01-01T00:00:00Z");
+    put_attached_va(fake, "va-b1", "pv-b", "n1", "2025-01-01T00:00:00Z");
+    put_attached_va(fake, "va-b2", "pv-b", "n2", "2025-01-01T00:00:30Z");
     // Refused by us earlier: attachError set, never attached.
     let mut refused = objects::va("va-c", "pv-c", "n2", false, DRIVER, "2025-01-01T00:00:00Z");
     refused["status"]["attachError"] =
@@ -129,18 +171,10 @@ async fn rebuild_from_volume_attachments_and_again_after_a_crash() {
         "other.csi.io",
         "2025-01-01T00:00:00Z",
     ));
+}
 
-    let svc = Proc::start(kube_cfg(&fake, dir.path(), &events, "r1"));
-    let mut c = svc.client();
-    ready(&mut c).await;
-    let table = list(&mut c).await;
-    assert_eq!(
-        table
-            .iter()
-            .map(|a| a.volume_id.as_str())
-            .collect::<Vec<_>>(),
-        ["pvc-a", "pvc-b"]
-    );
+/// The table rebuilt from [`seed_rebuild_world`].
+fn assert_rebuilt(table: &[pb::Attachment]) {
     let (a, b) = (&table[0], &table[1]);
     assert_eq!(nodes_of(a), ["n1"]);
     assert_eq!(a.access_mode, AccessMode::SingleNodeWriter as i32);
@@ -167,18 +201,12 @@ async fn rebuild_from_volume_attachments_and_again_after_a_crash() {
         b.migration_started_at.as_ref().unwrap().seconds,
         expect_started.as_second()
     );
+}
 
-    // It fences from the rebuilt table; the holder's own repeat with its real
-    // access mode is accepted (the rebuilt mode was only inferred).
-    let err = c
-        .attach(attach_req(
-            "pvc-a",
-            "n2",
-            AccessMode::SingleNodeWriter,
-            false,
-        ))
-        .await
-        .unwrap_err();
+/// It fences from the rebuilt table; the holder's own repeat with its real
+/// access mode is accepted (the rebuilt mode was only inferred).
+async fn fences_from_the_rebuilt_table(c: &mut Client) {
+    let err = c.attach(rwo("pvc-a", "n2")).await.unwrap_err();
     assert_eq!(reason_of(&err), Some(Reason::AttachedElsewhere));
     assert!(err.message().contains("node n1"), "{}", err.message());
     let third = c
@@ -202,20 +230,6 @@ async fn rebuild_from_volume_attachments_and_again_after_a_crash() {
         .unwrap()
         .into_inner();
     assert!(again.already_attached);
-    // Nothing but the Lease was written to the API.
-    assert!(
-        fake.writes()
-            .iter()
-            .all(|(_, path)| path.contains("/leases")),
-        "{:?}",
-        fake.writes()
-    );
-    svc.kill().await;
-
-    let svc = Proc::start(kube_cfg(&fake, dir.path(), &events, "r2"));
-    let mut c = svc.client();
-    ready(&mut c).await;
-    assert_eq!(list(&mut c).await, table);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -231,16 +245,7 @@ async fn unavailable_until_the_api_answers_then_fast_even_if_it_fails() {
     for _ in 0..5 {
         let err = support::eventually(Duration::from_secs(5), || {
             let mut c = c.clone();
-            async move {
-                c.attach(attach_req(
-                    "pvc-a",
-                    "n1",
-                    AccessMode::SingleNodeWriter,
-                    false,
-                ))
-                .await
-                .err()
-            }
+            async move { c.attach(rwo("pvc-a", "n1")).await.err() }
         })
         .await
         .expect("attach must not succeed while the API fails");
@@ -251,16 +256,7 @@ async fn unavailable_until_the_api_answers_then_fast_even_if_it_fails() {
     fake.set_failing(false);
     let ok = support::eventually(Duration::from_secs(15), || {
         let mut c = c.clone();
-        async move {
-            c.attach(attach_req(
-                "pvc-a",
-                "n1",
-                AccessMode::SingleNodeWriter,
-                false,
-            ))
-            .await
-            .ok()
-        }
+        async move { c.attach(rwo("pvc-a", "n1")).await.ok() }
     })
     .await;
     assert!(ok.is_some(), "rebuild is retried until it succeeds");
@@ -269,14 +265,7 @@ async fn unavailable_until_the_api_answers_then_fast_even_if_it_fails() {
     fake.set_failing(true);
     let t = Instant::now();
     c.detach(detach_req("pvc-a", "n1")).await.unwrap();
-    c.attach(attach_req(
-        "pvc-a",
-        "n1",
-        AccessMode::SingleNodeWriter,
-        false,
-    ))
-    .await
-    .unwrap();
+    c.attach(rwo("pvc-a", "n1")).await.unwrap();
     assert!(
         t.elapsed() < Duration::from_millis(300),
         "{:?}",
@@ -293,14 +282,7 @@ async fn a_deleted_node_is_cleared_after_the_grace_period_with_an_event() {
     let events = Events::start(dir.path()).await;
     seed_nodes(&fake, &["n1", "n2"]);
     seed_rwo(&fake, "a");
-    fake.put_value::<VolumeAttachment>(objects::va(
-        "va-a",
-        "pv-a",
-        "n2",
-        true,
-        DRIVER,
-        "2025-01-01T00:00:00Z",
-    ));
+    put_attached_va(&fake, "va-a", "pv-a", "n2", "2025-01-01T00:00:00Z");
     let svc = Proc::start(kube_cfg(&fake, dir.path(), &events, "r1"));
     let mut c = svc.client();
     ready(&mut c).await;
@@ -311,12 +293,7 @@ async fn a_deleted_node_is_cleared_after_the_grace_period_with_an_event() {
     fake.delete::<Node>(None, "n2");
     // Kept within the grace period: the moment it left the table is at or
     // after the grace period (a positive wait, then the comparison).
-    support::eventually(Duration::from_secs(10), || {
-        let mut c = c.clone();
-        async move { list(&mut c).await.is_empty().then_some(()) }
-    })
-    .await
-    .expect("cleared");
+    until_table(&c, Duration::from_secs(10), "cleared", <[_]>::is_empty).await;
     let cleared_after = deleted.elapsed();
     assert!(cleared_after >= Duration::from_secs(1), "{cleared_after:?}");
     let ev = &events.wait("StaleAttachmentCleared", "pvc-a", 1).await[0];
@@ -341,14 +318,7 @@ async fn a_deleted_node_is_cleared_after_the_grace_period_with_an_event() {
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
     // Another node may take it now.
-    c.attach(attach_req(
-        "pvc-a",
-        "n1",
-        AccessMode::SingleNodeWriter,
-        false,
-    ))
-    .await
-    .unwrap();
+    c.attach(rwo("pvc-a", "n1")).await.unwrap();
     svc.stop().await.unwrap();
 }
 
@@ -369,51 +339,28 @@ async fn the_watch_adopts_forgets_and_a_vanished_attached_va_is_stale() {
     let va_x = objects::va("va-x", "pv-x", "n1", false, DRIVER, "2025-01-01T00:00:00Z");
     fake.put_value::<VolumeAttachment>(va_x.clone());
     fake.put_value::<VolumeAttachment>(set_attached(va_x.clone(), true));
-    let adopted = support::eventually(Duration::from_secs(5), || {
-        let mut c = c.clone();
-        async move { Some(list(&mut c).await).filter(|l| !l.is_empty()) }
+    let adopted = until_table(&c, Duration::from_secs(5), "attached VA adopted", |l| {
+        !l.is_empty()
     })
-    .await
-    .expect("attached VA adopted");
+    .await;
     assert_eq!(nodes_of(&adopted[0]), ["n1"]);
-    let err = c
-        .attach(attach_req(
-            "pvc-x",
-            "n2",
-            AccessMode::SingleNodeWriter,
-            false,
-        ))
-        .await
-        .unwrap_err();
+    let err = c.attach(rwo("pvc-x", "n2")).await.unwrap_err();
     assert_eq!(reason_of(&err), Some(Reason::AttachedElsewhere));
 
     // ...and detached it: attached=false, then the VA goes away.
     fake.put_value::<VolumeAttachment>(set_attached(va_x, false));
     fake.delete::<VolumeAttachment>(None, "va-x");
-    support::eventually(Duration::from_secs(5), || {
-        let mut c = c.clone();
-        async move { list(&mut c).await.is_empty().then_some(()) }
-    })
-    .await
-    .expect("detached VA forgotten");
+    until_table(
+        &c,
+        Duration::from_secs(5),
+        "detached VA forgotten",
+        <[_]>::is_empty,
+    )
+    .await;
 
     // A VA removed while still attached: stale after the grace period.
-    fake.put_value::<VolumeAttachment>(objects::va(
-        "va-y",
-        "pv-y",
-        "n1",
-        true,
-        DRIVER,
-        "2025-01-01T00:00:00Z",
-    ));
-    c.attach(attach_req(
-        "pvc-y",
-        "n1",
-        AccessMode::SingleNodeWriter,
-        false,
-    ))
-    .await
-    .unwrap();
+    put_attached_va(&fake, "va-y", "pv-y", "n1", "2025-01-01T00:00:00Z");
+    c.attach(rwo("pvc-y", "n1")).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let deleted = Instant::now();
     fake.delete::<VolumeAttachment>(None, "va-y");
@@ -447,22 +394,8 @@ async fn only_the_lease_holder_reconciles_and_a_standby_takes_over() {
     seed_nodes(&fake, &["n1", "n2"]);
     seed_rwo(&fake, "a");
     seed_rwo(&fake, "b");
-    fake.put_value::<VolumeAttachment>(objects::va(
-        "va-a",
-        "pv-a",
-        "n2",
-        true,
-        DRIVER,
-        "2025-01-01T00:00:00Z",
-    ));
-    fake.put_value::<VolumeAttachment>(objects::va(
-        "va-b",
-        "pv-b",
-        "n1",
-        true,
-        DRIVER,
-        "2025-01-01T00:00:00Z",
-    ));
+    put_attached_va(&fake, "va-a", "pv-a", "n2", "2025-01-01T00:00:00Z");
+    put_attached_va(&fake, "va-b", "pv-b", "n1", "2025-01-01T00:00:00Z");
 
     let a = Proc::start(kube_cfg(&fake, dir.path(), &events, "replica-a"));
     wait_holder(&fake, "replica-a", Duration::from_secs(5)).await;
@@ -562,12 +495,7 @@ async fn late_watch_events_neither_resurrect_nor_drop_attachments() {
     // Late events around a detach served here must not resurrect it.
     let va_w = objects::va("va-w", "pv-w", "n1", true, DRIVER, "2025-01-01T00:00:00Z");
     fake.put_value::<VolumeAttachment>(va_w.clone());
-    support::eventually(Duration::from_secs(5), || {
-        let mut c = c.clone();
-        async move { (list(&mut c).await.len() == 1).then_some(()) }
-    })
-    .await
-    .expect("va-w adopted");
+    until_table(&c, Duration::from_secs(5), "va-w adopted", |l| l.len() == 1).await;
     assert!(
         c.detach(detach_req("pvc-w", "n1"))
             .await
@@ -580,20 +508,11 @@ async fn late_watch_events_neither_resurrect_nor_drop_attachments() {
     fake.put_value::<VolumeAttachment>(deleting);
     // Barrier: a later VA (another volume) has been adopted, so the watch
     // has delivered the deleting one before it.
-    fake.put_value::<VolumeAttachment>(objects::va(
-        "va-q",
-        "pv-q",
-        "n1",
-        true,
-        DRIVER,
-        "2025-01-01T00:00:00Z",
-    ));
-    let held = support::eventually(Duration::from_secs(5), || {
-        let mut c = c.clone();
-        async move { Some(list(&mut c).await).filter(|l| l.iter().any(|a| a.volume_id == "pvc-q")) }
+    put_attached_va(&fake, "va-q", "pv-q", "n1", "2025-01-01T00:00:00Z");
+    let held = until_table(&c, Duration::from_secs(5), "va-q adopted", |l| {
+        l.iter().any(|a| a.volume_id == "pvc-q")
     })
-    .await
-    .expect("va-q adopted");
+    .await;
     assert!(
         held.iter().all(|a| a.volume_id != "pvc-w"),
         "a VA being deleted is not adopted"
@@ -604,14 +523,7 @@ async fn late_watch_events_neither_resurrect_nor_drop_attachments() {
     fake.put_value::<VolumeAttachment>(set_attached(va_w, false));
     fake.delete::<VolumeAttachment>(None, "va-w");
     tokio::time::sleep(Duration::from_millis(200)).await;
-    c.attach(attach_req(
-        "pvc-w",
-        "n1",
-        AccessMode::SingleNodeWriter,
-        false,
-    ))
-    .await
-    .unwrap();
+    c.attach(rwo("pvc-w", "n1")).await.unwrap();
     // Barrier: the watch's decision about the old VA was made.
     wait_metric(
         &metrics,
@@ -622,16 +534,19 @@ async fn late_watch_events_neither_resurrect_nor_drop_attachments() {
         list(&mut c).await.iter().any(|a| a.volume_id == "pvc-w"),
         "attached after the old VA was seen gone"
     );
+    a_newer_va_keeps_the_pair(&fake, &mut c, &metrics).await;
+    c.detach(detach_req("pvc-v", "n1")).await.unwrap();
+    c.detach(detach_req("pvc-w", "n1")).await.unwrap();
+
+    svc.stop().await.unwrap();
+}
+
+/// pvc-v attached here while its old VA is detached and deleted and a newer
+/// VA for the same pair appears: the pair is kept, nothing forgotten.
+async fn a_newer_va_keeps_the_pair(fake: &FakeApi, c: &mut Client, metrics: &str) {
     let old = objects::va("va-v", "pv-v", "n1", true, DRIVER, "2025-01-01T00:00:00Z");
     fake.put_value::<VolumeAttachment>(old.clone());
-    c.attach(attach_req(
-        "pvc-v",
-        "n1",
-        AccessMode::SingleNodeWriter,
-        false,
-    ))
-    .await
-    .unwrap();
+    c.attach(rwo("pvc-v", "n1")).await.unwrap();
     fake.put_value::<VolumeAttachment>(set_attached(old, false));
     fake.delete::<VolumeAttachment>(None, "va-v");
     fake.put_value::<VolumeAttachment>(objects::va(
@@ -643,28 +558,20 @@ async fn late_watch_events_neither_resurrect_nor_drop_attachments() {
         "2025-01-01T02:00:00Z",
     ));
     wait_metric(
-        &metrics,
+        metrics,
         "rds_csi_attachment_reconcile_total{action=\"forget_kept\"} 2",
     )
     .await;
-    let held: Vec<String> = list(&mut c)
-        .await
-        .into_iter()
-        .map(|a| a.volume_id)
-        .collect();
+    let held: Vec<String> = list(c).await.into_iter().map(|a| a.volume_id).collect();
     assert_eq!(
         held,
         ["pvc-q", "pvc-v", "pvc-w"],
         "a newer VA for the pair keeps it"
     );
     assert!(
-        !scrape(&metrics).await.contains("action=\"forget\""),
+        !scrape(metrics).await.contains("action=\"forget\""),
         "nothing forgotten"
     );
-    c.detach(detach_req("pvc-v", "n1")).await.unwrap();
-    c.detach(detach_req("pvc-w", "n1")).await.unwrap();
-
-    svc.stop().await.unwrap();
 }
 
 /// Waits (≤ 10 s) until the metrics page shows `line`.

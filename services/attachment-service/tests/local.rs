@@ -1,6 +1,9 @@
 //! Local mode (file store), real gRPC to attachment-service and from it to
 //! the real event-service (JSON-lines sink).
 
+// `cfg(test)` lets clippy.toml's unwrap/expect allowance cover the helpers.
+#![cfg(test)]
+
 mod support;
 
 use std::time::{Duration, Instant};
@@ -85,10 +88,49 @@ async fn fencing_rules_idempotency_and_metrics() {
     let svc = Proc::start(cfg);
     let mut c = svc.client();
     ready(&mut c).await;
-    let rwo = AccessMode::SingleNodeWriter;
-    let rwx = AccessMode::MultiNodeMultiWriter;
 
-    // RWO: idempotent repeat, conflict naming the holder, event.
+    rwo_rules(&mut c, &events).await;
+
+    rwx_rules(&mut c).await;
+
+    bad_input_reads_and_detach(&mut c).await;
+    let text = scrape(&metrics).await;
+    for want in [
+        "rds_csi_attachment_attach_total{status=\"success\"} 3",
+        "rds_csi_attachment_detach_total{status=\"success\"} 1",
+        "rds_csi_attachment_conflicts_total 1",
+        "rds_csi_migration_active_migrations 1",
+        "rds_csi_nvme_connections_active 1",
+        "rds_csi_attachment_operation_duration_seconds_count{operation=\"attach_secondary\"} 1",
+    ] {
+        assert!(text.contains(want), "missing {want} in\n{text}");
+    }
+
+    // An idempotent repeat posts nothing new: a sentinel attach posted
+    // after them is the barrier.
+    c.attach(attach_req(
+        "sentinel",
+        "n1",
+        AccessMode::SingleNodeWriter,
+        false,
+    ))
+    .await
+    .unwrap();
+    events.wait("VolumeAttached", "sentinel", 1).await;
+    assert_eq!(
+        events.with_reason("VolumeAttached").len(),
+        3,
+        "{:#?}",
+        events.all()
+    );
+    assert_eq!(events.with_reason("VolumeDetached").len(), 1);
+    svc.stop().await.unwrap();
+}
+
+/// RWO: idempotent repeat, conflict naming the holder, event; same node
+/// with the other readonly flag is ALREADY_EXISTS.
+async fn rwo_rules(c: &mut Client, events: &Events) {
+    let rwo = AccessMode::SingleNodeWriter;
     c.attach(attach_req("vol-1", "n1", rwo, false))
         .await
         .unwrap();
@@ -120,8 +162,11 @@ async fn fencing_rules_idempotency_and_metrics() {
     let mut ro = attach_req("vol-1", "n1", rwo, false);
     ro.readonly = true;
     assert_eq!(c.attach(ro).await.unwrap_err().code(), Code::AlreadyExists);
+}
 
-    // RWX filesystem refused; RWX block: two nodes, not three.
+/// RWX filesystem refused; RWX block: two nodes, not three.
+async fn rwx_rules(c: &mut Client) {
+    let rwx = AccessMode::MultiNodeMultiWriter;
     let err = c
         .attach(attach_req("vol-2", "n1", rwx, false))
         .await
@@ -152,8 +197,11 @@ async fn fencing_rules_idempotency_and_metrics() {
             .into_inner()
             .already_attached
     );
+}
 
-    // Bad input, Get/List, idempotent detach.
+/// Bad input, Get/List, idempotent detach.
+async fn bad_input_reads_and_detach(c: &mut Client) {
+    let rwo = AccessMode::SingleNodeWriter;
     let err = c
         .attach(attach_req("bad id!", "n1", rwo, false))
         .await
@@ -209,32 +257,6 @@ async fn fencing_rules_idempotency_and_metrics() {
             .into_inner()
             .was_attached
     );
-    let text = scrape(&metrics).await;
-    for want in [
-        "rds_csi_attachment_attach_total{status=\"success\"} 3",
-        "rds_csi_attachment_detach_total{status=\"success\"} 1",
-        "rds_csi_attachment_conflicts_total 1",
-        "rds_csi_migration_active_migrations 1",
-        "rds_csi_nvme_connections_active 1",
-        "rds_csi_attachment_operation_duration_seconds_count{operation=\"attach_secondary\"} 1",
-    ] {
-        assert!(text.contains(want), "missing {want} in\n{text}");
-    }
-
-    // An idempotent repeat posts nothing new: a sentinel attach posted
-    // after them is the barrier.
-    c.attach(attach_req("sentinel", "n1", rwo, false))
-        .await
-        .unwrap();
-    events.wait("VolumeAttached", "sentinel", 1).await;
-    assert_eq!(
-        events.with_reason("VolumeAttached").len(),
-        3,
-        "{:#?}",
-        events.all()
-    );
-    assert_eq!(events.with_reason("VolumeDetached").len(), 1);
-    svc.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -246,67 +268,9 @@ async fn migration_completes_and_times_out_with_events() {
     ready(&mut c).await;
     let rwx = AccessMode::MultiNodeMultiWriter;
 
-    // Completed: the source leaves first.
-    c.attach(attach_req("vm-1", "src", rwx, true))
-        .await
-        .unwrap();
-    c.attach(attach_req("vm-1", "dst", rwx, true))
-        .await
-        .unwrap();
-    let started = &events.wait("MigrationStarted", "vm-1", 1).await[0];
-    assert_eq!(
-        started["message"],
-        "[vm-1]: KubeVirt live migration started - source: src, target: dst, timeout: 5m0s"
-    );
-    c.detach(detach_req("vm-1", "src")).await.unwrap();
-    let done = &events.wait("MigrationCompleted", "vm-1", 1).await[0];
-    assert_eq!(
-        done["message"],
-        "[vm-1]: KubeVirt live migration completed - source: src -> target: dst (duration: 0s)"
-    );
-    assert_eq!(done["pvc_name"], "claim-vm-1");
-    let left = c
-        .get(pb::GetRequest {
-            volume_id: "vm-1".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(nodes_of(&left), ["dst"]);
-    assert!(left.migration_started_at.is_none());
+    migration_completes(&mut c, &events).await;
 
-    // Timed out: both stay attached, MigrationFailed, a third node refused.
-    let mut req = attach_req("vm-2", "dst", rwx, true);
-    req.migration_timeout_seconds = 1;
-    c.attach(attach_req("vm-2", "src", rwx, true))
-        .await
-        .unwrap();
-    c.attach(req).await.unwrap();
-    let failed = &events.wait("MigrationFailed", "vm-2", 1).await[0];
-    assert_eq!(failed["type"], "Warning");
-    let msg = failed["message"].as_str().unwrap();
-    assert!(
-        msg.starts_with("[vm-2]: KubeVirt live migration failed - source: src, attempted target: dst, reason: timeout, elapsed: 1"),
-        "{msg}"
-    );
-    let held = c
-        .get(pb::GetRequest {
-            volume_id: "vm-2".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        nodes_of(&held),
-        ["src", "dst"],
-        "nothing is dropped on timeout"
-    );
-    let err = c
-        .attach(attach_req("vm-2", "other", rwx, true))
-        .await
-        .unwrap_err();
-    assert_eq!(reason_of(&err), Some(Reason::MigrationLimit));
-    assert!(err.message().contains("timed out"), "{}", err.message());
+    migration_times_out(&mut c, &events).await;
 
     // The timed-out mark is durable: a crash and restart report it once.
     svc.kill().await;
@@ -361,6 +325,74 @@ async fn migration_completes_and_times_out_with_events() {
             .contains("reason: target detached before the source")
     );
     svc.stop().await.unwrap();
+}
+
+/// Completed: the source leaves first.
+async fn migration_completes(c: &mut Client, events: &Events) {
+    let rwx = AccessMode::MultiNodeMultiWriter;
+    c.attach(attach_req("vm-1", "src", rwx, true))
+        .await
+        .unwrap();
+    c.attach(attach_req("vm-1", "dst", rwx, true))
+        .await
+        .unwrap();
+    let started = &events.wait("MigrationStarted", "vm-1", 1).await[0];
+    assert_eq!(
+        started["message"],
+        "[vm-1]: KubeVirt live migration started - source: src, target: dst, timeout: 5m0s"
+    );
+    c.detach(detach_req("vm-1", "src")).await.unwrap();
+    let done = &events.wait("MigrationCompleted", "vm-1", 1).await[0];
+    assert_eq!(
+        done["message"],
+        "[vm-1]: KubeVirt live migration completed - source: src -> target: dst (duration: 0s)"
+    );
+    assert_eq!(done["pvc_name"], "claim-vm-1");
+    let left = c
+        .get(pb::GetRequest {
+            volume_id: "vm-1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(nodes_of(&left), ["dst"]);
+    assert!(left.migration_started_at.is_none());
+}
+
+/// Timed out: both stay attached, MigrationFailed, a third node refused.
+async fn migration_times_out(c: &mut Client, events: &Events) {
+    let rwx = AccessMode::MultiNodeMultiWriter;
+    let mut req = attach_req("vm-2", "dst", rwx, true);
+    req.migration_timeout_seconds = 1;
+    c.attach(attach_req("vm-2", "src", rwx, true))
+        .await
+        .unwrap();
+    c.attach(req).await.unwrap();
+    let failed = &events.wait("MigrationFailed", "vm-2", 1).await[0];
+    assert_eq!(failed["type"], "Warning");
+    let msg = failed["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("[vm-2]: KubeVirt live migration failed - source: src, attempted target: dst, reason: timeout, elapsed: 1"),
+        "{msg}"
+    );
+    let held = c
+        .get(pb::GetRequest {
+            volume_id: "vm-2".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        nodes_of(&held),
+        ["src", "dst"],
+        "nothing is dropped on timeout"
+    );
+    let err = c
+        .attach(attach_req("vm-2", "other", rwx, true))
+        .await
+        .unwrap_err();
+    assert_eq!(reason_of(&err), Some(Reason::MigrationLimit));
+    assert!(err.message().contains("timed out"), "{}", err.message());
 }
 
 /// Attach and Detach with event-service absent (connection refused) and
@@ -610,85 +642,17 @@ async fn bench_attach_latency_and_reconcile_10k() {
     use attachment_service::metrics::Metrics;
     use attachment_service::reconcile::Reconciler;
     use attachment_service::store::file::FileStore;
-    use attachment_service::store::{Batch, Store};
     use std::sync::Arc;
 
     // 1. Attach p50/p99 over 1,000 calls, real gRPC, event path on.
     let dir = tempfile::tempdir().unwrap();
     let events = Events::start(dir.path()).await;
-    let svc = Proc::start(local(dir.path(), Some(&events)));
-    let mut c = svc.client();
-    ready(&mut c).await;
-    let mut lat = Vec::with_capacity(1000);
-    for i in 0..1000 {
-        let t = Instant::now();
-        c.attach(attach_req(
-            &format!("bench-{i}"),
-            "n1",
-            AccessMode::SingleNodeWriter,
-            false,
-        ))
-        .await
-        .unwrap();
-        lat.push(t.elapsed());
-    }
-    lat.sort();
-    println!(
-        "Attach over gRPC, local file store, event path on: n=1000 p50={:?} p99={:?} max={:?}",
-        percentile(&lat, 0.5),
-        percentile(&lat, 0.99),
-        lat[999]
-    );
-    support::eventually(Duration::from_secs(30), || async {
-        (events.with_reason("VolumeAttached").len() >= 1000).then_some(())
-    })
-    .await
-    .expect("all 1000 VolumeAttached events arrive");
-    svc.stop().await.unwrap();
+    attach_1000_over_grpc(dir.path(), &events).await;
 
     // 2. Reconcile over 10,000 attachments.
     let dir2 = tempfile::tempdir().unwrap();
     let store = Arc::new(FileStore::open(dir2.path()).unwrap());
-    let template = {
-        let cfg = local(dir2.path(), None);
-        let _ = cfg;
-        attachment_service::model::Record {
-            volume: rds_bus::VolumeId::parse("x").unwrap(),
-            nodes: vec![attachment_service::model::NodeAttachment {
-                node: rds_bus::NodeId::parse("n1").unwrap(),
-                attached_at: jiff::Timestamp::now(),
-                readonly: false,
-            }],
-            access_mode: attachment_service::model::AccessMode::SingleNodeWriter,
-            block: false,
-            pvc: attachment_service::model::PvcRef::new("ns", "c"),
-            migration_timeout_secs: 300,
-            migration: None,
-            inferred: false,
-        }
-    };
-    let recs: Vec<_> = (0..10_000)
-        .map(|i| {
-            let mut r = template.clone();
-            r.volume = rds_bus::VolumeId::parse(&format!("pvc-{i:05}")).unwrap();
-            r
-        })
-        .collect();
-    let t = Instant::now();
-    store
-        .commit(Batch {
-            put: &recs,
-            remove: &[],
-        })
-        .await
-        .unwrap();
-    println!(
-        "write 10,000 records (one fsynced file each): {:?}",
-        t.elapsed()
-    );
-    let t = Instant::now();
-    let loaded = store.load().await.unwrap();
-    println!("load 10,000 records: {:?}", t.elapsed());
+    let loaded = write_then_load(store.as_ref(), &ten_thousand_records()).await;
 
     let metrics = Arc::new(Metrics::new());
     let poster = EventPoster::new(
@@ -744,6 +708,91 @@ async fn bench_attach_latency_and_reconcile_10k() {
         1,
         "only .lock is left"
     );
+}
+
+/// Attach p50/p99 over 1,000 calls, real gRPC, event path on.
+async fn attach_1000_over_grpc(dir: &std::path::Path, events: &Events) {
+    let svc = Proc::start(local(dir, Some(events)));
+    let mut c = svc.client();
+    ready(&mut c).await;
+    let mut lat = Vec::with_capacity(1000);
+    for i in 0..1000 {
+        let t = Instant::now();
+        c.attach(attach_req(
+            &format!("bench-{i}"),
+            "n1",
+            AccessMode::SingleNodeWriter,
+            false,
+        ))
+        .await
+        .unwrap();
+        lat.push(t.elapsed());
+    }
+    lat.sort();
+    println!(
+        "Attach over gRPC, local file store, event path on: n=1000 p50={:?} p99={:?} max={:?}",
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+        lat[999]
+    );
+    support::eventually(Duration::from_secs(30), || async {
+        (events.with_reason("VolumeAttached").len() >= 1000).then_some(())
+    })
+    .await
+    .expect("all 1000 VolumeAttached events arrive");
+    svc.stop().await.unwrap();
+}
+
+/// Writes the records in one batch and loads them back, printing both times.
+async fn write_then_load(
+    store: &attachment_service::store::file::FileStore,
+    recs: &[attachment_service::model::Record],
+) -> Vec<attachment_service::model::Record> {
+    use attachment_service::store::{Batch, Store};
+    let t = Instant::now();
+    store
+        .commit(Batch {
+            put: recs,
+            remove: &[],
+        })
+        .await
+        .unwrap();
+    println!(
+        "write 10,000 records (one fsynced file each): {:?}",
+        t.elapsed()
+    );
+    let t = Instant::now();
+    let loaded = store.load().await.unwrap();
+    println!("load 10,000 records: {:?}", t.elapsed());
+    loaded
+}
+
+/// 10,000 RWO records on n1, volumes pvc-00000 and up.
+fn ten_thousand_records() -> Vec<attachment_service::model::Record> {
+    let template = {
+        attachment_service::model::Record {
+            volume: rds_bus::VolumeId::parse("x").unwrap(),
+            nodes: vec![attachment_service::model::NodeAttachment {
+                node: rds_bus::NodeId::parse("n1").unwrap(),
+                attached_at: jiff::Timestamp::now(),
+                readonly: false,
+            }],
+            access_mode: attachment_service::model::AccessMode::SingleNodeWriter,
+            block: false,
+            pvc: attachment_service::model::PvcRef::new("ns", "c"),
+            migration_timeout_secs: 300,
+            migration: None,
+            inferred: false,
+        }
+    };
+    let recs: Vec<_> = (0..10_000)
+        .map(|i| {
+            let mut r = template.clone();
+            r.volume = rds_bus::VolumeId::parse(&format!("pvc-{i:05}")).unwrap();
+            r
+        })
+        .collect();
+    recs
 }
 
 /// `clear_stale` decides again under the volume's lock: a pair attached
@@ -837,51 +886,14 @@ async fn clear_stale_re_checks_under_the_volume_lock() {
 async fn a_cancelled_attach_completes_in_memory_as_on_disk() {
     use attachment_service::AttachmentsService;
     use attachment_service::cluster::KnownNodes;
-    use attachment_service::error::Error;
     use attachment_service::events::EventPoster;
     use attachment_service::metrics::Metrics;
-    use attachment_service::model::Record;
     use attachment_service::store::file::FileStore;
-    use attachment_service::store::{Batch, Store};
-    use futures::FutureExt;
-    use futures::future::BoxFuture;
-    use rds_bus::VolumeId;
+    use held::HeldStore;
     use rds_proto::attachment::attachments_server::Attachments;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
     use tokio::sync::Semaphore;
-
-    struct HeldStore {
-        inner: Arc<FileStore>,
-        gate: Arc<Semaphore>,
-        landed: Arc<AtomicBool>,
-    }
-    impl Store for HeldStore {
-        fn load(&self) -> BoxFuture<'_, Result<Vec<Record>, Error>> {
-            self.inner.load()
-        }
-        fn commit<'a>(&'a self, batch: Batch<'a>) -> BoxFuture<'a, Result<(), Error>> {
-            let (inner, gate, landed) =
-                (self.inner.clone(), self.gate.clone(), self.landed.clone());
-            let (put, remove): (Vec<Record>, Vec<VolumeId>) =
-                (batch.put.to_vec(), batch.remove.to_vec());
-            let write = tokio::spawn(async move {
-                let _permit = gate.acquire().await;
-                let r = inner
-                    .commit(Batch {
-                        put: &put,
-                        remove: &remove,
-                    })
-                    .await;
-                landed.store(true, Ordering::SeqCst);
-                r
-            });
-            async move { write.await.map_err(|e| Error::Internal(e.to_string()))? }.boxed()
-        }
-        fn describe(&self) -> String {
-            "held file store".into()
-        }
-    }
 
     let dir = tempfile::tempdir().unwrap();
     let gate = Arc::new(Semaphore::new(0));
@@ -942,4 +954,51 @@ async fn a_cancelled_attach_completes_in_memory_as_on_disk() {
         .filter(|n| n.ends_with(".tmp"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// A store that finishes its write on a task of its own once `gate` lets it
+/// (as the file store's blocking thread does after its caller is dropped).
+mod held {
+    use attachment_service::error::Error;
+    use attachment_service::model::Record;
+    use attachment_service::store::file::FileStore;
+    use attachment_service::store::{Batch, Store};
+    use futures::FutureExt;
+    use futures::future::BoxFuture;
+    use rds_bus::VolumeId;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::sync::Semaphore;
+
+    pub struct HeldStore {
+        pub inner: Arc<FileStore>,
+        pub gate: Arc<Semaphore>,
+        pub landed: Arc<AtomicBool>,
+    }
+    impl Store for HeldStore {
+        fn load(&self) -> BoxFuture<'_, Result<Vec<Record>, Error>> {
+            self.inner.load()
+        }
+        fn commit<'a>(&'a self, batch: Batch<'a>) -> BoxFuture<'a, Result<(), Error>> {
+            let (inner, gate, landed) =
+                (self.inner.clone(), self.gate.clone(), self.landed.clone());
+            let (put, remove): (Vec<Record>, Vec<VolumeId>) =
+                (batch.put.to_vec(), batch.remove.to_vec());
+            let write = tokio::spawn(async move {
+                let _permit = gate.acquire().await;
+                let r = inner
+                    .commit(Batch {
+                        put: &put,
+                        remove: &remove,
+                    })
+                    .await;
+                landed.store(true, Ordering::SeqCst);
+                r
+            });
+            async move { write.await.map_err(|e| Error::Internal(e.to_string()))? }.boxed()
+        }
+        fn describe(&self) -> String {
+            "held file store".into()
+        }
+    }
 }

@@ -76,6 +76,25 @@ async fn until(what: &str, within: Duration, cond: impl Fn() -> bool) {
     .unwrap_or_else(|| panic!("timed out ({within:?}) waiting for: {what}"));
 }
 
+/// Replicas r-a and r-b, started one after the other.
+async fn two_replicas(
+    fake: &FakeApi,
+    dir: &std::path::Path,
+    events: &Events,
+    (grace, interval): (Duration, Duration),
+) -> (Replica, Replica) {
+    let a = Replica::start("r-a", cfg_for(fake, dir, events, "r-a", grace, interval)).await;
+    let b = Replica::start("r-b", cfg_for(fake, dir, events, "r-b", grace, interval)).await;
+    (a, b)
+}
+
+async fn until_a_leader(a: &Replica, b: &Replica) {
+    until("a leader", Duration::from_secs(10), || {
+        a.is_leader() || b.is_leader()
+    })
+    .await;
+}
+
 /// An attached VolumeAttachment deleted by hand (finalizer removed): both
 /// replicas clear their own table within one reconcile period; the Lease
 /// holder alone posts the event.
@@ -88,24 +107,12 @@ async fn a_va_deleted_while_attached_is_cleared_from_both_tables() {
     fake.put_value::<VolumeAttachment>(attached_va("va-a", "pv-a", "n1"));
     fake.put_value::<VolumeAttachment>(attached_va("va-z", "pv-z", "n2"));
     let (grace, interval) = (Duration::from_secs(1), Duration::from_secs(5));
-    let a = Replica::start(
-        "r-a",
-        cfg_for(&fake, dir.path(), &events, "r-a", grace, interval),
-    )
-    .await;
-    let b = Replica::start(
-        "r-b",
-        cfg_for(&fake, dir.path(), &events, "r-b", grace, interval),
-    )
-    .await;
+    let (a, b) = two_replicas(&fake, dir.path(), &events, (grace, interval)).await;
     until("both tables rebuilt", Duration::from_secs(10), || {
         a.holds("pvc-a", "n1") && b.holds("pvc-a", "n1")
     })
     .await;
-    until("a leader", Duration::from_secs(10), || {
-        a.is_leader() || b.is_leader()
-    })
-    .await;
+    until_a_leader(&a, &b).await;
 
     let deleted = Instant::now();
     fake.delete::<VolumeAttachment>(None, "va-a");
@@ -270,16 +277,7 @@ async fn a_re_list_during_a_publish_keeps_the_new_attachment() {
     // re-list (after kube's backoff: 0.8 s plus up to 0.8 s of jitter) before the
     // old VA counts as stale.
     let (grace, interval) = (Duration::from_secs(4), Duration::from_secs(30));
-    let a = Replica::start(
-        "r-a",
-        cfg_for(&fake, dir.path(), &events, "r-a", grace, interval),
-    )
-    .await;
-    let b = Replica::start(
-        "r-b",
-        cfg_for(&fake, dir.path(), &events, "r-b", grace, interval),
-    )
-    .await;
+    let (a, b) = two_replicas(&fake, dir.path(), &events, (grace, interval)).await;
     until("both tables rebuilt", Duration::from_secs(10), || {
         a.holds("pvc-r", "n1")
             && b.holds("pvc-r", "n1")
@@ -287,10 +285,7 @@ async fn a_re_list_during_a_publish_keeps_the_new_attachment() {
             && b.holds("pvc-s", "n1")
     })
     .await;
-    until("a leader", Duration::from_secs(10), || {
-        a.is_leader() || b.is_leader()
-    })
-    .await;
+    until_a_leader(&a, &b).await;
 
     // The stuck VA is removed by hand while attached...
     fake.delete::<VolumeAttachment>(None, "va-r");
@@ -301,69 +296,19 @@ async fn a_re_list_during_a_publish_keeps_the_new_attachment() {
     })
     .await;
 
-    // The VA watch breaks; its re-list takes 6 s (past the grace deadline).
-    let lists_before = fake.calls_to(Verb::List, "volumeattachments").len();
-    fake.inject(
-        Fault::on(Verb::List)
-            .resource("volumeattachments")
-            .delay(Duration::from_secs(6))
-            .times(2),
-    );
-    fake.expire_watches();
-    until("both re-lists in flight", Duration::from_secs(5), || {
-        fake.calls_to(Verb::List, "volumeattachments").len() >= lists_before + 2
-    })
-    .await;
+    let lists_before = break_va_watch_with_slow_relists(&fake).await;
 
     // Watch both tables from now on.
     let stop = Arc::new(AtomicBool::new(false));
     let lost = Arc::new(AtomicBool::new(false));
-    let watcher = {
-        let (stop, lost) = (stop.clone(), lost.clone());
-        let (ma, mb) = (a.manager(), b.manager());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::SeqCst) {
-                for m in [&ma, &mb] {
-                    let held = m
-                        .list(None, None)
-                        .map(|l| l.iter().any(|r| r.volume.as_str() == "pvc-r"))
-                        .unwrap_or(true);
-                    if !held {
-                        lost.store(true, Ordering::SeqCst);
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        })
-    };
+    let watcher = watch_held(&a, &b, "pvc-r", stop.clone(), lost.clone());
 
     // The attacher: a new VA for the same node, then ControllerPublish
     // (retried while UNAVAILABLE), then attached=true.
     let va_r2 = objects::va("va-r2", "pv-r", "n1", false, DRIVER, "2026-01-01T00:00:00Z");
     fake.put_value::<VolumeAttachment>(va_r2.clone());
-    let mut c = b.client();
-    let mut unavailable = 0;
     let published = Instant::now();
-    loop {
-        match c
-            .attach(attach_req(
-                "pvc-r",
-                "n1",
-                AccessMode::SingleNodeWriter,
-                false,
-            ))
-            .await
-        {
-            Ok(_) => break,
-            Err(e) if reason_of(&e) == Some(Reason::StoreNotReady) => {
-                assert_eq!(e.code(), tonic::Code::Unavailable);
-                unavailable += 1;
-                assert!(published.elapsed() < Duration::from_secs(15), "{e:?}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("{e:?}"),
-        }
-    }
+    let unavailable = attach_while_not_ready(&b, "pvc-r", "n1").await;
     let mut done = va_r2;
     done["status"]["attached"] = json!(true);
     fake.put_value::<VolumeAttachment>(done);
@@ -372,29 +317,7 @@ async fn a_re_list_during_a_publish_keeps_the_new_attachment() {
         published.elapsed()
     );
 
-    // Barrier: both re-lists answered, then a later stale clear (pvc-s)
-    // has been made by the leader and by both tables.
-    until("re-lists answered", Duration::from_secs(10), || {
-        fake.calls_to(Verb::List, "volumeattachments")
-            .iter()
-            .skip(lists_before)
-            .filter(|c| c.status == Some(200))
-            .count()
-            >= 2
-    })
-    .await;
-    fake.delete::<VolumeAttachment>(None, "va-s");
-    until(
-        "pvc-s cleared by the leader",
-        Duration::from_secs(15),
-        || {
-            events
-                .with_reason("StaleAttachmentCleared")
-                .iter()
-                .any(|e| e["volume_id"] == "pvc-s")
-        },
-    )
-    .await;
+    relists_answered_then_pvc_s_cleared(&fake, &events, lists_before).await;
     // The leader has passed the grace deadlines of both VAs by now.
     assert!(
         !lost.load(Ordering::SeqCst),
@@ -430,4 +353,101 @@ async fn a_re_list_during_a_publish_keeps_the_new_attachment() {
     );
     a.stop().await;
     b.stop().await;
+}
+
+/// Flags `lost` whenever either replica's table lacks `volume`, until `stop`.
+fn watch_held(
+    a: &Replica,
+    b: &Replica,
+    volume: &'static str,
+    stop: Arc<AtomicBool>,
+    lost: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    let (ma, mb) = (a.manager(), b.manager());
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::SeqCst) {
+            for m in [&ma, &mb] {
+                let held = m
+                    .list(None, None)
+                    .map(|l| l.iter().any(|r| r.volume.as_str() == volume))
+                    .unwrap_or(true);
+                if !held {
+                    lost.store(true, Ordering::SeqCst);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    })
+}
+
+/// The attacher's ControllerPublish, retried while the replica answers
+/// STORE_NOT_READY (UNAVAILABLE), at most 15 s. Returns how many times.
+async fn attach_while_not_ready(r: &Replica, volume: &str, node: &str) -> u32 {
+    let mut c = r.client();
+    let mut unavailable = 0;
+    let published = Instant::now();
+    loop {
+        match c
+            .attach(attach_req(
+                volume,
+                node,
+                AccessMode::SingleNodeWriter,
+                false,
+            ))
+            .await
+        {
+            Ok(_) => return unavailable,
+            Err(e) if reason_of(&e) == Some(Reason::StoreNotReady) => {
+                assert_eq!(e.code(), tonic::Code::Unavailable);
+                unavailable += 1;
+                assert!(published.elapsed() < Duration::from_secs(15), "{e:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+}
+
+/// Barrier: both re-lists answered, then a later stale clear (pvc-s) has
+/// been made by the leader.
+async fn relists_answered_then_pvc_s_cleared(fake: &FakeApi, events: &Events, lists_before: usize) {
+    until("re-lists answered", Duration::from_secs(10), || {
+        fake.calls_to(Verb::List, "volumeattachments")
+            .iter()
+            .skip(lists_before)
+            .filter(|c| c.status == Some(200))
+            .count()
+            >= 2
+    })
+    .await;
+    fake.delete::<VolumeAttachment>(None, "va-s");
+    until(
+        "pvc-s cleared by the leader",
+        Duration::from_secs(15),
+        || {
+            events
+                .with_reason("StaleAttachmentCleared")
+                .iter()
+                .any(|e| e["volume_id"] == "pvc-s")
+        },
+    )
+    .await;
+}
+
+/// The VA watch breaks; its re-list takes 6 s (past the grace deadline).
+/// Returns how many VA lists there were before.
+async fn break_va_watch_with_slow_relists(fake: &FakeApi) -> usize {
+    let lists_before = fake.calls_to(Verb::List, "volumeattachments").len();
+    fake.inject(
+        Fault::on(Verb::List)
+            .resource("volumeattachments")
+            .delay(Duration::from_secs(6))
+            .times(2),
+    );
+    fake.expire_watches();
+    until("both re-lists in flight", Duration::from_secs(5), || {
+        fake.calls_to(Verb::List, "volumeattachments").len() >= lists_before + 2
+    })
+    .await;
+    lists_before
 }

@@ -13,7 +13,7 @@ use crate::cluster::Presence;
 use crate::error::Error;
 use crate::events;
 use crate::fencing;
-use crate::model::{Migration, NodeAttachment, Record};
+use crate::model::{Migration, NodeAttachment, PvcRef, Record};
 
 impl Manager {
     /// Clears stale (volume, node) pairs: durable first (in batches), then
@@ -47,27 +47,7 @@ impl Manager {
                     }
                 }
             }
-            let mut done = Vec::new();
-            let mut pvcs = Vec::new();
-            for (v, n, missing_since) in chunk {
-                let Some(rec) = work.get_mut(v) else { continue };
-                let Some(pos) = rec.nodes.iter().position(|x| &x.node == n) else {
-                    continue;
-                };
-                let still_gone = self.cluster.node(n) == Presence::Gone
-                    || self.cluster.attachment_object(v, n) == Presence::Gone;
-                if !still_gone || rec.nodes[pos].attached_at > *missing_since {
-                    tracing::info!(volume_id = %v, node_id = %n, still_gone,
-                        "not clearing: no longer stale, or attached after it was seen missing");
-                    continue;
-                }
-                rec.nodes.remove(pos);
-                if rec.migration.take().is_some_and(|m| !m.timed_out) {
-                    self.metrics.migration_closed();
-                }
-                pvcs.push(rec.pvc.clone());
-                done.push((v.clone(), n.clone()));
-            }
+            let (done, pvcs) = self.drop_stale_pairs(chunk, &mut work);
             let touched: std::collections::HashSet<&VolumeId> =
                 done.iter().map(|(v, _)| v).collect();
             let (remove, put): (Vec<Record>, Vec<Record>) = work
@@ -75,24 +55,7 @@ impl Manager {
                 .filter(|r| touched.contains(&r.volume))
                 .partition(|r| r.nodes.is_empty());
             let remove: Vec<VolumeId> = remove.into_iter().map(|r| r.volume).collect();
-            // Storage fencing: the RDS stops admitting the cleared nodes
-            // before the table forgets them; a volume the RDS did not
-            // confirm stays as it was (retried on the next pass).
-            let mut unfenced = std::collections::HashSet::new();
-            for r in &put {
-                if self
-                    .fence_to(&r.volume, &r.node_ids(), "clear stale")
-                    .await
-                    .is_err()
-                {
-                    unfenced.insert(r.volume.clone());
-                }
-            }
-            for v in &remove {
-                if self.fence_to(v, &[], "clear stale").await.is_err() {
-                    unfenced.insert(v.clone());
-                }
-            }
+            let unfenced = self.fence_cleared(&put, &remove).await;
             let put: Vec<Record> = put
                 .into_iter()
                 .filter(|r| !unfenced.contains(&r.volume))
@@ -120,6 +83,64 @@ impl Manager {
             cleared.extend(done);
         }
         Ok(cleared)
+    }
+
+    /// Takes the stale pairs out of the working copies of their records,
+    /// deciding again for each (still gone, attached before it was seen
+    /// missing). Returns the pairs taken and the PVC of each.
+    fn drop_stale_pairs(
+        &self,
+        chunk: &[(VolumeId, NodeId, Timestamp)],
+        work: &mut BTreeMap<VolumeId, Record>,
+    ) -> (Vec<(VolumeId, NodeId)>, Vec<Option<PvcRef>>) {
+        let mut done = Vec::new();
+        let mut pvcs = Vec::new();
+        for (v, n, missing_since) in chunk {
+            let Some(rec) = work.get_mut(v) else { continue };
+            let Some(pos) = rec.nodes.iter().position(|x| &x.node == n) else {
+                continue;
+            };
+            let still_gone = self.cluster.node(n) == Presence::Gone
+                || self.cluster.attachment_object(v, n) == Presence::Gone;
+            if !still_gone || rec.nodes[pos].attached_at > *missing_since {
+                tracing::info!(volume_id = %v, node_id = %n, still_gone,
+                    "not clearing: no longer stale, or attached after it was seen missing");
+                continue;
+            }
+            rec.nodes.remove(pos);
+            if rec.migration.take().is_some_and(|m| !m.timed_out) {
+                self.metrics.migration_closed();
+            }
+            pvcs.push(rec.pvc.clone());
+            done.push((v.clone(), n.clone()));
+        }
+        (done, pvcs)
+    }
+
+    /// Storage fencing: the RDS stops admitting the cleared nodes before the
+    /// table forgets them. Returns the volumes the RDS did not confirm: they
+    /// stay as they were (retried on the next pass).
+    async fn fence_cleared(
+        &self,
+        put: &[Record],
+        remove: &[VolumeId],
+    ) -> std::collections::HashSet<VolumeId> {
+        let mut unfenced = std::collections::HashSet::new();
+        for r in put {
+            if self
+                .fence_to(&r.volume, &r.node_ids(), "clear stale")
+                .await
+                .is_err()
+            {
+                unfenced.insert(r.volume.clone());
+            }
+        }
+        for v in remove {
+            if self.fence_to(v, &[], "clear stale").await.is_err() {
+                unfenced.insert(v.clone());
+            }
+        }
+        unfenced
     }
 
     /// The earliest deadline of an open migration window.
