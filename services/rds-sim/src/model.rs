@@ -269,6 +269,16 @@ impl DiskArgs {
     }
 }
 
+/// A disk being added, before it is in the state.
+#[derive(Default)]
+struct NewDisk {
+    slot: String,
+    disabled: bool,
+    comment: String,
+    f: FileDisk,
+    source: Option<Disk>,
+}
+
 /// Outcome of a mutation that may or may not have touched the state.
 pub(crate) type OpResult<T> = Result<T, String>;
 
@@ -456,46 +466,95 @@ impl Device<'_> {
     /// `/disk add type=file ...` (with an optional `copy-from` source id).
     pub(crate) fn disk_add(&mut self, args: &DiskArgs, copy_from: Option<u64>) -> OpResult<u64> {
         self.disk_lookup();
-        let texts = &self.behaviour.texts;
-        let mut comment = String::new();
-        let (mut slot, mut disabled, mut f, source) = match copy_from {
-            Some(src) => {
-                let d = self
-                    .disk_index(src)
-                    .map(|i| self.state.disks[i].clone())
-                    .ok_or_else(|| "no such item".to_owned())?;
-                let f = d
-                    .file()
-                    .cloned()
-                    .ok_or_else(|| "failure: copy-from item is not a file disk".to_owned())?;
-                // copy-from starts from every property of the source, the comment too.
-                comment.clone_from(&d.comment);
-                (String::new(), d.disabled, f, Some(d))
+        let mut n = self.new_disk(args, copy_from)?;
+        let (rel, parent) = self.disk_target(args, &n)?;
+        let existing = self.store.info(&rel);
+        if let Some(info) = &existing {
+            if info.kind != FileKind::File {
+                return Err("failure: file-path is a directory".into());
             }
-            None => (String::new(), false, FileDisk::default(), None),
+            if self.behaviour.existing_file == ExistingFileMode::Fail {
+                return Err(self.behaviour.texts.file_exists.clone());
+            }
+        }
+        // Size: given > copied source size > existing file size.
+        let size = match (args.file_size, &n.source, &existing) {
+            (Some(s), _, _) => s,
+            (None, Some(_), _) => n.f.file_size,
+            (None, None, Some(info)) => info.size,
+            (None, None, None) => 0,
         };
-        args.apply(&mut slot, &mut disabled, &mut comment, &mut f);
+        if size == 0 {
+            return Err("failure: file-size not specified".into());
+        }
+        n.f.file_size = size;
+        self.check_nqn(None, &n.slot, n.disabled, &n.f)?;
+        let clone_data = self.behaviour.copy_from == CopyFromMode::DataClone && existing.is_none();
+        self.check_space(&n, existing.as_ref(), clone_data)?;
+        self.ensure_parent(&parent)?;
+        self.write_backing(
+            &n,
+            &rel,
+            existing.is_some(),
+            args.file_size.is_some(),
+            clone_data,
+        )
+        .map_err(|e| format!("failure: {e}"))?;
+        let id = self.state.next_disk_id;
+        self.state.next_disk_id += 1;
+        let disk = Disk {
+            id,
+            slot: n.slot,
+            disabled: n.disabled,
+            comment: n.comment,
+            kind: DiskKind::File(n.f),
+        };
+        self.state.disk_index.insert(&disk);
+        self.state.disks.push(disk);
+        Ok(id)
+    }
+
+    /// The new disk's properties: the `copy-from` source's (comment included), then the
+    /// given ones; a slot assigned when none is given; the slot checks.
+    fn new_disk(&self, args: &DiskArgs, copy_from: Option<u64>) -> OpResult<NewDisk> {
+        let mut n = NewDisk::default();
+        if let Some(src) = copy_from {
+            let d = self
+                .disk_index(src)
+                .map(|i| self.state.disks[i].clone())
+                .ok_or_else(|| "no such item".to_owned())?;
+            n.f = d
+                .file()
+                .cloned()
+                .ok_or_else(|| "failure: copy-from item is not a file disk".to_owned())?;
+            n.disabled = d.disabled;
+            n.comment.clone_from(&d.comment);
+            n.source = Some(d);
+        }
+        args.apply(&mut n.slot, &mut n.disabled, &mut n.comment, &mut n.f);
         if args.slot.is_none() {
             // "assigned automatically": file1, file2, ...
-            let mut n = 1;
-            while self.slot_taken(&format!("file{n}"), None) {
-                n += 1;
+            let mut i = 1;
+            while self.slot_taken(&format!("file{i}"), None) {
+                i += 1;
             }
-            slot = format!("file{n}");
+            n.slot = format!("file{i}");
         }
-        self.check_slot_len(&slot)?;
-        if self.slot_taken(&slot, None) {
-            return Err(texts.duplicate_slot.clone());
+        self.check_slot_len(&n.slot)?;
+        if self.slot_taken(&n.slot, None) {
+            return Err(self.behaviour.texts.duplicate_slot.clone());
         }
-        if args.file_path.is_none() && source.is_some() {
+        Ok(n)
+    }
+
+    /// The backing file's `/file` name and its directory: on the pool, not read-only.
+    fn disk_target(&self, args: &DiskArgs, n: &NewDisk) -> OpResult<(String, String)> {
+        if n.f.file_path.is_empty() || (args.file_path.is_none() && n.source.is_some()) {
             return Err("failure: file-path not specified".into());
         }
-        if f.file_path.is_empty() {
-            return Err("failure: file-path not specified".into());
-        }
-        let rel = normalise(&f.file_path).ok_or_else(|| "failure: invalid file-path".to_owned())?;
-        let parent = rel.rsplit_once('/').map(|(p, _)| p.to_owned());
-        let Some(parent) = parent else {
+        let rel =
+            normalise(&n.f.file_path).ok_or_else(|| "failure: invalid file-path".to_owned())?;
+        let Some((parent, _)) = rel.rsplit_once('/') else {
             return Err("failure: file-path must be on a disk".into());
         };
         if rel.split('/').next() != Some(POOL) {
@@ -503,38 +562,20 @@ impl Device<'_> {
         }
         // A disk writes its file: never inside a read-only subvolume.
         self.check_writable(&rel)?;
-        let existing = self.store.info(&rel);
-        if let Some(info) = &existing {
-            if info.kind != FileKind::File {
-                return Err("failure: file-path is a directory".into());
-            }
-            if self.behaviour.existing_file == ExistingFileMode::Fail {
-                return Err(texts.file_exists.clone());
-            }
-        }
-        // Size: given > copied source size > existing file size.
-        let size = match (args.file_size, &source, &existing) {
-            (Some(s), _, _) => s,
-            (None, Some(_), _) => f.file_size,
-            (None, None, Some(info)) => info.size,
-            (None, None, None) => 0,
-        };
-        if size == 0 {
-            return Err("failure: file-size not specified".into());
-        }
-        f.file_size = size;
-        self.check_nqn(None, &slot, disabled, &f)?;
-        let clone_data = self.behaviour.copy_from == CopyFromMode::DataClone && existing.is_none();
-        // Space needed now: strict counts the apparent size; sparse only cloned data.
+        Ok((rel.clone(), parent.to_owned()))
+    }
+
+    /// Space needed now: strict counts the apparent size; sparse only cloned data.
+    fn check_space(
+        &self,
+        n: &NewDisk,
+        existing: Option<&crate::store::FileInfo>,
+        clone_data: bool,
+    ) -> OpResult<()> {
+        let size = n.f.file_size;
         let needed = match self.behaviour.space {
-            SpaceMode::Strict => {
-                if existing.is_some() {
-                    size.saturating_sub(existing.as_ref().map_or(0, |i| i.size))
-                } else {
-                    size
-                }
-            }
-            SpaceMode::Sparse => match (&source, clone_data) {
+            SpaceMode::Strict => size.saturating_sub(existing.map_or(0, |i| i.size)),
+            SpaceMode::Sparse => match (&n.source, clone_data) {
                 (Some(s), true) => s
                     .file()
                     .and_then(|sf| normalise(&sf.file_path))
@@ -544,53 +585,52 @@ impl Device<'_> {
             },
         };
         if needed > self.usage().free() {
-            return Err(texts.not_enough_space.clone());
+            return Err(self.behaviour.texts.not_enough_space.clone());
         }
-        if !self.store.is_dir(&parent) {
-            match self.behaviour.missing_parent {
-                MissingParentMode::Create => {
-                    self.store
-                        .mkdir_p(&parent)
-                        .map_err(|e| format!("failure: {e}"))?;
-                }
-                MissingParentMode::Fail => return Err(texts.missing_parent.clone()),
-            }
+        Ok(())
+    }
+
+    /// A missing directory of a new file: made, or refused ([`MissingParentMode`]).
+    fn ensure_parent(&self, parent: &str) -> OpResult<()> {
+        if self.store.is_dir(parent) {
+            return Ok(());
         }
-        let io = |e: std::io::Error| format!("failure: {e}");
-        match (&source, clone_data) {
+        match self.behaviour.missing_parent {
+            MissingParentMode::Create => self
+                .store
+                .mkdir_p(parent)
+                .map_err(|e| format!("failure: {e}")),
+            MissingParentMode::Fail => Err(self.behaviour.texts.missing_parent.clone()),
+        }
+    }
+
+    /// Make (or adopt) the backing file: a data clone of the source, a new sparse file, or
+    /// the existing one (resized only when `file-size` was given).
+    fn write_backing(
+        &self,
+        n: &NewDisk,
+        rel: &str,
+        exists: bool,
+        size_given: bool,
+        clone_data: bool,
+    ) -> std::io::Result<()> {
+        let size = n.f.file_size;
+        match (&n.source, clone_data) {
             (Some(s), true) => {
                 let src_rel = s
                     .file()
                     .and_then(|sf| normalise(&sf.file_path))
                     .unwrap_or_default();
                 if self.store.info(&src_rel).is_some() {
-                    self.store.copy_sparse(&src_rel, &rel, size).map_err(io)?;
+                    self.store.copy_sparse(&src_rel, rel, size)
                 } else {
-                    self.store.create_sparse(&rel, size).map_err(io)?;
+                    self.store.create_sparse(rel, size)
                 }
             }
-            _ => {
-                if existing.is_some() {
-                    if args.file_size.is_some() {
-                        self.store.set_len(&rel, size).map_err(io)?;
-                    }
-                } else {
-                    self.store.create_sparse(&rel, size).map_err(io)?;
-                }
-            }
+            _ if exists && size_given => self.store.set_len(rel, size),
+            _ if exists => Ok(()),
+            _ => self.store.create_sparse(rel, size),
         }
-        let id = self.state.next_disk_id;
-        self.state.next_disk_id += 1;
-        let disk = Disk {
-            id,
-            slot,
-            disabled,
-            comment,
-            kind: DiskKind::File(f),
-        };
-        self.state.disk_index.insert(&disk);
-        self.state.disks.push(disk);
-        Ok(id)
     }
 
     /// `/disk set <ids> ...`.

@@ -83,18 +83,23 @@ async fn sim_with(f: impl FnOnce(&mut SimConfig)) -> (tempfile::TempDir, rds_sim
     (dir, sim)
 }
 
-#[tokio::test]
-async fn subvolume_add_print_remove_in_the_contract_layout() {
-    let (_d, sim) = sim_with(|_| {}).await;
-    let c = connect(&sim).await;
-    ok(&c, &subvolume_add("pvc-x", None, false)).await;
-    // The space-separated menu form parses too.
+/// `pvc-x`, `pvc-z` (added with the space-separated menu form) and a read-only snapshot of
+/// `pvc-x`.
+async fn three_subvolumes(c: &async_ssh2_tokio::client::Client) {
+    ok(c, &subvolume_add("pvc-x", None, false)).await;
     ok(
-        &c,
+        c,
         "/disk btrfs subvolume add fs=storage-pool name=metal-csi/pvc-z",
     )
     .await;
-    ok(&c, &subvolume_add("snap-y.from-pvc-x", Some("pvc-x"), true)).await;
+    ok(c, &subvolume_add("snap-y.from-pvc-x", Some("pvc-x"), true)).await;
+}
+
+#[tokio::test]
+async fn subvolume_print_in_the_contract_layout() {
+    let (_d, sim) = sim_with(|_| {}).await;
+    let c = connect(&sim).await;
+    three_subvolumes(&c).await;
     assert!(sim.file_exists("/storage-pool/metal-csi/pvc-x"));
 
     let (out, st) = run(&c, &print_name("snap-y.from-pvc-x")).await;
@@ -153,7 +158,13 @@ async fn subvolume_add_print_remove_in_the_contract_layout() {
     let plain = &parse_subvolume_print_detail(&out).unwrap()[0];
     assert_eq!((plain.flags.as_str(), plain.parent_name()), ("", None));
     assert!(out.contains(r#"parent="" read-only=no"#), "{out}");
+}
 
+#[tokio::test]
+async fn subvolume_filters_set_remove_and_restart() {
+    let (_d, sim) = sim_with(|_| {}).await;
+    let c = connect(&sim).await;
+    three_subvolumes(&c).await;
     // name~ (regex) and parent= filters.
     let re = Command::SubvolumePrint(SubvolumeSelector::NameMatches(
         RegexPattern::starts_with("metal-csi/snap-y.from-").unwrap(),

@@ -56,6 +56,38 @@ fn keep(
     }
 }
 
+/// `/system package` records the filter keeps.
+fn packages(
+    cmd: &Command,
+    behaviour: &Behaviour,
+    version: &str,
+    resolve: &mut dyn FnMut(&Value) -> Result<String, String>,
+) -> Result<Vec<(u32, PackageRecord)>, String> {
+    let mut names = vec!["routeros"];
+    if behaviour.setup.rose_storage {
+        names.push("rose-storage");
+    }
+    let mut recs = Vec::new();
+    for (n, name) in names.into_iter().enumerate() {
+        let props = vec![
+            ("name", name.to_owned()),
+            ("version", version.to_owned()),
+            ("disabled", "no".to_owned()),
+        ];
+        if keep(cmd, props, resolve)? {
+            recs.push((
+                u32::try_from(n).unwrap_or(u32::MAX),
+                PackageRecord {
+                    name: name.to_owned(),
+                    version: Some(version.to_owned()),
+                    disabled: false,
+                },
+            ));
+        }
+    }
+    Ok(recs)
+}
+
 /// Prints one of the three menus into `out`.
 pub(crate) fn print(
     cmd: &Command,
@@ -74,28 +106,7 @@ pub(crate) fn print(
         .to_owned();
     match cmd.menu {
         Menu::SystemPackage => {
-            let mut names = vec!["routeros"];
-            if behaviour.setup.rose_storage {
-                names.push("rose-storage");
-            }
-            let mut recs = Vec::new();
-            for (n, name) in names.into_iter().enumerate() {
-                let props = vec![
-                    ("name", name.to_owned()),
-                    ("version", version.clone()),
-                    ("disabled", "no".to_owned()),
-                ];
-                if keep(cmd, props, resolve)? {
-                    recs.push((
-                        u32::try_from(n).unwrap_or(u32::MAX),
-                        PackageRecord {
-                            name: name.to_owned(),
-                            version: Some(version.clone()),
-                            disabled: false,
-                        },
-                    ));
-                }
-            }
+            let recs = packages(cmd, behaviour, &version, resolve)?;
             out.push_str(&render_package_print(&recs, &o));
         }
         Menu::IpService => {
