@@ -61,11 +61,10 @@ pub fn skip_reason(fs: BackingFs) -> Option<String> {
     None
 }
 
+/// `tool` is found the way `Command::new(tool)` will look for it (PATH).
 fn on_path(tool: &str) -> bool {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/sbin".into(), "/usr/sbin".into()])
-        .any(|d| d.join(tool).is_file())
+    std::env::split_paths(&path).any(|d| d.join(tool).is_file())
 }
 
 /// Makes a sparse `size`-byte image next to `mount_point` (`<mount_point>.<fs>.img`),
