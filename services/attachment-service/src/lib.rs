@@ -149,68 +149,18 @@ pub async fn start(
         metrics.clone(),
     )?;
     let trigger = Arc::new(Notify::new());
-    let timeout = settings.migration_timeout_secs();
     let mut tasks = Vec::new();
 
-    let (manager, cluster, leader, leader_tx): (Arc<Manager>, Arc<dyn Cluster>, _, _) = match cfg
-        .mode
-    {
-        Mode::Local => {
-            let dir = cfg
-                .state_dir
-                .clone()
-                .ok_or_else(|| Error::Config("--state-dir is required in local mode".into()))?;
-            let store = Arc::new(FileStore::open(dir)?);
-            let cluster: Arc<dyn Cluster> = Arc::new(KnownNodes::new(&settings.known_nodes));
-            let manager = Manager::new(
-                store.clone(),
-                events,
-                metrics.clone(),
-                cluster.clone(),
-                timeout,
-            );
-            let records = store.load().await?;
-            tracing::info!(volumes = records.len(), store = %store.describe(), "attachment table loaded");
-            manager.install(records);
-            let (tx, rx) = watch::channel(true);
-            (manager, cluster, rx, Some(tx))
-        }
+    let Core {
+        manager,
+        cluster,
+        leader,
+        leader_tx,
+    } = match cfg.mode {
+        Mode::Local => local_core(settings, events, metrics.clone()).await?,
         Mode::Kube => {
-            let client = rds_bus::kube_client::client(cfg.kubeconfig.as_deref())
-                .await
-                .map_err(|e| Error::Config(e.to_string()))?;
-            let state = Arc::new(k8s::KubeState::new(
-                client.clone(),
-                cfg.driver_name.clone(),
-                timeout,
-            ));
-            let store = Arc::new(k8s::store::KubeStore::new(state.clone()));
-            let cluster: Arc<dyn Cluster> = state.clone();
-            let manager = Manager::new(store, events, metrics.clone(), cluster.clone(), timeout);
-            tasks.push(tokio::spawn(k8s::watch::rebuild_then_watch(
-                state.clone(),
-                manager.clone(),
-                trigger.clone(),
-                shutdown.clone(),
-            )));
-            tasks.push(tokio::spawn(k8s::watch::watch_nodes(
-                state,
-                trigger.clone(),
-                metrics.clone(),
-                shutdown.clone(),
-            )));
-            let (rx, lease_task) = k8s::lease::spawn(
-                client,
-                k8s::lease::LeaseConfig {
-                    name: cfg.lease_name.clone(),
-                    namespace: cfg.lease_namespace.clone(),
-                    identity: settings.lease_identity.clone(),
-                    duration: cfg.lease_duration,
-                },
-                shutdown.clone(),
-            );
-            tasks.push(lease_task);
-            (manager, cluster, rx, None)
+            let parts = (events, metrics.clone(), trigger.clone(), shutdown.clone());
+            kube_core(settings, parts, &mut tasks).await?
         }
     };
 
@@ -229,21 +179,7 @@ pub async fn start(
         shutdown.clone(),
     )));
 
-    let metrics_addr = match settings.metrics_addr {
-        Some(addr) => {
-            let s = shutdown.clone();
-            let m = metrics.clone();
-            let (bound, _task) = rds_bus::metrics_server::spawn(
-                addr,
-                Arc::new(move || Ok(m.render())),
-                async move { s.wait().await },
-            )
-            .await
-            .map_err(|e| Error::Config(format!("cannot bind metrics address {addr}: {e}")))?;
-            Some(bound)
-        }
-        None => None,
-    };
+    let metrics_addr = serve_metrics(settings.metrics_addr, &metrics, &shutdown).await?;
 
     let endpoint = listener.endpoint();
     tracing::info!(endpoint = %endpoint, mode = ?cfg.mode, "attachment-service serving");
@@ -258,6 +194,124 @@ pub async fn start(
         trigger,
         shutdown,
         tasks,
+    })
+}
+
+/// What both modes build: the manager, who is in the cluster, and whether
+/// this replica leads.
+struct Core {
+    manager: Arc<Manager>,
+    cluster: Arc<dyn Cluster>,
+    leader: watch::Receiver<bool>,
+    /// Local mode: the constant "we lead" (kept so the channel stays open).
+    leader_tx: Option<watch::Sender<bool>>,
+}
+
+/// Local mode: the file store, loaded before serving; the known nodes; this
+/// replica always leads.
+async fn local_core(
+    settings: &Settings,
+    events: EventPoster,
+    metrics: Arc<Metrics>,
+) -> Result<Core, Error> {
+    let cfg = &settings.raw;
+    let timeout = settings.migration_timeout_secs();
+    let dir = cfg
+        .state_dir
+        .clone()
+        .ok_or_else(|| Error::Config("--state-dir is required in local mode".into()))?;
+    let store = Arc::new(FileStore::open(dir)?);
+    let cluster: Arc<dyn Cluster> = Arc::new(KnownNodes::new(&settings.known_nodes));
+    let manager = Manager::new(
+        store.clone(),
+        events,
+        metrics.clone(),
+        cluster.clone(),
+        timeout,
+    );
+    let records = store.load().await?;
+    tracing::info!(volumes = records.len(), store = %store.describe(), "attachment table loaded");
+    manager.install(records);
+    let (tx, rx) = watch::channel(true);
+    Ok(Core {
+        manager,
+        cluster,
+        leader: rx,
+        leader_tx: Some(tx),
+    })
+}
+
+/// Kubernetes mode: the table rebuilt from VolumeAttachments in the
+/// background, the node watch, and the Lease that says who leads.
+async fn kube_core(
+    settings: &Settings,
+    (events, metrics, trigger, shutdown): (EventPoster, Arc<Metrics>, Arc<Notify>, Shutdown),
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> Result<Core, Error> {
+    let cfg = &settings.raw;
+    let timeout = settings.migration_timeout_secs();
+    let client = rds_bus::kube_client::client(cfg.kubeconfig.as_deref())
+        .await
+        .map_err(|e| Error::Config(e.to_string()))?;
+    let state = Arc::new(k8s::KubeState::new(
+        client.clone(),
+        cfg.driver_name.clone(),
+        timeout,
+    ));
+    let store = Arc::new(k8s::store::KubeStore::new(state.clone()));
+    let cluster: Arc<dyn Cluster> = state.clone();
+    let manager = Manager::new(store, events, metrics.clone(), cluster.clone(), timeout);
+    tasks.push(tokio::spawn(k8s::watch::rebuild_then_watch(
+        state.clone(),
+        manager.clone(),
+        trigger.clone(),
+        shutdown.clone(),
+    )));
+    tasks.push(tokio::spawn(k8s::watch::watch_nodes(
+        state,
+        trigger.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    )));
+    let (rx, lease_task) = k8s::lease::spawn(
+        client,
+        k8s::lease::LeaseConfig {
+            name: cfg.lease_name.clone(),
+            namespace: cfg.lease_namespace.clone(),
+            identity: settings.lease_identity.clone(),
+            duration: cfg.lease_duration,
+        },
+        shutdown.clone(),
+    );
+    tasks.push(lease_task);
+    Ok(Core {
+        manager,
+        cluster,
+        leader: rx,
+        leader_tx: None,
+    })
+}
+
+/// The metrics/health HTTP server, when an address is configured.
+async fn serve_metrics(
+    addr: Option<SocketAddr>,
+    metrics: &Arc<Metrics>,
+    shutdown: &Shutdown,
+) -> Result<Option<SocketAddr>, Error> {
+    Ok(match addr {
+        Some(addr) => {
+            let s = shutdown.clone();
+            let m = metrics.clone();
+            let (bound, _task) = rds_bus::metrics_server::spawn(
+                addr,
+                Arc::new(move || Ok(m.render())),
+                async move { s.wait().await },
+            )
+            .await
+            .map_err(|e| Error::Config(format!("cannot bind metrics address {addr}: {e}")))?;
+            Some(bound)
+        }
+        None => None,
     })
 }
 
