@@ -338,6 +338,18 @@ mod tests {
         );
     }
 
+    /// `--metrics-address` is the one name; `--metrics-addr` stays an alias
+    /// (docs/decisions.md §14).
+    #[test]
+    fn metrics_address_and_its_old_alias_set_the_same_value() {
+        for flag in ["--metrics-address", "--metrics-addr"] {
+            let c = Config::try_parse_from(["x", flag, "127.0.0.1:9999"]).unwrap();
+            assert_eq!(c.metrics_addr, "127.0.0.1:9999", "{flag}");
+        }
+        let both = ["x", "--metrics-address", "a:1", "--metrics-addr", "b:2"];
+        assert!(Config::try_parse_from(both).is_err(), "one value, one flag");
+    }
+
     #[test]
     fn durations_parse_in_the_usual_spellings() {
         assert_eq!(parse_duration("300").unwrap(), Duration::from_secs(300));
