@@ -314,6 +314,105 @@ impl Handler for Conn {
     }
 }
 
+/// The command-point faults that shape an exec's reply (the others end it at once).
+#[derive(Default)]
+struct ReplyFaults {
+    garbles: Vec<Garble>,
+    exit_override: Option<Option<u32>>,
+    fail_text: Option<String>,
+    drop_after: bool,
+}
+
+/// Apply the command-point faults. `None`: a fault ended the exec (hang, drop, reboot).
+async fn command_faults(
+    shared: &Arc<Shared>,
+    kill: &KillSwitch,
+    conn_id: u64,
+    line: &str,
+    started: Instant,
+) -> Option<ReplyFaults> {
+    let mut r = ReplyFaults::default();
+    for f in shared.faults.check(FaultPoint::Command, line) {
+        match f {
+            FaultAction::Latency(d) => tokio::time::sleep(d).await,
+            FaultAction::Hang => {
+                shared.log.record(conn_id, line, "hang", started.elapsed());
+                // Never reply; end with the connection.
+                kill.killed().await;
+                return None;
+            }
+            FaultAction::DropBeforeEffect => {
+                shared
+                    .log
+                    .record(conn_id, line, "dropped-before", started.elapsed());
+                kill.kill();
+                return None;
+            }
+            FaultAction::Reboot(d) => {
+                shared
+                    .log
+                    .record(conn_id, line, "reboot", started.elapsed());
+                crate::server::reboot(shared, d).await;
+                return None;
+            }
+            FaultAction::DropAfterEffect => r.drop_after = true,
+            FaultAction::DiskFull => {
+                r.fail_text
+                    .get_or_insert_with(|| shared.behaviour().texts.not_enough_space.clone());
+            }
+            FaultAction::ErrorText(t) => {
+                r.fail_text.get_or_insert(t);
+            }
+            FaultAction::ExitStatus(s) => r.exit_override = Some(s),
+            FaultAction::Garble(g) => r.garbles.push(g),
+            // Not command-point actions.
+            FaultAction::RejectAuth
+            | FaultAction::HostKeyChange
+            | FaultAction::SessionLimit(_)
+            | FaultAction::HandshakeDelay(_)
+            | FaultAction::CloseAfterIdent => {}
+        }
+    }
+    Some(r)
+}
+
+/// Run the line on the console (or answer the injected error text instead).
+async fn console_outcome(
+    shared: &Arc<Shared>,
+    width: Option<usize>,
+    faults: &ReplyFaults,
+    line: &str,
+) -> crate::console::Outcome {
+    if let Some(t) = &faults.fail_text {
+        return crate::console::Outcome {
+            output: format!("{t}\r\n"),
+            error: true,
+            ..Default::default()
+        };
+    }
+    let mut layout = shared.layout(width);
+    for g in &faults.garbles {
+        match g {
+            Garble::Width(w) => layout.width = *w,
+            Garble::CutBeforeSeparator => layout.cut_rule = rds_routeros::CutRule::BeforeSeparator,
+            _ => {}
+        }
+    }
+    let sh = shared.clone();
+    let l = line.to_owned();
+    match tokio::task::spawn_blocking(move || sh.run_line(&l, layout)).await {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::error!(error = %e, "console task failed");
+            crate::console::Outcome {
+                output: "failure: internal error\r\n".into(),
+                error: true,
+                ..Default::default()
+            }
+        }
+    }
+}
+
 /// One exec: faults, console, garbling, output, exit status, EOF, close, log line.
 #[allow(clippy::too_many_arguments)]
 async fn run_exec(
@@ -327,112 +426,37 @@ async fn run_exec(
     release: &(dyn Fn() + Send + Sync),
 ) {
     let started = Instant::now();
-    let faults = shared.faults.check(FaultPoint::Command, &line);
-    let mut garbles = Vec::new();
-    let mut exit_override = None;
-    let mut fail_text = None;
-    let mut drop_after = false;
-    for f in &faults {
-        match f {
-            FaultAction::Latency(d) => tokio::time::sleep(*d).await,
-            FaultAction::Hang => {
-                shared.log.record(conn_id, &line, "hang", started.elapsed());
-                // Never reply; end with the connection.
-                kill.killed().await;
-                return;
-            }
-            FaultAction::DropBeforeEffect => {
-                shared
-                    .log
-                    .record(conn_id, &line, "dropped-before", started.elapsed());
-                kill.kill();
-                return;
-            }
-            FaultAction::Reboot(d) => {
-                shared
-                    .log
-                    .record(conn_id, &line, "reboot", started.elapsed());
-                crate::server::reboot(&shared, *d).await;
-                return;
-            }
-            FaultAction::DropAfterEffect => drop_after = true,
-            FaultAction::DiskFull => {
-                fail_text.get_or_insert_with(|| shared.behaviour().texts.not_enough_space.clone());
-            }
-            FaultAction::ErrorText(t) => {
-                fail_text.get_or_insert_with(|| t.clone());
-            }
-            FaultAction::ExitStatus(s) => exit_override = Some(*s),
-            FaultAction::Garble(g) => garbles.push(g.clone()),
-            // Not command-point actions.
-            FaultAction::RejectAuth
-            | FaultAction::HostKeyChange
-            | FaultAction::SessionLimit(_)
-            | FaultAction::HandshakeDelay(_)
-            | FaultAction::CloseAfterIdent => {}
-        }
-    }
-    let outcome = match fail_text {
-        Some(t) => crate::console::Outcome {
-            output: format!("{t}\r\n"),
-            error: true,
-            ..Default::default()
-        },
-        None => {
-            let mut layout = shared.layout(width);
-            for g in &garbles {
-                match g {
-                    Garble::Width(w) => layout.width = *w,
-                    Garble::CutBeforeSeparator => {
-                        layout.cut_rule = rds_routeros::CutRule::BeforeSeparator
-                    }
-                    _ => {}
-                }
-            }
-            let sh = shared.clone();
-            let l = line.clone();
-            match tokio::task::spawn_blocking(move || sh.run_line(&l, layout)).await {
-                Ok(o) => o,
-                Err(e) => {
-                    tracing::error!(error = %e, "console task failed");
-                    crate::console::Outcome {
-                        output: "failure: internal error\r\n".into(),
-                        error: true,
-                        ..Default::default()
-                    }
-                }
-            }
-        }
+    let Some(faults) = command_faults(&shared, &kill, conn_id, &line, started).await else {
+        return;
     };
-    if outcome.hang {
-        shared.log.record(conn_id, &line, "hang", started.elapsed());
-        kill.killed().await;
-        return;
-    }
-    if drop_after {
-        shared
-            .log
-            .record(conn_id, &line, "dropped-after", started.elapsed());
-        kill.kill();
-        return;
-    }
-    if outcome.reboot {
-        shared
-            .log
-            .record(conn_id, &line, "reboot", started.elapsed());
-        let d = shared.behaviour().reboot_downtime();
-        crate::server::reboot(&shared, d).await;
+    let outcome = console_outcome(&shared, width, &faults, &line).await;
+    let ended = if outcome.hang {
+        Some("hang")
+    } else if faults.drop_after {
+        Some("dropped-after")
+    } else if outcome.reboot {
+        Some("reboot")
+    } else {
+        None
+    };
+    if let Some(how) = ended {
+        shared.log.record(conn_id, &line, how, started.elapsed());
+        match how {
+            "hang" => kill.killed().await,
+            "dropped-after" => kill.kill(),
+            _ => {
+                let d = shared.behaviour().reboot_downtime();
+                crate::server::reboot(&shared, d).await;
+            }
+        }
         return;
     }
     let mut bytes = outcome.output.into_bytes();
-    let mut stderr = false;
-    for g in &garbles {
+    for g in &faults.garbles {
         bytes = garble(bytes, g);
-        if *g == Garble::Stderr {
-            stderr = true;
-        }
     }
-    let status = match exit_override {
+    let stderr = faults.garbles.contains(&Garble::Stderr);
+    let status = match faults.exit_override {
         Some(s) => s,
         None => match shared.behaviour().exit_status {
             ExitStatusMode::ZeroOrOne => Some(u32::from(outcome.error)),
@@ -440,7 +464,29 @@ async fn run_exec(
             ExitStatusMode::Missing => None,
         },
     };
-    let sent = async {
+    let reply = Reply {
+        handle: &handle,
+        channel,
+        release,
+    };
+    if reply.send(bytes, stderr, status).await.is_err() {
+        tracing::debug!(conn = conn_id, "client went away before the reply was sent");
+    }
+    let exit = status.map_or_else(|| "none".to_owned(), |s| s.to_string());
+    shared.log.record(conn_id, &line, &exit, started.elapsed());
+}
+
+/// Where an exec's reply goes.
+struct Reply<'a> {
+    handle: &'a russh::server::Handle,
+    channel: ChannelId,
+    release: &'a (dyn Fn() + Send + Sync),
+}
+
+impl Reply<'_> {
+    /// Output (stdout or stderr), exit status, EOF, close.
+    async fn send(&self, bytes: Vec<u8>, stderr: bool, status: Option<u32>) -> Result<(), ()> {
+        let (handle, channel) = (self.handle, self.channel);
         if !bytes.is_empty() {
             if stderr {
                 handle
@@ -457,15 +503,9 @@ async fn run_exec(
         handle.eof(channel).await?;
         // Free the session slot before the client can see the close and
         // open its next channel.
-        release();
+        (self.release)();
         handle.close(channel).await
     }
-    .await;
-    if sent.is_err() {
-        tracing::debug!(conn = conn_id, "client went away before the reply was sent");
-    }
-    let exit = status.map_or_else(|| "none".to_owned(), |s| s.to_string());
-    shared.log.record(conn_id, &line, &exit, started.elapsed());
 }
 
 fn garble(bytes: Vec<u8>, g: &Garble) -> Vec<u8> {
