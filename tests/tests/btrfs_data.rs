@@ -176,13 +176,14 @@ impl Writer {
         Writer { done, stop, thread }
     }
 
-    /// Waits (bounded) until at least `n` files are complete.
-    fn wait_for(&self, n: u64) {
+    /// Waits (bounded) until at least `n` files are complete (without
+    /// blocking the runtime the services run on).
+    async fn wait_for(&self, n: u64) {
         let until = Instant::now() + Duration::from_secs(60);
         while self.done.load(Ordering::SeqCst) < n {
             assert!(!self.thread.is_finished(), "the writer stopped early");
             assert!(Instant::now() < until, "the writer did not reach {n} files");
-            std::thread::sleep(Duration::from_millis(10));
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
@@ -224,7 +225,7 @@ async fn clone_while_mounted_and_written(layout: Layout) {
     let t = r.attach(&src, Access::Ext4).await.unwrap();
     pattern::write(&t.join("pattern.bin"), SEED, 0, LEN).unwrap();
     let w = Writer::start(&t);
-    w.wait_for(3);
+    w.wait_for(3).await;
     let before = w.done.load(Ordering::SeqCst);
     let clone = r
         .create(
@@ -237,7 +238,7 @@ async fn clone_while_mounted_and_written(layout: Layout) {
         .unwrap();
     // The writer kept going while the clone was made, and after.
     let during = w.done.load(Ordering::SeqCst);
-    w.wait_for(during + 3);
+    w.wait_for(during + 3).await;
     let written = w.finish();
     println!(
         "{layout:?}: {before} files complete before the clone, {during} when it returned, {written} in all"
