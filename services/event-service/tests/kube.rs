@@ -642,12 +642,9 @@ async fn one_recorder_dedups_repeats_into_a_series() {
     env.running.stop().await.unwrap();
 }
 
-/// `--pv-lookup=get` (the node pod): the PV behind an event is one GET by
-/// name with the attempt deadline, reused for a while; PVs are never listed
-/// or watched (the node's ServiceAccount has `get` on PVs only).
-#[tokio::test(flavor = "multi_thread")]
-async fn get_mode_resolves_by_one_bounded_get_and_never_lists_or_watches_pvs() {
-    let fake = Fake::start().await;
+/// pvc-g1 and pvc-g3 of this driver (claims apps/data-0, apps/data-3),
+/// pvc-g2 of another driver.
+fn seed_get_mode_pvs(fake: &Fake) {
     fake.put_pv(
         "pvc-g1",
         DRIVER,
@@ -667,6 +664,15 @@ async fn get_mode_resolves_by_one_bounded_get_and_never_lists_or_watches_pvs() {
         "pvc-g3",
         Some(("apps", "data-3", "uid-data-3")),
     );
+}
+
+/// `--pv-lookup=get` (the node pod): the PV behind an event is one GET by
+/// name with the attempt deadline, reused for a while; PVs are never listed
+/// or watched (the node's ServiceAccount has `get` on PVs only).
+#[tokio::test(flavor = "multi_thread")]
+async fn get_mode_resolves_by_one_bounded_get_and_never_lists_or_watches_pvs() {
+    let fake = Fake::start().await;
+    seed_get_mode_pvs(&fake);
     let mut env = start(fake, |c| c.pv_lookup = event_service::PvLookupMode::Get).await;
     let m = env.running.metrics();
 

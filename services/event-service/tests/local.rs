@@ -72,6 +72,8 @@ async fn wait_lines(path: &Path, n: usize) -> Vec<Value> {
 }
 
 /// Every entry of the catalogue (docs/csi.md §9.2), with the exact expected text.
+// A data table: one entry per event type, kept whole so it reads as the catalogue.
+#[allow(clippy::too_many_lines)]
 fn catalogue_cases() -> Vec<(PostRequest, &'static str, &'static str, &'static str)> {
     let v = "pvc-1a2b";
     vec![
@@ -399,7 +401,52 @@ async fn file_sink_lines_have_exact_keys_trace_and_pvc() {
 
     let lines = wait_lines(&path, 2).await;
     assert_eq!(lines.len(), 2);
-    let keys: Vec<&str> = lines[0]
+    exact_keys_in_order(&path, &lines[0]);
+
+    let a = &lines[0];
+    assert_eq!(a["pvc_namespace"], "apps");
+    assert_eq!(a["pvc_name"], "data-db-0");
+    assert_eq!(a["node_id"], "");
+    assert_eq!(a["trace_id"], caller_trace.to_string());
+    assert_ne!(a["trace_id"], "");
+    let t: jiff::Timestamp = a["time"].as_str().unwrap().parse().unwrap();
+    assert!((jiff::Timestamp::now() - t).get_seconds().abs() < 60);
+
+    let b = &lines[1];
+    assert_eq!(b["pvc_namespace"], "");
+    assert_eq!(b["pvc_name"], "");
+    assert_eq!(b["node_id"], "node-b");
+    assert_eq!(b["type"], "Warning");
+    // A call made outside any span still starts a trace of its own.
+    assert_ne!(b["trace_id"], caller_trace.to_string());
+
+    post_and_delivery_spans(telemetry, caller_trace).await;
+
+    // Restart on the same file: lines are appended, nothing is lost.
+    running.stop().await.unwrap();
+    let running = start_local(&path, |_| {}).await;
+    let mut c = client(&running);
+    c.post(req(
+        "pvc-79",
+        "",
+        None,
+        Typed::VolumeDetached(VolumeDetached {
+            node_id: "node-a".into(),
+        }),
+    ))
+    .await
+    .unwrap();
+    let lines = wait_lines(&path, 3).await;
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["volume_id"], "pvc-77");
+    assert_eq!(lines[2]["reason"], "VolumeDetached");
+    running.stop().await.unwrap();
+}
+
+/// The sink line has exactly the documented keys, in the documented order.
+#[cfg(test)]
+fn exact_keys_in_order(path: &Path, line: &Value) {
+    let keys: Vec<&str> = line
         .as_object()
         .unwrap()
         .keys()
@@ -421,7 +468,7 @@ async fn file_sink_lines_have_exact_keys_trace_and_pvc() {
     let mut got = keys.clone();
     got.sort_unstable();
     assert_eq!(got, want);
-    let raw = std::fs::read_to_string(&path).unwrap();
+    let raw = std::fs::read_to_string(path).unwrap();
     let first = raw.lines().next().unwrap();
     let positions: Vec<usize> = [
         "\"time\"",
@@ -441,25 +488,14 @@ async fn file_sink_lines_have_exact_keys_trace_and_pvc() {
         positions.windows(2).all(|w| w[0] < w[1]),
         "key order of docs/local-mode.md §3: {first}"
     );
+}
 
-    let a = &lines[0];
-    assert_eq!(a["pvc_namespace"], "apps");
-    assert_eq!(a["pvc_name"], "data-db-0");
-    assert_eq!(a["node_id"], "");
-    assert_eq!(a["trace_id"], caller_trace.to_string());
-    assert_ne!(a["trace_id"], "");
-    let t: jiff::Timestamp = a["time"].as_str().unwrap().parse().unwrap();
-    assert!((jiff::Timestamp::now() - t).get_seconds().abs() < 60);
-
-    let b = &lines[1];
-    assert_eq!(b["pvc_namespace"], "");
-    assert_eq!(b["pvc_name"], "");
-    assert_eq!(b["node_id"], "node-b");
-    assert_eq!(b["type"], "Warning");
-    // A call made outside any span still starts a trace of its own.
-    assert_ne!(b["trace_id"], caller_trace.to_string());
-
-    // The Post and the delivery are spans of the caller's trace.
+/// The Post and the delivery are spans of the caller's trace.
+#[cfg(test)]
+async fn post_and_delivery_spans(
+    telemetry: &rds_bus::testing::TestTelemetry,
+    caller_trace: opentelemetry::trace::TraceId,
+) {
     let spans = telemetry
         .wait_for(caller_trace, |s| {
             ["rds.event.v1.Events/Post", "event.post", "event.deliver"]
@@ -482,26 +518,6 @@ async fn file_sink_lines_have_exact_keys_trace_and_pvc() {
         .expect("event.deliver span");
     assert_eq!(post.parent_span_id, server.span_context.span_id());
     assert_eq!(deliver.parent_span_id, post.span_context.span_id());
-
-    // Restart on the same file: lines are appended, nothing is lost.
-    running.stop().await.unwrap();
-    let running = start_local(&path, |_| {}).await;
-    let mut c = client(&running);
-    c.post(req(
-        "pvc-79",
-        "",
-        None,
-        Typed::VolumeDetached(VolumeDetached {
-            node_id: "node-a".into(),
-        }),
-    ))
-    .await
-    .unwrap();
-    let lines = wait_lines(&path, 3).await;
-    assert_eq!(lines.len(), 3);
-    assert_eq!(lines[0]["volume_id"], "pvc-77");
-    assert_eq!(lines[2]["reason"], "VolumeDetached");
-    running.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
