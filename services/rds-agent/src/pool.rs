@@ -24,8 +24,8 @@ use crate::ssh::{OUTPUT_CAP, RawOutput, SshConnection, SshTarget};
 use rds_bus::Backoff;
 
 /// Output cap of the list verbs (the unfiltered `/disk print detail` behind
-/// ListVolumes, ListSnapshots and ListAllowedHosts): a record is about 650
-/// bytes, so 32 MiB is about 50,000 disks. Only one such command runs at a
+/// ListVolumes, ListSnapshots and ListAllowedHosts): a record with a
+/// `pvc-<uuid>` slot is about 880 bytes, so 32 MiB is about 38,000 disks. Only one such command runs at a
 /// time ([`Inner::list_gate`]), so one reply and its parse bound the
 /// memory it costs (docs/decisions.md §9.12). Every other command keeps
 /// [`OUTPUT_CAP`].
