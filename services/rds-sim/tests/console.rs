@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::path::PathBuf;
+
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -640,6 +642,35 @@ async fn file_print_detail_matches_the_synthesized_records() {
     sim.stop().await;
 }
 
+/// The client key and a known_hosts pinning the sim, for OpenSSH.
+fn openssh_files(dir: &std::path::Path, sim: &rds_sim::SimHandle) -> (PathBuf, PathBuf) {
+    let keyfile = dir.join("id");
+    std::fs::write(
+        &keyfile,
+        key(1)
+            .to_openssh(russh::keys::ssh_key::LineEnding::LF)
+            .unwrap()
+            .as_bytes(),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &keyfile,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let known = dir.join("known_hosts");
+    std::fs::write(
+        &known,
+        format!(
+            "[127.0.0.1]:{} {}\n",
+            sim.addr().port(),
+            sim.host_public_key().to_openssh().unwrap()
+        ),
+    )
+    .unwrap();
+    (keyfile, known)
+}
+
 #[tokio::test]
 async fn openssh_client_sees_rossh_and_gets_keepalive_replies() {
     if std::process::Command::new("ssh")
@@ -658,30 +689,7 @@ async fn openssh_client_sees_rossh_and_gets_keepalive_replies() {
             .on("count-only")
             .once(),
     );
-    let keyfile = dir.path().join("id");
-    std::fs::write(
-        &keyfile,
-        key(1)
-            .to_openssh(russh::keys::ssh_key::LineEnding::LF)
-            .unwrap()
-            .as_bytes(),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        &keyfile,
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .unwrap();
-    let known = dir.path().join("known_hosts");
-    std::fs::write(
-        &known,
-        format!(
-            "[127.0.0.1]:{} {}\n",
-            sim.addr().port(),
-            sim.host_public_key().to_openssh().unwrap()
-        ),
-    )
-    .unwrap();
+    let (keyfile, known) = openssh_files(dir.path(), &sim);
     let started = Instant::now();
     let out = tokio::time::timeout(
         Duration::from_secs(20),
