@@ -83,6 +83,54 @@ pub(crate) async fn create(t: &mut Sanity, prefix: &str, cap: VolumeCapability) 
 }
 
 /// Mounts whose mount point is `path` (from /proc/self/mountinfo).
+/// NodeUnpublishVolume of the test's target path; it must succeed.
+pub(crate) async fn unpublish_target(t: &Sanity, v: &Volume) {
+    t.node_client()
+        .node_unpublish_volume(NodeUnpublishVolumeRequest {
+            volume_id: v.volume_id.clone(),
+            target_path: t.target_path(),
+        })
+        .await
+        .unwrap();
+}
+
+/// NodeGetVolumeStats of the test's target path: usage reported, healthy.
+pub(crate) async fn assert_target_healthy(t: &Sanity, v: &Volume) {
+    let s = t
+        .node_client()
+        .node_get_volume_stats(NodeGetVolumeStatsRequest {
+            volume_id: v.volume_id.clone(),
+            volume_path: t.target_path(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!s.usage.is_empty());
+    let cond = s.volume_condition.unwrap();
+    assert!(!cond.abnormal, "{}", cond.message);
+}
+
+/// ControllerPublish, then NodeStage and NodePublish ten times each (all
+/// must succeed: idempotent).
+pub(crate) async fn stage_and_publish_ten_times(t: &mut Sanity, v: &Volume, cap: VolumeCapability) {
+    let node = t.node().to_owned();
+    let mut p = publish_req(&v.volume_id, &node);
+    p.volume_context = v.volume_context.clone();
+    let pc = t.publish(p).await.unwrap().into_inner().publish_context;
+    let mut nc = t.node_client();
+    for _ in 0..10 {
+        nc.node_stage_volume(stage_req(t, v, cap.clone(), pc.clone()))
+            .await
+            .unwrap();
+    }
+    for _ in 0..10 {
+        nc.node_publish_volume(node_publish_req(t, v, cap.clone(), false))
+            .await
+            .unwrap();
+    }
+}
+
 fn mounts_at(path: &str) -> usize {
     std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
@@ -203,13 +251,7 @@ async fn n9_node_unpublish_volume_should_remove_target_path() {
     let v = create(&mut t, "sanity-unpub", snw()).await;
     publish_everywhere(&mut t, &v, snw()).await;
     assert!(std::path::Path::new(&t.target_path()).exists());
-    t.node_client()
-        .node_unpublish_volume(NodeUnpublishVolumeRequest {
-            volume_id: v.volume_id.clone(),
-            target_path: t.target_path(),
-        })
-        .await
-        .unwrap();
+    unpublish_target(&t, &v).await;
     assert!(!std::path::Path::new(&t.target_path()).exists());
     t.finish().await;
 }
@@ -396,19 +438,7 @@ async fn n23_should_work() {
     });
     let v = t.volume(req).await;
     publish_everywhere(&mut t, &v, snw()).await;
-    let s = t
-        .node_client()
-        .node_get_volume_stats(NodeGetVolumeStatsRequest {
-            volume_id: v.volume_id.clone(),
-            volume_path: t.target_path(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(!s.usage.is_empty());
-    let cond = s.volume_condition.unwrap();
-    assert!(!cond.abnormal, "{}", cond.message);
+    assert_target_healthy(&t, &v).await;
     t.finish().await;
 }
 
@@ -416,21 +446,7 @@ async fn n23_should_work() {
 async fn n24_should_be_idempotent() {
     let mut t = Sanity::start_node().await;
     let v = create(&mut t, "sanity-node-idem", snw()).await;
-    let node = t.node().to_owned();
-    let mut p = publish_req(&v.volume_id, &node);
-    p.volume_context = v.volume_context.clone();
-    let pc = t.publish(p).await.unwrap().into_inner().publish_context;
-    let mut nc = t.node_client();
-    for _ in 0..10 {
-        nc.node_stage_volume(stage_req(&t, &v, snw(), pc.clone()))
-            .await
-            .unwrap();
-    }
-    for _ in 0..10 {
-        nc.node_publish_volume(node_publish_req(&t, &v, snw(), false))
-            .await
-            .unwrap();
-    }
+    stage_and_publish_ten_times(&mut t, &v, snw()).await;
     // Exactly one mount each, however often they were called.
     assert_eq!(mounts_at(&t.staging_path()), 1);
     assert_eq!(mounts_at(&t.target_path()), 1);

@@ -10,7 +10,10 @@ use rds_proto::csi::v1::*;
 use tonic::Code;
 
 use crate::common::*;
-use crate::node::{create, node_publish_req, publish_everywhere, stage_req};
+use crate::node::{
+    assert_target_healthy, create, node_publish_req, publish_everywhere,
+    stage_and_publish_ten_times, unpublish_target,
+};
 
 fn block(mode: Mode) -> VolumeCapability {
     cap(mode, true)
@@ -45,13 +48,7 @@ async fn n9_block_node_unpublish_volume_should_remove_target_path() {
     let v = create(&mut t, "sanity-unpub-block", cap.clone()).await;
     publish_everywhere(&mut t, &v, cap).await;
     assert!(is_device_node(&t.target_path()));
-    t.node_client()
-        .node_unpublish_volume(NodeUnpublishVolumeRequest {
-            volume_id: v.volume_id.clone(),
-            target_path: t.target_path(),
-        })
-        .await
-        .unwrap();
+    unpublish_target(&t, &v).await;
     assert!(!Path::new(&t.target_path()).exists());
     t.finish().await;
 }
@@ -62,19 +59,7 @@ async fn n23_block_should_work() {
     let cap = block(Mode::SingleNodeWriter);
     let v = create(&mut t, "sanity-node-full-block", cap.clone()).await;
     publish_everywhere(&mut t, &v, cap).await;
-    let s = t
-        .node_client()
-        .node_get_volume_stats(NodeGetVolumeStatsRequest {
-            volume_id: v.volume_id.clone(),
-            volume_path: t.target_path(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(!s.usage.is_empty());
-    let cond = s.volume_condition.unwrap();
-    assert!(!cond.abnormal, "{}", cond.message);
+    assert_target_healthy(&t, &v).await;
     t.finish().await;
 }
 
@@ -83,21 +68,7 @@ async fn n24_block_should_be_idempotent() {
     let mut t = Sanity::start_node().await;
     let cap = block(Mode::SingleNodeSingleWriter);
     let v = create(&mut t, "sanity-node-idem-block", cap.clone()).await;
-    let node = t.node().to_owned();
-    let mut p = publish_req(&v.volume_id, &node);
-    p.volume_context = v.volume_context.clone();
-    let pc = t.publish(p).await.unwrap().into_inner().publish_context;
-    let mut nc = t.node_client();
-    for _ in 0..10 {
-        nc.node_stage_volume(stage_req(&t, &v, cap.clone(), pc.clone()))
-            .await
-            .unwrap();
-    }
-    for _ in 0..10 {
-        nc.node_publish_volume(node_publish_req(&t, &v, cap.clone(), false))
-            .await
-            .unwrap();
-    }
+    stage_and_publish_ten_times(&mut t, &v, cap).await;
     assert!(is_device_node(&t.target_path()));
     t.finish().await;
 }

@@ -182,6 +182,24 @@ fn provision_req(
     }
 }
 
+/// A claim of 1 GiB, filesystem, no data source, provisioned as the
+/// provisioner would.
+async fn provision_claim(
+    t: &mut Sanity,
+    caps: &Caps,
+    (namespace, name): (&str, &str),
+    mode: PvcMode,
+) -> Pv {
+    provision(t, provision_req(caps, namespace, name, GIB, mode, None)).await
+}
+
+/// The attacher attaches `pv` to this node: (node id, publish_context).
+async fn attach_here(t: &mut Sanity, caps: &Caps, pv: &Pv) -> (String, HashMap<String, String>) {
+    let node = t.node().to_owned();
+    let pc = attach(t, caps, pv, &node).await;
+    (node, pc)
+}
+
 /// CreateVolume until it is not ABORTED (a copy still running: the
 /// provisioner retries with the same request), then checks what the
 /// provisioner reads: an id, a capacity not below the request (it deletes
@@ -329,11 +347,7 @@ async fn external_provisioner_v6_3_0_provisions_and_deletes() {
     assert_eq!(again.capacity_bytes, pv.capacity);
 
     // A ReadWriteOncePod claim.
-    let pod = provision(
-        &mut t,
-        provision_req(&caps, "apps", "solo", GIB, PvcMode::Rwop, None),
-    )
-    .await;
+    let pod = provision_claim(&mut t, &caps, ("apps", "solo"), PvcMode::Rwop).await;
 
     deprovision(&mut t, &pod).await;
     deprovision(&mut t, &pv).await;
@@ -345,14 +359,9 @@ async fn external_attacher_v4_12_0_attaches_reconciles_and_detaches() {
     let mut t = Sanity::start().await;
     let (_, caps) = sidecar_start(&mut t).await;
     assert!(caps.ctl.contains(&CtlRpc::PublishUnpublishVolume));
-    let pv = provision(
-        &mut t,
-        provision_req(&caps, "apps", "db", GIB, PvcMode::Rwo, None),
-    )
-    .await;
+    let pv = provision_claim(&mut t, &caps, ("apps", "db"), PvcMode::Rwo).await;
 
-    let node = t.node().to_owned();
-    let pc = attach(&mut t, &caps, &pv, &node).await;
+    let (node, pc) = attach_here(&mut t, &caps, &pv).await;
     // The VolumeAttachment is synced again later: the same call, same answer.
     assert_eq!(attach(&mut t, &caps, &pv, &node).await, pc);
 
@@ -387,22 +396,11 @@ async fn external_attacher_v4_12_0_attaches_reconciles_and_detaches() {
     t.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn csi_snapshotter_v8_6_0_snapshots_and_the_provisioner_restores() {
-    let mut t = Sanity::start().await;
-    let (driver, caps) = sidecar_start(&mut t).await;
-    assert!(caps.ctl.contains(&CtlRpc::CreateDeleteSnapshot));
-    let pv = provision(
-        &mut t,
-        provision_req(&caps, "apps", "db", GIB, PvcMode::Rwo, None),
-    )
-    .await;
-
-    // CreateSnapshot for a VolumeSnapshotContent: name `snapshot-<uid of the
-    // VolumeSnapshot>`, the class parameters (none here) plus, with the
-    // sidecar's --extra-create-metadata, the three snapshot keys.
-    let name = format!("snapshot-{}", uuid::Uuid::new_v4());
-    let parameters = HashMap::from([
+/// The snapshotter's CreateSnapshot: name `snapshot-<uid of the
+/// VolumeSnapshot>`, the class parameters (none here) plus, with the
+/// sidecar's --extra-create-metadata, the three snapshot keys.
+fn snapshotter_parameters() -> HashMap<String, String> {
+    HashMap::from([
         (
             "csi.storage.k8s.io/volumesnapshot/name".to_owned(),
             "db-snap".to_owned(),
@@ -415,31 +413,18 @@ async fn csi_snapshotter_v8_6_0_snapshots_and_the_provisioner_restores() {
             "csi.storage.k8s.io/volumesnapshotcontent/name".to_owned(),
             format!("snapcontent-{}", uuid::Uuid::new_v4()),
         ),
-    ]);
-    // The sidecar asks for the driver name right before each CreateSnapshot.
-    let info = t.ident.get_plugin_info(GetPluginInfoRequest {}).await;
-    assert_eq!(info.unwrap().into_inner().name, driver);
-    let req = CreateSnapshotRequest {
-        source_volume_id: pv.handle.clone(),
-        name: name.clone(),
-        parameters,
-        secrets: HashMap::new(),
-    };
-    let snap = t
-        .create_snapshot(req.clone())
-        .await
-        .unwrap()
-        .into_inner()
-        .snapshot
-        .unwrap();
-    // What it writes into the content's status.
-    assert!(!snap.snapshot_id.is_empty());
-    assert_eq!(snap.source_volume_id, pv.handle);
-    assert!(snap.creation_time.is_some(), "creationTime");
-    assert!(snap.size_bytes >= pv.capacity, "restoreSize");
+    ])
+}
 
-    // Until ready_to_use it polls: CreateSnapshot again while the content
-    // has no handle, then ListSnapshots by id (LIST_SNAPSHOTS advertised).
+/// Until ready_to_use the snapshotter polls: CreateSnapshot again while the
+/// content has no handle (same id, same time), then ListSnapshots by id
+/// (LIST_SNAPSHOTS advertised).
+async fn polls_until_ready_then_lists(
+    t: &mut Sanity,
+    caps: &Caps,
+    req: &CreateSnapshotRequest,
+    snap: &Snapshot,
+) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let mut ready = snap.ready_to_use;
     while !ready {
@@ -467,6 +452,43 @@ async fn csi_snapshotter_v8_6_0_snapshots_and_the_provisioner_restores() {
     assert_eq!(listed.creation_time, snap.creation_time);
     assert_eq!(listed.size_bytes, snap.size_bytes);
     assert!(listed.group_snapshot_id.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn csi_snapshotter_v8_6_0_snapshots_and_the_provisioner_restores() {
+    let mut t = Sanity::start().await;
+    let (driver, caps) = sidecar_start(&mut t).await;
+    assert!(caps.ctl.contains(&CtlRpc::CreateDeleteSnapshot));
+    let pv = provision_claim(&mut t, &caps, ("apps", "db"), PvcMode::Rwo).await;
+
+    // CreateSnapshot for a VolumeSnapshotContent: name `snapshot-<uid of the
+    // VolumeSnapshot>`, the class parameters (none here) plus, with the
+    // sidecar's --extra-create-metadata, the three snapshot keys.
+    let parameters = snapshotter_parameters();
+    let name = format!("snapshot-{}", uuid::Uuid::new_v4());
+    // The sidecar asks for the driver name right before each CreateSnapshot.
+    let info = t.ident.get_plugin_info(GetPluginInfoRequest {}).await;
+    assert_eq!(info.unwrap().into_inner().name, driver);
+    let req = CreateSnapshotRequest {
+        source_volume_id: pv.handle.clone(),
+        name: name.clone(),
+        parameters,
+        secrets: HashMap::new(),
+    };
+    let snap = t
+        .create_snapshot(req.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .snapshot
+        .unwrap();
+    // What it writes into the content's status.
+    assert!(!snap.snapshot_id.is_empty());
+    assert_eq!(snap.source_volume_id, pv.handle);
+    assert!(snap.creation_time.is_some(), "creationTime");
+    assert!(snap.size_bytes >= pv.capacity, "restoreSize");
+
+    polls_until_ready_then_lists(&mut t, &caps, &req, &snap).await;
 
     // The provisioner restores a PVC from it: the content source must come
     // back in the answer, or it deletes the new volume again.
@@ -747,13 +769,8 @@ fn label_key_ok(k: &str) -> bool {
 async fn kubelet_stages_publishes_reports_stats_and_tears_down() {
     let mut t = Sanity::start_node().await;
     let (_, caps) = sidecar_start(&mut t).await;
-    let pv = provision(
-        &mut t,
-        provision_req(&caps, "apps", "web", GIB, PvcMode::Rwop, None),
-    )
-    .await;
-    let node = t.node().to_owned();
-    let pc = attach(&mut t, &caps, &pv, &node).await;
+    let pv = provision_claim(&mut t, &caps, ("apps", "web"), PvcMode::Rwop).await;
+    let (_, pc) = attach_here(&mut t, &caps, &pv).await;
     let p = kubelet_mount(&t, &pv, pc, PvcMode::Rwop).await;
 
     // The pod writes; kubelet's stats see the space used.
@@ -831,13 +848,8 @@ async fn external_resizer_v2_2_1_and_kubelet_expand_online() {
     // (else a node-only resize), then SINGLE_NODE_MULTI_WRITER for the mode.
     let (_, caps) = sidecar_start(&mut t).await;
     assert!(caps.ctl.contains(&CtlRpc::ExpandVolume));
-    let pv = provision(
-        &mut t,
-        provision_req(&caps, "apps", "grow", GIB, PvcMode::Rwo, None),
-    )
-    .await;
-    let node = t.node().to_owned();
-    let pc = attach(&mut t, &caps, &pv, &node).await;
+    let pv = provision_claim(&mut t, &caps, ("apps", "grow"), PvcMode::Rwo).await;
+    let (_, pc) = attach_here(&mut t, &caps, &pv).await;
     let p = kubelet_mount(&t, &pv, pc, PvcMode::Rwo).await;
     let (total_before, _) = kubelet_stats(&t, &pv, &p).await;
     std::fs::write(std::path::Path::new(&p.target).join("before-grow"), b"kept").unwrap();
@@ -907,8 +919,7 @@ async fn kubelet_maps_a_raw_block_rwx_volume_for_kubevirt() {
     req.volume_capabilities = vec![pv_cap(Mode::MultiNodeMultiWriter, true)];
     let pv = provision(&mut t, req).await;
     assert!(pv.block);
-    let node = t.node().to_owned();
-    let pc = attach(&mut t, &caps, &pv, &node).await;
+    let (_, pc) = attach_here(&mut t, &caps, &pv).await;
     let p = kubelet_mount(&t, &pv, pc, PvcMode::Rwx).await;
     let md = std::fs::symlink_metadata(&p.target).unwrap();
     assert!(
