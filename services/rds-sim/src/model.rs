@@ -743,14 +743,17 @@ impl Device<'_> {
             if item.info.kind == FileKind::Disk {
                 return Err("failure: can not remove disk".into());
             }
-            // A subvolume goes with `/disk/btrfs/subvolume remove` (it has to leave the state).
-            if self
-                .state
-                .btrfs
-                .subvolumes
-                .iter()
-                .any(|s| s.dir() == item.info.name)
-            {
+            // A subvolume (or a directory holding one) goes with `/disk/btrfs/subvolume
+            // remove`: its record has to leave the state too.
+            let name = &item.info.name;
+            let holds_subvolume = self.state.btrfs.subvolumes.iter().any(|s| {
+                let dir = s.dir();
+                dir == *name
+                    || dir
+                        .strip_prefix(name.as_str())
+                        .is_some_and(|r| r.starts_with('/'))
+            });
+            if holds_subvolume {
                 return Err("failure: can not remove subvolume".into());
             }
             self.check_writable(&item.info.name)?;

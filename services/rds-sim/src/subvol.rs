@@ -195,7 +195,7 @@ impl Device<'_> {
         match &source {
             Some(src) => {
                 // Nested subvolumes are not part of a Btrfs snapshot: empty directories there.
-                let nested: Vec<String> = self
+                let mut nested: Vec<String> = self
                     .state
                     .btrfs
                     .subvolumes
@@ -203,6 +203,8 @@ impl Device<'_> {
                     .filter(|s| s.id != src.id && src.contains(&s.dir()))
                     .map(Subvolume::dir)
                     .collect();
+                // A snapshot made inside its own parent does not contain itself.
+                nested.push(dir.clone());
                 self.store
                     .clone_tree(&src.dir(), &dir, &nested)
                     .map_err(io)?;

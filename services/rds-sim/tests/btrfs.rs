@@ -508,3 +508,37 @@ async fn live_snapshot_refuse_answers_busy_and_makes_nothing() {
     ok(&c, "/disk set [find slot=pvc-a] nvme-tcp-export=no").await;
     ok(&c, &subvolume_add("snap-1.from-pvc-a", Some("pvc-a"), true)).await;
 }
+
+#[tokio::test]
+async fn snapshot_inside_its_parent_and_file_remove_of_a_subvolume() {
+    let (_d, sim) = sim_with(|_| {}).await;
+    let c = connect(&sim).await;
+    ok(&c, &subvolume_add("pvc-a", None, false)).await;
+    ok(&c, &disk_add("pvc-a", 1 << 20, None)).await;
+    // Snapshot into the parent itself: it holds the parent's file and an empty directory
+    // where it sits (it does not copy itself).
+    ok(&c, &subvolume_add("pvc-a/inner", Some("pvc-a"), true)).await;
+    assert!(sim.file_exists(&format!("{BASE}/pvc-a/inner/volume.img")));
+    let inner = sim.host_path(&format!("{BASE}/pvc-a/inner/inner")).unwrap();
+    assert_eq!(std::fs::read_dir(inner).unwrap().count(), 0);
+    // /file remove cannot take a subvolume, or a directory holding one, away from its record.
+    for name in [
+        "storage-pool/metal-csi/pvc-a/inner",
+        "storage-pool/metal-csi",
+    ] {
+        let (out, st) = run(&c, &format!("/file remove [find name=\"{name}\"]")).await;
+        assert_eq!(
+            (out.as_str(), st),
+            ("failure: can not remove subvolume\r\n", 1),
+            "{name}"
+        );
+    }
+    assert!(sim.file_exists(&format!("{BASE}/pvc-a/inner/volume.img")));
+    // The holder goes only after what it holds.
+    ok(&c, "/disk remove [find slot=pvc-a]").await;
+    let (out, _) = run(&c, &remove("pvc-a")).await;
+    assert_eq!(out, "failure: subvolume has subvolumes inside\r\n");
+    ok(&c, &remove("pvc-a/inner")).await;
+    ok(&c, &remove("pvc-a")).await;
+    assert!(!sim.file_exists(&format!("{BASE}/pvc-a")));
+}
