@@ -117,6 +117,7 @@ kmod_as depmod -b "$S" "$KV"
 cp "$HERE/guest/init.sh" "$S/init"
 cp "$HERE/guest/scenario.sh" "$S/scenario.sh"
 cp "$HERE/guest/fence.sh" "$S/fence.sh"
+cp "$HERE/guest/checks.sh" "$S/checks.sh"
 chmod +x "$S/init" "$S/scenario.sh" "$S/fence.sh"
 
 # busybox cpio: no host cpio needed. Plain (uncompressed) cpio: gunzip costs ~1 s under TCG.

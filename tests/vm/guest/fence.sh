@@ -32,29 +32,7 @@ case "${SIM_EXTRA:-}" in *--nvmet-allow-change-drops*) DROPS=1 ;; *) DROPS=0 ;; 
 
 P=0
 F=0
-pass() { P=$((P + 1)); echo "PASS $*"; }
-fail() { F=$((F + 1)); echo "FAIL $*"; }
-check() { name=$1; shift; if "$@"; then pass "$name"; else fail "$name"; fi; }
-info() { echo "INFO $*"; }
-step() { echo "STEP t=$(cut -d' ' -f1 /proc/uptime) $*"; }
-ctl() {
-  tag=$1
-  shift
-  timeout 120 $BIN/rdsctl "$@" --endpoint "$CSI" --timeout 90s > "$OUT/$tag.out" 2>&1
-  rc=$?
-  [ "$rc" != 0 ] && { echo "  rdsctl $* -> exit $rc"; tail -n 8 "$OUT/$tag.out" | sed 's/^/    /'; }
-  return $rc
-}
-wait_for() {
-  n=$(($1 * 10))
-  shift
-  while [ $n -gt 0 ]; do
-    "$@" && return 0
-    usleep 100000
-    n=$((n - 1))
-  done
-  "$@"
-}
+. /checks.sh
 allowed() { ls "$SUB/allowed_hosts" 2> /dev/null | sort | tr '\n' ' ' | sed 's/ $//'; }
 closed() { [ "$(cat $SUB/attr_allow_any_host 2> /dev/null)" = 0 ]; }
 # Controllers connected to $NQN with host NQN $1.
@@ -126,7 +104,6 @@ start rds-agent --rds-address 127.0.0.1 --rds-port 2223 --rds-user admin \
 start csi-frontend --endpoint $CSI --role controller --rds-address 127.0.0.1 \
   --agent-endpoint unix://$R/agent.sock --attachment-endpoint unix://$R/attachment.sock \
   --event-endpoint unix://$R/events.sock --known-node node-a --known-node node-b
-probe_ok() { $BIN/rdsctl info --endpoint "$CSI" --timeout 5s > $OUT/info.out 2>&1 && grep -q 'ready: true' $OUT/info.out; }
 n=90
 while [ $n -gt 0 ] && ! probe_ok; do sleep 1; n=$((n - 1)); done
 check "stack up (CSI Probe ready)" probe_ok

@@ -32,37 +32,8 @@ mkdir -p $LOGS $OUT
 
 P=0
 F=0
-pass() {
-  P=$((P + 1))
-  echo "PASS $*"
-}
-fail() {
-  F=$((F + 1))
-  echo "FAIL $*"
-}
-# check <name> <command...>: PASS when the command succeeds.
-check() {
-  name=$1
-  shift
-  if "$@"; then pass "$name"; else fail "$name"; fi
-}
-uptime_s() { cut -d' ' -f1 /proc/uptime; }
-step() { echo "STEP t=$(uptime_s) $*"; }
-info() { echo "INFO $*"; }
-
-# ctl <tag> <rdsctl args...>: one CSI call; its output is kept in $OUT/<tag>.out and shown
-# when it fails.
-ctl() {
-  tag=$1
-  shift
-  timeout 120 $BIN/rdsctl "$@" --endpoint "$CSI" --timeout 90s > "$OUT/$tag.out" 2>&1
-  rc=$?
-  if [ "$rc" != 0 ]; then
-    echo "  rdsctl $* -> exit $rc"
-    tail -n 8 "$OUT/$tag.out" | sed 's/^/    /'
-  fi
-  return $rc
-}
+# pass/fail/check/step/info, ctl, wait_for, probe_ok (shared with fence.sh).
+. /checks.sh
 
 # --- kernel-side views ---------------------------------------------------------------------
 # Controllers (nvmeX) connected to NQN $1.
@@ -91,16 +62,6 @@ is_mounted() { [ -n "$(mounted_dev "$1")" ]; }
 fs_uuid() { blkid -p -o value -s UUID "/dev/$1" 2> /dev/null; }
 format_count() { grep -c 'FORMAT:' $LOGS/csi-frontend.log; }
 listening() { netstat -ltn 2> /dev/null | grep -q " 127.0.0.1:$1 .*LISTEN"; }
-wait_for() { # wait_for <seconds> <command...>
-  n=$(($1 * 10))
-  shift
-  while [ $n -gt 0 ]; do
-    "$@" && return 0
-    usleep 100000
-    n=$((n - 1))
-  done
-  "$@"
-}
 no_ctrl() { [ -z "$(ctrls_of "$1")" ]; }
 rate() { awk -v mb="$1" -v t0="$2" -v t1="$3" 'BEGIN { d = t1 - t0; if (d <= 0) d = 0.01; printf "%.1f MiB/s (%d MiB in %.2f s)", mb / d, mb, d }'; }
 
@@ -136,7 +97,6 @@ start csi-frontend --endpoint $CSI --role all --node-id $NODE --rds-address 127.
   --agent-endpoint unix://$R/agent.sock --attachment-endpoint unix://$R/attachment.sock \
   --event-endpoint unix://$R/events.sock --data-plane nvme --node-state-dir $R/node
 T_STACK0=$(uptime_s)
-probe_ok() { $BIN/rdsctl info --endpoint "$CSI" --timeout 5s > $OUT/info.out 2>&1 && grep -q 'ready: true' $OUT/info.out; }
 # One probe a second: each rdsctl start costs the single vCPU the services are starting on.
 n=90
 up=0
