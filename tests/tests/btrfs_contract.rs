@@ -15,7 +15,7 @@ use integration_tests::{Stack, StackOpts};
 use rds_proto::csi::v1::volume_capability::access_mode::Mode;
 use rds_proto::csi::v1::volume_capability::{AccessMode, AccessType, MountVolume};
 use rds_proto::csi::v1::{
-    CapacityRange, CreateSnapshotRequest, CreateVolumeRequest, VolumeCapability,
+    CapacityRange, CreateSnapshotRequest, CreateVolumeRequest, ListVolumesRequest, VolumeCapability,
 };
 use tonic::Code;
 
@@ -126,6 +126,30 @@ async fn a_flat_volume_keeps_the_go_keys_and_is_tagged_too() {
             ";;; rds-csi: cluster=default pv={id} pvc=apps/data"
         )),
         "{print}"
+    );
+    // ListVolumes reads the tag back from the RDS (rdsctl's OWNER column).
+    let listed = ctl
+        .list_volumes(ListVolumesRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    let mine = listed
+        .iter()
+        .filter_map(|e| e.volume.as_ref())
+        .find(|v| v.volume_id == id)
+        .expect("the volume is listed");
+    let ctx = &mine.volume_context;
+    assert_eq!(
+        ctx.get("csi.storage.k8s.io/pvc/namespace")
+            .map(String::as_str),
+        Some("apps"),
+        "{ctx:?}"
+    );
+    assert_eq!(
+        ctx.get("csi.storage.k8s.io/pvc/name").map(String::as_str),
+        Some("data"),
+        "{ctx:?}"
     );
     stack.stop().await;
 }

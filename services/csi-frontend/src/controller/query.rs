@@ -197,10 +197,13 @@ fn csi_volume(v: agent::Volume) -> Volume {
     } else {
         None
     };
+    // The listed context carries the file path, the layout and the ownership
+    // tag, so `rdsctl volume list` can show who owns each disk.
+    let volume_context = crate::volume_context::listed(&v);
     Volume {
         capacity_bytes: capacity::to_i64(v.size_bytes),
         volume_id: v.volume_id,
-        volume_context: HashMap::new(),
+        volume_context,
         content_source: content_source.map(|t| VolumeContentSource { r#type: Some(t) }),
         accessible_topology: Vec::new(),
     }
