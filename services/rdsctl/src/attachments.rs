@@ -16,7 +16,7 @@ use k8s_openapi::api::core::v1::PersistentVolume;
 use k8s_openapi::api::storage::v1::VolumeAttachment;
 use kube::Api;
 use kube::api::ListParams;
-use rds_agent::inspect::allow_list;
+use rds_agent::inspect::{ClassifiedDisk, allow_list};
 use rds_bus::{ClusterId, HostIdentity, NodeId};
 use serde::Serialize;
 
@@ -142,124 +142,158 @@ pub async fn collect(args: &AttachmentsArgs) -> Result<Report> {
             .find(|d| d.record.slot.as_deref() == Some(slot))
     };
 
-    let mut rows = Vec::new();
-    for (pv_name, mut holders) in by_pv {
-        holders.sort_by_key(|h| h.created);
-        let pv = pv_by_name.get(&pv_name);
-        let csi = pv
-            .and_then(|p| p.spec.as_ref())
-            .and_then(|s| s.csi.as_ref());
-        let volume = csi.map(|c| c.volume_handle.clone()).unwrap_or_default();
-        let window_secs: i64 = csi
-            .and_then(|c| c.volume_attributes.as_ref())
-            .and_then(|a| a.get(rds_bus::volume_context::key::MIGRATION_TIMEOUT))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(i64::from(
-                rds_bus::volume_context::DEFAULT_MIGRATION_TIMEOUT,
-            ));
-        let attached: Vec<&Holder> = holders.iter().filter(|h| h.attached).collect();
-        let nodes: Vec<String> = attached.iter().map(|h| h.node.clone()).collect();
-        let pending: Vec<String> = holders
-            .iter()
-            .filter(|h| !h.attached)
-            .map(|h| h.node.clone())
-            .collect();
-        let since = attached
-            .first()
-            .and_then(|h| h.created)
-            .map(|t| t.to_string());
-        let migration_window = (attached.len() >= 2)
-            .then(|| attached.get(1).and_then(|h| h.created))
-            .flatten()
-            .map(|opened| {
-                let closes = opened
-                    .checked_add(jiff::SignedDuration::from_secs(window_secs))
-                    .map(|t| t.to_string())
-                    .unwrap_or_else(|_| "?".into());
-                format!("{opened} .. {closes}")
-            });
-        let mut mismatch = Vec::new();
-        if pv.is_none() {
-            mismatch.push(format!("PV {pv_name} not found"));
-        }
-        if attached.len() > 2 {
-            mismatch.push(format!(
-                "{} nodes attached (at most 2, during a migration)",
-                attached.len()
-            ));
-        }
-        let (rds, allow) = match disk_of(&volume) {
-            None => {
-                if !attached.is_empty() {
-                    mismatch.push("attached, but the RDS has no disk for it".into());
-                }
-                ("missing".to_owned(), None)
-            }
-            Some(d) => {
-                let exported = d.record.nvme_tcp_export == Some(true);
-                if !exported && !attached.is_empty() {
-                    mismatch.push("attached, but the RDS does not export it".into());
-                }
-                let list = allow_list(&d.record);
-                let allow = if list.is_empty() {
-                    None
-                } else {
-                    match &cluster {
-                        Some(c) => {
-                            let want: Vec<String> = nodes
-                                .iter()
-                                .filter_map(|n| NodeId::parse(n).ok())
-                                .map(|n| HostIdentity::derive(c, &n).host_nqn().to_owned())
-                                .collect();
-                            let extra: Vec<&String> =
-                                list.iter().filter(|h| !want.contains(h)).collect();
-                            let lacking: Vec<&String> =
-                                want.iter().filter(|h| !list.contains(h)).collect();
-                            if !extra.is_empty() {
-                                mismatch.push(format!(
-                                    "allow list admits hosts not attached: {}",
-                                    join(&extra)
-                                ));
-                            }
-                            if !lacking.is_empty() {
-                                mismatch.push(format!(
-                                    "allow list lacks attached hosts: {}",
-                                    join(&lacking)
-                                ));
-                            }
-                        }
-                        None if list.len() != nodes.len() => mismatch.push(format!(
-                            "allow list has {} host(s), {} node(s) attached",
-                            list.len(),
-                            nodes.len()
-                        )),
-                        None => {}
-                    }
-                    Some(list)
-                };
-                (
-                    if exported { "exported" } else { "not exported" }.to_owned(),
-                    allow,
-                )
-            }
-        };
-        rows.push(Row {
-            volume,
-            pv: pv_name,
-            nodes,
-            pending,
-            since,
-            migration_window,
-            rds,
-            allow,
-            mismatch,
-        });
-    }
+    let rows: Vec<Row> = by_pv
+        .into_iter()
+        .map(|(pv_name, holders)| {
+            let pv = pv_by_name.get(&pv_name).copied();
+            row(pv_name, holders, pv, &disk_of, cluster.as_ref())
+        })
+        .collect();
     let mismatches = rows.iter().filter(|r| !r.mismatch.is_empty()).count();
     Ok(Report {
         attachments: rows,
         mismatches,
     })
+}
+
+/// One volume's row: its holders (oldest first), the migration window, and
+/// what the RDS side says.
+fn row<'a>(
+    pv_name: String,
+    mut holders: Vec<Holder>,
+    pv: Option<&PersistentVolume>,
+    disk_of: &impl Fn(&str) -> Option<&'a ClassifiedDisk>,
+    cluster: Option<&ClusterId>,
+) -> Row {
+    holders.sort_by_key(|h| h.created);
+    let csi = pv
+        .and_then(|p| p.spec.as_ref())
+        .and_then(|s| s.csi.as_ref());
+    let volume = csi.map(|c| c.volume_handle.clone()).unwrap_or_default();
+    let window_secs: i64 = csi
+        .and_then(|c| c.volume_attributes.as_ref())
+        .and_then(|a| a.get(rds_bus::volume_context::key::MIGRATION_TIMEOUT))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(i64::from(
+            rds_bus::volume_context::DEFAULT_MIGRATION_TIMEOUT,
+        ));
+    let attached: Vec<&Holder> = holders.iter().filter(|h| h.attached).collect();
+    let nodes: Vec<String> = attached.iter().map(|h| h.node.clone()).collect();
+    let pending: Vec<String> = holders
+        .iter()
+        .filter(|h| !h.attached)
+        .map(|h| h.node.clone())
+        .collect();
+    let since = attached
+        .first()
+        .and_then(|h| h.created)
+        .map(|t| t.to_string());
+    let migration_window = (attached.len() >= 2)
+        .then(|| attached.get(1).and_then(|h| h.created))
+        .flatten()
+        .map(|opened| {
+            let closes = opened
+                .checked_add(jiff::SignedDuration::from_secs(window_secs))
+                .map(|t| t.to_string())
+                .unwrap_or_else(|_| "?".into());
+            format!("{opened} .. {closes}")
+        });
+    let mut mismatch = Vec::new();
+    if pv.is_none() {
+        mismatch.push(format!("PV {pv_name} not found"));
+    }
+    if attached.len() > 2 {
+        mismatch.push(format!(
+            "{} nodes attached (at most 2, during a migration)",
+            attached.len()
+        ));
+    }
+    let (rds, allow) = rds_side(
+        disk_of(&volume),
+        &nodes,
+        attached.is_empty(),
+        cluster,
+        &mut mismatch,
+    );
+    Row {
+        volume,
+        pv: pv_name,
+        nodes,
+        pending,
+        since,
+        migration_window,
+        rds,
+        allow,
+        mismatch,
+    }
+}
+
+/// The RDS side of a row: `exported` / `not exported` / `missing`, and the
+/// export's allow list, which must admit exactly the attached nodes (by
+/// derived host NQN with a cluster id, else by count). Disagreements go to
+/// `mismatch`.
+fn rds_side(
+    disk: Option<&ClassifiedDisk>,
+    nodes: &[String],
+    none_attached: bool,
+    cluster: Option<&ClusterId>,
+    mismatch: &mut Vec<String>,
+) -> (String, Option<Vec<String>>) {
+    match disk {
+        None => {
+            if !none_attached {
+                mismatch.push("attached, but the RDS has no disk for it".into());
+            }
+            ("missing".to_owned(), None)
+        }
+        Some(d) => {
+            let exported = d.record.nvme_tcp_export == Some(true);
+            if !exported && !none_attached {
+                mismatch.push("attached, but the RDS does not export it".into());
+            }
+            let list = allow_list(&d.record);
+            let allow = if list.is_empty() {
+                None
+            } else {
+                match cluster {
+                    Some(c) => {
+                        let want: Vec<String> = nodes
+                            .iter()
+                            .filter_map(|n| NodeId::parse(n).ok())
+                            .map(|n| HostIdentity::derive(c, &n).host_nqn().to_owned())
+                            .collect();
+                        let extra: Vec<&String> =
+                            list.iter().filter(|h| !want.contains(h)).collect();
+                        let lacking: Vec<&String> =
+                            want.iter().filter(|h| !list.contains(h)).collect();
+                        if !extra.is_empty() {
+                            mismatch.push(format!(
+                                "allow list admits hosts not attached: {}",
+                                join(&extra)
+                            ));
+                        }
+                        if !lacking.is_empty() {
+                            mismatch.push(format!(
+                                "allow list lacks attached hosts: {}",
+                                join(&lacking)
+                            ));
+                        }
+                    }
+                    None if list.len() != nodes.len() => mismatch.push(format!(
+                        "allow list has {} host(s), {} node(s) attached",
+                        list.len(),
+                        nodes.len()
+                    )),
+                    None => {}
+                }
+                Some(list)
+            };
+            (
+                if exported { "exported" } else { "not exported" }.to_owned(),
+                allow,
+            )
+        }
+    }
 }
 
 fn join(v: &[&String]) -> String {
