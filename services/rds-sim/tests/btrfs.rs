@@ -542,3 +542,39 @@ async fn snapshot_inside_its_parent_and_file_remove_of_a_subvolume() {
     ok(&c, &remove("pvc-a")).await;
     assert!(!sim.file_exists(&format!("{BASE}/pvc-a")));
 }
+
+#[test]
+fn the_new_switches_read_from_the_behaviour_json() {
+    let b: rds_sim::Behaviour = serde_json::from_str(
+        r#"{"slot_limit":"32","live_snapshot":"refuse","pool_filesystem":"ext4","existing_file":"fail"}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            b.slot_limit,
+            b.live_snapshot,
+            b.pool_filesystem,
+            b.existing_file
+        ),
+        (
+            SlotLimit::Max32,
+            LiveSnapshotMode::Refuse,
+            PoolFilesystem::Ext4,
+            ExistingFileMode::Fail
+        )
+    );
+    let d: rds_sim::Behaviour = serde_json::from_str("{}").unwrap();
+    assert_eq!(
+        (d.slot_limit, d.live_snapshot, d.pool_filesystem),
+        (
+            SlotLimit::None,
+            LiveSnapshotMode::Allow,
+            PoolFilesystem::Btrfs
+        )
+    );
+    // A partial `texts` keeps the other defaults.
+    let t: rds_sim::Behaviour =
+        serde_json::from_str(r#"{"texts":{"subvolume_busy":"failure: busy"}}"#).unwrap();
+    assert_eq!(t.texts.subvolume_busy, "failure: busy");
+    assert_eq!(t.texts.read_only, "failure: read-only file system");
+}
