@@ -339,10 +339,10 @@ mod tests {
         assert_eq!(other.reason(), rds_bus::Reason::CapacityExhausted);
         let f = DiskPath::new("/storage-pool/metal-csi/pvc-1/volume.img").unwrap();
         let e = adopt_refused(routeros("failure: file already exists"), &f);
-        assert_eq!(e.reason(), rds_bus::Reason::NodePrecondition);
+        assert_eq!(e.reason(), rds_bus::Reason::RdsPrecondition);
         assert!(e.to_string().contains("existing_file"), "{e}");
         let e = precondition(routeros("failure: no btrfs filesystem storage-pool"), "x");
-        assert_eq!(e.reason(), rds_bus::Reason::NodePrecondition);
+        assert_eq!(e.reason(), rds_bus::Reason::RdsPrecondition);
         assert!(is_no_btrfs(&routeros(
             "failure: no btrfs filesystem storage-pool"
         )));

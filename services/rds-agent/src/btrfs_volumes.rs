@@ -390,7 +390,7 @@ async fn populate(p: Populate) -> Result<DiskRecord, AgentError> {
     if let Err(e) = &sent
         && matches!(
             e.reason(),
-            rds_bus::Reason::NodePrecondition | rds_bus::Reason::InvalidArgument
+            rds_bus::Reason::RdsPrecondition | rds_bus::Reason::InvalidArgument
         )
         && p.make_subvolume
     {

@@ -28,7 +28,7 @@ pub enum AgentError {
     OutOfRange(String),
     /// The RDS is not in a state this call needs (a non-Btrfs pool for
     /// layout subvolume, a refused file adoption): FAILED_PRECONDITION. The
-    /// bus has no RDS-side precondition reason, so NODE_PRECONDITION carries it.
+    /// wire reason is RDS_PRECONDITION (the RDS, not the node, is missing it).
     #[error("{0}")]
     Precondition(String),
     /// The RDS could not be reached or the connection broke. `sent` is true
@@ -149,7 +149,7 @@ impl AgentError {
             AgentError::SlotExists(_) => Reason::SlotExists,
             AgentError::CapacityExhausted(_) => Reason::CapacityExhausted,
             AgentError::OutOfRange(_) => Reason::OutOfRange,
-            AgentError::Precondition(_) => Reason::NodePrecondition,
+            AgentError::Precondition(_) => Reason::RdsPrecondition,
             AgentError::Unreachable { .. } | AgentError::Ssh(_) | AgentError::SessionRefused(_) => {
                 Reason::RdsUnreachable
             }

@@ -47,6 +47,9 @@ pub enum Reason {
     StoreNotReady,
     /// A precondition of the node (e.g. root for loop devices) is missing.
     NodePrecondition,
+    /// The RDS cannot do this as configured (e.g. the subvolume layout on a
+    /// pool that is not Btrfs, a file the RDS refuses to adopt).
+    RdsPrecondition,
     /// A dependency service of the bus is unavailable.
     ServiceUnavailable,
     /// A circuit breaker is open after repeated failures; retry later.
@@ -69,9 +72,8 @@ impl Reason {
             RdsUnreachable | RdsAuthFailed | RdsHostKeyMismatch | StoreNotReady
             | ServiceUnavailable | CircuitOpen => Code::Unavailable,
             RdsTimeout => Code::DeadlineExceeded,
-            AttachedElsewhere | VolumeInUse | MigrationLimit | NodePrecondition => {
-                Code::FailedPrecondition
-            }
+            AttachedElsewhere | VolumeInUse | MigrationLimit | NodePrecondition
+            | RdsPrecondition => Code::FailedPrecondition,
             OperationPending => Code::Aborted,
             RdsCommandFailed | RdsBadOutput | Internal => Code::Internal,
         }
@@ -102,6 +104,7 @@ impl Reason {
             OperationPending => "OPERATION_PENDING",
             StoreNotReady => "STORE_NOT_READY",
             NodePrecondition => "NODE_PRECONDITION",
+            RdsPrecondition => "RDS_PRECONDITION",
             ServiceUnavailable => "SERVICE_UNAVAILABLE",
             CircuitOpen => "CIRCUIT_OPEN",
             IncompatibleCapability => "INCOMPATIBLE_CAPABILITY",
@@ -109,7 +112,7 @@ impl Reason {
         }
     }
 
-    pub const ALL: [Reason; 25] = {
+    pub const ALL: [Reason; 26] = {
         use Reason::*;
         [
             InvalidArgument,
@@ -133,6 +136,7 @@ impl Reason {
             OperationPending,
             StoreNotReady,
             NodePrecondition,
+            RdsPrecondition,
             ServiceUnavailable,
             CircuitOpen,
             IncompatibleCapability,
