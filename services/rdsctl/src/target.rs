@@ -157,28 +157,41 @@ impl Default for KubeArgs {
 
 impl KubeArgs {
     /// A client from the kubeconfig; `Ok(None)` when none can be found and
-    /// none was asked for (doctor then skips the cluster checks).
+    /// none was asked for (doctor then skips the cluster checks). Not
+    /// `rds_bus::kube_client::client_with` yet: with it, doctor's pod-proxy
+    /// read lost its race against the client's read timeout (both
+    /// `--kube-timeout`), see docs/decisions.md §14.4.
     pub async fn client(&self, required: bool) -> Result<Option<kube::Client>> {
-        use rds_bus::kube_client::{KubeClientError, KubeOptions, client_with};
-        let opts = KubeOptions {
-            kubeconfig: self.kubeconfig.clone(),
+        let opts = kube::config::KubeConfigOptions {
             context: self.context.clone(),
-            timeout: Some(self.kube_timeout),
+            ..Default::default()
         };
-        match client_with(&opts).await {
-            Ok(c) => Ok(Some(c)),
-            Err(KubeClientError::Kubeconfig { path, msg }) => Err(CtlError::Usage(format!(
-                "--kubeconfig {}: {msg}",
-                path.display()
-            ))),
-            Err(KubeClientError::Infer(e)) if required => Err(CtlError::Usage(format!(
-                "no Kubernetes configuration found ({e}); give --kubeconfig"
-            ))),
-            Err(KubeClientError::Infer(_)) => Ok(None),
-            Err(KubeClientError::Client(e)) => {
-                Err(CtlError::Kube(format!("cannot build a client: {e}")))
+        let cfg = match &self.kubeconfig {
+            Some(path) => {
+                let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| {
+                    CtlError::Usage(format!("--kubeconfig {}: {e}", path.display()))
+                })?;
+                kube::Config::from_custom_kubeconfig(kc, &opts)
+                    .await
+                    .map_err(|e| CtlError::Usage(format!("--kubeconfig {}: {e}", path.display())))?
             }
-        }
+            None => match kube::Config::infer().await {
+                Ok(c) => c,
+                Err(e) if required => {
+                    return Err(CtlError::Usage(format!(
+                        "no Kubernetes configuration found ({e}); give --kubeconfig"
+                    )));
+                }
+                Err(_) => return Ok(None),
+            },
+        };
+        let mut cfg = cfg;
+        cfg.connect_timeout = Some(self.kube_timeout);
+        cfg.read_timeout = Some(self.kube_timeout);
+        cfg.write_timeout = Some(self.kube_timeout);
+        kube::Client::try_from(cfg)
+            .map(Some)
+            .map_err(|e| CtlError::Kube(format!("cannot build a client: {e}")))
     }
 
     /// One API request under `--kube-timeout`.
