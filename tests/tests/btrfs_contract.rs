@@ -42,7 +42,7 @@ fn request(name: &str, params: &[(&str, &str)]) -> CreateVolumeRequest {
     }
 }
 
-fn metadata<'a>(pv: &'a str) -> Vec<(&'a str, &'a str)> {
+fn metadata(pv: &str) -> Vec<(&str, &str)> {
     vec![
         ("csi.storage.k8s.io/pvc/namespace", "apps"),
         ("csi.storage.k8s.io/pvc/name", "data"),
