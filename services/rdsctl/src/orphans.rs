@@ -20,7 +20,7 @@ use clap::Args;
 use k8s_openapi::api::core::v1::PersistentVolume;
 use kube::Api;
 use kube::api::ListParams;
-use rds_agent::inspect::ownership_tag;
+use rds_agent::inspect::{ClassifiedDisk, ownership_tag};
 use rds_agent::layout::DiskKind;
 use rds_routeros::FileRecord;
 use serde::Serialize;
@@ -163,10 +163,50 @@ pub async fn collect(args: &OrphansArgs) -> Result<Report> {
         .filter_map(|d| d.record.file_path.as_deref())
         .map(|p| p.trim_start_matches('/').to_owned())
         .collect();
+    let DiskCensus {
+        volumes,
+        mut snapshots,
+        orphan_disks,
+    } = census(&disks, &handles, &by_name);
+    let (subvolume_snapshots, orphan_files) = unused_files(&files, &used);
+    snapshots += subvolume_snapshots;
+    let missing_disks = handles
+        .iter()
+        .filter(|(h, _)| {
+            !volumes.contains(*h)
+                && !disks
+                    .iter()
+                    .any(|d| d.record.slot.as_deref() == Some(h.as_str()))
+        })
+        .map(|(h, pv)| missing_disk(h, pv))
+        .collect();
+    Ok(Report {
+        orphan_disks,
+        orphan_files,
+        missing_disks,
+        snapshots_not_judged: snapshots,
+        volumes_on_rds: volumes.len(),
+        pvs_of_driver: ours.len(),
+    })
+}
+
+/// The RDS's disks sorted out: volume slots, how many snapshot disks, and
+/// the volume disks no PV references.
+struct DiskCensus {
+    volumes: BTreeSet<String>,
+    snapshots: usize,
+    orphan_disks: Vec<OrphanDisk>,
+}
+
+fn census(
+    disks: &[ClassifiedDisk],
+    handles: &BTreeMap<String, &PersistentVolume>,
+    by_name: &BTreeMap<&str, &FileRecord>,
+) -> DiskCensus {
     let mut volumes = BTreeSet::new();
     let mut snapshots = 0;
     let mut orphan_disks = Vec::new();
-    for d in &disks {
+    for d in disks {
         let slot = d.record.slot.clone().unwrap_or_default();
         match d.kind {
             DiskKind::Volume => {
@@ -188,14 +228,23 @@ pub async fn collect(args: &OrphansArgs) -> Result<Report> {
             DiskKind::Foreign => {}
         }
     }
+    DiskCensus {
+        volumes,
+        snapshots,
+        orphan_disks,
+    }
+}
+
+/// Data files no disk uses: the count of subvolume snapshots' data files
+/// (never a disk; counted as snapshots), and the rest as orphans.
+fn unused_files(files: &[FileRecord], used: &BTreeSet<String>) -> (usize, Vec<OrphanFile>) {
     let data_files = files
         .iter()
         .filter(|f| f.file_type.as_deref().is_some_and(|t| t.ends_with("file")))
         .filter(|f| !used.contains(&f.name));
     let (subvolume_snapshots, unused): (Vec<&FileRecord>, Vec<&FileRecord>) =
         data_files.partition(|f| is_subvolume_snapshot_file(&f.name));
-    snapshots += subvolume_snapshots.len();
-    let orphan_files = unused
+    let orphans = unused
         .into_iter()
         .map(|f| OrphanFile {
             path: format!("/{}", f.name),
@@ -203,55 +252,42 @@ pub async fn collect(args: &OrphansArgs) -> Result<Report> {
             age_seconds: file_age(f),
         })
         .collect();
-    let missing_disks = handles
-        .iter()
-        .filter(|(h, _)| {
-            !volumes.contains(*h)
-                && !disks
-                    .iter()
-                    .any(|d| d.record.slot.as_deref() == Some(h.as_str()))
+    (subvolume_snapshots.len(), orphans)
+}
+
+/// A PV of the driver whose disk the RDS does not have; its PVC from the
+/// claimRef, else from the provisioner's volume attributes.
+fn missing_disk(h: &str, pv: &PersistentVolume) -> MissingDisk {
+    let attrs = pv
+        .spec
+        .as_ref()
+        .and_then(|s| s.csi.as_ref())
+        .and_then(|c| c.volume_attributes.as_ref());
+    let pvc = pv
+        .spec
+        .as_ref()
+        .and_then(|s| s.claim_ref.as_ref())
+        .map(|c| {
+            format!(
+                "{}/{}",
+                c.namespace.clone().unwrap_or_default(),
+                c.name.clone().unwrap_or_default()
+            )
         })
-        .map(|(h, pv)| {
-            let attrs = pv
-                .spec
-                .as_ref()
-                .and_then(|s| s.csi.as_ref())
-                .and_then(|c| c.volume_attributes.as_ref());
-            let pvc = pv
-                .spec
-                .as_ref()
-                .and_then(|s| s.claim_ref.as_ref())
-                .map(|c| {
-                    format!(
-                        "{}/{}",
-                        c.namespace.clone().unwrap_or_default(),
-                        c.name.clone().unwrap_or_default()
-                    )
-                })
-                .or_else(|| {
-                    let a = attrs?;
-                    Some(format!(
-                        "{}/{}",
-                        a.get("csi.storage.k8s.io/pvc/namespace")?,
-                        a.get("csi.storage.k8s.io/pvc/name")?
-                    ))
-                });
-            MissingDisk {
-                pv: pv.metadata.name.clone().unwrap_or_default(),
-                volume_handle: h.clone(),
-                pvc,
-                phase: pv.status.as_ref().and_then(|s| s.phase.clone()),
-            }
-        })
-        .collect();
-    Ok(Report {
-        orphan_disks,
-        orphan_files,
-        missing_disks,
-        snapshots_not_judged: snapshots,
-        volumes_on_rds: volumes.len(),
-        pvs_of_driver: ours.len(),
-    })
+        .or_else(|| {
+            let a = attrs?;
+            Some(format!(
+                "{}/{}",
+                a.get("csi.storage.k8s.io/pvc/namespace")?,
+                a.get("csi.storage.k8s.io/pvc/name")?
+            ))
+        });
+    MissingDisk {
+        pv: pv.metadata.name.clone().unwrap_or_default(),
+        volume_handle: h.to_owned(),
+        pvc,
+        phase: pv.status.as_ref().and_then(|s| s.phase.clone()),
+    }
 }
 
 /// `<base>/<snap-…>.from-<source>/volume.img`: the data of a read-only
