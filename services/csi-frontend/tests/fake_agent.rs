@@ -446,7 +446,14 @@ async fn layout_and_owner_reach_the_agent_and_the_layout_lands_in_the_context() 
         format!("/storage-pool/metal-csi/{name}/volume.img")
     );
 
-    // No layout parameter: flat on the wire, no key in the context.
+    flat_by_default_and_layout_refusals(&mut e, name, &answer).await;
+    e.shutdown.trigger();
+}
+
+/// No layout parameter: flat on the wire, no key in the context; a retried
+/// create finding the other layout is ALREADY_EXISTS; a bad layout never
+/// reaches the agent.
+async fn flat_by_default_and_layout_refusals(e: &mut Env, name: &str, answer: &Volume) {
     e.agent.state.lock().unwrap().on_get = OnGet::Answer(Box::new(Volume {
         file_path: format!("/storage-pool/metal-csi/{name}.img"),
         layout: VolumeLayout::Flat as i32,
@@ -487,7 +494,6 @@ async fn layout_and_owner_reach_the_agent_and_the_layout_lands_in_the_context() 
         err.message()
     );
     assert_eq!(e.agent.state.lock().unwrap().seen_creates.len(), before);
-    e.shutdown.trigger();
 }
 
 /// The agent's refusal of a subvolume volume on a pool that is not Btrfs
