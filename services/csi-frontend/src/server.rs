@@ -157,7 +157,24 @@ pub async fn start_with(
         known_nodes = %deps.nodes.describe(),
         "csi-frontend serving"
     );
-    // A unix socket is fronted by the :authority relay (grpcio clients).
+    let task = serve_in_task(bus, listener, endpoint.clone(), stop_metrics, shutdown)?;
+    Ok(Running {
+        endpoint,
+        metrics_addr,
+        task,
+    })
+}
+
+/// Serves `bus` in a task until `shutdown`; a unix socket is fronted by the
+/// :authority relay (grpcio clients). `stop_metrics` fires when serving ends,
+/// whatever ended it.
+fn serve_in_task(
+    bus: Bus,
+    listener: Listener,
+    endpoint: String,
+    stop_metrics: Shutdown,
+    shutdown: Shutdown,
+) -> Result<JoinHandle<Result<(), FrontendError>>, FrontendError> {
     let (listener, relay) = match listener {
         Listener::Unix(public, path) => {
             let inner_err = |e: std::io::Error| {
@@ -171,7 +188,7 @@ pub async fn start_with(
         }
         other => (other, None),
     };
-    let ep = endpoint.clone();
+    let ep = endpoint;
     let task = tokio::spawn(async move {
         let res = bus
             .serve(listener, async move { shutdown.wait().await })
@@ -183,11 +200,7 @@ pub async fn start_with(
         stop_metrics.trigger();
         res
     });
-    Ok(Running {
-        endpoint,
-        metrics_addr,
-        task,
-    })
+    Ok(task)
 }
 
 /// The shape before [`start`], kept for test files written against it:
