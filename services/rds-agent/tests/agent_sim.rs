@@ -59,12 +59,8 @@ async fn full_volume_and_snapshot_lifecycle() {
         .unwrap()
         .into_inner();
     assert_eq!(got, v);
-    let listed = c
-        .list_volumes(ListVolumesRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(listed.volumes, vec![v.clone()]);
+    let listed = common::all_volumes(&mut c).await.unwrap();
+    assert_eq!(listed, vec![v.clone()]);
 
     let cap = c
         .get_capacity(GetCapacityRequest {
@@ -150,18 +146,17 @@ async fn full_volume_and_snapshot_lifecycle() {
             source_volume_id: id.into(),
         })
         .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(by_src.snapshots, vec![s.clone()]);
+        .unwrap();
+    let by_src = common::snapshot_pages(by_src.into_inner()).await;
+    assert_eq!(by_src, vec![s.clone()]);
     let none = c
         .list_snapshots(ListSnapshotsRequest {
             snapshot_id: String::new(),
             source_volume_id: "pvc-other".into(),
         })
         .await
-        .unwrap()
-        .into_inner();
-    assert!(none.snapshots.is_empty());
+        .unwrap();
+    assert!(common::snapshot_pages(none.into_inner()).await.is_empty());
 
     // The source mapping survives an agent restart (a fresh agent on the same sim).
     let fresh = {
@@ -201,10 +196,10 @@ async fn full_volume_and_snapshot_lifecycle() {
             source_volume_id: String::new(),
         })
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
+    let after_restart = common::snapshot_pages(after_restart.into_inner()).await;
     assert_eq!(
-        after_restart.snapshots,
+        after_restart,
         vec![s.clone()],
         "same source and creation time"
     );

@@ -313,3 +313,37 @@ pub async fn eventually(within: Duration, mut f: impl AsyncFnMut() -> bool) -> b
     }
     false
 }
+
+/// Every volume of the ListVolumes stream, with the size of each page.
+pub async fn volume_pages(
+    client: &mut AgentClient<BusChannel>,
+) -> Result<(Vec<rds_proto::agent::Volume>, Vec<usize>), tonic::Status> {
+    let mut stream = client
+        .list_volumes(rds_proto::agent::ListVolumesRequest {})
+        .await?
+        .into_inner();
+    let (mut all, mut sizes) = (Vec::new(), Vec::new());
+    while let Some(page) = stream.message().await? {
+        sizes.push(page.volumes.len());
+        all.extend(page.volumes);
+    }
+    Ok((all, sizes))
+}
+
+/// Every volume of the ListVolumes stream.
+pub async fn all_volumes(
+    client: &mut AgentClient<BusChannel>,
+) -> Result<Vec<rds_proto::agent::Volume>, tonic::Status> {
+    volume_pages(client).await.map(|(all, _)| all)
+}
+
+/// Every snapshot of a ListSnapshots stream.
+pub async fn snapshot_pages(
+    mut stream: tonic::Streaming<rds_proto::agent::ListSnapshotsResponse>,
+) -> Vec<rds_proto::agent::Snapshot> {
+    let mut all = Vec::new();
+    while let Some(page) = stream.message().await.unwrap() {
+        all.extend(page.snapshots);
+    }
+    all
+}
