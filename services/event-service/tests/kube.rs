@@ -228,6 +228,17 @@ async fn eventually(what: &str, cond: impl Fn() -> bool) {
 
 // ---------------------------------------------------------------- tests
 
+/// A VolumeDetached post with no PVC named (the PV names it).
+fn detached(volume: &str, node: &str) -> PostRequest {
+    PostRequest {
+        volume_id: volume.into(),
+        event: Some(Typed::VolumeDetached(VolumeDetached {
+            node_id: node.into(),
+        })),
+        ..Default::default()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn pvc_from_request_keys_gets_the_uid_from_the_pv_cache() {
     let telemetry = rds_bus::testing::telemetry();
@@ -312,13 +323,7 @@ async fn pvc_from_the_watched_pv_cache_without_keys_and_no_get_per_event() {
     let mut env = start(fake, |_| {}).await;
     let m = env.running.metrics();
     env.client
-        .post(PostRequest {
-            volume_id: "pvc-b1".into(),
-            event: Some(Typed::VolumeDetached(VolumeDetached {
-                node_id: "worker-2".into(),
-            })),
-            ..Default::default()
-        })
+        .post(detached("pvc-b1", "worker-2"))
         .await
         .unwrap();
     eventually("detached posted", || m.posted("VolumeDetached") == 1).await;
@@ -370,13 +375,7 @@ async fn pvc_from_the_watched_pv_cache_without_keys_and_no_get_per_event() {
     // Many events, one list: resolution never GETs a PV or PVC.
     for _ in 0..20 {
         env.client
-            .post(PostRequest {
-                volume_id: "pvc-b1".into(),
-                event: Some(Typed::VolumeDetached(VolumeDetached {
-                    node_id: "worker-2".into(),
-                })),
-                ..Default::default()
-            })
+            .post(detached("pvc-b1", "worker-2"))
             .await
             .unwrap();
     }
@@ -503,13 +502,7 @@ async fn api_failures_are_retried_for_a_bounded_time_then_dropped() {
     // A refusal (403) is not retried: one attempt, dropped as rejected.
     env.fake.set_mode(Mode::Forbidden);
     env.client
-        .post(PostRequest {
-            volume_id: "pvc-d1".into(),
-            event: Some(Typed::VolumeDetached(VolumeDetached {
-                node_id: "worker-1".into(),
-            })),
-            ..Default::default()
-        })
+        .post(detached("pvc-d1", "worker-1"))
         .await
         .unwrap();
     eventually("rejected", || {
@@ -677,14 +670,10 @@ async fn get_mode_resolves_by_one_bounded_get_and_never_lists_or_watches_pvs() {
     let m = env.running.metrics();
 
     // No PVC in the request: the PV's claimRef names it, with its uid.
-    let detached = |vol: &str| PostRequest {
-        volume_id: vol.into(),
-        event: Some(Typed::VolumeDetached(VolumeDetached {
-            node_id: "worker-2".into(),
-        })),
-        ..Default::default()
-    };
-    env.client.post(detached("pvc-g1")).await.unwrap();
+    env.client
+        .post(detached("pvc-g1", "worker-2"))
+        .await
+        .unwrap();
     eventually("detached posted", || m.posted("VolumeDetached") == 1).await;
     let (ns, ev) = env.fake.creates().pop().unwrap();
     assert_eq!(ns, "apps");
@@ -697,7 +686,10 @@ async fn get_mode_resolves_by_one_bounded_get_and_never_lists_or_watches_pvs() {
     // More events about the same volume, with and without the PVC named:
     // the fetched PV is reused, no further GET.
     for _ in 0..5 {
-        env.client.post(detached("pvc-g1")).await.unwrap();
+        env.client
+            .post(detached("pvc-g1", "worker-2"))
+            .await
+            .unwrap();
     }
     env.client
         .post(attached("pvc-g1", "worker-2", Some(("apps", "data-0"))))
@@ -711,7 +703,10 @@ async fn get_mode_resolves_by_one_bounded_get_and_never_lists_or_watches_pvs() {
     assert_eq!(ev["regarding"]["uid"], "uid-data-0");
 
     // Another driver's PV of that name: nothing to post on.
-    env.client.post(detached("pvc-g2")).await.unwrap();
+    env.client
+        .post(detached("pvc-g2", "worker-2"))
+        .await
+        .unwrap();
     eventually("no object", || {
         m.dropped("VolumeDetached", DropCause::NoObject) == 1
     })
