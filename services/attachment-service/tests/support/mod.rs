@@ -76,6 +76,37 @@ impl Events {
     }
 }
 
+/// The service's own runtime (dropping it is a crash: no cleanup runs) and
+/// a TCP listener on a free loopback port, registered with that runtime.
+fn runtime_and_listener() -> (tokio::runtime::Runtime, Listener) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    std_listener.set_nonblocking(true).unwrap();
+    let listener = {
+        let _g = rt.enter();
+        Listener::Tcp(tokio::net::TcpListener::from_std(std_listener).unwrap())
+    };
+    (rt, listener)
+}
+
+/// A client of the service at `endpoint` (2 s to connect, 10 s a call).
+fn client_of(endpoint: &str) -> Client {
+    AttachmentsClient::new(
+        rds_bus::connect(
+            endpoint,
+            ClientOptions {
+                connect_timeout: Duration::from_secs(2),
+                request_timeout: Duration::from_secs(10),
+            },
+        )
+        .unwrap(),
+    )
+}
+
 /// attachment-service in its own runtime, served through the public
 /// `serve()`.
 pub struct Proc {
@@ -87,17 +118,7 @@ pub struct Proc {
 
 impl Proc {
     pub fn start(cfg: Config) -> Proc {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        std_listener.set_nonblocking(true).unwrap();
-        let listener = {
-            let _g = rt.enter();
-            Listener::Tcp(tokio::net::TcpListener::from_std(std_listener).unwrap())
-        };
+        let (rt, listener) = runtime_and_listener();
         let endpoint = listener.endpoint();
         let shutdown = Shutdown::new();
         let s = shutdown.clone();
@@ -117,16 +138,7 @@ impl Proc {
     }
 
     pub fn client(&self) -> Client {
-        AttachmentsClient::new(
-            rds_bus::connect(
-                &self.endpoint,
-                ClientOptions {
-                    connect_timeout: Duration::from_secs(2),
-                    request_timeout: Duration::from_secs(10),
-                },
-            )
-            .unwrap(),
-        )
+        client_of(&self.endpoint)
     }
 
     /// A crash: the runtime goes away with every task, cancelled wherever
@@ -189,17 +201,7 @@ pub struct Replica {
 
 impl Replica {
     pub async fn start(name: &str, cfg: Config) -> Replica {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        std_listener.set_nonblocking(true).unwrap();
-        let listener = {
-            let _g = rt.enter();
-            Listener::Tcp(tokio::net::TcpListener::from_std(std_listener).unwrap())
-        };
+        let (rt, listener) = runtime_and_listener();
         let endpoint = listener.endpoint();
         let shutdown = Shutdown::new();
         let settings = cfg.validate().unwrap();
@@ -262,16 +264,7 @@ impl Replica {
     }
 
     pub fn client(&self) -> Client {
-        AttachmentsClient::new(
-            rds_bus::connect(
-                &self.endpoint,
-                ClientOptions {
-                    connect_timeout: Duration::from_secs(2),
-                    request_timeout: Duration::from_secs(10),
-                },
-            )
-            .unwrap(),
-        )
+        client_of(&self.endpoint)
     }
 
     /// Graceful stop (the leader releases its Lease).
