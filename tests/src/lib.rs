@@ -87,11 +87,8 @@ pub struct Stack {
     pub event_endpoint: String,
     agent: Option<RunningAgent>,
     events: Option<event_service::Running>,
-    attachment: Option<(Shutdown, JoinHandle<Result<(), attachment_service::Error>>)>,
-    csi: Option<(
-        Shutdown,
-        JoinHandle<Result<(), csi_frontend::FrontendError>>,
-    )>,
+    attachment: Option<AttachmentTask>,
+    csi: Option<FrontendTask>,
 }
 
 /// A fixed ed25519 key (the sim authorises it; the agent logs in with it).
@@ -114,6 +111,130 @@ fn channel(endpoint: &str) -> Result<BusChannel, BoxError> {
     .map_err(|e| err("connect", e))
 }
 
+type AttachmentTask = (Shutdown, JoinHandle<Result<(), attachment_service::Error>>);
+type FrontendTask = (
+    Shutdown,
+    JoinHandle<Result<(), csi_frontend::FrontendError>>,
+);
+
+/// event-service with the JSON-lines sink under `dir`; without it, an
+/// endpoint nothing listens on (every post fails fast: connection refused).
+async fn start_events(
+    dir: &Path,
+    without: bool,
+) -> Result<(Option<event_service::Running>, String), BoxError> {
+    if without {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = l.local_addr()?;
+        drop(l);
+        return Ok((None, format!("http://{addr}")));
+    }
+    let listener = Listener::bind("127.0.0.1:0").await?;
+    let cfg = event_service::Config::file_sink(dir.join("events.jsonl"));
+    let settings = cfg.validate().map_err(|e| err("event-service config", e))?;
+    let running = event_service::start(settings, listener, Shutdown::new())
+        .await
+        .map_err(|e| err("event-service", e))?;
+    let ep = running.endpoint().to_owned();
+    Ok((Some(running), ep))
+}
+
+/// attachment-service, local file store under `dir`. Returns its endpoint.
+async fn start_attachment(
+    dir: &Path,
+    event_endpoint: &str,
+    known_nodes: &[String],
+) -> Result<(String, AttachmentTask), BoxError> {
+    let mut att_cfg = attachment_service::Config::local(dir.join("attachments"));
+    att_cfg.events_endpoint = Some(event_endpoint.to_owned());
+    att_cfg.known_nodes = known_nodes.to_vec();
+    let att_listener = Listener::bind("127.0.0.1:0").await?;
+    let attachment_endpoint = att_listener.endpoint();
+    let att_shutdown = Shutdown::new();
+    let sd = att_shutdown.clone();
+    let att_settings = att_cfg
+        .validate()
+        .map_err(|e| err("attachment-service config", e))?;
+    let att_task = tokio::spawn(async move {
+        attachment_service::start(att_settings, att_listener, sd)
+            .await?
+            .wait()
+            .await
+    });
+    Ok((attachment_endpoint, (att_shutdown, att_task)))
+}
+
+/// rds-agent over real SSH to the sim, host key pinned by fingerprint.
+async fn start_agent(
+    dir: &Path,
+    key: &PrivateKey,
+    sim: &SimHandle,
+    extra_args: Vec<String>,
+) -> Result<RunningAgent, BoxError> {
+    let key_path = dir.join("id_ed25519");
+    std::fs::write(&key_path, key.to_openssh(LineEnding::LF)?.as_bytes())?;
+    let mut spec = rds_agent::spec::AgentSpec::new(
+        "127.0.0.1",
+        sim.addr().port(),
+        key_path.clone(),
+        rds_agent::spec::HostKeyPin::Fingerprint(sim.host_key_fingerprint()),
+    );
+    spec.command_timeout = Some(Duration::from_secs(5));
+    spec.connect_timeout = Some(Duration::from_secs(3));
+    spec.reconnect_backoff = Some((Duration::from_millis(50), Duration::from_millis(500)));
+    // csi-sanity style names (not only pvc-<uuid>) are created here.
+    spec.managed_nqn_prefix = Some(rds_bus::MANAGED_NQN_PREFIX.into());
+    spec.extra_args = extra_args;
+    let settings = spec.settings().map_err(|e| err("rds-agent config", e))?;
+    let agent_listener = Listener::bind(&settings.listen).await?;
+    rds_agent::start(settings, agent_listener, Shutdown::new())
+        .await
+        .map_err(|e| err("rds-agent", e))
+}
+
+/// The services csi-frontend talks to.
+struct FrontendEndpoints<'a> {
+    agent: &'a str,
+    attachment: &'a str,
+    event: &'a str,
+}
+
+/// csi-frontend, controller role (and the loop node role with
+/// `node_role`), on a unix socket in `dir`. Returns its endpoint.
+async fn start_frontend(
+    dir: &Path,
+    sim: &SimHandle,
+    endpoints: FrontendEndpoints<'_>,
+    known_nodes: Vec<String>,
+    node_role: bool,
+    extra_args: Vec<String>,
+) -> Result<(String, FrontendTask), BoxError> {
+    let csi_endpoint = format!("unix://{}", path_str(&dir.join("csi.sock"))?);
+    let mut fe = csi_frontend::spec::FrontendSpec::new(
+        &csi_endpoint,
+        endpoints.agent,
+        endpoints.attachment,
+        endpoints.event,
+    );
+    fe.rds_address = Some("127.0.0.1".into());
+    fe.known_nodes = known_nodes;
+    if node_role {
+        fe = fe.with_loop_node(NODE_ID, sim.state_dir().join("files"), dir.join("node"));
+    }
+    fe.extra_args = extra_args;
+    let cfg = fe.settings().map_err(|e| err("csi-frontend config", e))?;
+    let csi_listener = Listener::bind(&cfg.endpoint).await?;
+    let csi_shutdown = Shutdown::new();
+    let sd = csi_shutdown.clone();
+    let csi_task = tokio::spawn(async move {
+        csi_frontend::start(cfg, csi_listener, sd)
+            .await?
+            .wait()
+            .await
+    });
+    Ok((csi_endpoint, (csi_shutdown, csi_task)))
+}
+
 impl Stack {
     pub async fn start() -> Result<Stack, BoxError> {
         Stack::start_with(StackOpts::default()).await
@@ -131,92 +252,25 @@ impl Stack {
         (opts.sim)(&mut sim_cfg);
         let sim = Sim::start(sim_cfg).await.map_err(|e| err("rds-sim", e))?;
 
-        // event-service with the JSON-lines sink.
-        let (events, event_endpoint) = if opts.without_event_service {
-            // Nothing listens here: every post fails fast (connection refused).
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-            let addr = l.local_addr()?;
-            drop(l);
-            (None, format!("http://{addr}"))
-        } else {
-            let listener = Listener::bind("127.0.0.1:0").await?;
-            let cfg = event_service::Config::file_sink(dir.path().join("events.jsonl"));
-            let settings = cfg.validate().map_err(|e| err("event-service config", e))?;
-            let running = event_service::start(settings, listener, Shutdown::new())
-                .await
-                .map_err(|e| err("event-service", e))?;
-            let ep = running.endpoint().to_owned();
-            (Some(running), ep)
-        };
-
-        // attachment-service, local file store.
-        let mut att_cfg = attachment_service::Config::local(dir.path().join("attachments"));
-        att_cfg.events_endpoint = Some(event_endpoint.clone());
-        att_cfg.known_nodes = opts.known_nodes.clone();
-        let att_listener = Listener::bind("127.0.0.1:0").await?;
-        let attachment_endpoint = att_listener.endpoint();
-        let att_shutdown = Shutdown::new();
-        let sd = att_shutdown.clone();
-        let att_settings = att_cfg
-            .validate()
-            .map_err(|e| err("attachment-service config", e))?;
-        let att_task = tokio::spawn(async move {
-            attachment_service::start(att_settings, att_listener, sd)
-                .await?
-                .wait()
-                .await
-        });
-
-        // rds-agent over real SSH to the sim, host key pinned by fingerprint.
-        let key_path = dir.path().join("id_ed25519");
-        std::fs::write(&key_path, key.to_openssh(LineEnding::LF)?.as_bytes())?;
-        let mut spec = rds_agent::spec::AgentSpec::new(
-            "127.0.0.1",
-            sim.addr().port(),
-            key_path.clone(),
-            rds_agent::spec::HostKeyPin::Fingerprint(sim.host_key_fingerprint()),
-        );
-        spec.command_timeout = Some(Duration::from_secs(5));
-        spec.connect_timeout = Some(Duration::from_secs(3));
-        spec.reconnect_backoff = Some((Duration::from_millis(50), Duration::from_millis(500)));
-        // csi-sanity style names (not only pvc-<uuid>) are created here.
-        spec.managed_nqn_prefix = Some(rds_bus::MANAGED_NQN_PREFIX.into());
-        spec.extra_args = opts.agent_args;
-        let settings = spec.settings().map_err(|e| err("rds-agent config", e))?;
-        let agent_listener = Listener::bind(&settings.listen).await?;
-        let agent = rds_agent::start(settings, agent_listener, Shutdown::new())
-            .await
-            .map_err(|e| err("rds-agent", e))?;
+        let (events, event_endpoint) = start_events(dir.path(), opts.without_event_service).await?;
+        let (attachment_endpoint, attachment) =
+            start_attachment(dir.path(), &event_endpoint, &opts.known_nodes).await?;
+        let agent = start_agent(dir.path(), &key, &sim, opts.agent_args).await?;
         let agent_endpoint = agent.endpoint.clone();
-
-        // csi-frontend, controller role, on a unix socket.
-        let csi_endpoint = format!("unix://{}", path_str(&dir.path().join("csi.sock"))?);
-        let mut fe = csi_frontend::spec::FrontendSpec::new(
-            &csi_endpoint,
-            &agent_endpoint,
-            &attachment_endpoint,
-            &event_endpoint,
-        );
-        fe.rds_address = Some("127.0.0.1".into());
-        fe.known_nodes = opts.known_nodes.clone();
-        if opts.node_role {
-            fe = fe.with_loop_node(
-                NODE_ID,
-                sim.state_dir().join("files"),
-                dir.path().join("node"),
-            );
-        }
-        fe.extra_args = opts.frontend_args;
-        let cfg = fe.settings().map_err(|e| err("csi-frontend config", e))?;
-        let csi_listener = Listener::bind(&cfg.endpoint).await?;
-        let csi_shutdown = Shutdown::new();
-        let sd = csi_shutdown.clone();
-        let csi_task = tokio::spawn(async move {
-            csi_frontend::start(cfg, csi_listener, sd)
-                .await?
-                .wait()
-                .await
-        });
+        let endpoints = FrontendEndpoints {
+            agent: &agent_endpoint,
+            attachment: &attachment_endpoint,
+            event: &event_endpoint,
+        };
+        let (csi_endpoint, csi) = start_frontend(
+            dir.path(),
+            &sim,
+            endpoints,
+            opts.known_nodes,
+            opts.node_role,
+            opts.frontend_args,
+        )
+        .await?;
 
         Ok(Stack {
             dir,
@@ -227,8 +281,8 @@ impl Stack {
             event_endpoint,
             agent: Some(agent),
             events,
-            attachment: Some((att_shutdown, att_task)),
-            csi: Some((csi_shutdown, csi_task)),
+            attachment: Some(attachment),
+            csi: Some(csi),
         })
     }
 

@@ -175,11 +175,27 @@ fn run(spec_path: &Path) -> Res<()> {
     let spec: Spec = serde_json::from_str(&text).map_err(|e| format!("spec: {e}"))?;
     let root = &spec.root;
     tmpfs(root)?;
+    let image_mounts = mount_image(root)?;
+    mount_image_files(root, &spec)?;
+    mount_system_dirs(root, &spec)?;
+    mount_volumes(root, &spec)?;
+    if spec.read_only_root {
+        for m in &image_mounts {
+            remount_ro(m)?;
+        }
+        remount_ro(root)?;
+    }
 
-    // The image: each host directory under an overlay whose upper layer is
-    // a private tmpfs (the container's writable layer: where the runtime
-    // creates mount points), made read-only below when the root is.
-    // Symlinks stay symlinks (merged-/usr hosts).
+    nix::unistd::chroot(root).map_err(|e| format!("chroot: {e}"))?;
+    nix::unistd::chdir("/").map_err(|e| format!("chdir: {e}"))?;
+    exec_command(&spec)
+}
+
+/// The image: each host directory under an overlay whose upper layer is
+/// a private tmpfs (the container's writable layer: where the runtime
+/// creates mount points), made read-only by the caller when the root is.
+/// Symlinks stay symlinks (merged-/usr hosts). Returns the overlay mounts.
+fn mount_image(root: &Path) -> Res<Vec<PathBuf>> {
     let layers = root.with_extension("layers");
     mkdirs(&layers)?;
     tmpfs(&layers)?;
@@ -194,29 +210,38 @@ fn run(spec_path: &Path) -> Res<()> {
             let to = std::fs::read_link(&host).map_err(|e| e.to_string())?;
             std::os::unix::fs::symlink(&to, &dst).map_err(|e| e.to_string())?;
         } else if md.is_dir() {
-            mkdirs(&dst)?;
-            let (upper, work) = (layers.join(d).join("upper"), layers.join(d).join("work"));
-            mkdirs(&upper)?;
-            mkdirs(&work)?;
-            let opts = format!(
-                "lowerdir={},upperdir={},workdir={}",
-                host.display(),
-                upper.display(),
-                work.display()
-            );
-            mount(
-                Some("overlay"),
-                &dst,
-                Some("overlay"),
-                MsFlags::empty(),
-                Some(opts.as_str()),
-            )
-            .map_err(|e| format!("overlay on {}: {e}", dst.display()))?;
+            overlay(&host, &layers.join(d), &dst)?;
             image_mounts.push(dst);
         }
     }
-    // The image's own files live under /usr/local (a fresh tmpfs, so the
-    // host's /usr/local does not leak in).
+    Ok(image_mounts)
+}
+
+/// An overlay of `host` on `dst`, its upper and work dirs under `layer`.
+fn overlay(host: &Path, layer: &Path, dst: &Path) -> Res<()> {
+    mkdirs(dst)?;
+    let (upper, work) = (layer.join("upper"), layer.join("work"));
+    mkdirs(&upper)?;
+    mkdirs(&work)?;
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        host.display(),
+        upper.display(),
+        work.display()
+    );
+    mount(
+        Some("overlay"),
+        dst,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(opts.as_str()),
+    )
+    .map_err(|e| format!("overlay on {}: {e}", dst.display()))
+}
+
+/// The image's own files live under /usr/local (a fresh tmpfs, so the
+/// host's /usr/local does not leak in).
+fn mount_image_files(root: &Path, spec: &Spec) -> Res<()> {
     let local = root.join("usr/local");
     tmpfs(&local)?;
     for (host, in_image) in &spec.image_files {
@@ -227,10 +252,12 @@ fn run(spec_path: &Path) -> Res<()> {
         std::fs::write(&dst, b"").map_err(|e| format!("{}: {e}", dst.display()))?;
         bind(host, &dst, true)?;
     }
-    remount_ro(&local)?;
+    remount_ro(&local)
+}
 
-    // What every container gets: /proc, /dev, /sys, an empty /tmp and /run
-    // directory in the (possibly read-only) root.
+/// What every container gets: /proc, /dev, /sys, an empty /tmp and /run
+/// directory in the (possibly read-only) root.
+fn mount_system_dirs(root: &Path, spec: &Spec) -> Res<()> {
     for d in ["proc", "dev", "sys", "tmp", "run", "var"] {
         mkdirs(&root.join(d))?;
     }
@@ -247,9 +274,11 @@ fn run(spec_path: &Path) -> Res<()> {
         .map_err(|e| format!("mount proc: {e}"))?;
     }
     bind(Path::new("/dev"), &root.join("dev"), false)?;
-    bind(Path::new("/sys"), &root.join("sys"), spec.user.is_some())?;
+    bind(Path::new("/sys"), &root.join("sys"), spec.user.is_some())
+}
 
-    // Declared volumes, parents before children.
+/// Declared volumes, parents before children, then kubelet's hosts file.
+fn mount_volumes(root: &Path, spec: &Spec) -> Res<()> {
     let mut mounts: Vec<&MountSpec> = spec.mounts.iter().collect();
     mounts.sort_by_key(|m| m.target.components().count());
     for m in mounts {
@@ -261,16 +290,12 @@ fn run(spec_path: &Path) -> Res<()> {
         // /etc is the image's (read-only); kubelet bind-mounts its own file.
         bind(h, &root.join("etc/hosts"), true)?;
     }
-    if spec.read_only_root {
-        for m in &image_mounts {
-            remount_ro(m)?;
-        }
-        remount_ro(root)?;
-    }
+    Ok(())
+}
 
-    nix::unistd::chroot(root).map_err(|e| format!("chroot: {e}"))?;
-    nix::unistd::chdir("/").map_err(|e| format!("chdir: {e}"))?;
-
+/// Replaces this process with the container's command (via setpriv when
+/// it runs as a user); returns only on failure.
+fn exec_command(spec: &Spec) -> Res<()> {
     let Some(program) = spec.argv.first() else {
         return Err("empty argv".into());
     };
@@ -280,31 +305,7 @@ fn run(spec_path: &Path) -> Res<()> {
             c.args(&spec.argv[1..]);
             c
         }
-        Some(u) => {
-            let mut c = Command::new("/usr/bin/setpriv");
-            let groups = if u.groups.is_empty() {
-                "--clear-groups".to_owned()
-            } else {
-                let g: Vec<String> = u.groups.iter().map(u32::to_string).collect();
-                format!("--groups={}", g.join(","))
-            };
-            let caps = if u.keep_caps.is_empty() {
-                "-all".to_owned()
-            } else {
-                let keep: Vec<String> = u.keep_caps.iter().map(|c| format!("+{c}")).collect();
-                format!("-all,{}", keep.join(","))
-            };
-            c.arg(format!("--reuid={}", u.uid))
-                .arg(format!("--regid={}", u.gid))
-                .arg(groups)
-                .arg(format!("--bounding-set={caps}"))
-                .arg("--inh-caps=-all");
-            if u.no_new_privs {
-                c.arg("--no-new-privs");
-            }
-            c.arg("--").args(&spec.argv);
-            c
-        }
+        Some(u) => setpriv(u, &spec.argv),
     };
     cmd.env_clear();
     for (k, v) in &spec.env {
@@ -313,4 +314,31 @@ fn run(spec_path: &Path) -> Res<()> {
     let err = cmd.exec();
     let argv: Vec<OsString> = spec.argv.iter().map(OsString::from).collect();
     Err(format!("exec {argv:?}: {err}"))
+}
+
+/// `setpriv` dropping to the user's ids, groups and kept capabilities.
+fn setpriv(u: &UserSpec, argv: &[String]) -> Command {
+    let mut c = Command::new("/usr/bin/setpriv");
+    let groups = if u.groups.is_empty() {
+        "--clear-groups".to_owned()
+    } else {
+        let g: Vec<String> = u.groups.iter().map(u32::to_string).collect();
+        format!("--groups={}", g.join(","))
+    };
+    let caps = if u.keep_caps.is_empty() {
+        "-all".to_owned()
+    } else {
+        let keep: Vec<String> = u.keep_caps.iter().map(|c| format!("+{c}")).collect();
+        format!("-all,{}", keep.join(","))
+    };
+    c.arg(format!("--reuid={}", u.uid))
+        .arg(format!("--regid={}", u.gid))
+        .arg(groups)
+        .arg(format!("--bounding-set={caps}"))
+        .arg("--inh-caps=-all");
+    if u.no_new_privs {
+        c.arg("--no-new-privs");
+    }
+    c.arg("--").args(argv);
+    c
 }
