@@ -444,6 +444,62 @@ fn write_export(f: &mut fmt::Formatter<'_>, export: &Option<NvmeExport>) -> fmt:
     Ok(())
 }
 
+/// Renders the `copy-from` form of `/disk add` (`Command::DiskAddCopy`).
+fn write_disk_add_copy(
+    f: &mut fmt::Formatter<'_>,
+    source: &Slot,
+    file_path: &impl fmt::Display,
+    file_size: &Option<FileSize>,
+    slot: &Slot,
+    export: &CopyExport,
+    comment: &Option<DiskComment>,
+) -> fmt::Result {
+    write!(
+        f,
+        "/disk add type=file copy-from=[find slot={source}] file-path={file_path}"
+    )?;
+    if let Some(size) = file_size {
+        write!(f, " file-size={size}")?;
+    }
+    write!(f, " slot={slot}")?;
+    match export {
+        CopyExport::Inherit => {}
+        CopyExport::Disabled => write!(f, " nvme-tcp-export=no")?,
+        CopyExport::Enabled(e) => write_export(f, &Some(e.clone()))?,
+    }
+    write_comment(f, comment)
+}
+
+/// Renders `/disk/btrfs/subvolume/add` (`Command::SubvolumeAdd`).
+fn write_subvolume_add(
+    f: &mut fmt::Formatter<'_>,
+    fs: &impl fmt::Display,
+    name: &impl fmt::Display,
+    parent: &Option<impl fmt::Display>,
+    read_only: bool,
+) -> fmt::Result {
+    write!(f, "/disk/btrfs/subvolume/add fs={fs} name={name}")?;
+    if let Some(p) = parent {
+        write!(f, " parent={p}")?;
+    }
+    if read_only {
+        f.write_str(" read-only=yes")?;
+    }
+    Ok(())
+}
+
+/// Renders a batch: each command followed by a `:put` of the end marker, so the reply
+/// can be split per command.
+fn write_batch(f: &mut fmt::Formatter<'_>, parts: &[Command]) -> fmt::Result {
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            f.write_str("; ")?;
+        }
+        write!(f, "{p}; :put {}", quote_output(BATCH_END))?;
+    }
+    Ok(())
+}
+
 impl fmt::Display for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -468,22 +524,7 @@ impl fmt::Display for Command {
                 slot,
                 export,
                 comment,
-            } => {
-                write!(
-                    f,
-                    "/disk add type=file copy-from=[find slot={source}] file-path={file_path}"
-                )?;
-                if let Some(size) = file_size {
-                    write!(f, " file-size={size}")?;
-                }
-                write!(f, " slot={slot}")?;
-                match export {
-                    CopyExport::Inherit => {}
-                    CopyExport::Disabled => write!(f, " nvme-tcp-export=no")?,
-                    CopyExport::Enabled(e) => write_export(f, &Some(e.clone()))?,
-                }
-                write_comment(f, comment)
-            }
+            } => write_disk_add_copy(f, source, file_path, file_size, slot, export, comment),
             Command::DiskAddExisting {
                 file_path,
                 slot,
@@ -527,16 +568,7 @@ impl fmt::Display for Command {
                 name,
                 parent,
                 read_only,
-            } => {
-                write!(f, "/disk/btrfs/subvolume/add fs={fs} name={name}")?;
-                if let Some(p) = parent {
-                    write!(f, " parent={p}")?;
-                }
-                if *read_only {
-                    f.write_str(" read-only=yes")?;
-                }
-                Ok(())
-            }
+            } => write_subvolume_add(f, fs, name, parent, *read_only),
             Command::SubvolumePrint(sel) => {
                 write!(f, "/disk/btrfs/subvolume/print detail where {sel}")
             }
@@ -547,15 +579,7 @@ impl fmt::Display for Command {
             ),
             Command::BtrfsFilesystemPrint => f.write_str("/disk/btrfs/filesystem/print detail"),
             Command::InfoPrint(p) => f.write_str(p.command_line()),
-            Command::Batch(parts) => {
-                for (i, p) in parts.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str("; ")?;
-                    }
-                    write!(f, "{p}; :put {}", quote_output(BATCH_END))?;
-                }
-                Ok(())
-            }
+            Command::Batch(parts) => write_batch(f, parts),
         }
     }
 }

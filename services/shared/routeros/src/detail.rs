@@ -309,6 +309,36 @@ fn record_start(line: &str) -> Option<(u32, usize)> {
     Some((line[lead..end].parse().ok()?, end))
 }
 
+/// Opens the record of a numbered line; `rest` is the line after the print number, which
+/// ends at column `end`. The line holds either the item's `;;; <comment>` (before any
+/// property) or its flags and first properties.
+fn start_numbered_record(logical: &mut String, number: u32, rest: &str, end: usize) -> Building {
+    if let Some(c) = rest.find(";;;")
+        && first_key_pos(rest).is_none_or(|p| c < p)
+    {
+        let flags = rest.get(1..c).unwrap_or("").trim_end().to_owned();
+        let text = rest[c + 3..].strip_prefix(' ').unwrap_or(&rest[c + 3..]);
+        let mut b = Building::new(logical, Some(number), flags, "", Some(end + c));
+        b.comment = Some(text.trim_end().to_owned());
+        return b;
+    }
+    let (flags, first, indent) = match first_key_pos(rest) {
+        Some(p) => {
+            let flags = rest.get(1..p).unwrap_or("").trim_end().to_owned();
+            (flags, &rest[p..], Some(end + p))
+        }
+        None => (rest.get(1..).unwrap_or("").trim_end().to_owned(), "", None),
+    };
+    Building::new(logical, Some(number), flags, first, indent)
+}
+
+/// Opens a record whose line has no number or flags prefix: its first property starts at
+/// column `lead`.
+fn start_unnumbered_record(logical: &mut String, line: &str, lead: usize) -> Building {
+    let indent = if lead > 0 { Some(lead) } else { None };
+    Building::new(logical, None, String::new(), &line[lead..], indent)
+}
+
 /// Parse any `print detail` output (`/disk`, `/file`, ...): legend, records, wrapped and cut
 /// lines, LF or CRLF, with or without print numbers. Never panics.
 ///
@@ -350,31 +380,11 @@ pub fn parse_print_detail(text: &str) -> Result<PrintDetail, RouterOsError> {
         if let Some((number, end)) = record_start(line) {
             close(&mut cur, &mut out, &logical);
             in_legend = false;
-            let rest = &line[end..];
-            // `;;; <comment>` before any property: the comment line of a commented item.
-            if let Some(c) = rest.find(";;;")
-                && first_key_pos(rest).is_none_or(|p| c < p)
-            {
-                let flags = rest.get(1..c).unwrap_or("").trim_end().to_owned();
-                let text = rest[c + 3..].strip_prefix(' ').unwrap_or(&rest[c + 3..]);
-                let mut b = Building::new(&mut logical, Some(number), flags, "", Some(end + c));
-                b.comment = Some(text.trim_end().to_owned());
-                cur = Some(b);
-                continue;
-            }
-            let (flags, first, indent) = match first_key_pos(rest) {
-                Some(p) => {
-                    let flags = rest.get(1..p).unwrap_or("").trim_end().to_owned();
-                    (flags, &rest[p..], Some(end + p))
-                }
-                None => (rest.get(1..).unwrap_or("").trim_end().to_owned(), "", None),
-            };
-            cur = Some(Building::new(
+            cur = Some(start_numbered_record(
                 &mut logical,
-                Some(number),
-                flags,
-                first,
-                indent,
+                number,
+                &line[end..],
+                end,
             ));
             continue;
         }
@@ -398,14 +408,7 @@ pub fn parse_print_detail(text: &str) -> Result<PrintDetail, RouterOsError> {
         {
             close(&mut cur, &mut out, &logical);
             in_legend = false;
-            let indent = if lead > 0 { Some(lead) } else { None };
-            cur = Some(Building::new(
-                &mut logical,
-                None,
-                String::new(),
-                &line[lead..],
-                indent,
-            ));
+            cur = Some(start_unnumbered_record(&mut logical, line, lead));
             continue;
         }
         if let Some(e) = classify_error_line(line) {

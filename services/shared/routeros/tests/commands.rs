@@ -141,9 +141,12 @@ fn disk_add_copy() {
     assert_eq!(restore.slot().map(Slot::as_str), Some("pvc-new"));
 }
 
-#[test]
-fn prints_set_remove_monitor_probe() {
-    let cases: Vec<(Command, String, &str, Option<&str>)> = vec![
+/// One rendering case: the command, its text, its verb and the slot it names.
+type Case = (Command, String, &'static str, Option<&'static str>);
+
+/// `/disk print` with every kind of selector.
+fn disk_print_cases() -> Vec<Case> {
+    vec![
         (
             Command::DiskPrint(DiskSelector::Slot(slot(ID))),
             format!("/disk print detail where slot={ID}"),
@@ -193,6 +196,12 @@ fn prints_set_remove_monitor_probe() {
             "disk print",
             None,
         ),
+    ]
+}
+
+/// Set, remove, file print, monitor and the resource probe.
+fn set_remove_monitor_probe_cases() -> Vec<Case> {
+    vec![
         (
             Command::DiskSetFileSize {
                 slot: slot(ID),
@@ -246,8 +255,15 @@ fn prints_set_remove_monitor_probe() {
             "system resource print",
             None,
         ),
-    ];
-    for (cmd, text, verb, s) in cases {
+    ]
+}
+
+#[test]
+fn prints_set_remove_monitor_probe() {
+    for (cmd, text, verb, s) in disk_print_cases()
+        .into_iter()
+        .chain(set_remove_monitor_probe_cases())
+    {
         assert_eq!(cmd.to_string(), text);
         assert_eq!(cmd.verb(), verb);
         assert_eq!(cmd.slot().map(Slot::as_str), s);
@@ -473,10 +489,15 @@ fn regex_values_use_only_legal_escapes() {
     }
 }
 
-#[test]
-fn error_classifier() {
+/// Kind of the error a device reply classifies as, if any.
+fn kind_of(text: &str) -> Option<RouterOsErrorKind> {
+    classify_error(text).map(|e| e.kind)
+}
+
+/// Parse errors that carry a `(line L column C)` position.
+fn classifies_positioned_errors() {
     use RouterOsErrorKind as K;
-    let c = |s: &str| classify_error(s).map(|e| e.kind);
+    let c = kind_of;
     assert_eq!(
         c("bad command name foo (line 1 column 2)\r\n"),
         Some(K::BadCommandName {
@@ -508,6 +529,12 @@ fn error_classifier() {
             position: Some(Position { line: 1, column: 8 })
         })
     );
+}
+
+/// Item, argument, permission, space and `failure:` errors.
+fn classifies_item_and_argument_errors() {
+    use RouterOsErrorKind as K;
+    let c = kind_of;
     assert_eq!(c("no such item"), Some(K::NoSuchItem));
     assert_eq!(c("Script Error: no such item"), Some(K::NoSuchItem));
     assert_eq!(c("expected item id"), Some(K::ExpectedItemId));
@@ -547,6 +574,13 @@ fn error_classifier() {
         c("failure: authentication failure"),
         Some(K::Failure("authentication failure".into()))
     );
+}
+
+#[test]
+fn error_classifier() {
+    let c = kind_of;
+    classifies_positioned_errors();
+    classifies_item_and_argument_errors();
     let e = classify_error("failure: not enough space\r\n").unwrap();
     assert_eq!(e.text, "failure: not enough space");
     assert_eq!(e.to_string(), "failure: not enough space");
