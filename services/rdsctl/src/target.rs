@@ -155,43 +155,37 @@ impl Default for KubeArgs {
     }
 }
 
+/// How much longer the client's own deadline is than `--kube-timeout`.
+const CLIENT_MARGIN: Duration = Duration::from_secs(2);
+
 impl KubeArgs {
-    /// A client from the kubeconfig; `Ok(None)` when none can be found and
-    /// none was asked for (doctor then skips the cluster checks). Not
-    /// `rds_bus::kube_client::client_with` yet: with it, doctor's pod-proxy
-    /// read lost its race against the client's read timeout (both
-    /// `--kube-timeout`), see docs/decisions.md §14.4.
+    /// A client from the kubeconfig (rds-bus's one builder); `Ok(None)` when
+    /// none can be found and none was asked for (doctor then skips the
+    /// cluster checks). The client's own connect/read/write deadline is the
+    /// per-request one plus [`CLIENT_MARGIN`]: every request goes through
+    /// [`KubeArgs::call`], whose `--kube-timeout` must be the one that reports
+    /// ("no answer within 5s"), never a race between two equal timers
+    /// (docs/decisions.md §14.4). The margin is the backstop for a request
+    /// made outside `call`.
     pub async fn client(&self, required: bool) -> Result<Option<kube::Client>> {
-        let opts = kube::config::KubeConfigOptions {
+        let opts = rds_bus::kube_client::KubeOptions {
+            kubeconfig: self.kubeconfig.clone(),
             context: self.context.clone(),
-            ..Default::default()
+            timeout: Some(self.kube_timeout + CLIENT_MARGIN),
         };
-        let cfg = match &self.kubeconfig {
-            Some(path) => {
-                let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| {
-                    CtlError::Usage(format!("--kubeconfig {}: {e}", path.display()))
-                })?;
-                kube::Config::from_custom_kubeconfig(kc, &opts)
-                    .await
-                    .map_err(|e| CtlError::Usage(format!("--kubeconfig {}: {e}", path.display())))?
+        match rds_bus::kube_client::client_with(&opts).await {
+            Ok(c) => Ok(Some(c)),
+            Err(rds_bus::kube_client::KubeClientError::Kubeconfig { path, msg }) => Err(
+                CtlError::Usage(format!("--kubeconfig {}: {msg}", path.display())),
+            ),
+            Err(rds_bus::kube_client::KubeClientError::Infer(e)) if required => {
+                Err(CtlError::Usage(format!(
+                    "no Kubernetes configuration found ({e}); give --kubeconfig"
+                )))
             }
-            None => match kube::Config::infer().await {
-                Ok(c) => c,
-                Err(e) if required => {
-                    return Err(CtlError::Usage(format!(
-                        "no Kubernetes configuration found ({e}); give --kubeconfig"
-                    )));
-                }
-                Err(_) => return Ok(None),
-            },
-        };
-        let mut cfg = cfg;
-        cfg.connect_timeout = Some(self.kube_timeout);
-        cfg.read_timeout = Some(self.kube_timeout);
-        cfg.write_timeout = Some(self.kube_timeout);
-        kube::Client::try_from(cfg)
-            .map(Some)
-            .map_err(|e| CtlError::Kube(format!("cannot build a client: {e}")))
+            Err(rds_bus::kube_client::KubeClientError::Infer(_)) => Ok(None),
+            Err(e) => Err(CtlError::Kube(format!("cannot build a client: {e}"))),
+        }
     }
 
     /// One API request under `--kube-timeout`.
