@@ -143,6 +143,79 @@ fn safety_read(dev: &str) -> Duration {
     s.elapsed()
 }
 
+/// One P7 round through CSI: a fresh blank volume, its loop device
+/// attached beforehand, timed NodeStage+NodePublish, then torn down.
+async fn csi_stage_publish_round(t: &mut Sanity, round: usize) -> Duration {
+    let mut nc = t.node_client();
+    let v = t.volume(create_req(&format!("bench-node-{round}"))).await;
+    let file = backing_file(t.stack.dir.path(), &v.volume_id);
+    let dev = run("losetup", &["--find", "--show", file.to_str().unwrap()]);
+    let stage = NodeStageVolumeRequest {
+        volume_id: v.volume_id.clone(),
+        staging_target_path: t.staging_path(),
+        volume_capability: Some(snw()),
+        volume_context: v.volume_context.clone(),
+        publish_context: HashMap::new(),
+        ..Default::default()
+    };
+    let publish = NodePublishVolumeRequest {
+        volume_id: v.volume_id.clone(),
+        staging_target_path: t.staging_path(),
+        target_path: t.target_path(),
+        volume_capability: Some(snw()),
+        volume_context: v.volume_context.clone(),
+        ..Default::default()
+    };
+    let s = Instant::now();
+    nc.node_stage_volume(stage).await.unwrap();
+    nc.node_publish_volume(publish).await.unwrap();
+    let took = s.elapsed();
+    nc.node_unpublish_volume(NodeUnpublishVolumeRequest {
+        volume_id: v.volume_id.clone(),
+        target_path: t.target_path(),
+    })
+    .await
+    .unwrap();
+    nc.node_unstage_volume(NodeUnstageVolumeRequest {
+        volume_id: v.volume_id.clone(),
+        staging_target_path: t.staging_path(),
+    })
+    .await
+    .unwrap();
+    let _ = Command::new("losetup").args(["-d", &dev]).status();
+    t.delete_volume(&v.volume_id).await.unwrap();
+    took
+}
+
+/// One P7 round by hand on a fresh blank file of the same size under
+/// `dir`: timed `blkid -p`, mkfs.ext4, mount, bind mount. Returns that
+/// time and the time of the safety read on the cold device.
+fn by_hand_stage_publish_round(dir: &std::path::Path, round: usize) -> (Duration, Duration) {
+    let (st, tg) = (
+        dir.join("stage").display().to_string(),
+        dir.join("target").display().to_string(),
+    );
+    let img = dir.join(format!("vol-{round}.img"));
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(SIZE as u64)
+        .unwrap();
+    let dev = run("losetup", &["--find", "--show", img.to_str().unwrap()]);
+    let read = safety_read(&dev);
+    let s = Instant::now();
+    let probe = Command::new("blkid").args(["-p", &dev]).status().unwrap();
+    assert_eq!(probe.code(), Some(2), "blank");
+    run("mkfs.ext4", &["-q", &dev]);
+    run("mount", &["-t", "ext4", &dev, &st]);
+    run("mount", &["--bind", &st, &tg]);
+    let took = s.elapsed();
+    run("umount", &[&tg]);
+    run("umount", &[&st]);
+    run("losetup", &["-d", &dev]);
+    std::fs::remove_file(&img).unwrap();
+    (took, read)
+}
+
 /// P7: NodeStage+NodePublish of a blank 1 GiB ext4 volume through CSI
 /// against the same work by hand (`blkid -p`, `mkfs.ext4`, `mount`, bind
 /// mount) on the same kind of loop device, each round on a fresh blank
@@ -153,74 +226,15 @@ fn safety_read(dev: &str) -> Duration {
 async fn bench_node_stage_publish_1gib_ext4_vs_by_hand() {
     let mut t = Sanity::start_node().await;
     let rounds = 21;
-    let mut nc = t.node_client();
     let dir = t.stack.dir.path().join("byhand");
     std::fs::create_dir_all(dir.join("stage")).unwrap();
     std::fs::create_dir_all(dir.join("target")).unwrap();
-    let (st, tg) = (
-        dir.join("stage").display().to_string(),
-        dir.join("target").display().to_string(),
-    );
     let (mut csi, mut hand, mut reads) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
-        // Through CSI.
-        let v = t.volume(create_req(&format!("bench-node-{round}"))).await;
-        let file = backing_file(t.stack.dir.path(), &v.volume_id);
-        let dev = run("losetup", &["--find", "--show", file.to_str().unwrap()]);
-        let stage = NodeStageVolumeRequest {
-            volume_id: v.volume_id.clone(),
-            staging_target_path: t.staging_path(),
-            volume_capability: Some(snw()),
-            volume_context: v.volume_context.clone(),
-            publish_context: HashMap::new(),
-            ..Default::default()
-        };
-        let publish = NodePublishVolumeRequest {
-            volume_id: v.volume_id.clone(),
-            staging_target_path: t.staging_path(),
-            target_path: t.target_path(),
-            volume_capability: Some(snw()),
-            volume_context: v.volume_context.clone(),
-            ..Default::default()
-        };
-        let s = Instant::now();
-        nc.node_stage_volume(stage).await.unwrap();
-        nc.node_publish_volume(publish).await.unwrap();
-        csi.push(s.elapsed());
-        nc.node_unpublish_volume(NodeUnpublishVolumeRequest {
-            volume_id: v.volume_id.clone(),
-            target_path: t.target_path(),
-        })
-        .await
-        .unwrap();
-        nc.node_unstage_volume(NodeUnstageVolumeRequest {
-            volume_id: v.volume_id.clone(),
-            staging_target_path: t.staging_path(),
-        })
-        .await
-        .unwrap();
-        let _ = Command::new("losetup").args(["-d", &dev]).status();
-        t.delete_volume(&v.volume_id).await.unwrap();
-
-        // By hand, a fresh blank file of the same size.
-        let img = dir.join(format!("vol-{round}.img"));
-        std::fs::File::create(&img)
-            .unwrap()
-            .set_len(SIZE as u64)
-            .unwrap();
-        let dev = run("losetup", &["--find", "--show", img.to_str().unwrap()]);
-        reads.push(safety_read(&dev));
-        let s = Instant::now();
-        let probe = Command::new("blkid").args(["-p", &dev]).status().unwrap();
-        assert_eq!(probe.code(), Some(2), "blank");
-        run("mkfs.ext4", &["-q", &dev]);
-        run("mount", &["-t", "ext4", &dev, &st]);
-        run("mount", &["--bind", &st, &tg]);
-        hand.push(s.elapsed());
-        run("umount", &[&tg]);
-        run("umount", &[&st]);
-        run("losetup", &["-d", &dev]);
-        std::fs::remove_file(&img).unwrap();
+        csi.push(csi_stage_publish_round(&mut t, round).await);
+        let (took, read) = by_hand_stage_publish_round(&dir, round);
+        hand.push(took);
+        reads.push(read);
     }
     let (c, h, r) = (
         median_ms(csi.clone()),

@@ -123,6 +123,39 @@ async fn a_go_driver_pv_is_published_staged_expanded_snapshotted_and_deleted() {
         );
         Sanity::start().await
     };
+    let v = create_as_the_go_driver(&t).await;
+    let id = v.volume_id.clone();
+    let cap = ext4();
+    let node = t.node().to_owned();
+
+    let mut p = publish_req(&id, &node);
+    p.volume_capability = Some(cap.clone());
+    p.volume_context = v.volume_context.clone();
+    let pc = t.publish(p).await.unwrap().into_inner().publish_context;
+    if root {
+        stage_publish_and_write(&t, &v, &cap, pc).await;
+    }
+
+    expand_on_controller(&mut t, &id, &cap).await;
+    if root {
+        expand_on_node_and_read_back(&t, &id, &cap).await;
+    }
+
+    // Snapshot of the Go volume (VolumeSnapshotClass of the Go driver: no parameters).
+    let snap = t.snapshot(&unique("go-snap"), &id).await;
+    assert_eq!(snap.source_volume_id, id);
+
+    if root {
+        unpublish_and_unstage(&t, &id).await;
+    }
+    unpublish_and_delete(&mut t, &id, node, &snap.snapshot_id).await;
+    assert_go_volume_gone(&t, &id).await;
+    t.finish().await;
+}
+
+/// A 1 GiB volume made by the Go driver's exact `/disk add`, and its PV as
+/// the Go driver wrote it.
+async fn create_as_the_go_driver(t: &Sanity) -> Volume {
     let id = go_volume_id();
     // What the Go driver sent for a 1 GiB volume.
     go_driver_runs(
@@ -135,40 +168,39 @@ async fn a_go_driver_pv_is_published_staged_expanded_snapshotted_and_deleted() {
     )
     .await;
     let attrs = go_volume_attributes(&id);
-    let v = Volume {
-        volume_id: id.clone(),
+    Volume {
+        volume_id: id,
         capacity_bytes: GIB,
-        volume_context: attrs.clone(),
+        volume_context: attrs,
         ..Default::default()
-    };
-    let cap = ext4();
-    let node = t.node().to_owned();
-
-    let mut p = publish_req(&id, &node);
-    p.volume_capability = Some(cap.clone());
-    p.volume_context = attrs.clone();
-    let pc = t.publish(p).await.unwrap().into_inner().publish_context;
-
-    if root {
-        let mut nc = t.node_client();
-        nc.node_stage_volume(crate::node::stage_req(&t, &v, cap.clone(), pc))
-            .await
-            .unwrap();
-        nc.node_publish_volume(crate::node::node_publish_req(&t, &v, cap.clone(), false))
-            .await
-            .unwrap();
-        let file = std::path::Path::new(&t.target_path()).join("from-go.txt");
-        std::fs::File::create(&file)
-            .unwrap()
-            .write_all(b"written after the cut-over")
-            .unwrap();
     }
+}
 
-    // Expand (controller, then node: online).
+async fn stage_publish_and_write(
+    t: &Sanity,
+    v: &Volume,
+    cap: &VolumeCapability,
+    pc: HashMap<String, String>,
+) {
+    let mut nc = t.node_client();
+    nc.node_stage_volume(crate::node::stage_req(t, v, cap.clone(), pc))
+        .await
+        .unwrap();
+    nc.node_publish_volume(crate::node::node_publish_req(t, v, cap.clone(), false))
+        .await
+        .unwrap();
+    let file = std::path::Path::new(&t.target_path()).join("from-go.txt");
+    std::fs::File::create(&file)
+        .unwrap()
+        .write_all(b"written after the cut-over")
+        .unwrap();
+}
+
+async fn expand_on_controller(t: &mut Sanity, id: &str, cap: &VolumeCapability) {
     let grown = t
         .ctl
         .controller_expand_volume(ControllerExpandVolumeRequest {
-            volume_id: id.clone(),
+            volume_id: id.to_owned(),
             capacity_range: range(2 * GIB, 0),
             volume_capability: Some(cap.clone()),
             ..Default::default()
@@ -177,89 +209,93 @@ async fn a_go_driver_pv_is_published_staged_expanded_snapshotted_and_deleted() {
         .unwrap()
         .into_inner();
     assert!(grown.capacity_bytes >= 2 * GIB, "{grown:?}");
-    if root {
-        let mut nc = t.node_client();
-        let r = nc
-            .node_expand_volume(NodeExpandVolumeRequest {
-                volume_id: id.clone(),
-                volume_path: t.target_path(),
-                capacity_range: range(2 * GIB, 0),
-                staging_target_path: t.staging_path(),
-                volume_capability: Some(cap.clone()),
-                ..Default::default()
-            })
-            .await;
-        if has_cap_sys_resource() {
-            let r = r.unwrap().into_inner();
-            assert!(r.capacity_bytes >= 2 * GIB, "{r:?}");
-        } else {
-            // This machine cannot grow a mounted ext4 (no CAP_SYS_RESOURCE):
-            // the node says so instead of failing vaguely.
-            let e = r.unwrap_err();
-            assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{e:?}");
-            assert!(e.message().contains("CAP_SYS_RESOURCE"), "{e:?}");
-            println!(
-                "NodeExpand: this machine lacks CAP_SYS_RESOURCE (clear FAILED_PRECONDITION seen)"
-            );
-        }
-        let mut got = String::new();
-        std::fs::File::open(std::path::Path::new(&t.target_path()).join("from-go.txt"))
-            .unwrap()
-            .read_to_string(&mut got)
-            .unwrap();
-        assert_eq!(got, "written after the cut-over");
-    }
+}
 
-    // Snapshot of the Go volume (VolumeSnapshotClass of the Go driver: no parameters).
-    let snap = t.snapshot(&unique("go-snap"), &id).await;
-    assert_eq!(snap.source_volume_id, id);
-
-    if root {
-        let mut nc = t.node_client();
-        nc.node_unpublish_volume(NodeUnpublishVolumeRequest {
-            volume_id: id.clone(),
-            target_path: t.target_path(),
-        })
-        .await
-        .unwrap();
-        nc.node_unstage_volume(NodeUnstageVolumeRequest {
-            volume_id: id.clone(),
+/// Online node expansion (or its clear refusal without CAP_SYS_RESOURCE);
+/// the file written before is still there.
+async fn expand_on_node_and_read_back(t: &Sanity, id: &str, cap: &VolumeCapability) {
+    let mut nc = t.node_client();
+    let r = nc
+        .node_expand_volume(NodeExpandVolumeRequest {
+            volume_id: id.to_owned(),
+            volume_path: t.target_path(),
+            capacity_range: range(2 * GIB, 0),
             staging_target_path: t.staging_path(),
+            volume_capability: Some(cap.clone()),
+            ..Default::default()
         })
-        .await
-        .unwrap();
+        .await;
+    if has_cap_sys_resource() {
+        let r = r.unwrap().into_inner();
+        assert!(r.capacity_bytes >= 2 * GIB, "{r:?}");
+    } else {
+        // This machine cannot grow a mounted ext4 (no CAP_SYS_RESOURCE):
+        // the node says so instead of failing vaguely.
+        let e = r.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{e:?}");
+        assert!(e.message().contains("CAP_SYS_RESOURCE"), "{e:?}");
+        println!(
+            "NodeExpand: this machine lacks CAP_SYS_RESOURCE (clear FAILED_PRECONDITION seen)"
+        );
     }
-    t.ctl
-        .controller_unpublish_volume(ControllerUnpublishVolumeRequest {
-            volume_id: id.clone(),
-            node_id: node,
-            ..Default::default()
-        })
-        .await
+    let mut got = String::new();
+    std::fs::File::open(std::path::Path::new(&t.target_path()).join("from-go.txt"))
+        .unwrap()
+        .read_to_string(&mut got)
         .unwrap();
-    t.ctl
-        .delete_snapshot(DeleteSnapshotRequest {
-            snapshot_id: snap.snapshot_id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    t.ctl
-        .delete_volume(DeleteVolumeRequest {
-            volume_id: id.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    assert_eq!(got, "written after the cut-over");
+}
+
+async fn unpublish_and_unstage(t: &Sanity, id: &str) {
+    let mut nc = t.node_client();
+    nc.node_unpublish_volume(NodeUnpublishVolumeRequest {
+        volume_id: id.to_owned(),
+        target_path: t.target_path(),
+    })
+    .await
+    .unwrap();
+    nc.node_unstage_volume(NodeUnstageVolumeRequest {
+        volume_id: id.to_owned(),
+        staging_target_path: t.staging_path(),
+    })
+    .await
+    .unwrap();
+}
+
+/// ControllerUnpublish, then the snapshot and the volume are deleted.
+async fn unpublish_and_delete(t: &mut Sanity, id: &str, node: String, snapshot_id: &str) {
+    let ctl = &mut t.ctl;
+    ctl.controller_unpublish_volume(ControllerUnpublishVolumeRequest {
+        volume_id: id.to_owned(),
+        node_id: node,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    ctl.delete_snapshot(DeleteSnapshotRequest {
+        snapshot_id: snapshot_id.to_owned(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    ctl.delete_volume(DeleteVolumeRequest {
+        volume_id: id.to_owned(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+}
+
+/// Neither the disk nor its backing file is left on the RDS.
+async fn assert_go_volume_gone(t: &Sanity, id: &str) {
     let left = go_driver_runs(&t.stack, &format!("/disk print detail where slot={id}")).await;
-    assert!(!left.contains(&id), "the Go volume's disk is gone: {left}");
+    assert!(!left.contains(id), "the Go volume's disk is gone: {left}");
     assert!(
         !t.stack
             .sim
             .file_exists(&format!("/storage-pool/metal-csi/{id}.img")),
         "its backing file is gone too"
     );
-    t.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
