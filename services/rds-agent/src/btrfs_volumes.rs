@@ -32,7 +32,9 @@ use crate::layout::{
 };
 use crate::rds::{Rds, decide_after};
 use crate::snapshots::inspect_command;
-use crate::volumes::{CreateSpec, SourceSpec, Volumes, check_limit, created_closed, round_size};
+use crate::volumes::{
+    CreateSpec, SourceSpec, Volumes, check_limit, created_closed, refuse_shared_nqn, round_size,
+};
 
 /// A restore or clone whose source is in the other layout: refused with
 /// what to do (the CO's class decides the layout; nothing is converted).
@@ -70,6 +72,32 @@ pub fn find_snapshot<'a>(scene: &'a Scene, id: &Slot) -> Option<&'a SubvolumeRec
 
 /// The disk, file and subvolume selections of one batched read.
 type Reads = (Vec<DiskSelector>, Vec<FileSelector>, Vec<SubvolumeSelector>);
+
+/// Refuses to fill a copy target that is not ours to fill: a subvolume already there
+/// with another parent, or (no subvolume) a leftover file at the volume's path.
+fn refuse_foreign_copy_target(
+    scene: &Scene,
+    have: Option<&SubvolumeRecord>,
+    target: &SubvolumeName,
+    parent: &SubvolumeName,
+    file: &DiskPath,
+) -> Result<(), AgentError> {
+    if let Some(h) = have
+        && h.parent_name() != Some(parent.as_str())
+    {
+        return Err(AgentError::SlotExists(format!(
+            "subvolume {target} already exists (parent {:?}), not a copy of {parent}",
+            h.parent_name().unwrap_or(""),
+        )));
+    }
+    if have.is_none() && scene.view.file(file).is_some() {
+        return Err(AgentError::OrphanFile {
+            path: file.to_string(),
+            inspect: inspect_command(file),
+        });
+    }
+    Ok(())
+}
 
 /// What a restore/clone copies.
 struct Origin {
@@ -156,18 +184,7 @@ impl Volumes {
             }
             return Ok(v);
         }
-        if let Some(other) = scene
-            .view
-            .disks
-            .iter()
-            .filter(|d| d.nvme_tcp_server_nqn.as_deref() == Some(export.nqn.as_str()))
-            .find_map(|d| d.slot.as_deref().filter(|s| *s != slot.as_str()))
-        {
-            return Err(AgentError::SlotExists(format!(
-                "volume {slot} would share NQN {} with existing volume {other} (ids differing only in case)",
-                export.nqn
-            )));
-        }
+        refuse_shared_nqn(&scene.view, slot, &export.nqn)?;
         let have = scene.subvolume(&target).cloned();
         let Some(src) = &spec.source else {
             return self
@@ -175,21 +192,7 @@ impl Volumes {
                 .await;
         };
         let origin = self.origin(&scene, src, &pool)?;
-        if let Some(h) = &have
-            && h.parent_name() != Some(origin.parent.as_str())
-        {
-            return Err(AgentError::SlotExists(format!(
-                "subvolume {target} already exists (parent {:?}), not a copy of {}",
-                h.parent_name().unwrap_or(""),
-                origin.parent
-            )));
-        }
-        if have.is_none() && scene.view.file(&file).is_some() {
-            return Err(AgentError::OrphanFile {
-                path: file.to_string(),
-                inspect: inspect_command(&file),
-            });
-        }
+        refuse_foreign_copy_target(&scene, have.as_ref(), &target, &origin.parent, &file)?;
         let size = round_size(spec.size.max(origin.size))?;
         check_limit(size, spec.limit)?;
         let work = populate(Populate {

@@ -198,24 +198,7 @@ fn valid_host(h: &str) -> bool {
 impl Args {
     pub fn validate(&self) -> Result<Settings, AgentError> {
         let cfg = |m: String| AgentError::Config(m);
-        if !valid_host(&self.rds_address) {
-            return Err(cfg(format!(
-                "--rds-address {:?} is not a host name or IP address",
-                self.rds_address
-            )));
-        }
-        // `+` allows RouterOS console options in the login name (user+cet…).
-        if self.rds_user.is_empty()
-            || !self
-                .rds_user
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+'))
-        {
-            return Err(cfg(format!(
-                "--rds-user {:?} is not a valid user name",
-                self.rds_user
-            )));
-        }
+        self.check_login()?;
         let key_text = rds_bus::config::read_secret_file(&self.rds_key_file).map_err(cfg)?;
         let key = russh::keys::decode_secret_key(&key_text, None).map_err(|e| {
             cfg(format!(
@@ -225,41 +208,8 @@ impl Args {
         })?;
         let host_key = self.host_key_policy()?;
         let pool = PoolName::new(&self.pool).map_err(|e| cfg(format!("--pool: {e}")))?;
-        let base_path =
-            DiskPath::new(&self.base_path).map_err(|e| cfg(format!("--base-path: {e}")))?;
-        let pool_root = DiskPath::new(&format!("/{pool}")).map_err(|e| cfg(e.to_string()))?;
-        if !base_path.is_under(&pool_root) {
-            return Err(cfg(format!(
-                "--base-path {base_path} is not inside the pool {pool_root}"
-            )));
-        }
-        let mut base_paths = vec![base_path.clone()];
-        for b in self
-            .base_paths
-            .iter()
-            .map(|b| b.trim())
-            .filter(|b| !b.is_empty())
-        {
-            let p = DiskPath::new(b).map_err(|e| cfg(format!("--base-paths {b:?}: {e}")))?;
-            if !p.is_under(&pool_root) || p == pool_root {
-                return Err(cfg(format!(
-                    "--base-paths {p} is not a directory inside the pool {pool_root}"
-                )));
-            }
-            if !base_paths.contains(&p) {
-                base_paths.push(p);
-            }
-        }
-        let prefix = &self.managed_nqn_prefix;
-        if !prefix.starts_with("nqn.")
-            || !prefix.chars().all(|c| {
-                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | ':' | '_')
-            })
-        {
-            return Err(cfg(format!(
-                "--managed-nqn-prefix {prefix:?} must start with \"nqn.\" and use [a-z0-9.:_-]"
-            )));
-        }
+        let (base_path, base_paths) = self.base_paths(&pool)?;
+        self.check_nqn_prefix()?;
         let nvme_port = Port::new(self.nvme_port).map_err(|e| cfg(format!("--nvme-port: {e}")))?;
         if self.max_connections == 0 || self.max_sessions == 0 {
             return Err(cfg(
@@ -269,16 +219,7 @@ impl Args {
         if self.listen.is_empty() {
             return Err(cfg("--listen must not be empty".into()));
         }
-        let metrics_address = if self.metrics_address.is_empty() {
-            None
-        } else {
-            Some(self.metrics_address.parse().map_err(|_| {
-                cfg(format!(
-                    "--metrics-address {:?} is not host:port",
-                    self.metrics_address
-                ))
-            })?)
-        };
+        let metrics_address = self.metrics_address()?;
         Ok(Settings {
             rds_host: self.rds_address.clone(),
             rds_port: self.rds_port,
@@ -307,6 +248,93 @@ impl Args {
             pool_metrics_interval: Some(self.pool_metrics_interval).filter(|d| !d.is_zero()),
             storage_fencing: self.storage_fencing,
         })
+    }
+
+    /// The RDS address must be a host name or IP and the user a plain login name.
+    fn check_login(&self) -> Result<(), AgentError> {
+        let cfg = |m: String| AgentError::Config(m);
+        if !valid_host(&self.rds_address) {
+            return Err(cfg(format!(
+                "--rds-address {:?} is not a host name or IP address",
+                self.rds_address
+            )));
+        }
+        // `+` allows RouterOS console options in the login name (user+cet…).
+        if self.rds_user.is_empty()
+            || !self
+                .rds_user
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+'))
+        {
+            return Err(cfg(format!(
+                "--rds-user {:?} is not a valid user name",
+                self.rds_user
+            )));
+        }
+        Ok(())
+    }
+
+    /// `--base-path` (the default) followed by the extra `--base-paths`, each inside the pool.
+    fn base_paths(&self, pool: &PoolName) -> Result<(DiskPath, Vec<DiskPath>), AgentError> {
+        let cfg = |m: String| AgentError::Config(m);
+        let base_path =
+            DiskPath::new(&self.base_path).map_err(|e| cfg(format!("--base-path: {e}")))?;
+        let pool_root = DiskPath::new(&format!("/{pool}")).map_err(|e| cfg(e.to_string()))?;
+        if !base_path.is_under(&pool_root) {
+            return Err(cfg(format!(
+                "--base-path {base_path} is not inside the pool {pool_root}"
+            )));
+        }
+        let mut base_paths = vec![base_path.clone()];
+        for b in self
+            .base_paths
+            .iter()
+            .map(|b| b.trim())
+            .filter(|b| !b.is_empty())
+        {
+            let p = DiskPath::new(b).map_err(|e| cfg(format!("--base-paths {b:?}: {e}")))?;
+            if !p.is_under(&pool_root) || p == pool_root {
+                return Err(cfg(format!(
+                    "--base-paths {p} is not a directory inside the pool {pool_root}"
+                )));
+            }
+            if !base_paths.contains(&p) {
+                base_paths.push(p);
+            }
+        }
+        Ok((base_path, base_paths))
+    }
+
+    /// The NQN prefix that marks disks as managed must look like an NQN.
+    fn check_nqn_prefix(&self) -> Result<(), AgentError> {
+        let cfg = |m: String| AgentError::Config(m);
+        let prefix = &self.managed_nqn_prefix;
+        if !prefix.starts_with("nqn.")
+            || !prefix.chars().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | ':' | '_')
+            })
+        {
+            return Err(cfg(format!(
+                "--managed-nqn-prefix {prefix:?} must start with \"nqn.\" and use [a-z0-9.:_-]"
+            )));
+        }
+        Ok(())
+    }
+
+    /// `--metrics-address`: empty turns the metrics endpoint off.
+    fn metrics_address(&self) -> Result<Option<SocketAddr>, AgentError> {
+        let cfg = |m: String| AgentError::Config(m);
+        let metrics_address = if self.metrics_address.is_empty() {
+            None
+        } else {
+            Some(self.metrics_address.parse().map_err(|_| {
+                cfg(format!(
+                    "--metrics-address {:?} is not host:port",
+                    self.metrics_address
+                ))
+            })?)
+        };
+        Ok(metrics_address)
     }
 
     fn host_key_policy(&self) -> Result<HostKeyPolicy, AgentError> {

@@ -81,105 +81,109 @@ pub struct Metrics {
 impl Metrics {
     /// `address` is the RDS `host:port` (label of the connection gauge).
     pub fn new(address: &str) -> Arc<Metrics> {
-        let mut registry = Registry::with_prefix("rds_csi");
-        let connection_state = Family::<AddressLabel, Gauge>::default();
-        registry.register(
+        let mut m = Metrics {
+            registry: Registry::with_prefix("rds_csi"),
+            address: address.to_owned(),
+            connection_state: Family::default(),
+            reconnects: Family::default(),
+            reconnect_duration: Histogram::new([0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0]),
+            command_duration: Family::new_with_constructor(command_histogram),
+            commands: Family::default(),
+            errors: Family::default(),
+            circuit_open: Gauge::default(),
+            sessions_active: Gauge::default(),
+            sessions_max: Gauge::default(),
+            pool_size: Family::default(),
+            pool_free: Family::default(),
+        };
+        m.register_connection();
+        m.register_commands();
+        m.register_capacity();
+        m.set_connected(false);
+        m.seed_alert_series();
+        Arc::new(m)
+    }
+
+    /// Connection state, reconnects and their duration.
+    fn register_connection(&mut self) {
+        self.registry.register(
             "rds_connection_state",
             "RDS SSH connection state (1 = connected, 0 = disconnected)",
-            connection_state.clone(),
+            self.connection_state.clone(),
         );
-        let reconnects = Family::<StatusLabel, Counter>::default();
-        registry.register(
+        self.registry.register(
             "rds_reconnect",
             "RDS reconnect attempts by status (success/failure)",
-            reconnects.clone(),
+            self.reconnects.clone(),
         );
-        let reconnect_duration = Histogram::new([0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0]);
-        registry.register(
+        self.registry.register(
             "rds_reconnect_duration_seconds",
             "Time from losing the RDS to a successful reconnect",
-            reconnect_duration.clone(),
+            self.reconnect_duration.clone(),
         );
-        let command_duration =
-            Family::<VerbLabel, Histogram, fn() -> Histogram>::new_with_constructor(
-                command_histogram,
-            );
-        registry.register(
+    }
+
+    /// RouterOS command latency, outcomes and failed calls.
+    fn register_commands(&mut self) {
+        self.registry.register(
             "rds_command_duration_seconds",
             "Latency of RouterOS commands by verb (including session setup)",
-            command_duration.clone(),
+            self.command_duration.clone(),
         );
-        let commands = Family::<VerbOutcomeLabel, Counter>::default();
-        registry.register(
+        self.registry.register(
             "rds_commands",
             "RouterOS commands by verb and outcome",
-            commands.clone(),
+            self.commands.clone(),
         );
-        let errors = Family::<ReasonLabel, Counter>::default();
-        registry.register(
+        self.registry.register(
             "rds_errors",
             "Failed rds-agent calls by error reason",
-            errors.clone(),
+            self.errors.clone(),
         );
-        let circuit_open = Gauge::default();
-        registry.register(
+    }
+
+    /// Breaker, session use and pool capacity.
+    fn register_capacity(&mut self) {
+        self.registry.register(
             "rds_circuit_open",
             "1 while the circuit breaker towards the RDS is open",
-            circuit_open.clone(),
+            self.circuit_open.clone(),
         );
-        let sessions_active = Gauge::default();
-        registry.register(
+        self.registry.register(
             "rds_sessions_active",
             "RouterOS commands currently running (bounded by --max-sessions)",
-            sessions_active.clone(),
+            self.sessions_active.clone(),
         );
-        let sessions_max = Gauge::default();
-        registry.register(
+        self.registry.register(
             "rds_sessions_max",
             "Most RouterOS commands that may run at once (--max-sessions)",
-            sessions_max.clone(),
+            self.sessions_max.clone(),
         );
-        let pool_size = Family::<PoolLabel, Gauge>::default();
-        registry.register(
+        self.registry.register(
             "rds_pool_size_bytes",
             "Size of the RDS storage pool in bytes (read every --pool-metrics-interval)",
-            pool_size.clone(),
+            self.pool_size.clone(),
         );
-        let pool_free = Family::<PoolLabel, Gauge>::default();
-        registry.register(
+        self.registry.register(
             "rds_pool_free_bytes",
             "Free bytes of the RDS storage pool (read every --pool-metrics-interval)",
-            pool_free.clone(),
+            self.pool_free.clone(),
         );
-        let m = Metrics {
-            registry,
-            address: address.to_owned(),
-            connection_state,
-            reconnects,
-            reconnect_duration,
-            command_duration,
-            commands,
-            errors,
-            circuit_open,
-            sessions_active,
-            sessions_max,
-            pool_size,
-            pool_free,
-        };
-        m.set_connected(false);
-        // Series the alerts watch exist from the start at 0, so the first
-        // failure is an increase (an absent series has none to show).
+    }
+
+    /// Series the alerts watch exist from the start at 0, so the first
+    /// failure is an increase (an absent series has none to show).
+    fn seed_alert_series(&self) {
         for status in ["success", "failure"] {
-            let _ = m.reconnects.get_or_create(&StatusLabel {
+            let _ = self.reconnects.get_or_create(&StatusLabel {
                 status: status.to_owned(),
             });
         }
         for reason in [rds_bus::Reason::RdsUnreachable, rds_bus::Reason::RdsTimeout] {
-            let _ = m.errors.get_or_create(&ReasonLabel {
+            let _ = self.errors.get_or_create(&ReasonLabel {
                 reason: reason.as_str().to_owned(),
             });
         }
-        Arc::new(m)
     }
 
     pub fn set_connected(&self, up: bool) {

@@ -21,7 +21,20 @@ use rds_routeros::{
 use crate::error::AgentError;
 use crate::flights::{Flight, Flights, Plan};
 use crate::layout::{DiskKind, Layout, file_kind, snapshot_file};
-use crate::rds::{Rds, decide_after};
+use crate::rds::{Rds, View, decide_after};
+
+/// `s` if it is a snapshot of `source` (or has no recorded source); otherwise the id is
+/// taken by a snapshot of another volume.
+fn of_source(id: &Slot, source: &Slot, s: SnapshotInfo) -> Result<SnapshotInfo, AgentError> {
+    if s.source.as_ref().is_none_or(|src| src == source) {
+        Ok(s)
+    } else {
+        Err(AgentError::SlotExists(format!(
+            "snapshot {id} already exists for source volume {}",
+            s.source.as_ref().map(Slot::as_str).unwrap_or("?")
+        )))
+    }
+}
 
 /// A snapshot as the agent knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -221,20 +234,8 @@ impl CopyFromBackend {
         source: &Slot,
         base: &DiskPath,
     ) -> Result<SnapshotInfo, AgentError> {
-        let same_source = |s: &SnapshotInfo| s.source.as_ref().is_none_or(|src| src == source);
-        let mismatch = |s: &SnapshotInfo| {
-            AgentError::SlotExists(format!(
-                "snapshot {id} already exists for source volume {}",
-                s.source.as_ref().map(Slot::as_str).unwrap_or("?")
-            ))
-        };
         if let Some(f) = self.flights.get(id) {
-            let s = self.join(&f).await?;
-            return if same_source(&s) {
-                Ok(s)
-            } else {
-                Err(mismatch(&s))
-            };
+            return of_source(id, source, self.join(&f).await?);
         }
         let file_path = snapshot_file(base, id, source)?;
         let sel = DiskSelector::Any(vec![
@@ -248,11 +249,7 @@ impl CopyFromBackend {
             .await?;
         let view = &scene.view;
         if let Some(s) = crate::btrfs_snapshots::existing(&scene, self.rds.bases(), id) {
-            return if same_source(&s) {
-                Ok(s)
-            } else {
-                Err(mismatch(&s))
-            };
+            return of_source(id, source, s);
         }
         if let Some(d) = view.disk(source)
             && self.rds.kind(d) == DiskKind::Volume
@@ -262,30 +259,7 @@ impl CopyFromBackend {
             return crate::btrfs_snapshots::create(&self.rds, id, source, d, base).await;
         }
         if let Some(d) = view.disk(id) {
-            // Legacy snapshots have no recorded source; the id is derived
-            // from the CSI name, so a retry of the same name is accepted.
-            let mut s = self.info(d).ok_or_else(|| {
-                AgentError::SlotExists(format!(
-                    "slot {id} is already used by a disk that is not a snapshot"
-                ))
-            })?;
-            if !same_source(&s) {
-                return Err(mismatch(&s));
-            }
-            s.created_unix = view
-                .file(&s.file_path)
-                .and_then(|f| f.last_modified.as_ref())
-                .and_then(|m| m.unix_seconds());
-            if s.created_unix.is_none() {
-                // A Go-driver snapshot (file name without the source).
-                s.created_unix = self
-                    .rds
-                    .file(&s.file_path)
-                    .await?
-                    .and_then(|f| f.last_modified)
-                    .and_then(|m| m.unix_seconds());
-            }
-            return Ok(s);
+            return self.existing_flat(id, source, d, view).await;
         }
         let src_size = match view.disk(source) {
             Some(d) if self.rds.kind(d) == DiskKind::Volume => d.size.unwrap_or(0),
@@ -318,12 +292,40 @@ impl CopyFromBackend {
             },
             work,
         );
-        let s = self.join(&f).await?;
-        if same_source(&s) {
-            Ok(s)
-        } else {
-            Err(mismatch(&s))
+        of_source(id, source, self.join(&f).await?)
+    }
+
+    /// A flat snapshot disk already at `id`: the same snapshot again if it is one of
+    /// `source`, with its creation time from its file.
+    async fn existing_flat(
+        &self,
+        id: &Slot,
+        source: &Slot,
+        d: &DiskRecord,
+        view: &View,
+    ) -> Result<SnapshotInfo, AgentError> {
+        // Legacy snapshots have no recorded source; the id is derived
+        // from the CSI name, so a retry of the same name is accepted.
+        let s = self.info(d).ok_or_else(|| {
+            AgentError::SlotExists(format!(
+                "slot {id} is already used by a disk that is not a snapshot"
+            ))
+        })?;
+        let mut s = of_source(id, source, s)?;
+        s.created_unix = view
+            .file(&s.file_path)
+            .and_then(|f| f.last_modified.as_ref())
+            .and_then(|m| m.unix_seconds());
+        if s.created_unix.is_none() {
+            // A Go-driver snapshot (file name without the source).
+            s.created_unix = self
+                .rds
+                .file(&s.file_path)
+                .await?
+                .and_then(|f| f.last_modified)
+                .and_then(|m| m.unix_seconds());
         }
+        Ok(s)
     }
 
     async fn list_impl(&self) -> Result<Vec<SnapshotInfo>, AgentError> {

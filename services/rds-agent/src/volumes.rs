@@ -27,7 +27,7 @@ use rds_routeros::{
 use crate::error::AgentError;
 use crate::flights::{Flight, Flights, Plan};
 use crate::layout::{DiskKind, Layout, volume_file};
-use crate::rds::{Rds, decide_after};
+use crate::rds::{Rds, View, decide_after};
 use crate::snapshots::{ContentSource, NewVolume, SnapshotBackend, inspect_command, wait_budget};
 use rds_bus::SNAPSHOT_PREFIX;
 
@@ -104,6 +104,22 @@ pub struct Volumes {
     snapshots: Arc<dyn SnapshotBackend>,
     pub(crate) flights: Arc<Flights>,
     pub(crate) defaults: Defaults,
+}
+
+/// Refuses a create whose NQN an existing disk of another slot already exports (volume
+/// ids that differ only in case map to the same NQN).
+pub(crate) fn refuse_shared_nqn(view: &View, slot: &Slot, nqn: &Nqn) -> Result<(), AgentError> {
+    if let Some(other) = view
+        .disks
+        .iter()
+        .filter(|d| d.nvme_tcp_server_nqn.as_deref() == Some(nqn.as_str()))
+        .find_map(|d| d.slot.as_deref().filter(|s| *s != slot.as_str()))
+    {
+        return Err(AgentError::SlotExists(format!(
+            "volume {slot} would share NQN {nqn} with existing volume {other} (ids differing only in case)"
+        )));
+    }
+    Ok(())
 }
 
 /// A volume id from the wire, checked once (the one id grammar, `rds-ids`);
@@ -321,17 +337,7 @@ impl Volumes {
         if let Some(d) = view.disk(slot) {
             return self.existing_for_create(d, spec.size);
         }
-        if let Some(other) = view
-            .disks
-            .iter()
-            .filter(|d| d.nvme_tcp_server_nqn.as_deref() == Some(export.nqn.as_str()))
-            .find_map(|d| d.slot.as_deref().filter(|s| *s != slot.as_str()))
-        {
-            return Err(AgentError::SlotExists(format!(
-                "volume {slot} would share NQN {} with existing volume {other} (ids differing only in case)",
-                export.nqn
-            )));
-        }
+        refuse_shared_nqn(&view, slot, &export.nqn)?;
         if view.file(&file_path).is_some() {
             return Err(AgentError::OrphanFile {
                 path: file_path.to_string(),
@@ -339,44 +345,9 @@ impl Volumes {
             });
         }
         let Some(src) = &spec.source else {
-            let cmd = Command::DiskAddFile {
-                file_path,
-                file_size: FileSize::new(spec.size)?,
-                slot: slot.clone(),
-                export: Some(export),
-                comment: spec.comment.clone(),
-            };
-            let sent = self.rds.exec().mutate(&cmd).await;
-            let sent = sent.map_err(|e| crate::btrfs::slot_too_long(e, slot));
-            return decide_after(
-                sent,
-                |e| e.reason() == rds_bus::Reason::SlotExists,
-                self.rds.disk(slot),
-                |found, err| self.decide_create(slot, spec.size, found, err),
-            )
-            .await;
+            return self.create_empty_flat(spec, file_path, export).await;
         };
-        let (from, from_size) = match src {
-            SourceSpec::Snapshot(id) => match view.disk(id) {
-                Some(d) if matches!(self.rds.kind(d), DiskKind::Snapshot { .. }) => {
-                    (ContentSource::Snapshot(id.clone()), d.size.unwrap_or(0))
-                }
-                _ => return Err(self.flat_restore_of_missing(id).await),
-            },
-            SourceSpec::Volume(id) => match view.disk(id) {
-                Some(d)
-                    if self.rds.kind(d) == DiskKind::Volume
-                        && Layout::of_file(d.file_path.as_deref().unwrap_or_default())
-                            == Layout::Subvolume =>
-                {
-                    return Err(crate::btrfs_volumes::layout_mismatch("volume", id));
-                }
-                Some(d) if self.rds.kind(d) == DiskKind::Volume => {
-                    (ContentSource::Volume(id.clone()), d.size.unwrap_or(0))
-                }
-                _ => return Err(AgentError::VolumeNotFound(id.to_string())),
-            },
-        };
+        let (from, from_size) = self.flat_source(&view, src).await?;
         // A restore is at least as big as its source.
         let size = round_size(spec.size.max(from_size))?;
         check_limit(size, spec.limit)?;
@@ -387,9 +358,86 @@ impl Volumes {
             export,
             comment: spec.comment.clone(),
         };
-        let (rds, backend, target) = (self.rds.clone(), self.snapshots.clone(), slot.clone());
+        let work = self.copy_work(from, new);
+        let f = self.flights.start(
+            Plan {
+                target: slot.clone(),
+                source: src.slot().clone(),
+                file_path,
+                size,
+            },
+            work,
+        );
+        self.join(&f, size).await
+    }
+
+    /// A new, empty flat volume: one `/disk add`, decided by a re-read when its reply is
+    /// lost or says the slot exists.
+    async fn create_empty_flat(
+        &self,
+        spec: &CreateSpec,
+        file_path: DiskPath,
+        export: NvmeExport,
+    ) -> Result<Volume, AgentError> {
+        let slot = &spec.slot;
+        let cmd = Command::DiskAddFile {
+            file_path,
+            file_size: FileSize::new(spec.size)?,
+            slot: slot.clone(),
+            export: Some(export),
+            comment: spec.comment.clone(),
+        };
+        let sent = self.rds.exec().mutate(&cmd).await;
+        let sent = sent.map_err(|e| crate::btrfs::slot_too_long(e, slot));
+        decide_after(
+            sent,
+            |e| e.reason() == rds_bus::Reason::SlotExists,
+            self.rds.disk(slot),
+            |found, err| self.decide_create(slot, spec.size, found, err),
+        )
+        .await
+    }
+
+    /// The flat disk a restore or clone copies from, and its size; a source in the
+    /// other layout or missing is refused.
+    async fn flat_source(
+        &self,
+        view: &View,
+        src: &SourceSpec,
+    ) -> Result<(ContentSource, u64), AgentError> {
+        match src {
+            SourceSpec::Snapshot(id) => match view.disk(id) {
+                Some(d) if matches!(self.rds.kind(d), DiskKind::Snapshot { .. }) => {
+                    Ok((ContentSource::Snapshot(id.clone()), d.size.unwrap_or(0)))
+                }
+                _ => Err(self.flat_restore_of_missing(id).await),
+            },
+            SourceSpec::Volume(id) => match view.disk(id) {
+                Some(d)
+                    if self.rds.kind(d) == DiskKind::Volume
+                        && Layout::of_file(d.file_path.as_deref().unwrap_or_default())
+                            == Layout::Subvolume =>
+                {
+                    Err(crate::btrfs_volumes::layout_mismatch("volume", id))
+                }
+                Some(d) if self.rds.kind(d) == DiskKind::Volume => {
+                    Ok((ContentSource::Volume(id.clone()), d.size.unwrap_or(0)))
+                }
+                _ => Err(AgentError::VolumeNotFound(id.to_string())),
+            },
+        }
+    }
+
+    /// The detached copy into `new`: populate from `from`, then decide by a re-read
+    /// of the target slot.
+    fn copy_work(
+        &self,
+        from: ContentSource,
+        new: NewVolume,
+    ) -> impl Future<Output = Result<DiskRecord, AgentError>> + Send + 'static {
+        let (rds, backend, target) = (self.rds.clone(), self.snapshots.clone(), new.slot.clone());
         let fencing = self.defaults.storage_fencing;
-        let work = async move {
+        async move {
             let sent = backend.populate(&from, &new).await;
             decide_after(
                 sent,
@@ -405,17 +453,7 @@ impl Volumes {
                 },
             )
             .await
-        };
-        let f = self.flights.start(
-            Plan {
-                target: slot.clone(),
-                source: src.slot().clone(),
-                file_path,
-                size,
-            },
-            work,
-        );
-        self.join(&f, size).await
+        }
     }
 
     /// Waits for a running copy into this slot within the call's time:
