@@ -288,66 +288,15 @@ fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Er
 impl Args {
     /// Checks every value; the error names the flag and why.
     pub fn validate(&self) -> Result<Config, String> {
-        validate::endpoint(&self.endpoint).map_err(|e| format!("--endpoint: {e}"))?;
-        validate::driver_name(&self.driver_name).map_err(|e| format!("--driver-name: {e}"))?;
-        for (flag, ep) in [
-            ("--agent-endpoint", &self.agent_endpoint),
-            ("--attachment-endpoint", &self.attachment_endpoint),
-            ("--event-endpoint", &self.event_endpoint),
-        ] {
-            validate::endpoint(ep).map_err(|e| format!("{flag}: {e}"))?;
-        }
-        let node_id = match &self.node_id {
-            Some(n) => Some(
-                NodeId::parse(n)
-                    .map_err(|e| format!("--node-id: {e}"))?
-                    .to_string(),
-            ),
-            None => None,
-        };
-        if self.role.node() && node_id.is_none() {
-            return Err("--node-id is required for role node/all".into());
-        }
-        let mut known_nodes = Vec::new();
-        for n in self.known_nodes.iter().filter(|n| !n.is_empty()) {
-            let id = NodeId::parse(n).map_err(|e| format!("--known-node: {e}"))?;
-            known_nodes.push(id.to_string());
-        }
-        // In local mode the node role of this very process is a known node.
-        if self.role == Role::All
-            && let Some(n) = &node_id
-            && !known_nodes.contains(n)
-        {
-            known_nodes.push(n.clone());
-        }
-        known_nodes.sort();
-        known_nodes.dedup();
+        self.check_endpoints()?;
+        let (node_id, known_nodes) = self.node_ids()?;
 
         let pool_root =
             validate::pool_root_of(&self.base_path).map_err(|e| format!("--base-path: {e}"))?;
         validate::storage_path(&self.base_path, &pool_root)
             .map_err(|e| format!("--base-path: {e}"))?;
 
-        let rds_address = match &self.rds_address {
-            Some(a) => {
-                validate::address(a).map_err(|e| format!("--rds-address: {e}"))?;
-                a.clone()
-            }
-            None if self.role.controller() => {
-                return Err(
-                    "--rds-address is required for the controller role (it goes into volume_context)"
-                        .into(),
-                );
-            }
-            None => String::new(),
-        };
-        let nvme_address = match &self.nvme_address {
-            Some(a) => {
-                validate::address(a).map_err(|e| format!("--nvme-address: {e}"))?;
-                a.clone()
-            }
-            None => rds_address.clone(),
-        };
+        let (rds_address, nvme_address) = self.rds_addresses()?;
         if self.nvme_port == 0 {
             return Err("--nvme-port: must be 1-65535".into());
         }
@@ -355,20 +304,7 @@ impl Args {
         if self.max_volumes_per_node < 0 {
             return Err("--max-volumes-per-node: must be 0 (no limit) or more".into());
         }
-        if self.role.node() {
-            if !self.node_state_dir.is_absolute() {
-                return Err("--node-state-dir: must be an absolute path".into());
-            }
-            if self.data_plane == DataPlaneKind::Loop {
-                match &self.loop_files_root {
-                    Some(p) if p.is_absolute() => {}
-                    Some(_) => return Err("--loop-files-root: must be an absolute path".into()),
-                    None => {
-                        return Err("--loop-files-root is required with --data-plane loop".into());
-                    }
-                }
-            }
-        }
+        self.check_node_paths()?;
         let (managed_nqn_prefix, cluster_id, host) = self.nvme_identity(node_id.as_deref())?;
         if self.kubeconfig.is_some() && self.node_registry != NodeRegistry::Kube {
             return Err("--kubeconfig is only used with --node-registry kube".into());
@@ -415,6 +351,98 @@ impl Args {
 }
 
 impl Args {
+    /// The own gRPC endpoint, the driver name and the backend endpoints.
+    fn check_endpoints(&self) -> Result<(), String> {
+        validate::endpoint(&self.endpoint).map_err(|e| format!("--endpoint: {e}"))?;
+        validate::driver_name(&self.driver_name).map_err(|e| format!("--driver-name: {e}"))?;
+        for (flag, ep) in [
+            ("--agent-endpoint", &self.agent_endpoint),
+            ("--attachment-endpoint", &self.attachment_endpoint),
+            ("--event-endpoint", &self.event_endpoint),
+        ] {
+            validate::endpoint(ep).map_err(|e| format!("{flag}: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// `--node-id` (required for the node role) and the sorted, deduplicated
+    /// `--known-node` list.
+    fn node_ids(&self) -> Result<(Option<String>, Vec<String>), String> {
+        let node_id = match &self.node_id {
+            Some(n) => Some(
+                NodeId::parse(n)
+                    .map_err(|e| format!("--node-id: {e}"))?
+                    .to_string(),
+            ),
+            None => None,
+        };
+        if self.role.node() && node_id.is_none() {
+            return Err("--node-id is required for role node/all".into());
+        }
+        let mut known_nodes = Vec::new();
+        for n in self.known_nodes.iter().filter(|n| !n.is_empty()) {
+            let id = NodeId::parse(n).map_err(|e| format!("--known-node: {e}"))?;
+            known_nodes.push(id.to_string());
+        }
+        // In local mode the node role of this very process is a known node.
+        if self.role == Role::All
+            && let Some(n) = &node_id
+            && !known_nodes.contains(n)
+        {
+            known_nodes.push(n.clone());
+        }
+        known_nodes.sort();
+        known_nodes.dedup();
+        Ok((node_id, known_nodes))
+    }
+
+    /// `--rds-address` (required for the controller role) and
+    /// `--nvme-address` (defaults to the RDS address).
+    fn rds_addresses(&self) -> Result<(String, String), String> {
+        let rds_address = match &self.rds_address {
+            Some(a) => {
+                validate::address(a).map_err(|e| format!("--rds-address: {e}"))?;
+                a.clone()
+            }
+            None if self.role.controller() => {
+                return Err(
+                    "--rds-address is required for the controller role (it goes into volume_context)"
+                        .into(),
+                );
+            }
+            None => String::new(),
+        };
+        let nvme_address = match &self.nvme_address {
+            Some(a) => {
+                validate::address(a).map_err(|e| format!("--nvme-address: {e}"))?;
+                a.clone()
+            }
+            None => rds_address.clone(),
+        };
+        Ok((rds_address, nvme_address))
+    }
+
+    /// The node role's local paths: the state directory, and the loop files
+    /// root with the loop data plane.
+    fn check_node_paths(&self) -> Result<(), String> {
+        if !self.role.node() {
+            return Ok(());
+        }
+        if !self.node_state_dir.is_absolute() {
+            return Err("--node-state-dir: must be an absolute path".into());
+        }
+        if self.data_plane == DataPlaneKind::Loop {
+            match &self.loop_files_root {
+                Some(p) if p.is_absolute() => {}
+                Some(_) => return Err("--loop-files-root: must be an absolute path".into()),
+                None => {
+                    return Err("--loop-files-root is required with --data-plane loop".into());
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// `--managed-nqn-prefix`, `--cluster-id` and the node's host identity
     /// (derived from the cluster id and the node id unless both
     /// `--host-nqn` and `--host-id` are given).

@@ -105,21 +105,7 @@ pub fn volume_params(
     map: &HashMap<String, String>,
     cfg: &Config,
 ) -> Result<VolumeParams, FrontendError> {
-    let mut p = VolumeParams {
-        base_path: cfg.base_path.clone(),
-        nvme_port: cfg.nvme_port,
-        nvme_address: String::new(),
-        rds_address: cfg.rds_address.clone(),
-        ctrl_loss_tmo: DEFAULT_CTRL_LOSS_TMO,
-        reconnect_delay: DEFAULT_RECONNECT_DELAY,
-        keep_alive_tmo: DEFAULT_KEEP_ALIVE_TMO,
-        migration_timeout_seconds: DEFAULT_MIGRATION_TIMEOUT,
-        pvc: None,
-        pv_name: None,
-        format_blank_restore: false,
-        layout: VolumeLayout::Flat,
-        warnings: Vec::new(),
-    };
+    let mut p = defaults(cfg);
     // The node reads the timers in these ranges (rds_bus::volume_context):
     // nothing creatable may be unstageable.
     let timer = |key: &str, v: &str, min: i64| -> Result<u32, FrontendError> {
@@ -150,46 +136,12 @@ pub fn volume_params(
             RECONNECT_DELAY => p.reconnect_delay = timer(key, v, 1)?,
             KEEP_ALIVE_TMO => p.keep_alive_tmo = timer(key, v, 0)?,
             VOLUME_LAYOUT => p.layout = layout(v)?,
-            FORMAT_BLANK_RESTORE => {
-                p.format_blank_restore = match v.trim() {
-                    "true" => true,
-                    "false" => false,
-                    other => {
-                        return Err(bad(
-                            key,
-                            format!("{:?} is not true or false", validate::truncate(other)),
-                        ));
-                    }
-                }
-            }
+            FORMAT_BLANK_RESTORE => p.format_blank_restore = boolean(key, v)?,
             MIGRATION_TIMEOUT => {
-                let n = int_in(key, v, 1, i32::MAX.into())?;
-                let (lo, hi) = MIGRATION_TIMEOUT_RANGE;
-                let clamped = n.clamp(lo.into(), hi.into());
-                if clamped != n {
-                    p.warnings
-                        .push(format!("{key}={n} clamped to {clamped} (range {lo}-{hi})"));
-                }
-                p.migration_timeout_seconds = u32::try_from(clamped).unwrap_or(hi);
+                p.migration_timeout_seconds = migration_timeout(key, v, &mut p.warnings)?;
             }
-            "sshPort" | "rdsPort" => {
-                validate::port(v).map_err(|e| bad(key, e))?;
-                p.warnings.push(format!("{key} is accepted but ignored"));
-            }
-            "fsType" => {
-                validate::fs_type(v).map_err(|e| bad(key, e))?;
-                p.warnings.push(format!(
-                    "{key} is accepted but ignored (use csi.storage.k8s.io/fstype)"
-                ));
-            }
-            "rdsBasePath" => {
-                validate::storage_path(v, &cfg.pool_root).map_err(|e| bad(key, e))?;
-                p.warnings
-                    .push(format!("{key} is accepted but ignored (use {VOLUME_PATH})"));
-            }
-            "nqnPrefix" => {
-                nqn_prefix(v).map_err(|e| bad(key, e))?;
-                p.warnings.push(format!("{key} is accepted but ignored"));
+            "sshPort" | "rdsPort" | "fsType" | "rdsBasePath" | "nqnPrefix" => {
+                p.warnings.push(ignored_key(key, v, cfg)?);
             }
             k if k.starts_with(K8S_PREFIX) => k8s_key(k, v)?,
             _ => return Err(unknown(key, "StorageClass")),
@@ -212,6 +164,74 @@ pub fn volume_params(
     };
     p.pv_name = map.get(PV_NAME).cloned();
     Ok(p)
+}
+
+/// The parameters a StorageClass without parameters gets.
+fn defaults(cfg: &Config) -> VolumeParams {
+    VolumeParams {
+        base_path: cfg.base_path.clone(),
+        nvme_port: cfg.nvme_port,
+        nvme_address: String::new(),
+        rds_address: cfg.rds_address.clone(),
+        ctrl_loss_tmo: DEFAULT_CTRL_LOSS_TMO,
+        reconnect_delay: DEFAULT_RECONNECT_DELAY,
+        keep_alive_tmo: DEFAULT_KEEP_ALIVE_TMO,
+        migration_timeout_seconds: DEFAULT_MIGRATION_TIMEOUT,
+        pvc: None,
+        pv_name: None,
+        format_blank_restore: false,
+        layout: VolumeLayout::Flat,
+        warnings: Vec::new(),
+    }
+}
+
+/// `true` or `false`, nothing else.
+fn boolean(key: &str, v: &str) -> Result<bool, FrontendError> {
+    match v.trim() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        other => Err(bad(
+            key,
+            format!("{:?} is not true or false", validate::truncate(other)),
+        )),
+    }
+}
+
+/// The migration timeout, clamped into its range with a warning.
+fn migration_timeout(key: &str, v: &str, warnings: &mut Vec<String>) -> Result<u32, FrontendError> {
+    let n = int_in(key, v, 1, i32::MAX.into())?;
+    let (lo, hi) = MIGRATION_TIMEOUT_RANGE;
+    let clamped = n.clamp(lo.into(), hi.into());
+    if clamped != n {
+        warnings.push(format!("{key}={n} clamped to {clamped} (range {lo}-{hi})"));
+    }
+    Ok(u32::try_from(clamped).unwrap_or(hi))
+}
+
+/// The Go driver's parameters that are checked but have no effect here;
+/// returns the warning to hand back.
+fn ignored_key(key: &str, v: &str, cfg: &Config) -> Result<String, FrontendError> {
+    match key {
+        "sshPort" | "rdsPort" => {
+            validate::port(v).map_err(|e| bad(key, e))?;
+            Ok(format!("{key} is accepted but ignored"))
+        }
+        "fsType" => {
+            validate::fs_type(v).map_err(|e| bad(key, e))?;
+            Ok(format!(
+                "{key} is accepted but ignored (use csi.storage.k8s.io/fstype)"
+            ))
+        }
+        "rdsBasePath" => {
+            validate::storage_path(v, &cfg.pool_root).map_err(|e| bad(key, e))?;
+            Ok(format!("{key} is accepted but ignored (use {VOLUME_PATH})"))
+        }
+        "nqnPrefix" => {
+            nqn_prefix(v).map_err(|e| bad(key, e))?;
+            Ok(format!("{key} is accepted but ignored"))
+        }
+        _ => Err(unknown(key, "StorageClass")),
+    }
 }
 
 /// `flat` or `subvolume`; anything else names the allowed values.

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use rds_bus::PvcRef;
 use rds_bus::{NodeId, VolumeId};
+use rds_proto::agent::Volume;
 use rds_proto::attachment::AttachRequest;
 use rds_proto::csi::v1::{
     ControllerPublishVolumeRequest, ControllerPublishVolumeResponse,
@@ -14,7 +15,7 @@ use rds_proto::csi::v1::{
 };
 
 use super::Core;
-use crate::capability;
+use crate::capability::{self, Checked};
 use crate::deadline::CallCtx;
 use crate::error::FrontendError;
 use crate::ids;
@@ -52,35 +53,10 @@ impl Core {
             )));
         }
         let _held = self.guard.volume(volume.as_str())?;
-        let vol = match ids::is_snapshot_slot(volume.as_str()) {
-            true => None,
-            false => match self.backends.get_volume(ctx, &volume).await {
-                Ok(v) => v,
-                // Attach is bookkeeping in attachment-service: an RDS outage
-                // must not stop it (the PV exists, so the volume did). The
-                // publish context then falls back to the volume id's NQN
-                // and the configured port. See docs/decisions.md.
-                Err(e) if rds_unreachable(&e) => {
-                    tracing::warn!(volume_id = %volume, error = %e,
-                        "RDS unreachable: publishing without the existence check");
-                    Some(Default::default())
-                }
-                Err(e) => return Err(e),
-            },
-        }
-        .ok_or_else(|| FrontendError::VolumeNotFound(format!("volume {volume} not found")))?;
+        let vol = self.volume_to_publish(ctx, &volume).await?;
 
-        // PUBLISH_READONLY: the same node with the other readonly flag is
-        // incompatible (ALREADY_EXISTS), not an idempotent repeat.
-        if let Some(att) = self.backends.attachment(ctx, &volume).await?
-            && let Some(held) = att.nodes.iter().find(|n| n.node_id == node.as_str())
-            && held.readonly != req.readonly
-        {
-            return Err(FrontendError::AlreadyExists(format!(
-                "volume {volume} is already published to node {node} with readonly={}",
-                held.readonly
-            )));
-        }
+        self.check_readonly_matches(ctx, &volume, &node, req.readonly)
+            .await?;
 
         self.check_attach_limit(ctx, &volume, &node).await?;
 
@@ -110,9 +86,69 @@ impl Core {
             "volume published"
         );
 
+        Ok(ControllerPublishVolumeResponse {
+            publish_context: self.publish_context(&req.volume_context, &vol, &volume, &cap),
+        })
+    }
+
+    /// The volume as the agent reports it (`Default` for a snapshot slot or
+    /// when the RDS is unreachable); NOT_FOUND when it does not exist.
+    async fn volume_to_publish(
+        &self,
+        ctx: &CallCtx,
+        volume: &VolumeId,
+    ) -> Result<Volume, FrontendError> {
+        match ids::is_snapshot_slot(volume.as_str()) {
+            true => None,
+            false => match self.backends.get_volume(ctx, volume).await {
+                Ok(v) => v,
+                // Attach is bookkeeping in attachment-service: an RDS outage
+                // must not stop it (the PV exists, so the volume did). The
+                // publish context then falls back to the volume id's NQN
+                // and the configured port. See docs/decisions.md.
+                Err(e) if rds_unreachable(&e) => {
+                    tracing::warn!(volume_id = %volume, error = %e,
+                        "RDS unreachable: publishing without the existence check");
+                    Some(Default::default())
+                }
+                Err(e) => return Err(e),
+            },
+        }
+        .ok_or_else(|| FrontendError::VolumeNotFound(format!("volume {volume} not found")))
+    }
+
+    /// PUBLISH_READONLY: the same node with the other readonly flag is
+    /// incompatible (ALREADY_EXISTS), not an idempotent repeat.
+    async fn check_readonly_matches(
+        &self,
+        ctx: &CallCtx,
+        volume: &VolumeId,
+        node: &NodeId,
+        readonly: bool,
+    ) -> Result<(), FrontendError> {
+        if let Some(att) = self.backends.attachment(ctx, volume).await?
+            && let Some(held) = att.nodes.iter().find(|n| n.node_id == node.as_str())
+            && held.readonly != readonly
+        {
+            return Err(FrontendError::AlreadyExists(format!(
+                "volume {volume} is already published to node {node} with readonly={}",
+                held.readonly
+            )));
+        }
+        Ok(())
+    }
+
+    /// The NVMe target (address, port, NQN) and, for mount volumes, the
+    /// filesystem type.
+    fn publish_context(
+        &self,
+        volume_context: &HashMap<String, String>,
+        vol: &Volume,
+        volume: &VolumeId,
+        cap: &Checked,
+    ) -> HashMap<String, String> {
         let mut pc = HashMap::new();
-        let addr = req
-            .volume_context
+        let addr = volume_context
             .get(NVME_ADDRESS)
             .cloned()
             .unwrap_or_else(|| self.cfg.nvme_address.clone());
@@ -137,9 +173,7 @@ impl Core {
             };
             pc.insert(PC_FS_TYPE.to_owned(), fs.to_owned());
         }
-        Ok(ControllerPublishVolumeResponse {
-            publish_context: pc,
-        })
+        pc
     }
 
     pub async fn unpublish(
