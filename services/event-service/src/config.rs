@@ -142,34 +142,7 @@ impl Config {
 
     /// Validates everything that can be checked without serving.
     pub fn validate(&self) -> Result<Settings, String> {
-        let sink = match self.sink.as_deref().map(str::trim) {
-            Some("kube") => SinkSpec::Kube {
-                kubeconfig: self.kubeconfig.clone(),
-            },
-            Some(s) if s.starts_with("file:") => {
-                let path = &s["file:".len()..];
-                if path.is_empty() {
-                    return Err("--sink file:PATH needs a path".to_owned());
-                }
-                if self.kubeconfig.is_some() {
-                    return Err("--kubeconfig is only used with --sink kube".to_owned());
-                }
-                SinkSpec::File(PathBuf::from(path))
-            }
-            Some(other) => {
-                return Err(format!("--sink {other:?}: expected `file:PATH` or `kube`"));
-            }
-            None if self.kubeconfig.is_some()
-                || std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() =>
-            {
-                SinkSpec::Kube {
-                    kubeconfig: self.kubeconfig.clone(),
-                }
-            }
-            None => {
-                return Err("no sink: pass --sink file:PATH (local mode) or --sink kube".to_owned());
-            }
-        };
+        let sink = self.sink_spec()?;
         if let Some(p) = &self.kubeconfig
             && !p.is_file()
         {
@@ -177,17 +150,7 @@ impl Config {
         }
         check_qualified_name(&self.driver_name)
             .map_err(|why| format!("--driver-name {:?}: {why}", self.driver_name))?;
-        let instance = match &self.instance {
-            Some(i) => i.clone(),
-            None => {
-                default_instance().ok_or("no --instance, $POD_NAME, $NODE_NAME or host name")?
-            }
-        };
-        if instance.is_empty() || instance.len() > 128 {
-            return Err(format!(
-                "--instance {instance:?}: must be 1 to 128 bytes (events.k8s.io reportingInstance)"
-            ));
-        }
+        let instance = self.reporting_instance()?;
         if self.queue_size == 0 {
             return Err("--queue-size must be at least 1".to_owned());
         }
@@ -200,13 +163,7 @@ impl Config {
         if self.listen.trim().is_empty() {
             return Err("--listen must not be empty".to_owned());
         }
-        let metrics_addr = match self.metrics_addr.trim() {
-            "" => None,
-            a => Some(
-                a.parse::<std::net::SocketAddr>()
-                    .map_err(|e| format!("--metrics-address {a:?}: {e}"))?,
-            ),
-        };
+        let metrics_addr = self.metrics_socket()?;
         Ok(Settings {
             listen: self.listen.clone(),
             sink,
@@ -223,6 +180,61 @@ impl Config {
             metrics_addr,
             pv_lookup: self.pv_lookup,
         })
+    }
+
+    /// `--sink`, or Kubernetes when a kubeconfig is given or we run in a pod.
+    fn sink_spec(&self) -> Result<SinkSpec, String> {
+        match self.sink.as_deref().map(str::trim) {
+            Some("kube") => Ok(SinkSpec::Kube {
+                kubeconfig: self.kubeconfig.clone(),
+            }),
+            Some(s) if s.starts_with("file:") => {
+                let path = &s["file:".len()..];
+                if path.is_empty() {
+                    return Err("--sink file:PATH needs a path".to_owned());
+                }
+                if self.kubeconfig.is_some() {
+                    return Err("--kubeconfig is only used with --sink kube".to_owned());
+                }
+                Ok(SinkSpec::File(PathBuf::from(path)))
+            }
+            Some(other) => Err(format!("--sink {other:?}: expected `file:PATH` or `kube`")),
+            None if self.kubeconfig.is_some()
+                || std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() =>
+            {
+                Ok(SinkSpec::Kube {
+                    kubeconfig: self.kubeconfig.clone(),
+                })
+            }
+            None => Err("no sink: pass --sink file:PATH (local mode) or --sink kube".to_owned()),
+        }
+    }
+
+    /// `--instance` or the pod/node/host name, within events.k8s.io's limit.
+    fn reporting_instance(&self) -> Result<String, String> {
+        let instance = match &self.instance {
+            Some(i) => i.clone(),
+            None => {
+                default_instance().ok_or("no --instance, $POD_NAME, $NODE_NAME or host name")?
+            }
+        };
+        if instance.is_empty() || instance.len() > 128 {
+            return Err(format!(
+                "--instance {instance:?}: must be 1 to 128 bytes (events.k8s.io reportingInstance)"
+            ));
+        }
+        Ok(instance)
+    }
+
+    /// `--metrics-address`; empty means no metrics server.
+    fn metrics_socket(&self) -> Result<Option<std::net::SocketAddr>, String> {
+        match self.metrics_addr.trim() {
+            "" => Ok(None),
+            a => a
+                .parse::<std::net::SocketAddr>()
+                .map(Some)
+                .map_err(|e| format!("--metrics-address {a:?}: {e}")),
+        }
     }
 }
 
