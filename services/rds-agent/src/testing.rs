@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
 use rds_routeros::{
-    CivilDateTime, Command, CopyExport, DiskRecord, DiskSelector, FileRecord, FileSelector,
-    LastModified, Legend, RenderOptions, SingletonStyle, render_disk_print, render_file_print,
-    render_singleton,
+    CivilDateTime, Command, CopyExport, DiskPath, DiskRecord, DiskSelector, FileRecord,
+    FileSelector, FileSize, LastModified, Legend, NvmeExport, RenderOptions, SingletonStyle, Slot,
+    render_disk_print, render_file_print, render_singleton,
 };
 
 use crate::error::AgentError;
@@ -90,6 +90,91 @@ fn file_matches(name: &str, sel: &FileSelector) -> bool {
     }
 }
 
+/// `/disk add type=file`: a new file disk and its file; refused if the slot is taken.
+fn add_file_disk(
+    s: &mut State,
+    legend: &Legend,
+    file_path: &DiskPath,
+    file_size: FileSize,
+    slot: &Slot,
+    export: Option<&NvmeExport>,
+) -> Result<RawOutput, AgentError> {
+    if s.disks.contains_key(slot.as_str()) {
+        return failure("failure: item with such name already exists");
+    }
+    let nqn = export.map(|e| e.nqn.to_string());
+    let exp = export.zip(nqn.as_deref()).map(|(e, n)| (e.port.get(), n));
+    let d = DiskRecord::file_disk(
+        legend,
+        slot.as_str(),
+        file_path.as_str(),
+        file_size.bytes(),
+        exp,
+    );
+    s.disks.insert(slot.to_string(), d);
+    let lm = FakeRds::tick(s);
+    s.files
+        .insert(file_path.file_name().to_owned(), (file_size.bytes(), lm));
+    ok(String::new())
+}
+
+/// `/disk add copy-from=`: a copy of the source disk, inheriting its export unless told.
+fn add_copy_disk(
+    s: &mut State,
+    legend: &Legend,
+    source: &Slot,
+    file_path: &DiskPath,
+    file_size: Option<FileSize>,
+    slot: &Slot,
+    export: &CopyExport,
+) -> Result<RawOutput, AgentError> {
+    if s.disks.contains_key(slot.as_str()) {
+        return failure("failure: item with such name already exists");
+    }
+    let Some(src) = s.disks.get(source.as_str()).cloned() else {
+        return failure("no such item");
+    };
+    let size = file_size
+        .map(|f| f.bytes())
+        .unwrap_or(src.size.unwrap_or(0));
+    // Copy-from copies properties: Inherit keeps the source's
+    // export (and NQN), like real RouterOS would.
+    let inherited = src.nvme_tcp_export.filter(|on| *on).and(
+        src.nvme_tcp_server_port
+            .zip(src.nvme_tcp_server_nqn.clone()),
+    );
+    let exp_owned: Option<(u16, String)> = match export {
+        CopyExport::Inherit => inherited,
+        CopyExport::Disabled => None,
+        CopyExport::Enabled(e) => Some((e.port.get(), e.nqn.to_string())),
+    };
+    let exp = exp_owned.as_ref().map(|(p, n)| (*p, n.as_str()));
+    let d = DiskRecord::file_disk(legend, slot.as_str(), file_path.as_str(), size, exp);
+    s.disks.insert(slot.to_string(), d);
+    let lm = FakeRds::tick(s);
+    s.files.insert(file_path.file_name().to_owned(), (size, lm));
+    ok(String::new())
+}
+
+/// `/file print detail where ...` over the fake's files.
+fn file_print(s: &State, sel: &FileSelector, opts: &RenderOptions) -> String {
+    let names: Vec<String> = s
+        .files
+        .keys()
+        .filter(|n| file_matches(n, sel))
+        .cloned()
+        .collect();
+    let recs: Vec<FileRecord> = names
+        .iter()
+        .filter_map(|n| {
+            s.files
+                .get(n)
+                .map(|(size, lm)| FileRecord::regular(n, *size, lm.clone()))
+        })
+        .collect();
+    render_file_print(&recs, opts)
+}
+
 impl FakeRds {
     pub fn new() -> Arc<FakeRds> {
         Arc::new(FakeRds {
@@ -147,28 +232,14 @@ impl FakeRds {
                 slot,
                 export,
                 ..
-            } => {
-                if s.disks.contains_key(slot.as_str()) {
-                    return failure("failure: item with such name already exists");
-                }
-                let nqn = export.as_ref().map(|e| e.nqn.to_string());
-                let exp = export
-                    .as_ref()
-                    .zip(nqn.as_deref())
-                    .map(|(e, n)| (e.port.get(), n));
-                let d = DiskRecord::file_disk(
-                    &legend,
-                    slot.as_str(),
-                    file_path.as_str(),
-                    file_size.bytes(),
-                    exp,
-                );
-                s.disks.insert(slot.to_string(), d);
-                let lm = Self::tick(&mut s);
-                s.files
-                    .insert(file_path.file_name().to_owned(), (file_size.bytes(), lm));
-                ok(String::new())
-            }
+            } => add_file_disk(
+                &mut s,
+                &legend,
+                file_path,
+                *file_size,
+                slot,
+                export.as_ref(),
+            ),
             Command::DiskAddCopy {
                 source,
                 file_path,
@@ -176,65 +247,8 @@ impl FakeRds {
                 slot,
                 export,
                 ..
-            } => {
-                if s.disks.contains_key(slot.as_str()) {
-                    return failure("failure: item with such name already exists");
-                }
-                let Some(src) = s.disks.get(source.as_str()).cloned() else {
-                    return failure("no such item");
-                };
-                let size = file_size
-                    .map(|f| f.bytes())
-                    .unwrap_or(src.size.unwrap_or(0));
-                // Copy-from copies properties: Inherit keeps the source's
-                // export (and NQN), like real RouterOS would.
-                let inherited = src.nvme_tcp_export.filter(|on| *on).and(
-                    src.nvme_tcp_server_port
-                        .zip(src.nvme_tcp_server_nqn.clone()),
-                );
-                let exp_owned: Option<(u16, String)> = match export {
-                    CopyExport::Inherit => inherited,
-                    CopyExport::Disabled => None,
-                    CopyExport::Enabled(e) => Some((e.port.get(), e.nqn.to_string())),
-                };
-                let exp = exp_owned.as_ref().map(|(p, n)| (*p, n.as_str()));
-                let d =
-                    DiskRecord::file_disk(&legend, slot.as_str(), file_path.as_str(), size, exp);
-                s.disks.insert(slot.to_string(), d);
-                let lm = Self::tick(&mut s);
-                s.files.insert(file_path.file_name().to_owned(), (size, lm));
-                ok(String::new())
-            }
-            Command::DiskPrint(sel) => {
-                let recs: Vec<DiskRecord> = match sel {
-                    DiskSelector::MountPoint(pool) => {
-                        let used: u64 = s.disks.values().filter_map(|d| d.size).sum();
-                        let free = self.pool_size.saturating_sub(used);
-                        vec![DiskRecord::raid_pool(
-                            &legend,
-                            pool.as_str(),
-                            self.pool_size,
-                            free,
-                            5,
-                        )]
-                    }
-                    sel => s
-                        .disks
-                        .values()
-                        .filter(|d| disk_matches(d, sel))
-                        .cloned()
-                        .collect(),
-                };
-                let recs: Vec<DiskRecord> = recs
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, mut d)| {
-                        d.number = u32::try_from(i).ok();
-                        d
-                    })
-                    .collect();
-                ok(render_disk_print(&legend, &recs, &opts))
-            }
+            } => add_copy_disk(&mut s, &legend, source, file_path, *file_size, slot, export),
+            Command::DiskPrint(sel) => ok(self.disk_print(&s, &legend, sel, &opts)),
             Command::DiskSetFileSize { slot, file_size } => {
                 let Some(d) = s.disks.get_mut(slot.as_str()) else {
                     return ok(String::new());
@@ -253,23 +267,7 @@ impl FakeRds {
                 s.disks.remove(slot.as_str());
                 ok(String::new())
             }
-            Command::FilePrint(sel) => {
-                let names: Vec<String> = s
-                    .files
-                    .keys()
-                    .filter(|n| file_matches(n, sel))
-                    .cloned()
-                    .collect();
-                let recs: Vec<FileRecord> = names
-                    .iter()
-                    .filter_map(|n| {
-                        s.files
-                            .get(n)
-                            .map(|(size, lm)| FileRecord::regular(n, *size, lm.clone()))
-                    })
-                    .collect();
-                ok(render_file_print(&recs, &opts))
-            }
+            Command::FilePrint(sel) => ok(file_print(&s, sel, &opts)),
             Command::FileRemove { path } => {
                 s.files.remove(path.file_name());
                 ok(String::new())
@@ -291,6 +289,45 @@ impl FakeRds {
                 &SingletonStyle::default(),
             )),
         }
+    }
+
+    /// `/disk print detail [where ...]`; a mount-point selector prints the pool's RAID
+    /// disk with its free space.
+    fn disk_print(
+        &self,
+        s: &State,
+        legend: &Legend,
+        sel: &DiskSelector,
+        opts: &RenderOptions,
+    ) -> String {
+        let recs: Vec<DiskRecord> = match sel {
+            DiskSelector::MountPoint(pool) => {
+                let used: u64 = s.disks.values().filter_map(|d| d.size).sum();
+                let free = self.pool_size.saturating_sub(used);
+                vec![DiskRecord::raid_pool(
+                    legend,
+                    pool.as_str(),
+                    self.pool_size,
+                    free,
+                    5,
+                )]
+            }
+            sel => s
+                .disks
+                .values()
+                .filter(|d| disk_matches(d, sel))
+                .cloned()
+                .collect(),
+        };
+        let recs: Vec<DiskRecord> = recs
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut d)| {
+                d.number = u32::try_from(i).ok();
+                d
+            })
+            .collect();
+        render_disk_print(legend, &recs, opts)
     }
 
     /// An executor (with metrics) over this fake.
