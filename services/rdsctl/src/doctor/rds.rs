@@ -25,58 +25,76 @@ pub async fn checks(i: &Inspector) -> Vec<Check> {
             v
         }
         Err(e) => {
-            match &e {
-                AgentError::HostKeyMismatch { presented, .. } => {
-                    out.push(Check::pass(
-                        "ssh",
-                        format!("{addr} answers the SSH handshake"),
-                    ));
-                    out.push(Check::fail(
-                        "host-key",
-                        format!("the RDS presented {presented}; pinned: {pin}"),
-                        "confirm the new key on the RDS console (`/ip ssh print`), then update the pin \
-                         (--rds-host-key-fingerprint / the Secret); if the RDS did not change, treat it as an attack",
-                    ));
-                }
-                AgentError::AuthFailed { user } => {
-                    out.push(Check::pass(
-                        "ssh",
-                        format!("{addr} answers the SSH handshake"),
-                    ));
-                    out.push(Check::pass("host-key", format!("matches the pin ({pin})")));
-                    out.push(Check::fail(
-                        "auth",
-                        format!("the RDS refused the key of user {user}"),
-                        format!(
-                            "import the public key of {} for {user} on the RDS (`/user ssh-keys import`)",
-                            s.key_file.display()
-                        ),
-                    ));
-                }
-                _ => {
-                    out.push(Check::fail(
-                        "ssh",
-                        format!("{addr}: {}", describe_err(&e)),
-                        "check the address and port, that the RDS is up, that `/ip service` ssh is enabled \
-                         and that no firewall drops port 22 from here",
-                    ));
-                    out.push(Check::skip("host-key", "no SSH handshake"));
-                }
-            }
-            for name in [
-                "routeros-version",
-                "rose-storage",
-                "pool",
-                "base-paths",
-                "ssh-sessions",
-            ] {
-                out.push(Check::skip(name, "the RDS is not reachable"));
-            }
+            out.extend(no_session(i, &addr, &pin, &e));
             return out;
         }
     };
     out.push(version_check(&version));
-    out.push(match i.packages().await {
+    out.push(rose_storage_check(i).await);
+    out.push(pool_check(i).await);
+    out.push(base_paths_check(i).await);
+    out.push(sessions_check(i).await);
+    out
+}
+
+/// The checks when no session could be opened: what did answer, what
+/// failed, and every later check skipped.
+fn no_session(i: &Inspector, addr: &str, pin: &str, e: &AgentError) -> Vec<Check> {
+    let s = i.settings();
+    let mut out = Vec::new();
+    match e {
+        AgentError::HostKeyMismatch { presented, .. } => {
+            out.push(Check::pass(
+                "ssh",
+                format!("{addr} answers the SSH handshake"),
+            ));
+            out.push(Check::fail(
+                "host-key",
+                format!("the RDS presented {presented}; pinned: {pin}"),
+                "confirm the new key on the RDS console (`/ip ssh print`), then update the pin \
+                 (--rds-host-key-fingerprint / the Secret); if the RDS did not change, treat it as an attack",
+            ));
+        }
+        AgentError::AuthFailed { user } => {
+            out.push(Check::pass(
+                "ssh",
+                format!("{addr} answers the SSH handshake"),
+            ));
+            out.push(Check::pass("host-key", format!("matches the pin ({pin})")));
+            out.push(Check::fail(
+                "auth",
+                format!("the RDS refused the key of user {user}"),
+                format!(
+                    "import the public key of {} for {user} on the RDS (`/user ssh-keys import`)",
+                    s.key_file.display()
+                ),
+            ));
+        }
+        _ => {
+            out.push(Check::fail(
+                "ssh",
+                format!("{addr}: {}", describe_err(e)),
+                "check the address and port, that the RDS is up, that `/ip service` ssh is enabled \
+                 and that no firewall drops port 22 from here",
+            ));
+            out.push(Check::skip("host-key", "no SSH handshake"));
+        }
+    }
+    for name in [
+        "routeros-version",
+        "rose-storage",
+        "pool",
+        "base-paths",
+        "ssh-sessions",
+    ] {
+        out.push(Check::skip(name, "the RDS is not reachable"));
+    }
+    out
+}
+
+/// The rose-storage package: installed and enabled.
+async fn rose_storage_check(i: &Inspector) -> Check {
+    match i.packages().await {
         Ok(pkgs) => match pkgs.iter().find(|p| p.name == "rose-storage") {
             Some(p) if !p.disabled => Check::pass(
                 "rose-storage",
@@ -104,11 +122,7 @@ pub async fn checks(i: &Inspector) -> Vec<Check> {
             format!("cannot read /system package: {}", describe_err(&e)),
             "check the RDS user may read `/system package` (group read or full)",
         ),
-    });
-    out.push(pool_check(i).await);
-    out.push(base_paths_check(i).await);
-    out.push(sessions_check(i).await);
-    out
+    }
 }
 
 fn version_check(v: &str) -> Check {
