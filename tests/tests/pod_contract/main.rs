@@ -280,67 +280,9 @@ impl World {
         names.sort_by_key(|n| n == "csi-frontend");
         for c in names {
             match c.as_str() {
-                "rds-agent" => {
-                    let n = ns.clone();
-                    wait_ready(&mut pod, "rds-agent bus on 127.0.0.1:50061", || {
-                        in_netns(n.clone(), || {
-                            Box::pin(async {
-                                let mut a = AgentClient::new(channel("http://127.0.0.1:50061"));
-                                let p = a
-                                    .probe(rds_proto::agent::ProbeRequest {})
-                                    .await
-                                    .map_err(|e| e.to_string())?
-                                    .into_inner();
-                                if p.reachable {
-                                    Ok(())
-                                } else {
-                                    Err(format!("RDS not reachable yet: {}", p.detail))
-                                }
-                            })
-                        })
-                    });
-                    let n = ns.clone();
-                    let listed = in_netns(n, || {
-                        Box::pin(async {
-                            let mut a = AgentClient::new(channel("http://127.0.0.1:50061"));
-                            a.list_volumes(rds_proto::agent::ListVolumesRequest::default())
-                                .await
-                                .map(|_| ())
-                                .map_err(|e| e.to_string())
-                        })
-                    });
-                    assert!(
-                        listed.is_ok(),
-                        "rds-agent ListVolumes: {listed:?}\n{}",
-                        pod.logs()
-                    );
-                    pod.assert_all_running("rds-agent ListVolumes");
-                    println!("ok    controller/rds-agent: Probe reachable over SSH, ListVolumes");
-                }
+                "rds-agent" => judge_controller_agent(&mut pod, ns.clone()),
                 "csi-frontend" => self.judge_controller_frontend(&mut pod, &socket),
-                "attachment-service" => {
-                    let n = ns.clone();
-                    wait_ready(
-                        &mut pod,
-                        "attachment-service bus on 127.0.0.1:50052",
-                        || {
-                            in_netns(n.clone(), || {
-                                Box::pin(async {
-                                    let mut a =
-                                        AttachmentsClient::new(channel("http://127.0.0.1:50052"));
-                                    a.list(rds_proto::attachment::ListRequest::default())
-                                        .await
-                                        .map(|_| ())
-                                        .map_err(|e| e.to_string())
-                                })
-                            })
-                        },
-                    );
-                    pod.assert_all_running("attachment-service List");
-                    println!(
-                        "ok    controller/attachment-service: List (VolumeAttachments from the API)"
-                    );
-                }
+                "attachment-service" => judge_attachment_service(&mut pod, ns.clone()),
                 "event-service" => {
                     self.judge_event_service(&mut pod, ns.clone(), "http://127.0.0.1:50053");
                     println!("ok    controller/event-service: Post, Event created through the API");
@@ -820,4 +762,60 @@ fn each_node_of_the_prod_overlay_gets_its_own_derived_host_identity() {
         seen.push(cfg["host_nqn"].clone());
     }
     assert_ne!(seen[0], seen[1], "two nodes, two host NQNs");
+}
+
+/// The controller's rds-agent: its bus Probe reaches the RDS over SSH
+/// (the Secret's key, the pinned host key), then ListVolumes answers.
+fn judge_controller_agent(pod: &mut Pod, ns: Option<PathBuf>) {
+    let n = ns.clone();
+    wait_ready(pod, "rds-agent bus on 127.0.0.1:50061", || {
+        in_netns(n.clone(), || {
+            Box::pin(async {
+                let mut a = AgentClient::new(channel("http://127.0.0.1:50061"));
+                let p = a
+                    .probe(rds_proto::agent::ProbeRequest {})
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .into_inner();
+                if p.reachable {
+                    Ok(())
+                } else {
+                    Err(format!("RDS not reachable yet: {}", p.detail))
+                }
+            })
+        })
+    });
+    let listed = in_netns(ns, || {
+        Box::pin(async {
+            let mut a = AgentClient::new(channel("http://127.0.0.1:50061"));
+            a.list_volumes(rds_proto::agent::ListVolumesRequest::default())
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+    });
+    assert!(
+        listed.is_ok(),
+        "rds-agent ListVolumes: {listed:?}\n{}",
+        pod.logs()
+    );
+    pod.assert_all_running("rds-agent ListVolumes");
+    println!("ok    controller/rds-agent: Probe reachable over SSH, ListVolumes");
+}
+
+/// The controller's attachment-service answers List on its bus port.
+fn judge_attachment_service(pod: &mut Pod, ns: Option<PathBuf>) {
+    wait_ready(pod, "attachment-service bus on 127.0.0.1:50052", || {
+        in_netns(ns.clone(), || {
+            Box::pin(async {
+                let mut a = AttachmentsClient::new(channel("http://127.0.0.1:50052"));
+                a.list(rds_proto::attachment::ListRequest::default())
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })
+        })
+    });
+    pod.assert_all_running("attachment-service List");
+    println!("ok    controller/attachment-service: List (VolumeAttachments from the API)");
 }
