@@ -12,9 +12,11 @@ mod common;
 use std::io::{Read, Seek, SeekFrom, Write};
 
 use common::{GIB, MIB, Opts, create_req, delete_req, env};
+use rds_bus::BusChannel;
+use rds_proto::agent::agent_client::AgentClient;
 use rds_proto::agent::create_volume_request::Source;
 use rds_proto::agent::{
-    CreateSnapshotRequest, DeleteSnapshotRequest, GetVolumeRequest, ListSnapshotsRequest,
+    CreateSnapshotRequest, DeleteSnapshotRequest, GetVolumeRequest, ListSnapshotsRequest, Snapshot,
     VolumeLayout, VolumeOwner,
 };
 use rds_proto::common::PvcRef;
@@ -203,15 +205,9 @@ async fn flat_volumes_get_the_tag_and_keep_their_counts() {
     env.shutdown().await;
 }
 
-#[tokio::test]
-async fn snapshot_restore_clone_round_trip_the_data() {
-    let env = env(Opts::default()).await;
-    let mut c = env.client();
-    c.create_volume(subvol("pvc-src", GIB)).await.unwrap();
-    let p = pattern(7);
-    write_at(&img(&env, "pvc-src"), 3 * MIB, &p);
-
-    let (s, cmds) = counted(&env, c.create_snapshot(snap_req("snap-a", "pvc-src"))).await;
+/// Snapshot of `pvc-src`: a read-only subvolume child, and a retry returns it again.
+async fn snapshot_subvolume(env: &common::Env, c: &mut AgentClient<BusChannel>) -> Snapshot {
+    let (s, cmds) = counted(env, c.create_snapshot(snap_req("snap-a", "pvc-src"))).await;
     let s = s.unwrap().into_inner();
     assert_eq!(cmds.len(), 3, "read, subvolume add, read back: {cmds:#?}");
     assert!(
@@ -229,19 +225,25 @@ async fn snapshot_restore_clone_round_trip_the_data() {
         format!("{BASE}/snap-a.from-pvc-src/volume.img")
     );
     // Retry: the same snapshot, one read.
-    let (again, cmds) = counted(&env, c.create_snapshot(snap_req("snap-a", "pvc-src"))).await;
+    let (again, cmds) = counted(env, c.create_snapshot(snap_req("snap-a", "pvc-src"))).await;
     assert_eq!(again.unwrap().into_inner(), s);
     assert_eq!(cmds.len(), 1, "{cmds:#?}");
 
-    // Overwrite the source; the snapshot keeps the old bytes.
-    write_at(&img(&env, "pvc-src"), 3 * MIB, &pattern(9));
+    s
+}
 
+/// A restore of `snap-a` (taken before the overwrite) adopts the snapshot's file.
+async fn restore_keeps_the_snapshot_bytes(
+    env: &common::Env,
+    c: &mut AgentClient<BusChannel>,
+    p: &[u8],
+) {
     let restore = rds_proto::agent::CreateVolumeRequest {
         source: Some(Source::SourceSnapshotId("snap-a".into())),
         owner: Some(owner("pvc-r1")),
         ..subvol("pvc-r1", GIB)
     };
-    let (r, cmds) = counted(&env, c.create_volume(restore)).await;
+    let (r, cmds) = counted(env, c.create_volume(restore)).await;
     let r = r.unwrap().into_inner();
     assert_eq!(
         cmds.len(),
@@ -256,16 +258,23 @@ async fn snapshot_restore_clone_round_trip_the_data() {
     assert_eq!(r.size_bytes, GIB);
     assert_eq!(r.owner, Some(owner("pvc-r1")));
     assert!(
-        read_at(&img(&env, "pvc-r1"), 3 * MIB, p.len()) == p,
+        read_at(&img(env, "pvc-r1"), 3 * MIB, p.len()) == p,
         "pvc-r1 does not hold the expected bytes"
     );
+}
 
+/// A larger clone of the (overwritten) source is grown after the add.
+async fn clone_larger_is_grown_after_the_add(
+    env: &common::Env,
+    c: &mut AgentClient<BusChannel>,
+    p: &[u8],
+) {
     // Clone of the (overwritten) source, larger: grown after the add.
     let clone = rds_proto::agent::CreateVolumeRequest {
         source: Some(Source::SourceVolumeId("pvc-src".into())),
         ..subvol("pvc-c1", 2 * GIB)
     };
-    let (cl, cmds) = counted(&env, c.create_volume(clone)).await;
+    let (cl, cmds) = counted(env, c.create_volume(clone)).await;
     let cl = cl.unwrap().into_inner();
     assert_eq!(
         cmds.len(),
@@ -275,10 +284,18 @@ async fn snapshot_restore_clone_round_trip_the_data() {
     assert!(cmds[3].starts_with("/disk set [find slot=pvc-c1] file-size=2147483648"));
     assert_eq!(cl.size_bytes, 2 * GIB);
     assert!(
-        read_at(&img(&env, "pvc-c1"), 3 * MIB, p.len()) == pattern(9),
+        read_at(&img(env, "pvc-c1"), 3 * MIB, p.len()) == pattern(9),
         "pvc-c1 does not hold the expected bytes"
     );
+}
 
+/// With its source deleted the snapshot stays listed by source and restorable.
+async fn snapshot_outlives_its_source(
+    env: &common::Env,
+    c: &mut AgentClient<BusChannel>,
+    s: &Snapshot,
+    p: &[u8],
+) {
     // The source goes; its snapshot stays usable and listed by source.
     assert!(
         c.delete_volume(delete_req("pvc-src"))
@@ -306,21 +323,15 @@ async fn snapshot_restore_clone_round_trip_the_data() {
     };
     c.create_volume(later).await.unwrap();
     assert!(
-        read_at(&img(&env, "pvc-r2"), 3 * MIB, p.len()) == p,
+        read_at(&img(env, "pvc-r2"), 3 * MIB, p.len()) == p,
         "pvc-r2 does not hold the expected bytes"
     );
+}
 
-    // A subvolume snapshot cannot be restored as a flat volume (and vice versa).
-    let flat = rds_proto::agent::CreateVolumeRequest {
-        source: Some(Source::SourceSnapshotId("snap-a".into())),
-        ..create_req("pvc-flat", GIB)
-    };
-    let e = c.create_volume(flat).await.unwrap_err();
-    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
-    assert!(e.message().contains("volumeLayout"), "{}", e.message());
-
+/// Deleting the snapshot removes its subvolume; a second delete finds nothing.
+async fn delete_snapshot_removes_its_subvolume(env: &common::Env, c: &mut AgentClient<BusChannel>) {
     let (d, cmds) = counted(
-        &env,
+        env,
         c.delete_snapshot(DeleteSnapshotRequest {
             snapshot_id: "snap-a".into(),
         }),
@@ -328,7 +339,7 @@ async fn snapshot_restore_clone_round_trip_the_data() {
     .await;
     assert!(d.unwrap().into_inner().existed);
     assert_eq!(cmds.len(), 2, "read, subvolume remove: {cmds:#?}");
-    assert!(!subvolumes(&env).iter().any(|s| s.contains("snap-a")));
+    assert!(!subvolumes(env).iter().any(|s| s.contains("snap-a")));
     assert!(
         !c.delete_snapshot(DeleteSnapshotRequest {
             snapshot_id: "snap-a".into()
@@ -338,6 +349,33 @@ async fn snapshot_restore_clone_round_trip_the_data() {
         .into_inner()
         .existed
     );
+}
+
+#[tokio::test]
+async fn snapshot_restore_clone_round_trip_the_data() {
+    let env = env(Opts::default()).await;
+    let mut c = env.client();
+    c.create_volume(subvol("pvc-src", GIB)).await.unwrap();
+    let p = pattern(7);
+    write_at(&img(&env, "pvc-src"), 3 * MIB, &p);
+
+    let s = snapshot_subvolume(&env, &mut c).await;
+    // Overwrite the source; the snapshot keeps the old bytes.
+    write_at(&img(&env, "pvc-src"), 3 * MIB, &pattern(9));
+
+    restore_keeps_the_snapshot_bytes(&env, &mut c, &p).await;
+    clone_larger_is_grown_after_the_add(&env, &mut c, &p).await;
+    snapshot_outlives_its_source(&env, &mut c, &s, &p).await;
+    // A subvolume snapshot cannot be restored as a flat volume (and vice versa).
+    let flat = rds_proto::agent::CreateVolumeRequest {
+        source: Some(Source::SourceSnapshotId("snap-a".into())),
+        ..create_req("pvc-flat", GIB)
+    };
+    let e = c.create_volume(flat).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("volumeLayout"), "{}", e.message());
+
+    delete_snapshot_removes_its_subvolume(&env, &mut c).await;
     // The restored volumes do not depend on the snapshot.
     assert!(
         read_at(&img(&env, "pvc-r2"), 3 * MIB, p.len()) == p,
