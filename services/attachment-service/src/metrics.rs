@@ -20,6 +20,16 @@ fn op_histogram() -> Histogram {
 const OP_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 const MIGRATION_BUCKETS: &[f64] = &[15.0, 30.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0];
 
+/// Registers `metric` under `name` and hands it back for the struct field
+/// (the registry keeps its own clone, sharing the same counters).
+fn register<M>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M
+where
+    M: prometheus_client::registry::Metric + Clone,
+{
+    registry.register(name, help, metric.clone());
+    metric
+}
+
 pub struct Metrics {
     registry: Registry,
     attach: Family<Labels, Counter>,
@@ -43,89 +53,76 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::default();
-        let attach = Family::<Labels, Counter>::default();
-        let detach = Family::<Labels, Counter>::default();
-        let conflicts = Counter::default();
-        let reconcile = Family::<Labels, Counter>::default();
-        let op_duration: Family<Labels, Histogram, fn() -> Histogram> =
-            Family::new_with_constructor(op_histogram);
-        let stale_cleared = Counter::default();
-        let migrations = Family::<Labels, Counter>::default();
-        let migration_duration = Histogram::new(MIGRATION_BUCKETS.iter().copied());
-        let active_migrations = Gauge::default();
-        let volumes_attached = Gauge::default();
-        let events = Family::<Labels, Counter>::default();
-
-        registry.register(
-            "rds_csi_attachment_attach",
-            "Attach operations by status",
-            attach.clone(),
-        );
-        registry.register(
-            "rds_csi_attachment_detach",
-            "Detach operations by status",
-            detach.clone(),
-        );
-        registry.register(
-            "rds_csi_attachment_conflicts",
-            "Attaches refused because another node holds a single-node volume",
-            conflicts.clone(),
-        );
-        registry.register(
-            "rds_csi_attachment_reconcile",
-            "Reconciler actions (clear_stale, node_watcher_trigger, forget, forget_kept)",
-            reconcile.clone(),
-        );
-        registry.register(
-            "rds_csi_attachment_operation_duration_seconds",
-            "Duration of attach, attach_secondary, detach, detach_partial and reconcile",
-            op_duration.clone(),
-        );
-        registry.register(
-            "rds_csi_attachment_stale_cleared",
-            "Attachments cleared because their node or VolumeAttachment was gone",
-            stale_cleared.clone(),
-        );
-        registry.register(
-            "rds_csi_migration_migrations",
-            "Finished live migrations by result (success, timeout, failed)",
-            migrations.clone(),
-        );
-        registry.register(
-            "rds_csi_migration_duration_seconds",
-            "Duration of finished live migrations",
-            migration_duration.clone(),
-        );
-        registry.register(
-            "rds_csi_migration_active_migrations",
-            "Live-migration windows currently open",
-            active_migrations.clone(),
-        );
-        // The Go controller exported the attachment-table size under this name.
-        registry.register(
-            "rds_csi_nvme_connections_active",
-            "Volumes in the attachment table (a dual-attached volume counts once)",
-            volumes_attached.clone(),
-        );
-        registry.register(
-            "rds_csi_attachment_events",
-            "Event posts to event-service by result (posted, failed, dropped)",
-            events.clone(),
-        );
+        let mut r = Registry::default();
         Metrics {
-            registry,
-            attach,
-            detach,
-            conflicts,
-            reconcile,
-            op_duration,
-            stale_cleared,
-            migrations,
-            migration_duration,
-            active_migrations,
-            volumes_attached,
-            events,
+            attach: register(
+                &mut r,
+                "rds_csi_attachment_attach",
+                "Attach operations by status",
+                Family::default(),
+            ),
+            detach: register(
+                &mut r,
+                "rds_csi_attachment_detach",
+                "Detach operations by status",
+                Family::default(),
+            ),
+            conflicts: register(
+                &mut r,
+                "rds_csi_attachment_conflicts",
+                "Attaches refused because another node holds a single-node volume",
+                Counter::default(),
+            ),
+            reconcile: register(
+                &mut r,
+                "rds_csi_attachment_reconcile",
+                "Reconciler actions (clear_stale, node_watcher_trigger, forget, forget_kept)",
+                Family::default(),
+            ),
+            op_duration: register(
+                &mut r,
+                "rds_csi_attachment_operation_duration_seconds",
+                "Duration of attach, attach_secondary, detach, detach_partial and reconcile",
+                Family::new_with_constructor(op_histogram as fn() -> Histogram),
+            ),
+            stale_cleared: register(
+                &mut r,
+                "rds_csi_attachment_stale_cleared",
+                "Attachments cleared because their node or VolumeAttachment was gone",
+                Counter::default(),
+            ),
+            migrations: register(
+                &mut r,
+                "rds_csi_migration_migrations",
+                "Finished live migrations by result (success, timeout, failed)",
+                Family::default(),
+            ),
+            migration_duration: register(
+                &mut r,
+                "rds_csi_migration_duration_seconds",
+                "Duration of finished live migrations",
+                Histogram::new(MIGRATION_BUCKETS.iter().copied()),
+            ),
+            active_migrations: register(
+                &mut r,
+                "rds_csi_migration_active_migrations",
+                "Live-migration windows currently open",
+                Gauge::default(),
+            ),
+            // The Go controller exported the attachment-table size under this name.
+            volumes_attached: register(
+                &mut r,
+                "rds_csi_nvme_connections_active",
+                "Volumes in the attachment table (a dual-attached volume counts once)",
+                Gauge::default(),
+            ),
+            events: register(
+                &mut r,
+                "rds_csi_attachment_events",
+                "Event posts to event-service by result (posted, failed, dropped)",
+                Family::default(),
+            ),
+            registry: r,
         }
     }
 
