@@ -529,13 +529,29 @@ fn add_volume(slot: &str) -> String {
     )
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn orphans_finds_the_planted_disk_and_file_and_nothing_else() {
-    let env = sim_env(|_| {}).await;
-    let api = FakeApi::start().await;
-    // A: a volume with its PV. B: a volume no PV references (orphan disk).
-    // C: created then `/disk remove`d, which leaves the file (orphan file).
-    // D: a PV whose disk is gone. Plus a snapshot and a disk of someone else.
+/// Runs `rdsctl <cmd>` against the simulator and the fake API server.
+async fn run_against(env: &Env, api: &FakeApi, cmd: &[&str]) -> (Output, String) {
+    let mut args = s(cmd);
+    args.extend(env.rds_args());
+    args.extend(kube_args(api, env.dir.path()));
+    rdsctl(&args).await
+}
+
+/// `field` of every element of the array `r[key]`.
+fn column<'a>(r: &'a Value, key: &str, field: &str) -> Vec<&'a str> {
+    r[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x[field].as_str().unwrap())
+        .collect()
+}
+
+/// A: a volume with its PV. B: a volume no PV of ours references (orphan
+/// disk). C: created then `/disk remove`d, which leaves the file (orphan
+/// file). D: a PV whose disk is gone. Plus a snapshot and a disk of someone
+/// else.
+async fn plant_orphans(env: &Env, api: &FakeApi) {
     env.plant(&add_volume(A)).await;
     env.plant(&add_volume(B)).await;
     env.plant(&add_volume(C)).await;
@@ -573,38 +589,28 @@ async fn orphans_finds_the_planted_disk_and_file_and_nothing_else() {
         None,
         "other.csi.io",
     ));
+}
 
-    let mut args = s(&["orphans", "--json"]);
-    args.extend(env.rds_args());
-    args.extend(kube_args(&api, env.dir.path()));
-    let (out, text) = rdsctl(&args).await;
+#[tokio::test(flavor = "multi_thread")]
+async fn orphans_finds_the_planted_disk_and_file_and_nothing_else() {
+    let env = sim_env(|_| {}).await;
+    let api = FakeApi::start().await;
+    plant_orphans(&env, &api).await;
+
+    let (out, text) = run_against(&env, &api, &["orphans", "--json"]).await;
     assert_eq!(out.status.code(), Some(5), "{text}");
     let r = json_of(&out);
-    let disks: Vec<&str> = r["orphan_disks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["slot"].as_str().unwrap())
-        .collect();
-    assert_eq!(disks, [B], "{r:#}");
+    assert_eq!(column(&r, "orphan_disks", "slot"), [B], "{r:#}");
     let d = &r["orphan_disks"][0];
     assert_eq!(d["file_path"], format!("/storage-pool/metal-csi/{B}.img"));
     assert_eq!(d["size_bytes"], 1 << 20);
     assert!(d["age_seconds"].as_i64().unwrap() >= 0, "{d}");
-    let files: Vec<&str> = r["orphan_files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["path"].as_str().unwrap())
-        .collect();
-    assert_eq!(files, [format!("/storage-pool/metal-csi/{C}.img")], "{r:#}");
-    let missing: Vec<&str> = r["missing_disks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["pv"].as_str().unwrap())
-        .collect();
-    assert_eq!(missing, ["pv-d"], "{r:#}");
+    assert_eq!(
+        column(&r, "orphan_files", "path"),
+        [format!("/storage-pool/metal-csi/{C}.img")],
+        "{r:#}"
+    );
+    assert_eq!(column(&r, "missing_disks", "pv"), ["pv-d"], "{r:#}");
     assert_eq!(r["missing_disks"][0]["pvc"], "apps/gone");
     assert_eq!(r["snapshots_not_judged"], 1);
     // Report only: everything is still there.
@@ -614,10 +620,7 @@ async fn orphans_finds_the_planted_disk_and_file_and_nothing_else() {
     );
     assert!(env.sim.disks().iter().any(|d| d.slot == B));
     // The table names the same things.
-    let mut args = s(&["orphans"]);
-    args.extend(env.rds_args());
-    args.extend(kube_args(&api, env.dir.path()));
-    let (out, text) = rdsctl(&args).await;
+    let (out, text) = run_against(&env, &api, &["orphans"]).await;
     assert_eq!(out.status.code(), Some(5), "{text}");
     assert!(
         text.contains("orphan disks (1)")
@@ -653,13 +656,10 @@ async fn orphans_finds_nothing_when_rds_and_cluster_agree() {
     env.sim.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn attachments_shows_migration_windows_and_planted_mismatches() {
-    let env = sim_env(|_| {}).await;
-    let api = FakeApi::start().await;
-    // A: exported, held by n1 and n2 (a live migration).
-    // M: attached to n2, but the RDS has no disk (the planted mismatch).
-    // F: exported with an allow list admitting n9 (storage fencing), attached to n1.
+/// A: exported, held by n1 and n2 (a live migration). M: attached to n2,
+/// but the RDS has no disk (the planted mismatch). F: exported with an allow
+/// list admitting n9 (storage fencing), attached to n1. Returns n9's identity.
+async fn plant_attachments(env: &Env, api: &FakeApi) -> rds_bus::HostIdentity {
     env.plant(&add_volume(A)).await;
     env.plant(&add_volume(F)).await;
     let n9 = rds_bus::HostIdentity::derive(
@@ -681,51 +681,26 @@ async fn attachments_shows_migration_windows_and_planted_mismatches() {
             DRIVER,
         ));
     }
-    api.put_value::<VolumeAttachment>(objects::va(
-        "va-a1",
-        "pv-a",
-        "n1",
-        true,
-        DRIVER,
-        "2026-01-01T00:00:00Z",
-    ));
-    api.put_value::<VolumeAttachment>(objects::va(
-        "va-a2",
-        "pv-a",
-        "n2",
-        true,
-        DRIVER,
-        "2026-01-01T00:10:00Z",
-    ));
-    api.put_value::<VolumeAttachment>(objects::va(
-        "va-m",
-        "pv-m",
-        "n2",
-        true,
-        DRIVER,
-        "2026-01-01T00:00:00Z",
-    ));
-    api.put_value::<VolumeAttachment>(objects::va(
-        "va-f",
-        "pv-f",
-        "n1",
-        true,
-        DRIVER,
-        "2026-01-01T00:00:00Z",
-    ));
-    api.put_value::<VolumeAttachment>(objects::va(
-        "va-o",
-        "pv-a",
-        "n3",
-        true,
-        "other.csi.io",
-        "2026-01-01T00:00:00Z",
-    ));
+    for (va, pv, node, driver, since) in [
+        ("va-a1", "pv-a", "n1", DRIVER, "2026-01-01T00:00:00Z"),
+        ("va-a2", "pv-a", "n2", DRIVER, "2026-01-01T00:10:00Z"),
+        ("va-m", "pv-m", "n2", DRIVER, "2026-01-01T00:00:00Z"),
+        ("va-f", "pv-f", "n1", DRIVER, "2026-01-01T00:00:00Z"),
+        ("va-o", "pv-a", "n3", "other.csi.io", "2026-01-01T00:00:00Z"),
+    ] {
+        api.put_value::<VolumeAttachment>(objects::va(va, pv, node, true, driver, since));
+    }
+    n9
+}
 
-    let mut args = s(&["attachments", "-o", "json", "--cluster-id", "c1"]);
-    args.extend(env.rds_args());
-    args.extend(kube_args(&api, env.dir.path()));
-    let (out, text) = rdsctl(&args).await;
+#[tokio::test(flavor = "multi_thread")]
+async fn attachments_shows_migration_windows_and_planted_mismatches() {
+    let env = sim_env(|_| {}).await;
+    let api = FakeApi::start().await;
+    let n9 = plant_attachments(&env, &api).await;
+
+    let cmd = ["attachments", "-o", "json", "--cluster-id", "c1"];
+    let (out, text) = run_against(&env, &api, &cmd).await;
     assert_eq!(out.status.code(), Some(5), "{text}");
     let r = json_of(&out);
     let row = |pv: &str| {
@@ -767,10 +742,7 @@ async fn attachments_shows_migration_windows_and_planted_mismatches() {
     );
     assert_eq!(r["mismatches"], 2);
     // Table: the ALLOW column appears because one export has an allow list.
-    let mut args = s(&["attachments", "--cluster-id", "c1"]);
-    args.extend(env.rds_args());
-    args.extend(kube_args(&api, env.dir.path()));
-    let (_, text) = rdsctl(&args).await;
+    let (_, text) = run_against(&env, &api, &["attachments", "--cluster-id", "c1"]).await;
     assert!(
         text.contains("ALLOW") && text.contains("MISMATCH: attached, but the RDS has no disk"),
         "{text}"
