@@ -212,7 +212,27 @@ fn up_serves_csi_names_and_restarts_children_and_stops_cleanly() {
     );
     let state = dir.to_str().unwrap();
 
-    // CSI is served on the socket.
+    assert_csi_served_with_the_local_layout(dir, &socket);
+    let pids = assert_each_child_runs_under_its_own_name(&up);
+    print_idle_memory(&up, &pids);
+
+    // Kill rds-agent hard: it is restarted and the stack keeps working.
+    let agent = up.pid("rds-agent");
+    kill_and_wait_for_restart(&up, "rds-agent");
+    assert!(
+        up.stderr()
+            .contains(&format!("rds-agent (pid {agent}) died")),
+        "restart not reported:\n{}",
+        up.stderr()
+    );
+    create_until_ok_after_restart(state);
+
+    assert_sigterm_stops_everything_cleanly(&mut up, dir, &socket);
+}
+
+/// CSI is served on the socket, and DIR has the layout of
+/// docs/local-mode.md §2.
+fn assert_csi_served_with_the_local_layout(dir: &Path, socket: &Path) {
     let info = json(&ctl_ok(&[
         "info",
         "--endpoint",
@@ -221,8 +241,6 @@ fn up_serves_csi_names_and_restarts_children_and_stops_cleanly() {
     ]));
     assert_eq!(info["name"], "rds.csi.srvlab.io");
     assert_eq!(info["ready"], true);
-
-    // The DIR layout of docs/local-mode.md §2.
     for p in [
         "sim",
         "sim/commands.log",
@@ -232,8 +250,11 @@ fn up_serves_csi_names_and_restarts_children_and_stops_cleanly() {
     ] {
         assert!(dir.join(p).exists(), "{p} missing");
     }
+}
 
-    // Every child is its own process with its own service name.
+/// Every child is its own process with its own service name; returns their
+/// pids in [`SERVICES`] order.
+fn assert_each_child_runs_under_its_own_name(up: &Up) -> Vec<i32> {
     let mut pids = Vec::new();
     for s in SERVICES {
         let pid = up.pid(s);
@@ -261,13 +282,16 @@ fn up_serves_csi_names_and_restarts_children_and_stops_cleanly() {
         );
         pids.push(pid);
     }
+    pids
+}
 
-    // Idle memory of the whole tree (for the closing note).
+/// Idle memory of the whole tree (for the closing note).
+fn print_idle_memory(up: &Up, pids: &[i32]) {
     std::thread::sleep(Duration::from_secs(3));
     let own = up.child.id() as i32;
     let (mut total, mut pss) = (vm_rss_kib(own), pss_kib(own));
     let mut parts = vec![format!("rdsctl {} MiB", vm_rss_kib(own) / 1024)];
-    for (s, pid) in SERVICES.iter().zip(&pids) {
+    for (s, pid) in SERVICES.iter().zip(pids) {
         let k = vm_rss_kib(*pid);
         total += k;
         pss += pss_kib(*pid);
@@ -280,25 +304,25 @@ fn up_serves_csi_names_and_restarts_children_and_stops_cleanly() {
         pss as f64 / 1024.0
     );
     assert!(total > 0);
+}
 
-    // Kill rds-agent hard: it is restarted and the stack keeps working.
-    let agent = up.pid("rds-agent");
-    kill(Pid::from_raw(agent), Signal::SIGKILL).unwrap();
+/// SIGKILLs `service` and waits until `rdsctl up` runs a new one.
+fn kill_and_wait_for_restart(up: &Up, service: &str) {
+    let old = up.pid(service);
+    kill(Pid::from_raw(old), Signal::SIGKILL).unwrap();
     let until = Instant::now() + Duration::from_secs(20);
-    while !(alive(up.pid("rds-agent")) && up.pid("rds-agent") != agent) {
+    while !(alive(up.pid(service)) && up.pid(service) != old) {
         assert!(
             Instant::now() < until,
-            "rds-agent not restarted; stderr:\n{}",
+            "{service} not restarted; stderr:\n{}",
             up.stderr()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(
-        up.stderr()
-            .contains(&format!("rds-agent (pid {agent}) died")),
-        "restart not reported:\n{}",
-        up.stderr()
-    );
+}
+
+/// CreateVolume succeeds again within 30 s of a restart.
+fn create_until_ok_after_restart(state: &str) {
     let until = Instant::now() + Duration::from_secs(30);
     loop {
         let (code, out, err) = ctl(&[
@@ -321,8 +345,11 @@ fn up_serves_csi_names_and_restarts_children_and_stops_cleanly() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+}
 
-    // SIGTERM: children first, socket removed, exit 0.
+/// SIGTERM: children first, socket removed, exit 0, nothing but the READY
+/// line on stdout.
+fn assert_sigterm_stops_everything_cleanly(up: &mut Up, dir: &Path, socket: &Path) {
     let all: Vec<i32> = SERVICES.iter().map(|s| up.pid(s)).collect();
     assert!(
         up.terminate(),
@@ -362,6 +389,40 @@ fn ctl_until_ok(args: &[&str], what: &str) -> (String, usize) {
     }
 }
 
+/// Creates `volume` for the PVC `pvc` and publishes it to node-a with the
+/// volume_context as the attacher passes it from the PV; returns the create
+/// output and the file holding it.
+fn create_and_publish(dir: &Path, state: &str, volume: &str, pvc: &str) -> (String, PathBuf) {
+    let create_out = ctl_ok(&[
+        "volume",
+        "create",
+        volume,
+        "--size",
+        "64Mi",
+        "--pvc",
+        pvc,
+        "--state-dir",
+        state,
+        "--json",
+    ]);
+    let ctx_file = dir.join(format!("{volume}.json"));
+    std::fs::write(&ctx_file, &create_out).unwrap();
+    let published = json(&ctl_ok(&[
+        "controller",
+        "publish",
+        volume,
+        "--node",
+        "node-a",
+        "--context-from",
+        ctx_file.to_str().unwrap(),
+        "--state-dir",
+        state,
+        "--json",
+    ]));
+    assert_eq!(published["node_id"], "node-a");
+    (create_out, ctx_file)
+}
+
 #[test]
 fn each_service_killed_mid_lifecycle_is_restarted_and_nothing_is_lost() {
     let tmp = short_tempdir();
@@ -370,45 +431,11 @@ fn each_service_killed_mid_lifecycle_is_restarted_and_nothing_is_lost() {
     let up = Up::start(dir);
 
     // Mid-lifecycle: a volume created and published to the node.
-    let create_out = ctl_ok(&[
-        "volume",
-        "create",
-        "pvc-crash",
-        "--size",
-        "64Mi",
-        "--pvc",
-        "team/crash",
-        "--state-dir",
-        state,
-        "--json",
-    ]);
-    let ctx_file = dir.join("pvc-crash.json");
-    std::fs::write(&ctx_file, &create_out).unwrap();
+    let (_, ctx_file) = create_and_publish(dir, state, "pvc-crash", "team/crash");
     let ctx = ctx_file.to_str().unwrap();
-    ctl_ok(&[
-        "controller",
-        "publish",
-        "pvc-crash",
-        "--node",
-        "node-a",
-        "--context-from",
-        ctx,
-        "--state-dir",
-        state,
-    ]);
 
     for (i, service) in SERVICES.iter().enumerate() {
-        let old = up.pid(service);
-        kill(Pid::from_raw(old), Signal::SIGKILL).unwrap();
-        let until = Instant::now() + Duration::from_secs(20);
-        while !(alive(up.pid(service)) && up.pid(service) != old) {
-            assert!(
-                Instant::now() < until,
-                "{service} not restarted; stderr:\n{}",
-                up.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        kill_and_wait_for_restart(&up, service);
 
         // Calls right after the crash fail cleanly or succeed; on retry they succeed.
         let name = format!("pvc-after-{i}");
@@ -427,33 +454,7 @@ fn each_service_killed_mid_lifecycle_is_restarted_and_nothing_is_lost() {
         );
         assert_eq!(json(&out)["volume_id"], name.as_str());
 
-        // State kept: the first volume is still there and still published on
-        // node-a (attachments survive every crash), exactly once.
-        let (list, _) = ctl_until_ok(
-            &["volume", "list", "--state-dir", state, "--json"],
-            &format!("ListVolumes after killing {service}"),
-        );
-        let list = json(&list);
-        let vols = list.as_array().unwrap();
-        let keep: Vec<_> = vols
-            .iter()
-            .filter(|v| v["volume_id"] == "pvc-crash")
-            .collect();
-        assert_eq!(keep.len(), 1, "after killing {service}: {list}");
-        assert_eq!(
-            keep[0]["published_node_ids"],
-            serde_json::json!(["node-a"]),
-            "attachment lost after killing {service}: {list}"
-        );
-        // Every volume created so far exists exactly once (no loss, no duplicate).
-        for j in 0..=i {
-            let n = format!("pvc-after-{j}");
-            assert_eq!(
-                vols.iter().filter(|v| v["volume_id"] == n.as_str()).count(),
-                1,
-                "{n} after killing {service}: {list}"
-            );
-        }
+        assert_nothing_lost(state, service, i);
         // Publish again is idempotent (the holder is still node-a).
         ctl_until_ok(
             &[
@@ -473,6 +474,36 @@ fn each_service_killed_mid_lifecycle_is_restarted_and_nothing_is_lost() {
     assert!(up.stderr().contains("died"), "restarts not reported");
 }
 
+/// After killing the `i`th service: the first volume is still there and
+/// still published on node-a (attachments survive every crash), exactly
+/// once, and every volume created so far exists exactly once.
+fn assert_nothing_lost(state: &str, service: &str, i: usize) {
+    let (list, _) = ctl_until_ok(
+        &["volume", "list", "--state-dir", state, "--json"],
+        &format!("ListVolumes after killing {service}"),
+    );
+    let list = json(&list);
+    let vols = list.as_array().unwrap();
+    let keep: Vec<_> = vols
+        .iter()
+        .filter(|v| v["volume_id"] == "pvc-crash")
+        .collect();
+    assert_eq!(keep.len(), 1, "after killing {service}: {list}");
+    assert_eq!(
+        keep[0]["published_node_ids"],
+        serde_json::json!(["node-a"]),
+        "attachment lost after killing {service}: {list}"
+    );
+    for j in 0..=i {
+        let n = format!("pvc-after-{j}");
+        assert_eq!(
+            vols.iter().filter(|v| v["volume_id"] == n.as_str()).count(),
+            1,
+            "{n} after killing {service}: {list}"
+        );
+    }
+}
+
 #[test]
 fn restart_with_the_same_dir_finds_state_and_client_commands_speak_json() {
     let tmp = short_tempdir();
@@ -480,18 +511,7 @@ fn restart_with_the_same_dir_finds_state_and_client_commands_speak_json() {
     let state = dir.to_str().unwrap();
     let mut up = Up::start(dir);
 
-    let create_out = ctl_ok(&[
-        "volume",
-        "create",
-        "pvc-keep",
-        "--size",
-        "64Mi",
-        "--pvc",
-        "team/data",
-        "--state-dir",
-        state,
-        "--json",
-    ]);
+    let (create_out, ctx_file) = create_and_publish(dir, state, "pvc-keep", "team/data");
     let created = json(&create_out);
     assert_eq!(created["volume_id"], "pvc-keep");
     assert_eq!(
@@ -503,22 +523,6 @@ fn restart_with_the_same_dir_finds_state_and_client_commands_speak_json() {
             .is_file(),
         "backing file not under DIR/sim/files"
     );
-    // The volume_context (with the PVC) goes along as the attacher passes it from the PV.
-    let ctx_file = dir.join("pvc-keep.json");
-    std::fs::write(&ctx_file, &create_out).unwrap();
-    let published = json(&ctl_ok(&[
-        "controller",
-        "publish",
-        "pvc-keep",
-        "--node",
-        "node-a",
-        "--context-from",
-        ctx_file.to_str().unwrap(),
-        "--state-dir",
-        state,
-        "--json",
-    ]));
-    assert_eq!(published["node_id"], "node-a");
 
     // A human line and its JSON twin say the same.
     let human = ctl_ok(&["volume", "list", "--state-dir", state]);
@@ -528,8 +532,44 @@ fn restart_with_the_same_dir_finds_state_and_client_commands_speak_json() {
             .any(|l| l.starts_with("pvc-keep ") && l.contains("node-a")),
         "{human}"
     );
+    assert_events_file_and_rendering_agree(state);
+    assert_sim_fault_controls_work(state);
 
-    // Events: the sink format and the `events` rendering of docs/local-mode.md §3-§4.
+    // As root: stage and publish on a real loop device; the mounts outlive the stack.
+    let root = nix::unistd::geteuid().is_root();
+    let mounts = Mounts {
+        state,
+        ctx: ctx_file.to_str().unwrap(),
+        staging: dir.join("staging"),
+        target: dir.join("target"),
+    };
+    if root {
+        mounts.stage_publish_and_write();
+    } else {
+        println!(
+            "not root: the staged-mount part of the restart check is skipped (loop devices need root)"
+        );
+    }
+
+    // Stop, start again on the same DIR: the volume, its attachment and its mounts are found.
+    assert!(up.terminate());
+    drop(up);
+    if root {
+        assert!(
+            mounted(&mounts.target),
+            "a clean stop must not unmount staged/published volumes"
+        );
+    }
+    let _up = Up::start(dir);
+    if root {
+        mounts.restage_find_data_and_tear_down();
+    }
+    assert_volume_and_attachment_kept_then_delete(dir, state);
+}
+
+/// Events: the sink format and the `events` rendering of
+/// docs/local-mode.md §3-§4 say the same, line by line.
+fn assert_events_file_and_rendering_agree(state: &str) {
     let until = Instant::now() + Duration::from_secs(10);
     let raw = loop {
         let raw = ctl_ok(&["events", "--state-dir", state, "--json"]);
@@ -576,8 +616,10 @@ fn restart_with_the_same_dir_finds_state_and_client_commands_speak_json() {
             .any(|l| l.contains(" VolumeAttached team/data pvc-keep ")),
         "{text}"
     );
+}
 
-    // The sim's fault controls through `rdsctl sim`.
+/// The sim's fault controls through `rdsctl sim`.
+fn assert_sim_fault_controls_work(state: &str) {
     let added = json(&ctl_ok(&[
         "sim",
         "fault",
@@ -613,75 +655,59 @@ fn restart_with_the_same_dir_finds_state_and_client_commands_speak_json() {
     ctl_ok(&["sim", "fault", "clear", "--state-dir", state]);
     let (code, _, err) = ctl(&["sim", "fault", "add", "no-such-fault", "--state-dir", state]);
     assert_eq!(code, 2, "a bad fault must be a usage error: {err}");
+}
 
-    // As root: stage and publish on a real loop device; the mounts outlive the stack.
-    let root = nix::unistd::geteuid().is_root();
-    let staging = dir.join("staging");
-    let target = dir.join("target");
-    let ctx = ctx_file.to_str().unwrap();
-    if root {
-        std::fs::create_dir_all(&staging).unwrap();
-        let st = staging.to_str().unwrap();
-        let tg = target.to_str().unwrap();
+/// pvc-keep's staging and target paths on the node (root only: loop devices).
+struct Mounts<'a> {
+    state: &'a str,
+    ctx: &'a str,
+    staging: PathBuf,
+    target: PathBuf,
+}
+
+impl Mounts<'_> {
+    fn stage(&self) {
         ctl_ok(&[
             "node",
             "stage",
             "pvc-keep",
             "--staging-path",
-            st,
+            self.staging.to_str().unwrap(),
             "--context-from",
-            ctx,
+            self.ctx,
             "--state-dir",
-            state,
+            self.state,
         ]);
+    }
+
+    /// Stage and publish, and leave a file in the published volume.
+    fn stage_publish_and_write(&self) {
+        std::fs::create_dir_all(&self.staging).unwrap();
+        self.stage();
         ctl_ok(&[
             "node",
             "publish",
             "pvc-keep",
             "--staging-path",
-            st,
+            self.staging.to_str().unwrap(),
             "--target-path",
-            tg,
+            self.target.to_str().unwrap(),
             "--context-from",
-            ctx,
+            self.ctx,
             "--state-dir",
-            state,
+            self.state,
         ]);
-        std::fs::write(target.join("kept.txt"), "still here").unwrap();
-        assert!(mounted(&target) && mounted(&staging));
-    } else {
-        println!(
-            "not root: the staged-mount part of the restart check is skipped (loop devices need root)"
-        );
+        std::fs::write(self.target.join("kept.txt"), "still here").unwrap();
+        assert!(mounted(&self.target) && mounted(&self.staging));
     }
 
-    // Stop, start again on the same DIR: the volume, its attachment and its mounts are found.
-    assert!(up.terminate());
-    drop(up);
-    if root {
-        assert!(
-            mounted(&target),
-            "a clean stop must not unmount staged/published volumes"
-        );
-    }
-    let _up = Up::start(dir);
-    if root {
-        let st = staging.to_str().unwrap();
-        let tg = target.to_str().unwrap();
-        // Idempotent: the node role recognises what it staged before the restart.
-        ctl_ok(&[
-            "node",
-            "stage",
-            "pvc-keep",
-            "--staging-path",
-            st,
-            "--context-from",
-            ctx,
-            "--state-dir",
-            state,
-        ]);
+    /// After the restart: staging again is idempotent (the node role
+    /// recognises what it staged before), the file is there, and
+    /// unpublish/unstage remove both mounts.
+    fn restage_find_data_and_tear_down(&self) {
+        self.stage();
         assert_eq!(
-            std::fs::read_to_string(target.join("kept.txt")).unwrap(),
+            std::fs::read_to_string(self.target.join("kept.txt")).unwrap(),
             "still here"
         );
         ctl_ok(&[
@@ -689,24 +715,29 @@ fn restart_with_the_same_dir_finds_state_and_client_commands_speak_json() {
             "unpublish",
             "pvc-keep",
             "--target-path",
-            tg,
+            self.target.to_str().unwrap(),
             "--state-dir",
-            state,
+            self.state,
         ]);
         ctl_ok(&[
             "node",
             "unstage",
             "pvc-keep",
             "--staging-path",
-            st,
+            self.staging.to_str().unwrap(),
             "--state-dir",
-            state,
+            self.state,
         ]);
         assert!(
-            !mounted(&target) && !mounted(&staging),
+            !mounted(&self.target) && !mounted(&self.staging),
             "unpublish/unstage after the restart left mounts"
         );
     }
+}
+
+/// pvc-keep and its attachment survived the restart; then unpublish and
+/// delete it, backing file included.
+fn assert_volume_and_attachment_kept_then_delete(dir: &Path, state: &str) {
     let vols = json(&ctl_ok(&["volume", "list", "--state-dir", state, "--json"]));
     let v = vols
         .as_array()
