@@ -24,16 +24,8 @@ fn data_clone(c: &mut rds_sim::SimConfig) {
     c.behaviour.copy_from = rds_sim::CopyFromMode::DataClone;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn full_volume_and_snapshot_lifecycle() {
-    let env = common::env(Opts {
-        sim: Box::new(data_clone),
-        ..Opts::default()
-    })
-    .await;
-    let mut c = env.client();
-    let id = "pvc-0f923194-922a-5dd8-b376-c2c6ccb56dd8";
-
+/// A new volume: its id, size, path, NQN and export; read back by get, list and capacity.
+async fn create_and_read_volume(env: &Env, c: &mut Client, id: &str) {
     let v = c
         .create_volume(create_req(id, 2 * GIB))
         .await
@@ -59,7 +51,7 @@ async fn full_volume_and_snapshot_lifecycle() {
         .unwrap()
         .into_inner();
     assert_eq!(got, v);
-    let listed = common::all_volumes(&mut c).await.unwrap();
+    let listed = common::all_volumes(c).await.unwrap();
     assert_eq!(listed, vec![v.clone()]);
 
     let cap = c
@@ -71,7 +63,10 @@ async fn full_volume_and_snapshot_lifecycle() {
         .into_inner();
     assert_eq!(cap.total_bytes, rds_sim::DEFAULT_POOL_SIZE);
     assert!(cap.free_bytes <= cap.total_bytes && cap.free_bytes > 0);
+}
 
+/// Expand rounds up to MiB; a shrink is OUT_OF_RANGE.
+async fn expand_grows_and_refuses_shrink(c: &mut Client, id: &str) {
     let grown = c
         .expand_volume(ExpandVolumeRequest {
             volume_id: id.into(),
@@ -89,12 +84,13 @@ async fn full_volume_and_snapshot_lifecycle() {
         .await
         .unwrap_err();
     assert_eq!(shrink.code(), Code::OutOfRange);
+}
 
-    // Snapshot: the Go driver's id for a CSI name.
-    let snap_id = rds_bus::SnapshotId::from_name("nightly-1").to_string();
+/// A snapshot under the Go driver's id: source, size, ready, creation time, file.
+async fn snapshot_with_go_id(env: &Env, c: &mut Client, id: &str, snap_id: &str) -> Snapshot {
     let s = c
         .create_snapshot(CreateSnapshotRequest {
-            snapshot_id: snap_id.clone(),
+            snapshot_id: snap_id.to_owned(),
             source_volume_id: id.into(),
             base_path: String::new(),
         })
@@ -116,21 +112,26 @@ async fn full_volume_and_snapshot_lifecycle() {
     );
     assert!(env.sim.file_exists(&s.file_path));
 
+    s
+}
+
+/// Retry of the same snapshot: same answer; other source: ALREADY_EXISTS.
+async fn snapshot_retry_and_other_source(c: &mut Client, id: &str, snap_id: &str, s: &Snapshot) {
     // Retry of the same snapshot: same answer; other source: ALREADY_EXISTS.
     let again = c
         .create_snapshot(CreateSnapshotRequest {
-            snapshot_id: snap_id.clone(),
+            snapshot_id: snap_id.to_owned(),
             source_volume_id: id.into(),
             base_path: String::new(),
         })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(again, s);
+    assert_eq!(again, *s);
     c.create_volume(create_req("pvc-other", GIB)).await.unwrap();
     let other = c
         .create_snapshot(CreateSnapshotRequest {
-            snapshot_id: snap_id.clone(),
+            snapshot_id: snap_id.to_owned(),
             source_volume_id: "pvc-other".into(),
             base_path: String::new(),
         })
@@ -138,7 +139,10 @@ async fn full_volume_and_snapshot_lifecycle() {
         .unwrap_err();
     assert_eq!(other.code(), Code::AlreadyExists);
     assert_eq!(reason(&other), Some(Reason::SlotExists));
+}
 
+/// Listing by source finds the snapshot; another source lists none.
+async fn list_snapshots_by_source(c: &mut Client, id: &str, s: &Snapshot) {
     // Listing by source and by id.
     let by_src = c
         .list_snapshots(ListSnapshotsRequest {
@@ -157,7 +161,10 @@ async fn full_volume_and_snapshot_lifecycle() {
         .await
         .unwrap();
     assert!(common::snapshot_pages(none.into_inner()).await.is_empty());
+}
 
+/// The source mapping survives an agent restart (a fresh agent on the same sim).
+async fn source_mapping_survives_restart(env: &Env, snap_id: &str, s: &Snapshot) {
     // The source mapping survives an agent restart (a fresh agent on the same sim).
     let fresh = {
         let settings = {
@@ -192,7 +199,7 @@ async fn full_volume_and_snapshot_lifecycle() {
     );
     let after_restart = c2
         .list_snapshots(ListSnapshotsRequest {
-            snapshot_id: snap_id.clone(),
+            snapshot_id: snap_id.to_owned(),
             source_volume_id: String::new(),
         })
         .await
@@ -204,7 +211,10 @@ async fn full_volume_and_snapshot_lifecycle() {
         "same source and creation time"
     );
     fresh.stop().await.unwrap();
+}
 
+/// Restore into a new volume (at least the snapshot's size); a missing snapshot is refused.
+async fn restore_from_snapshot(c: &mut Client, snap_id: &str) {
     // Restore into a new volume (at least the snapshot's size).
     let restored = c
         .create_volume(CreateVolumeRequest {
@@ -212,7 +222,7 @@ async fn full_volume_and_snapshot_lifecycle() {
             size_bytes: GIB,
             base_path: String::new(),
             nvme_port: 0,
-            source: Some(Source::SourceSnapshotId(snap_id.clone())),
+            source: Some(Source::SourceSnapshotId(snap_id.to_owned())),
             ..Default::default()
         })
         .await
@@ -233,11 +243,14 @@ async fn full_volume_and_snapshot_lifecycle() {
         .await
         .unwrap_err();
     assert_eq!(reason(&missing_snap), Some(Reason::SnapshotNotFound));
+}
 
+/// Delete everything: neither disk nor file remains, and deletes are idempotent.
+async fn delete_everything(env: &Env, c: &mut Client, id: &str, snap_id: &str, s: &Snapshot) {
     // Delete everything: neither disk nor file remains.
     let del = c
         .delete_snapshot(DeleteSnapshotRequest {
-            snapshot_id: snap_id.clone(),
+            snapshot_id: snap_id.to_owned(),
         })
         .await
         .unwrap()
@@ -246,7 +259,7 @@ async fn full_volume_and_snapshot_lifecycle() {
     assert!(!env.sim.file_exists(&s.file_path));
     assert!(
         !c.delete_snapshot(DeleteSnapshotRequest {
-            snapshot_id: snap_id
+            snapshot_id: snap_id.to_owned()
         })
         .await
         .unwrap()
@@ -276,6 +289,34 @@ async fn full_volume_and_snapshot_lifecycle() {
         .unwrap_err();
     assert_eq!(gone.code(), Code::NotFound);
     assert_eq!(reason(&gone), Some(Reason::VolumeNotFound));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn full_volume_and_snapshot_lifecycle() {
+    let env = common::env(Opts {
+        sim: Box::new(data_clone),
+        ..Opts::default()
+    })
+    .await;
+    let mut c = env.client();
+    let id = "pvc-0f923194-922a-5dd8-b376-c2c6ccb56dd8";
+
+    create_and_read_volume(&env, &mut c, id).await;
+    expand_grows_and_refuses_shrink(&mut c, id).await;
+
+    // Snapshot: the Go driver's id for a CSI name.
+    let snap_id = rds_bus::SnapshotId::from_name("nightly-1").to_string();
+    let s = snapshot_with_go_id(&env, &mut c, id, &snap_id).await;
+
+    snapshot_retry_and_other_source(&mut c, id, &snap_id, &s).await;
+
+    list_snapshots_by_source(&mut c, id, &s).await;
+
+    source_mapping_survives_restart(&env, &snap_id, &s).await;
+
+    restore_from_snapshot(&mut c, &snap_id).await;
+
+    delete_everything(&env, &mut c, id, &snap_id, &s).await;
     env.shutdown().await;
 }
 
@@ -391,130 +432,116 @@ async fn sizes_are_exact_bytes_rounded_up_to_mib() {
     env.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn injection_attempts_are_invalid_argument_and_never_reach_the_rds() {
-    let env = common::env(Opts::default()).await;
-    let mut c = env.client();
-    // One real command first, so the log exists and the agent is connected.
-    c.create_volume(create_req("pvc-ok", GIB)).await.unwrap();
-    let long = format!("pvc-{}", "a".repeat(300));
-    let evil: Vec<String> = vec![
-        "pvc-a\"b".into(),
-        "pvc-a;b".into(),
-        "pvc-$x".into(),
-        "pvc-a\\b".into(),
-        "pvc-[find]".into(),
-        "pvc-a\nb".into(),
-        "/system reboot".into(),
-        "pvc-x; /system reboot".into(),
-        "pvc-x\"; /system reboot; \"".into(),
-        long.clone(),
-    ];
-    let mut tried = 0;
-    for bad in &evil {
-        let mut calls: Vec<(&str, Result<(), tonic::Status>)> = Vec::new();
-        calls.push((
-            "create",
-            c.create_volume(create_req(bad, GIB)).await.map(|_| ()),
-        ));
-        calls.push(("delete", c.delete_volume(delete_req(bad)).await.map(|_| ())));
-        calls.push((
-            "get",
-            c.get_volume(GetVolumeRequest {
-                volume_id: bad.clone(),
-            })
+/// One result per call that names a volume or snapshot.
+type Outcomes = Vec<(&'static str, Result<(), tonic::Status>)>;
+
+/// Every call that takes a volume or snapshot id, each with `bad` as that id.
+async fn id_calls(c: &mut Client, bad: &str) -> Outcomes {
+    let mut calls: Outcomes = Vec::new();
+    calls.push((
+        "create",
+        c.create_volume(create_req(bad, GIB)).await.map(|_| ()),
+    ));
+    calls.push(("delete", c.delete_volume(delete_req(bad)).await.map(|_| ())));
+    calls.push((
+        "get",
+        c.get_volume(GetVolumeRequest {
+            volume_id: bad.to_owned(),
+        })
+        .await
+        .map(|_| ()),
+    ));
+    calls.push((
+        "expand",
+        c.expand_volume(ExpandVolumeRequest {
+            volume_id: bad.to_owned(),
+            size_bytes: GIB,
+        })
+        .await
+        .map(|_| ()),
+    ));
+    calls.push((
+        "snapshot id",
+        c.create_snapshot(CreateSnapshotRequest {
+            snapshot_id: bad.to_owned(),
+            source_volume_id: "pvc-ok".into(),
+            base_path: String::new(),
+        })
+        .await
+        .map(|_| ()),
+    ));
+    calls.push((
+        "snapshot source",
+        c.create_snapshot(CreateSnapshotRequest {
+            snapshot_id: "snap-1".into(),
+            source_volume_id: bad.to_owned(),
+            base_path: String::new(),
+        })
+        .await
+        .map(|_| ()),
+    ));
+    calls.push((
+        "delete snapshot",
+        c.delete_snapshot(DeleteSnapshotRequest {
+            snapshot_id: bad.to_owned(),
+        })
+        .await
+        .map(|_| ()),
+    ));
+    calls.push((
+        "restore source",
+        c.create_volume(CreateVolumeRequest {
+            volume_id: "pvc-new".into(),
+            size_bytes: GIB,
+            base_path: String::new(),
+            nvme_port: 0,
+            source: Some(Source::SourceSnapshotId(bad.to_owned())),
+            ..Default::default()
+        })
+        .await
+        .map(|_| ()),
+    ));
+    calls
+}
+
+/// The calls that take a base path, with `bad` inside it.
+async fn path_calls(c: &mut Client, bad: &str) -> Outcomes {
+    let mut calls: Outcomes = Vec::new();
+    let path = format!("/storage-pool/metal-csi/{bad}");
+    calls.push((
+        "base path",
+        c.create_volume(CreateVolumeRequest {
+            volume_id: "pvc-new".into(),
+            size_bytes: GIB,
+            base_path: path.clone(),
+            nvme_port: 0,
+            source: None,
+            ..Default::default()
+        })
+        .await
+        .map(|_| ()),
+    ));
+    calls.push((
+        "delete base path",
+        c.delete_volume(DeleteVolumeRequest {
+            volume_id: "pvc-new".into(),
+            base_path: path.clone(),
+        })
+        .await
+        .map(|_| ()),
+    ));
+    calls.push((
+        "capacity path",
+        c.get_capacity(GetCapacityRequest { base_path: path })
             .await
             .map(|_| ()),
-        ));
-        calls.push((
-            "expand",
-            c.expand_volume(ExpandVolumeRequest {
-                volume_id: bad.clone(),
-                size_bytes: GIB,
-            })
-            .await
-            .map(|_| ()),
-        ));
-        calls.push((
-            "snapshot id",
-            c.create_snapshot(CreateSnapshotRequest {
-                snapshot_id: bad.clone(),
-                source_volume_id: "pvc-ok".into(),
-                base_path: String::new(),
-            })
-            .await
-            .map(|_| ()),
-        ));
-        calls.push((
-            "snapshot source",
-            c.create_snapshot(CreateSnapshotRequest {
-                snapshot_id: "snap-1".into(),
-                source_volume_id: bad.clone(),
-                base_path: String::new(),
-            })
-            .await
-            .map(|_| ()),
-        ));
-        calls.push((
-            "delete snapshot",
-            c.delete_snapshot(DeleteSnapshotRequest {
-                snapshot_id: bad.clone(),
-            })
-            .await
-            .map(|_| ()),
-        ));
-        calls.push((
-            "restore source",
-            c.create_volume(CreateVolumeRequest {
-                volume_id: "pvc-new".into(),
-                size_bytes: GIB,
-                base_path: String::new(),
-                nvme_port: 0,
-                source: Some(Source::SourceSnapshotId(bad.clone())),
-                ..Default::default()
-            })
-            .await
-            .map(|_| ()),
-        ));
-        // Paths: the same payloads inside a base path.
-        let path = format!("/storage-pool/metal-csi/{bad}");
-        calls.push((
-            "base path",
-            c.create_volume(CreateVolumeRequest {
-                volume_id: "pvc-new".into(),
-                size_bytes: GIB,
-                base_path: path.clone(),
-                nvme_port: 0,
-                source: None,
-                ..Default::default()
-            })
-            .await
-            .map(|_| ()),
-        ));
-        calls.push((
-            "delete base path",
-            c.delete_volume(DeleteVolumeRequest {
-                volume_id: "pvc-new".into(),
-                base_path: path.clone(),
-            })
-            .await
-            .map(|_| ()),
-        ));
-        calls.push((
-            "capacity path",
-            c.get_capacity(GetCapacityRequest { base_path: path })
-                .await
-                .map(|_| ()),
-        ));
-        for (what, r) in calls {
-            let s = r.expect_err(&format!("{what} with {bad:?} must fail"));
-            assert_eq!(s.code(), Code::InvalidArgument, "{what} {bad:?}: {s:?}");
-            assert_eq!(reason(&s), Some(Reason::InvalidArgument), "{what} {bad:?}");
-            tried += 1;
-        }
-    }
-    // Parameters: a port out of range, a path outside the pool, ../
-    for (what, req) in [
+    ));
+    calls
+}
+
+/// Create requests with a bad parameter other than the id.
+fn bad_parameters() -> [(&'static str, CreateVolumeRequest); 4] {
+    [
         (
             "port",
             CreateVolumeRequest {
@@ -559,12 +586,11 @@ async fn injection_attempts_are_invalid_argument_and_never_reach_the_rds() {
                 ..Default::default()
             },
         ),
-    ] {
-        let s = c.create_volume(req).await.unwrap_err();
-        assert_eq!(s.code(), Code::InvalidArgument, "{what}");
-        tried += 1;
-    }
-    assert!(tried > 100);
+    ]
+}
+
+/// The commands log holds none of the payloads, and only the valid volume's commands.
+fn assert_nothing_bad_reached_the_rds(env: &Env) {
     let log = env.commands_log();
     for needle in [
         "reboot",
@@ -588,6 +614,46 @@ async fn injection_attempts_are_invalid_argument_and_never_reach_the_rds() {
             "unexpected command {cmd:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn injection_attempts_are_invalid_argument_and_never_reach_the_rds() {
+    let env = common::env(Opts::default()).await;
+    let mut c = env.client();
+    // One real command first, so the log exists and the agent is connected.
+    c.create_volume(create_req("pvc-ok", GIB)).await.unwrap();
+    let long = format!("pvc-{}", "a".repeat(300));
+    let evil: Vec<String> = vec![
+        "pvc-a\"b".into(),
+        "pvc-a;b".into(),
+        "pvc-$x".into(),
+        "pvc-a\\b".into(),
+        "pvc-[find]".into(),
+        "pvc-a\nb".into(),
+        "/system reboot".into(),
+        "pvc-x; /system reboot".into(),
+        "pvc-x\"; /system reboot; \"".into(),
+        long.clone(),
+    ];
+    let mut tried = 0;
+    for bad in &evil {
+        let mut calls = id_calls(&mut c, bad).await;
+        calls.extend(path_calls(&mut c, bad).await);
+        for (what, r) in calls {
+            let s = r.expect_err(&format!("{what} with {bad:?} must fail"));
+            assert_eq!(s.code(), Code::InvalidArgument, "{what} {bad:?}: {s:?}");
+            assert_eq!(reason(&s), Some(Reason::InvalidArgument), "{what} {bad:?}");
+            tried += 1;
+        }
+    }
+    // Parameters: a port out of range, a path outside the pool, ../
+    for (what, req) in bad_parameters() {
+        let s = c.create_volume(req).await.unwrap_err();
+        assert_eq!(s.code(), Code::InvalidArgument, "{what}");
+        tried += 1;
+    }
+    assert!(tried > 100);
+    assert_nothing_bad_reached_the_rds(&env);
     env.shutdown().await;
 }
 
@@ -686,22 +752,8 @@ async fn wrong_client_key_is_refused() {
     env.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn rds_down_answers_unavailable_fast_and_recovers_by_itself() {
-    let env = common::env(Opts::default()).await;
-    let mut c = env.client();
-    c.create_volume(create_req("pvc-up", GIB)).await.unwrap();
-    assert!(
-        c.probe(ProbeRequest {})
-            .await
-            .unwrap()
-            .into_inner()
-            .reachable
-    );
-
-    let downtime = Duration::from_secs(3);
-    env.sim.reboot(downtime).await;
-    let down_at = Instant::now();
+/// The first calls find the connection gone and open the breaker.
+async fn calls_open_the_breaker(c: &mut Client) {
     // The first calls find the connection gone and open the breaker.
     let mut opened = false;
     for _ in 0..10 {
@@ -717,6 +769,10 @@ async fn rds_down_answers_unavailable_fast_and_recovers_by_itself() {
         }
     }
     assert!(opened, "breaker opened");
+}
+
+/// While open: answered at once, without touching the network; probe and metrics say so.
+async fn open_breaker_fails_fast(env: &Env, c: &mut Client) {
     // While open: answered at once, without touching the network.
     let mut worst = Duration::ZERO;
     for _ in 0..20 {
@@ -742,25 +798,10 @@ async fn rds_down_answers_unavailable_fast_and_recovers_by_itself() {
         m.contains("rds_csi_rds_connection_state{address=\"127.0.0.1:"),
         "{m}"
     );
+}
 
-    // Back by itself: no call needed to close the breaker (half-open probe).
-    assert!(env.sim.wait_up(downtime + Duration::from_secs(5)).await);
-    let back = wait_reachable(&mut c, Duration::from_secs(10)).await;
-    assert!(back.is_some(), "breaker never closed");
-    println!(
-        "down for {:?}; reachable {:?} after the sim returned",
-        down_at.elapsed(),
-        back
-    );
-    let v = c
-        .get_volume(GetVolumeRequest {
-            volume_id: "pvc-up".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(v.size_bytes, GIB);
-    c.create_volume(create_req("pvc-down", GIB)).await.unwrap();
+/// After recovery the breaker gauge is 0 and the outage was counted.
+async fn outage_was_counted(env: &Env) {
     let m = env.metrics_text().await;
     assert!(m.contains("rds_csi_rds_circuit_open 0"), "{m}");
     // These series exist from the start at 0: the outage must have counted.
@@ -780,6 +821,46 @@ async fn rds_down_answers_unavailable_fast_and_recovers_by_itself() {
             || m.contains("rds_csi_rds_command_duration_seconds_count{verb=\"disk add\"}"),
         "{m}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rds_down_answers_unavailable_fast_and_recovers_by_itself() {
+    let env = common::env(Opts::default()).await;
+    let mut c = env.client();
+    c.create_volume(create_req("pvc-up", GIB)).await.unwrap();
+    assert!(
+        c.probe(ProbeRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .reachable
+    );
+
+    let downtime = Duration::from_secs(3);
+    env.sim.reboot(downtime).await;
+    let down_at = Instant::now();
+    calls_open_the_breaker(&mut c).await;
+    open_breaker_fails_fast(&env, &mut c).await;
+
+    // Back by itself: no call needed to close the breaker (half-open probe).
+    assert!(env.sim.wait_up(downtime + Duration::from_secs(5)).await);
+    let back = wait_reachable(&mut c, Duration::from_secs(10)).await;
+    assert!(back.is_some(), "breaker never closed");
+    println!(
+        "down for {:?}; reachable {:?} after the sim returned",
+        down_at.elapsed(),
+        back
+    );
+    let v = c
+        .get_volume(GetVolumeRequest {
+            volume_id: "pvc-up".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(v.size_bytes, GIB);
+    c.create_volume(create_req("pvc-down", GIB)).await.unwrap();
+    outage_was_counted(&env).await;
     env.shutdown().await;
 }
 

@@ -53,6 +53,9 @@ impl Default for Opts {
     }
 }
 
+/// The agent client every test drives.
+pub type Client = AgentClient<BusChannel>;
+
 pub struct Env {
     pub sim: SimHandle,
     pub agent: Option<RunningAgent>,
