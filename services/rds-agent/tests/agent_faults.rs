@@ -415,6 +415,54 @@ async fn sessions_stay_within_the_limit_the_rds_allows() {
     env.shutdown().await;
 }
 
+/// Walks parent links up from `start` (the parent of span `first`, at most 10 steps);
+/// whether `caller` is reached, and the span names passed on the way.
+fn walk_to_caller(
+    first: &str,
+    start: opentelemetry::trace::SpanId,
+    caller: opentelemetry::trace::SpanId,
+    parent: impl Fn(opentelemetry::trace::SpanId) -> Option<(String, opentelemetry::trace::SpanId)>,
+) -> (bool, Vec<String>) {
+    let mut cur = start;
+    let mut chain = vec![first.to_owned()];
+    for _ in 0..10 {
+        if cur == caller {
+            return (true, chain);
+        }
+        match parent(cur) {
+            Some((name, up)) => {
+                chain.push(name);
+                cur = up;
+            }
+            None => break,
+        }
+    }
+    (false, chain)
+}
+
+/// A command span carries slot, verb, latency and exit status, and never a secret or
+/// the command text.
+fn assert_command_span_attributes(attributes: &[opentelemetry::KeyValue]) {
+    let attrs: HashMap<String, String> = attributes
+        .iter()
+        .map(|kv| (kv.key.to_string(), kv.value.to_string()))
+        .collect();
+    // The NQN-collision lookup selects by NQN, not by slot.
+    let slot = attrs.get("rds.slot").map(String::as_str);
+    assert!(slot == Some("pvc-traced") || slot == Some(""), "{attrs:?}");
+    assert!(
+        attrs.contains_key("rds.verb") && attrs.contains_key("rds.latency_ms"),
+        "{attrs:?}"
+    );
+    assert!(attrs.contains_key("rds.exit_status"), "{attrs:?}");
+    for v in attrs.values() {
+        assert!(
+            !v.contains("PRIVATE KEY") && !v.contains("/disk add"),
+            "no secrets, no command text: {v}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn ssh_command_spans_are_children_of_the_callers_span() {
     use opentelemetry::trace::TraceContextExt;
@@ -462,42 +510,13 @@ async fn ssh_command_spans_are_children_of_the_callers_span() {
         .collect();
     for s in &cmd_spans {
         // Walk up: command → handler → grpc server (remote parent) → caller.
-        let mut cur = s.parent_span_id;
-        let mut chain = vec![s.name.to_string()];
-        let mut reached = false;
-        for _ in 0..10 {
-            if cur == caller_id {
-                reached = true;
-                break;
-            }
-            match by_id.get(&cur) {
-                Some(p) => {
-                    chain.push(p.name.to_string());
-                    cur = p.parent_span_id;
-                }
-                None => break,
-            }
-        }
+        let (reached, chain) = walk_to_caller(&s.name, s.parent_span_id, caller_id, |id| {
+            by_id
+                .get(&id)
+                .map(|p| (p.name.to_string(), p.parent_span_id))
+        });
         assert!(reached, "command span not under the caller: {chain:?}");
-        let attrs: HashMap<String, String> = s
-            .attributes
-            .iter()
-            .map(|kv| (kv.key.to_string(), kv.value.to_string()))
-            .collect();
-        // The NQN-collision lookup selects by NQN, not by slot.
-        let slot = attrs.get("rds.slot").map(String::as_str);
-        assert!(slot == Some("pvc-traced") || slot == Some(""), "{attrs:?}");
-        assert!(
-            attrs.contains_key("rds.verb") && attrs.contains_key("rds.latency_ms"),
-            "{attrs:?}"
-        );
-        assert!(attrs.contains_key("rds.exit_status"), "{attrs:?}");
-        for v in attrs.values() {
-            assert!(
-                !v.contains("PRIVATE KEY") && !v.contains("/disk add"),
-                "no secrets, no command text: {v}"
-            );
-        }
+        assert_command_span_attributes(&s.attributes);
     }
     let add = cmd_spans
         .iter()
