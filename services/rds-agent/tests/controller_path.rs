@@ -3,6 +3,8 @@
 //! detached copies joined by retries, commands the RDS finishes after the
 //! client gave up, replies cut at record boundaries, and no leaked channels.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;
@@ -11,7 +13,8 @@ use common::*;
 use rds_bus::Reason;
 use rds_proto::agent::create_volume_request::Source;
 use rds_proto::agent::{
-    CreateSnapshotRequest, CreateVolumeRequest, DeleteSnapshotRequest, GetVolumeRequest,
+    CreateSnapshotRequest, CreateVolumeRequest, DeleteSnapshotRequest, GetVolumeRequest, Snapshot,
+    Volume,
 };
 use rds_sim::{FaultAction, FaultRule, Garble};
 use tonic::Code;
@@ -208,6 +211,77 @@ async fn volume_paths_outside_the_base_paths_and_foreign_nqns_are_refused() {
     env.shutdown().await;
 }
 
+/// Polls CreateSnapshot with a short deadline until the snapshot is ready; the
+/// snapshot and each poll's `ready_to_use`.
+async fn snapshot_until_ready(c: &mut Client, sid: &str) -> (Snapshot, Vec<bool>) {
+    let mut polls = Vec::new();
+    loop {
+        let s = c
+            .create_snapshot(with_timeout(
+                snap_req(sid, "pvc-src", ""),
+                Duration::from_millis(400),
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        polls.push(s.ready_to_use);
+        if s.ready_to_use {
+            return (s, polls);
+        }
+    }
+}
+
+/// Retries a restore of `sid` into `id` with a short deadline until it succeeds; every
+/// failure must be ABORTED / OPERATION_PENDING. The volume and the failures' codes.
+async fn restore_until_done(c: &mut Client, id: &str, sid: &str) -> (Volume, Vec<Code>) {
+    let mut codes = Vec::new();
+    loop {
+        match c
+            .create_volume(with_timeout(
+                restore_req(id, sid),
+                Duration::from_millis(400),
+            ))
+            .await
+        {
+            Ok(v) => return (v.into_inner(), codes),
+            Err(s) => {
+                assert_eq!(s.code(), Code::Aborted, "{s:?}");
+                assert_eq!(reason(&s), Some(Reason::OperationPending));
+                codes.push(s.code());
+            }
+        }
+    }
+}
+
+/// copy-from commands the sim received for `slot`.
+fn copies_into(env: &Env, slot: &str) -> usize {
+    env.commands()
+        .iter()
+        .filter(|c| c.contains("copy-from") && c.contains(&format!("slot={slot} ")))
+        .count()
+}
+
+/// Barrier: the slow copy into `slot` has finished on the RDS (logged when it ends),
+/// so a second copy, had one been sent, would be in the log by now.
+async fn slow_copy_finished(env: &Env, slot: &str) -> bool {
+    let log = env.sim.commands_log();
+    eventually(Duration::from_secs(10), async || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| {
+                l.contains("copy-from")
+                    && l.contains(&format!("slot={slot} "))
+                    && l.split("latency_ms=")
+                        .nth(1)
+                        .and_then(|v| v.split(' ').next())
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .is_some_and(|ms| ms >= 2500)
+            })
+    })
+    .await
+}
+
 /// copy-from slower than the caller's deadline: the first call answers
 /// "still running" (ABORTED / ready_to_use=false), retries join the same
 /// copy, and exactly one copy is ever sent.
@@ -223,79 +297,30 @@ async fn a_copy_slower_than_the_call_is_joined_by_retries_never_resent() {
     };
     let sid = "snap-00000000-0000-5000-8000-000000000002-at-0000000002";
     env.sim.faults().add(slow());
-    let mut polls = Vec::new();
-    let snap = loop {
-        let s = c
-            .create_snapshot(with_timeout(
-                snap_req(sid, "pvc-src", ""),
-                Duration::from_millis(400),
-            ))
-            .await
-            .unwrap()
-            .into_inner();
-        polls.push(s.ready_to_use);
-        if s.ready_to_use {
-            break s;
-        }
-    };
+    let (snap, polls) = snapshot_until_ready(&mut c, sid).await;
     assert_eq!(polls.first(), Some(&false), "first answer: still copying");
     assert!(snap.creation_time.is_some());
-    let copies = |slot: &str| {
-        env.commands()
-            .iter()
-            .filter(|c| c.contains("copy-from") && c.contains(&format!("slot={slot} ")))
-            .count()
-    };
-    // Barrier: the slow copy has finished on the RDS (logged when it ends),
-    // so a second copy, had one been sent, would be in the log by now.
-    let slow_done = |slot: String| {
-        let log = env.sim.commands_log();
-        async move {
-            eventually(Duration::from_secs(10), async || {
-                std::fs::read_to_string(&log)
-                    .unwrap_or_default()
-                    .lines()
-                    .any(|l| {
-                        l.contains("copy-from")
-                            && l.contains(&format!("slot={slot} "))
-                            && l.split("latency_ms=")
-                                .nth(1)
-                                .and_then(|v| v.split(' ').next())
-                                .and_then(|v| v.parse::<u64>().ok())
-                                .is_some_and(|ms| ms >= 2500)
-                    })
-            })
-            .await
-        }
-    };
-    assert!(slow_done(sid.to_owned()).await, "the slow copy ran");
-    assert_eq!(copies(sid), 1, "one copy for {} polls", polls.len());
+    assert!(slow_copy_finished(&env, sid).await, "the slow copy ran");
+    assert_eq!(
+        copies_into(&env, sid),
+        1,
+        "one copy for {} polls",
+        polls.len()
+    );
 
     env.sim.faults().add(slow());
-    let mut codes = Vec::new();
-    let vol = loop {
-        match c
-            .create_volume(with_timeout(
-                restore_req("pvc-restored", sid),
-                Duration::from_millis(400),
-            ))
-            .await
-        {
-            Ok(v) => break v.into_inner(),
-            Err(s) => {
-                assert_eq!(s.code(), Code::Aborted, "{s:?}");
-                assert_eq!(reason(&s), Some(Reason::OperationPending));
-                codes.push(s.code());
-            }
-        }
-    };
+    let (vol, codes) = restore_until_done(&mut c, "pvc-restored", sid).await;
     assert!(!codes.is_empty(), "the first attempt was still running");
     assert_eq!(vol.source_snapshot_id, sid);
     assert!(
-        slow_done("pvc-restored".to_owned()).await,
+        slow_copy_finished(&env, "pvc-restored").await,
         "the slow copy ran"
     );
-    assert_eq!(copies("pvc-restored"), 1, "retries joined: {codes:?}");
+    assert_eq!(
+        copies_into(&env, "pvc-restored"),
+        1,
+        "retries joined: {codes:?}"
+    );
     assert_eq!(env.disks_with_slot("pvc-restored"), 1);
     // The source cannot be deleted under a running copy; afterwards it can.
     c.delete_snapshot(DeleteSnapshotRequest {
