@@ -174,11 +174,7 @@ pub use rds_bus::duration::parse_positive as duration;
 /// pvc=<ns>/<name>"`, docs/btrfs.md): `[a-z0-9][a-z0-9.-]*`, at most 253
 /// bytes, the grammar rds-agent checks before quoting it.
 pub fn tag_value(v: &str) -> Result<(), String> {
-    let ok = v.len() <= 253
-        && v.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && v.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-');
-    if ok {
+    if rds_bus::ids::is_tag_value(v) {
         Ok(())
     } else {
         Err(format!(

@@ -14,17 +14,11 @@ use crate::error::AgentError;
 /// What every tag starts with; a comment without it is someone else's.
 pub const TAG_PREFIX: &str = "rds-csi:";
 
-/// Longest value accepted (a DNS subdomain, the longest Kubernetes name).
-const MAX_VALUE: usize = 253;
+const MAX_VALUE: usize = rds_bus::ids::TAG_VALUE_MAX;
 
-/// `[a-z0-9][a-z0-9.-]*`, at most 253 characters: what Kubernetes allows in
-/// names and namespaces, and nothing RouterOS would need to escape.
+/// The tag grammar (`rds_ids::is_tag_value`, shared with the frontend).
 fn check(what: &str, v: &str) -> Result<(), AgentError> {
-    let ok = v.len() <= MAX_VALUE
-        && v.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && v.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-');
-    if ok {
+    if rds_bus::ids::is_tag_value(v) {
         Ok(())
     } else {
         Err(AgentError::InvalidArgument(format!(

@@ -146,22 +146,11 @@ pub(crate) const DISK_SETTABLE: &[&str] = &[
 /// and the flag properties.
 const DISK_EXTRA_PROPS: &[&str] = &[".id", "disabled", "block-device", "mounted", "comment"];
 
-/// `/disk/btrfs/subvolume` properties (printed order, docs/routeros.md §6.15) plus the id.
-pub(crate) const SUBVOLUME_PROPS: &[&str] = &[
-    ".id",
-    "name",
-    "fs",
-    "parent",
-    "read-only",
-    "uuid",
-    "subvolume-id",
-    "generation",
-    "creation-time",
-    "path",
-];
-
-/// `/disk/btrfs/filesystem` properties (printed order) plus the id.
-pub(crate) const FILESYSTEM_PROPS: &[&str] = &[".id", "label", "uuid", "devs", "default-subvolume"];
+/// `where` on the Btrfs menus: the printed properties (`rds_routeros::SUBVOLUME_ORDER` /
+/// `FILESYSTEM_ORDER`, docs/routeros.md §6.15: one list shared with the renderer) plus the id.
+fn is_btrfs_prop(order: &[&str], prop: &str) -> bool {
+    prop == ".id" || order.contains(&prop)
+}
 
 pub(crate) const FILE_PROPS: &[&str] = &[".id", "name", "type", "size", "last-modified"];
 
@@ -543,8 +532,8 @@ fn is_where_prop(menu: Menu, prop: &str) -> bool {
         Menu::SystemPackage | Menu::IpService | Menu::UserActive => {
             super::setup_menus::WHERE_PROPS.contains(&prop)
         }
-        Menu::BtrfsSubvolume => SUBVOLUME_PROPS.contains(&prop),
-        Menu::BtrfsFilesystem => FILESYSTEM_PROPS.contains(&prop),
+        Menu::BtrfsSubvolume => is_btrfs_prop(rds_routeros::btrfs::SUBVOLUME_ORDER, prop),
+        Menu::BtrfsFilesystem => is_btrfs_prop(rds_routeros::btrfs::FILESYSTEM_ORDER, prop),
         _ => rds_routeros::DISK_ORDER.contains(&prop) || DISK_EXTRA_PROPS.contains(&prop),
     }
 }

@@ -23,6 +23,22 @@ pub const NO_HOST_NQN: &str = "nqn.2000-02.com.mikrotik:rds-csi-no-host";
 /// volume id may not start with it: a snapshot is never taken for a volume.
 pub const SNAPSHOT_PREFIX: &str = "snap-";
 
+/// Longest value of a disk's ownership tag (a DNS subdomain, the longest
+/// Kubernetes name).
+pub const TAG_VALUE_MAX: usize = 253;
+
+/// A value of a disk's ownership tag (`comment="rds-csi: cluster=… pv=…
+/// pvc=<ns>/<name>"`, docs/decisions.md §13): `[a-z0-9][a-z0-9.-]*`, at most
+/// [`TAG_VALUE_MAX`] bytes — what Kubernetes allows in names and namespaces,
+/// and nothing RouterOS would need to escape. One grammar for the frontend
+/// (which leaves a bad value out) and rds-agent (which refuses it).
+pub fn is_tag_value(v: &str) -> bool {
+    v.len() <= TAG_VALUE_MAX
+        && v.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && v.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+}
+
 /// Longest volume/snapshot id (CSI names are at most 128 bytes).
 const MAX_ID_LEN: usize = 128;
 /// Longest node id (a Kubernetes node name is a DNS subdomain, ≤ 253).
