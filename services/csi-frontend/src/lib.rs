@@ -38,4 +38,4 @@ pub mod volume_context;
 
 pub use config::{Args, Config, DataPlaneKind, NodeRegistry, Role};
 pub use error::FrontendError;
-pub use server::{Deps, Running, serve, start, start_with};
+pub use server::{Deps, Running, start, start_with};

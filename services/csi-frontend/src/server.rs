@@ -202,21 +202,3 @@ fn serve_in_task(
     });
     Ok(task)
 }
-
-/// The shape before [`start`], kept for test files written against it:
-/// serves until `shutdown` resolves (or serving fails).
-pub async fn serve(
-    cfg: Config,
-    listener: Listener,
-    shutdown: impl std::future::Future<Output = ()>,
-) -> Result<(), FrontendError> {
-    let token = Shutdown::new();
-    let wait = start(cfg, listener, token.clone()).await?.wait();
-    tokio::pin!(wait);
-    tokio::select! {
-        res = &mut wait => return res,
-        () = shutdown => {}
-    }
-    token.trigger();
-    wait.await
-}

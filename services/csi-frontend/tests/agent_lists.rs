@@ -201,8 +201,9 @@ async fn start(fake: Fake) -> (ControllerClient<BusChannel>, Shutdown, tempfile:
     let sock = format!("unix://{}/csi.sock", dir.path().display());
     cfg.endpoint = sock.clone();
     let l = Listener::bind(&sock).await.unwrap();
-    let sd = shutdown.clone();
-    tokio::spawn(async move { csi_frontend::serve(cfg, l, async move { sd.wait().await }).await });
+    // Serving once `start` returns; it stops when `shutdown` fires.
+    let running = csi_frontend::start(cfg, l, shutdown.clone()).await.unwrap();
+    tokio::spawn(running.wait());
     (ControllerClient::new(channel(&sock)), shutdown, dir)
 }
 
