@@ -1,10 +1,13 @@
 //! csi-frontend against a small in-process fake rds-agent (real gRPC): the
 //! deadline of a CSI call shrinks every bus call under it, a cancelled CSI
-//! call cancels its bus call, bus reasons keep their CSI meaning, and Probe
-//! follows the agent.
+//! call cancels its bus call, bus reasons keep their CSI meaning, Probe
+//! follows the agent, CSI ListVolumes pages through the agent's stream however
+//! many volumes there are (more than one 4 MiB message could carry), and
+//! CreateVolume hands `limit_bytes` to the agent after checking it itself.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,6 +16,8 @@ use csi_frontend::Config;
 use rds_bus::{BusChannel, ClientOptions, Listener, Reason, Shutdown, status};
 use rds_proto::agent::agent_server::{Agent, AgentServer};
 use rds_proto::agent::*;
+use rds_proto::attachment as att;
+use rds_proto::attachment::attachments_server::{Attachments, AttachmentsServer};
 use rds_proto::csi::v1::controller_client::ControllerClient;
 use rds_proto::csi::v1::identity_client::IdentityClient;
 use rds_proto::csi::v1::volume_capability::access_mode::Mode;
@@ -31,11 +36,15 @@ enum OnGet {
     Status(Code, &'static str),
     /// Answer CreateVolume with this volume.
     Answer(Box<Volume>),
+    /// Answer CreateVolume with the volume it asked for (GetVolume: not found).
+    Echo,
 }
 
 struct State {
     on_get: OnGet,
     reachable: bool,
+    /// What ListVolumes streams, in pages of 500 as rds-agent sends them.
+    listed: Arc<Vec<Volume>>,
     seen_timeouts: Vec<String>,
     seen_creates: Vec<CreateVolumeRequest>,
 }
@@ -61,6 +70,48 @@ fn unimplemented<T>() -> Result<Response<T>, Status> {
     Err(Status::unimplemented("fake"))
 }
 
+/// A volume as rds-agent describes one of the flat layout.
+fn volume(id: &str, size: u64) -> Volume {
+    Volume {
+        volume_id: id.to_owned(),
+        size_bytes: size,
+        file_path: format!("/storage-pool/metal-csi/{id}.img"),
+        nvme_export: true,
+        nvme_port: 4420,
+        nqn: format!("nqn.2000-02.com.mikrotik:{id}"),
+        ..Default::default()
+    }
+}
+
+/// No attachments at all (ListVolumes asks for them).
+#[derive(Clone)]
+struct NoAttachments;
+
+#[tonic::async_trait]
+impl Attachments for NoAttachments {
+    async fn attach(
+        &self,
+        _r: Request<att::AttachRequest>,
+    ) -> Result<Response<att::AttachResponse>, Status> {
+        unimplemented()
+    }
+    async fn detach(
+        &self,
+        _r: Request<att::DetachRequest>,
+    ) -> Result<Response<att::DetachResponse>, Status> {
+        unimplemented()
+    }
+    async fn get(&self, _r: Request<att::GetRequest>) -> Result<Response<att::Attachment>, Status> {
+        unimplemented()
+    }
+    async fn list(
+        &self,
+        _r: Request<att::ListRequest>,
+    ) -> Result<Response<att::ListResponse>, Status> {
+        Ok(Response::new(att::ListResponse::default()))
+    }
+}
+
 impl FakeAgent {
     async fn scripted(
         &self,
@@ -74,7 +125,7 @@ impl FakeAgent {
             s.on_get.clone()
         };
         match on_get {
-            OnGet::NotFound => Err(status(Reason::VolumeNotFound, "no such volume")),
+            OnGet::NotFound | OnGet::Echo => Err(status(Reason::VolumeNotFound, "no such volume")),
             OnGet::Fail(r) => Err(status(r, "scripted failure")),
             OnGet::Status(code, msg) => Err(Status::new(code, msg)),
             OnGet::Answer(v) => Ok(Response::new(*v)),
@@ -97,11 +148,15 @@ impl Agent for FakeAgent {
         req: Request<CreateVolumeRequest>,
     ) -> Result<Response<Volume>, Status> {
         let md = req.metadata().clone();
-        self.state
-            .lock()
-            .unwrap()
-            .seen_creates
-            .push(req.into_inner());
+        let req = req.into_inner();
+        let echo = {
+            let mut s = self.state.lock().unwrap();
+            s.seen_creates.push(req.clone());
+            matches!(s.on_get, OnGet::Echo)
+        };
+        if echo {
+            return Ok(Response::new(volume(&req.volume_id, req.size_bytes)));
+        }
         self.scripted(&md).await
     }
     async fn delete_volume(
@@ -115,7 +170,16 @@ impl Agent for FakeAgent {
         &self,
         _r: Request<ListVolumesRequest>,
     ) -> Result<Response<Self::ListVolumesStream>, Status> {
-        Ok(Response::new(Box::pin(futures::stream::empty())))
+        let listed = self.state.lock().unwrap().listed.clone();
+        let pages: Vec<Result<ListVolumesResponse, Status>> = listed
+            .chunks(500)
+            .map(|c| {
+                Ok(ListVolumesResponse {
+                    volumes: c.to_vec(),
+                })
+            })
+            .collect();
+        Ok(Response::new(Box::pin(futures::stream::iter(pages))))
     }
     async fn expand_volume(
         &self,
@@ -200,6 +264,7 @@ async fn env(agent: bool, agent_timeout: Option<&str>) -> (Env, tempfile::TempDi
         state: Arc::new(Mutex::new(State {
             on_get: OnGet::NotFound,
             reachable: true,
+            listed: Arc::new(Vec::new()),
             seen_timeouts: Vec::new(),
             seen_creates: Vec::new(),
         })),
@@ -224,7 +289,17 @@ async fn env(agent: bool, agent_timeout: Option<&str>) -> (Env, tempfile::TempDi
         ep
     };
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = Config::for_tests(&agent_ep, "127.0.0.1:1", "127.0.0.1:1", &["n1"]).unwrap();
+    // An attachment-service that holds nothing (ListVolumes asks it).
+    let lt = Listener::bind("127.0.0.1:0").await.unwrap();
+    let att_ep = lt.endpoint();
+    let sd = shutdown.clone();
+    tokio::spawn(async move {
+        rds_bus::Bus::new()
+            .add_service(AttachmentsServer::new(NoAttachments))
+            .serve(lt, async move { sd.wait().await })
+            .await
+    });
+    let mut cfg = Config::for_tests(&agent_ep, &att_ep, "127.0.0.1:1", &["n1"]).unwrap();
     let sock = format!("unix://{}/csi.sock", dir.path().display());
     cfg.endpoint = sock.clone();
     if let Some(t) = agent_timeout {
@@ -510,5 +585,113 @@ async fn a_non_btrfs_pool_refusal_passes_through_with_its_message() {
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
     assert!(err.message().contains(WHY), "{}", err.message());
+    e.shutdown.trigger();
+}
+
+const GIB: u64 = 1 << 30;
+/// Volumes the fake lists: about 190 bytes each on the wire, so about
+/// 7.6 MB in one message — past the 4 MiB default limit.
+const MANY: usize = 40_000;
+
+/// 40,000 volumes (more than one 4 MiB message holds) reach the CO through
+/// CSI ListVolumes pages, each exactly once, following the cursor token.
+#[tokio::test(flavor = "multi_thread")]
+async fn csi_list_volumes_pages_return_every_volume_of_a_large_pool_exactly_once() {
+    // Listed out of order on purpose: the frontend sorts for its cursor.
+    let mut vols: Vec<Volume> = (0..MANY)
+        .map(|i| {
+            volume(
+                &format!("pvc-{:08x}-4a1b-8c2d-9e3f{i:08}", i * 7919 % MANY),
+                GIB,
+            )
+        })
+        .collect();
+    vols.reverse();
+    let want: BTreeSet<String> = vols.iter().map(|v| v.volume_id.clone()).collect();
+    assert_eq!(want.len(), MANY);
+    let (mut e, _dir) = env(true, None).await;
+    e.agent.state.lock().unwrap().listed = Arc::new(vols);
+    let ctl = &mut e.ctl;
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    let mut pages = 0;
+    loop {
+        let r = ctl
+            .list_volumes(csi::ListVolumesRequest {
+                max_entries: 7_000,
+                starting_token: token.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        pages += 1;
+        assert!(r.entries.len() <= 7_000);
+        seen.extend(r.entries.into_iter().map(|e| e.volume.unwrap().volume_id));
+        if r.next_token.is_empty() {
+            break;
+        }
+        token = r.next_token;
+        assert!(pages < 20, "paging does not end");
+    }
+    assert_eq!(pages, MANY.div_ceil(7_000));
+    assert_eq!(seen.len(), MANY, "every volume once");
+    let got: BTreeSet<String> = seen.into_iter().collect();
+    assert_eq!(got, want);
+    e.shutdown.trigger();
+}
+
+fn ranged_req(name: &str, required: i64, limit: i64) -> csi::CreateVolumeRequest {
+    csi::CreateVolumeRequest {
+        name: name.into(),
+        capacity_range: Some(csi::CapacityRange {
+            required_bytes: required,
+            limit_bytes: limit,
+        }),
+        volume_capabilities: vec![VolumeCapability {
+            access_mode: Some(AccessMode {
+                mode: Mode::SingleNodeWriter as i32,
+            }),
+            access_type: Some(AccessType::Mount(MountVolume::default())),
+        }],
+        ..Default::default()
+    }
+}
+
+/// CSI `limit_bytes` goes to the agent (which alone knows a restore's
+/// source size); a range the frontend can already refuse never reaches it.
+#[tokio::test(flavor = "multi_thread")]
+async fn create_volume_sends_limit_bytes_and_refuses_an_impossible_range_itself() {
+    let (mut e, _dir) = env(true, None).await;
+    e.agent.state.lock().unwrap().on_get = OnGet::Echo;
+    let ctl = &mut e.ctl;
+    let limit = (GIB + GIB / 2) as i64;
+    ctl.create_volume(ranged_req("pvc-lim", GIB as i64, limit))
+        .await
+        .unwrap();
+    ctl.create_volume(ranged_req("pvc-nolim", GIB as i64, 0))
+        .await
+        .unwrap();
+    {
+        let state = e.agent.state.lock().unwrap();
+        let seen = &state.seen_creates;
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen[0].limit_bytes, limit as u64);
+        assert_eq!(seen[1].limit_bytes, 0);
+    }
+    let err = ctl
+        .create_volume(ranged_req("pvc-bad", 2 * GIB as i64, GIB as i64))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+    let err = ctl
+        .create_volume(ranged_req("pvc-bad2", GIB as i64 + 1, GIB as i64 + 2))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::OutOfRange, "no whole MiB fits: {err:?}");
+    assert_eq!(
+        e.agent.state.lock().unwrap().seen_creates.len(),
+        2,
+        "refused before the agent"
+    );
     e.shutdown.trigger();
 }
