@@ -4,95 +4,13 @@
 //! `--btrfs` none of them run. docs/btrfs.md is the runbook they back.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
 use std::process::Output;
 use std::time::Duration;
 
-use russh::keys::PrivateKey;
-use russh::keys::ssh_key::LineEnding;
-use russh::keys::ssh_key::private::Ed25519Keypair;
 use serde_json::Value;
 
-struct Env {
-    _dir: tempfile::TempDir,
-    sim: rds_sim::SimHandle,
-    key_file: PathBuf,
-}
-
-async fn sim_env(tune: impl FnOnce(&mut rds_sim::SimConfig)) -> Env {
-    let dir = tempfile::tempdir().unwrap();
-    let key = PrivateKey::from(Ed25519Keypair::from_seed(&[43; 32]));
-    let key_file = dir.path().join("id_ed25519");
-    std::fs::write(
-        &key_file,
-        key.to_openssh(LineEnding::LF).unwrap().as_bytes(),
-    )
-    .unwrap();
-    let mut cfg = rds_sim::SimConfig::new(dir.path().join("sim"), vec![key.public_key().clone()])
-        .local_mode();
-    tune(&mut cfg);
-    let sim = rds_sim::Sim::start(cfg).await.unwrap();
-    Env {
-        _dir: dir,
-        sim,
-        key_file,
-    }
-}
-
-impl Env {
-    fn rds_args(&self) -> Vec<String> {
-        [
-            "--rds-address",
-            "127.0.0.1",
-            "--rds-port",
-            &self.sim.addr().port().to_string(),
-            "--rds-user",
-            "admin",
-            "--rds-key-file",
-            &self.key_file.display().to_string(),
-            "--rds-host-key-fingerprint",
-            &self.sim.host_key_fingerprint(),
-            "--connect-timeout",
-            "3s",
-            "--command-timeout",
-            "5s",
-        ]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect()
-    }
-
-    /// Runs one console line on the sim over SSH (a test's setup).
-    async fn console(&self, line: &str) -> String {
-        let args = <rds_agent::Args as clap::Parser>::try_parse_from(
-            ["rds-agent"].into_iter().map(str::to_owned).chain(
-                self.rds_args()
-                    .chunks(2)
-                    .filter(|p| p[0] != "--connect-timeout" && p[0] != "--command-timeout")
-                    .flat_map(|p| p.to_vec()),
-            ),
-        )
-        .unwrap();
-        let s = args.validate().unwrap();
-        let target = rds_agent::ssh::SshTarget {
-            host: s.rds_host.clone(),
-            port: s.rds_port,
-            user: s.rds_user.clone(),
-            key: s.key.clone(),
-            host_key: s.host_key.clone(),
-            connect_timeout: Duration::from_secs(5),
-            credentials: None,
-        };
-        let conn = rds_agent::ssh::SshConnection::connect(&target)
-            .await
-            .unwrap();
-        let t = Duration::from_secs(5);
-        conn.exec("setup", line, tokio::time::Instant::now() + t, t, 1 << 20)
-            .await
-            .unwrap()
-            .stdout
-    }
-}
+mod support;
+use support::{Env, sim_env};
 
 async fn doctor(env: &Env, extra: &[&str]) -> (Output, Value) {
     let mut args = vec!["doctor".to_owned(), "--no-cluster".to_owned()];
@@ -164,8 +82,7 @@ async fn btrfs_checks_pass_on_a_btrfs_pool_with_a_subvolume_to_read() {
         "/disk/btrfs/subvolume/add fs=storage-pool name=metal-csi/doctor-test",
         "/disk/btrfs/subvolume/add fs=storage-pool name=metal-csi/doctor-test-snap parent=metal-csi/doctor-test read-only=yes",
     ] {
-        let said = env.console(line).await;
-        assert!(said.trim().is_empty(), "{line}: {said}");
+        env.plant(line).await;
     }
     let (out, report) = doctor(&env, &["--btrfs"]).await;
     let subs = check(&report, "btrfs-subvolumes");
