@@ -5,28 +5,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Output;
-use std::time::Duration;
 
 use serde_json::Value;
 
 mod support;
-use support::{Env, sim_env};
+use support::{Env, check, rdsctl, sim_env};
 
 async fn doctor(env: &Env, extra: &[&str]) -> (Output, Value) {
     let mut args = vec!["doctor".to_owned(), "--no-cluster".to_owned()];
     args.extend(env.rds_args());
     args.extend(extra.iter().map(|s| (*s).to_owned()));
     args.extend(["-o".to_owned(), "json".to_owned()]);
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_rdsctl"))
-        .args(&args)
-        .env_remove("KUBECONFIG")
-        .env("HOME", "/nonexistent")
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(120), out)
-        .await
-        .expect("rdsctl finished")
-        .unwrap();
+    let (out, _) = rdsctl(&args).await;
     let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "not JSON ({e}): {}\n{}",
@@ -35,15 +25,6 @@ async fn doctor(env: &Env, extra: &[&str]) -> (Output, Value) {
         )
     });
     (out, report)
-}
-
-fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no check {name} in {report:#}"))
 }
 
 fn has_check(report: &Value, name: &str) -> bool {

@@ -19,26 +19,7 @@ use russh::keys::ssh_key::private::Ed25519Keypair;
 use serde_json::{Value, json};
 
 mod support;
-use support::{Env, sim_env};
-
-async fn rdsctl(args: &[String]) -> (Output, String) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_rdsctl"))
-        .args(args)
-        .env_remove("KUBECONFIG")
-        .env("HOME", "/nonexistent")
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(120), out)
-        .await
-        .expect("rdsctl finished")
-        .unwrap();
-    let text = format!(
-        "{}\n--- stderr\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out, text)
-}
+use support::{Env, check, rdsctl, sim_env};
 
 fn s(v: &[&str]) -> Vec<String> {
     v.iter().map(|x| (*x).to_owned()).collect()
@@ -47,15 +28,6 @@ fn s(v: &[&str]) -> Vec<String> {
 fn json_of(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
-}
-
-fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no check {name} in {report:#}"))
 }
 
 /// The node plugin's metrics port in these pod specs (named like

@@ -4,11 +4,13 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
+use std::process::Output;
 use std::time::Duration;
 
 use russh::keys::PrivateKey;
 use russh::keys::ssh_key::LineEnding;
 use russh::keys::ssh_key::private::Ed25519Keypair;
+use serde_json::Value;
 
 pub struct Env {
     pub dir: tempfile::TempDir,
@@ -90,4 +92,35 @@ impl Env {
             .unwrap();
         assert!(out.stdout.trim().is_empty(), "{line}: {}", out.stdout);
     }
+}
+
+/// Runs the real rdsctl binary (no kubeconfig, no home) under a deadline;
+/// its stdout and stderr as one text for assertion messages.
+pub async fn rdsctl(args: &[String]) -> (Output, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_rdsctl"))
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .env("HOME", "/nonexistent")
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), out)
+        .await
+        .expect("rdsctl finished")
+        .unwrap();
+    let text = format!(
+        "{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out, text)
+}
+
+/// The doctor check `name` of a JSON report.
+pub fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name} in {report:#}"))
 }
