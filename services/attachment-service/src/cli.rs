@@ -41,7 +41,7 @@ impl rds_bus::Service for AttachmentMain {
 }
 
 /// Runs attachment-service exactly as its binary does: `args` is the whole
-/// command line (argv[0] first).
+/// command line (`argv[0]` first).
 pub fn cli_main(args: Vec<std::ffi::OsString>) -> ExitCode {
     rds_bus::runner::main::<AttachmentMain>(args)
 }

@@ -1,5 +1,5 @@
 //! [`Config`] back to flags, so `rdsctl up` starts the child process from
-//! the same typed settings the tests give [`crate::serve`] in process. Every
+//! the same typed settings the tests give [`crate::start`] in process. Every
 //! flag is written (defaults included), so the child's parser sees exactly
 //! this Config whatever its own defaults or environment say.
 

@@ -41,7 +41,7 @@ impl rds_bus::Service for FrontendMain {
 }
 
 /// Runs csi-frontend exactly as its binary does: `args` is the whole command
-/// line (argv[0] first).
+/// line (`argv[0]` first).
 pub fn cli_main(args: Vec<std::ffi::OsString>) -> ExitCode {
     rds_bus::runner::main::<FrontendMain>(args)
 }

@@ -39,7 +39,7 @@ impl rds_bus::Service for EventMain {
 }
 
 /// Runs event-service exactly as its binary does: `args` is the whole
-/// command line (argv[0] first).
+/// command line (`argv[0]` first).
 pub fn cli_main(args: Vec<std::ffi::OsString>) -> ExitCode {
     rds_bus::runner::main::<EventMain>(args)
 }

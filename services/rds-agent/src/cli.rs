@@ -40,7 +40,7 @@ impl rds_bus::Service for AgentMain {
 }
 
 /// Runs rds-agent exactly as its binary does: `args` is the whole command line
-/// (argv[0] first).
+/// (`argv[0]` first).
 pub fn cli_main(args: Vec<std::ffi::OsString>) -> ExitCode {
     rds_bus::runner::main::<AgentMain>(args)
 }

@@ -208,7 +208,7 @@ impl rds_bus::Service for SimMain {
 }
 
 /// Runs rds-sim exactly as its binary does: `args` is the whole command line
-/// (argv[0] first). Builds its own tokio runtime, so `rdsctl serve rds-sim`
+/// (`argv[0]` first). Builds its own tokio runtime, so `rdsctl serve rds-sim`
 /// runs this very code path.
 pub fn cli_main(args: Vec<std::ffi::OsString>) -> std::process::ExitCode {
     rds_bus::runner::main::<SimMain>(args)

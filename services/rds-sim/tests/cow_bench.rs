@@ -103,7 +103,7 @@ async fn snapshot_cost(dir: &Path) -> (f64, i64) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore]
+#[ignore = "benchmark: prints numbers (run with --run-ignored only --no-capture); needs root, a loop device and mkfs.btrfs"]
 async fn bench_subvolume_snapshot_of_1gib_written_on_btrfs_and_ext4() {
     let dir = tempfile::tempdir().unwrap();
     match BtrfsMount::new(dir.path()) {

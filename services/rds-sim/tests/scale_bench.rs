@@ -48,7 +48,7 @@ fn avg(sim: &rds_sim::SimHandle, tag: &str) -> [f64; 6] {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore]
+#[ignore = "benchmark: prints numbers (run with --run-ignored only --no-capture)"]
 async fn bench_sim_command_cost_at_0_and_2000_disks() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = common::config(dir.path());

@@ -57,7 +57,7 @@ pub trait Service {
 }
 
 /// Runs `S` exactly as its binary does: `args` is the whole command line
-/// (argv[0] first). Builds its own tokio runtime, so `rdsctl serve <service>`
+/// (`argv[0]` first). Builds its own tokio runtime, so `rdsctl serve <service>`
 /// runs this very code path.
 pub fn main<S: Service>(args: Vec<OsString>) -> ExitCode {
     crate::config::run_main(S::NAME, run::<S>(args))
